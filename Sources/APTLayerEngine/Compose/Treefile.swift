@@ -1,0 +1,79 @@
+import Foundation
+import OSTree
+import Yams
+
+/// A YAML description of a base image, composed with mmdebstrap.
+///
+/// ```yaml
+/// ref: debian/bookworm/x86_64/minbase
+/// version: "12.0.1"          # optional; default: a UTC timestamp
+/// suite: bookworm            # default: bookworm
+/// components: [main]         # default: [main]
+/// architecture: amd64        # default: the host's
+/// variant: minbase           # mmdebstrap variant; default: minbase
+/// mirror: http://...         # optional; default: the host's apt sources
+/// packages: [ca-certificates]
+/// stub-kernel: true          # test/demo trees without a kernel package
+/// ```
+public struct Treefile: Codable, Sendable, Equatable {
+    public var ref: String
+    public var version: String?
+    public var suite: String
+    public var components: [String]
+    public var architecture: String?
+    public var variant: String
+    public var mirror: String?
+    public var packages: [String]
+    public var stubKernel: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case ref, version, suite, components, architecture, variant, mirror, packages
+        case stubKernel = "stub-kernel"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ref = try c.decode(String.self, forKey: .ref)
+        version = try c.decodeIfPresent(String.self, forKey: .version)
+        suite = try c.decodeIfPresent(String.self, forKey: .suite) ?? "bookworm"
+        components = try c.decodeIfPresent([String].self, forKey: .components) ?? ["main"]
+        architecture = try c.decodeIfPresent(String.self, forKey: .architecture)
+        variant = try c.decodeIfPresent(String.self, forKey: .variant) ?? "minbase"
+        mirror = try c.decodeIfPresent(String.self, forKey: .mirror)
+        packages = try c.decodeIfPresent([String].self, forKey: .packages) ?? []
+        stubKernel = try c.decodeIfPresent(Bool.self, forKey: .stubKernel) ?? false
+    }
+
+    /// Parses a treefile's YAML text.
+    public static func parse(_ yaml: String) throws -> Treefile {
+        do {
+            return try YAMLDecoder().decode(Treefile.self, from: yaml)
+        } catch {
+            throw EngineError(.invalidArgument, "invalid treefile: \(error)")
+        }
+    }
+
+    /// The mmdebstrap command line that builds this tree into `target`.
+    public func mmdebstrapArguments(target: String) -> [String] {
+        var args = ["mmdebstrap", "--mode=root", "--variant=\(variant)", "--components=\(components.joined(separator: ","))"]
+        if let architecture { args.append("--architectures=\(architecture)") }
+        if !packages.isEmpty { args.append("--include=\(packages.joined(separator: ","))") }
+        args += [suite, target]
+        if let mirror { args.append(mirror) }
+        return args
+    }
+
+    /// Runs mmdebstrap into `workDirectory/rootfs`, converts and commits the tree. Returns the checksum.
+    public func compose(into repo: Repo, workDirectory: String, progress: any ProgressSink = SilentProgress(), token: CancellationToken? = nil) throws -> String {
+        let rootfs = "\(workDirectory)/rootfs-\(getpid())"
+        defer { FileTree.remove(rootfs) }
+        progress.phase("Running mmdebstrap \(suite) (\(variant))")
+        let result = try Subprocess.run(mmdebstrapArguments(target: rootfs), token: token) { progress.message($0) }
+        guard result.succeeded else {
+            let reason = result.output.split(separator: "\n").last { $0.hasPrefix("E:") } ?? result.output.split(separator: "\n").last ?? ""
+            throw EngineError(.system, "mmdebstrap failed: \(reason)")
+        }
+        return try RootfsComposer(progress: progress).compose(
+            rootfs: rootfs, into: repo, options: .init(ref: ref, version: version, stubKernel: stubKernel))
+    }
+}

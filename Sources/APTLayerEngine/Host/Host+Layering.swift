@@ -1,0 +1,187 @@
+import Foundation
+import OSTree
+
+/// What `install`-like verbs may tolerate.
+public struct LayeringFlags: Sendable {
+    /// Tolerate already-requested or absent names.
+    public var idempotent = false
+    /// Print what would change; build nothing.
+    public var dryRun = false
+    /// Permit linux-image-* and bootloader packages.
+    public var allowKernel = false
+    /// Stage with finalization locked (booted hosts only).
+    public var lockFinalization = false
+
+    /// Creates flags.
+    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false) {
+        self.idempotent = idempotent
+        self.dryRun = dryRun
+        self.allowKernel = allowKernel
+        self.lockFinalization = lockFinalization
+    }
+}
+
+extension Host {
+    /// Layers packages (names from the apt sources, or paths to local .deb files).
+    public func install(_ items: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        guard !items.isEmpty else { throw EngineError(.invalidArgument, "install: name at least one package or .deb file") }
+        return try relayer("install", flags: flags, token: token) { origin in
+            var requested = origin.requested
+            for item in items {
+                if item.hasSuffix(".deb") || item.contains("/") {
+                    let local = try LocalPackages(stateDirectory: stateDirectory).add(item, token: token)
+                    if requested.localPackages.contains(where: { $0.name == local.name }) {
+                        requested.localPackages.removeAll { $0.name == local.name }
+                    }
+                    requested.localPackages.append(local)
+                } else {
+                    try Self.checkPackageName(item)
+                    if requested.packages.contains(item) {
+                        if flags.idempotent { continue }
+                        throw EngineError(.invalidArgument, "package \(item) is already requested")
+                    }
+                    requested.packages.append(item)
+                }
+            }
+            var next = origin
+            next.requested = RequestedState(packages: requested.packages, localPackages: requested.localPackages, removals: requested.removals)
+            return next
+        }
+    }
+
+    /// Removes layered packages (by name; local packages by their package name).
+    public func uninstall(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "uninstall: name at least one package, or --all") }
+        return try relayer("uninstall", flags: flags, token: token) { origin in
+            var next = origin
+            if all {
+                next.requested = RequestedState(removals: origin.requested.removals)
+                return next
+            }
+            var packages = origin.requested.packages
+            var locals = origin.requested.localPackages
+            for name in names {
+                if packages.contains(name) {
+                    packages.removeAll { $0 == name }
+                } else if locals.contains(where: { $0.name == name }) {
+                    locals.removeAll { $0.name == name }
+                } else if !flags.idempotent {
+                    throw EngineError(.notFound, "package \(name) is not layered")
+                }
+            }
+            next.requested = RequestedState(packages: packages, localPackages: locals, removals: origin.requested.removals)
+            return next
+        }
+    }
+
+    /// Removes base packages from the deployment (`override remove`).
+    public func overrideRemove(_ names: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        guard !names.isEmpty else { throw EngineError(.invalidArgument, "override remove: name at least one package") }
+        return try relayer("override remove", flags: flags, token: token) { origin in
+            var next = origin
+            var removals = origin.requested.removals
+            for name in names {
+                try Self.checkPackageName(name)
+                if removals.contains(name) {
+                    if flags.idempotent { continue }
+                    throw EngineError(.invalidArgument, "package \(name) is already removed")
+                }
+                removals.append(name)
+            }
+            next.requested = RequestedState(packages: origin.requested.packages, localPackages: origin.requested.localPackages, removals: removals)
+            return next
+        }
+    }
+
+    /// Restores removed base packages (`override reset`).
+    public func overrideReset(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "override reset: name at least one package, or --all") }
+        return try relayer("override reset", flags: flags, token: token) { origin in
+            var next = origin
+            var removals = all ? [] : origin.requested.removals
+            for name in names where !all {
+                guard removals.contains(name) else {
+                    if flags.idempotent { continue }
+                    throw EngineError(.notFound, "no override for package \(name)")
+                }
+                removals.removeAll { $0 == name }
+            }
+            next.requested = RequestedState(packages: origin.requested.packages, localPackages: origin.requested.localPackages, removals: removals)
+            return next
+        }
+    }
+
+    /// Moves to the newest commit of the base ref and re-applies the layering; `check` only reports.
+    public func upgrade(check: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        var flags = flags
+        flags.dryRun = flags.dryRun || check
+        return try relayer(check ? "upgrade --check" : "upgrade", flags: flags, token: token) { origin in
+            var next = origin
+            next.overrideCommit = nil
+            return next
+        } base: { sysroot, origin in
+            try resolveBase(sysroot, refspec: origin.baseRefspec, pull: true, token: token)
+        }
+    }
+
+    /// Moves the base to a commit of the base ref's history, by version or checksum, keeping the layering.
+    public func deploy(_ target: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        try relayer("deploy \(target)", flags: flags, token: token) { origin in origin } base: { sysroot, origin in
+            let checksum = try findCommit(sysroot, refspec: origin.baseRefspec, target: target)
+            return checksum
+        } adjust: { origin, checksum in
+            var next = origin
+            next.overrideCommit = checksum
+            return next
+        }
+    }
+
+    /// Switches the base to another ref, keeping the layering. On a sysroot with no deployment yet it
+    /// makes the first one.
+    public func rebase(_ refspec: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+        try relayer("rebase \(refspec)", flags: flags, token: token, allowEmpty: true) { origin in
+            var next = origin
+            next.baseRefspec = refspec
+            next.overrideCommit = nil
+            return next
+        } base: { sysroot, _ in
+            try resolveBase(sysroot, refspec: refspec, pull: true, token: token)
+        }
+    }
+
+    static func checkPackageName(_ name: String) throws {
+        let allowed = name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.:".contains($0) }
+        guard !name.isEmpty, allowed, name.first?.isLetter == true || name.first?.isNumber == true else {
+            throw EngineError(.invalidArgument, "invalid package name: \(name)")
+        }
+    }
+
+    /// Resolves a base refspec to a commit, pulling first when it names a remote.
+    func resolveBase(_ sysroot: Sysroot, refspec: String, pull: Bool, token: CancellationToken) throws -> String {
+        let repo = try sysroot.repo()
+        if pull, let colon = refspec.firstIndex(of: ":"), repo.remotes.contains(String(refspec[..<colon])) {
+            progress.phase("Pulling \(refspec)")
+            do {
+                try repo.pull(remote: String(refspec[..<colon]), ref: String(refspec[refspec.index(after: colon)...]), cancellable: token.cancellable)
+            } catch {
+                throw EngineError.wrap(error, "pull \(refspec)")
+            }
+        }
+        guard let checksum = try? repo.resolve(refspec, allowMissing: true) else {
+            throw EngineError(.notFound, "unknown ref: \(refspec)")
+        }
+        return checksum
+    }
+
+    /// Finds a commit in the history of `refspec` whose version or checksum (prefix) is `target`.
+    func findCommit(_ sysroot: Sysroot, refspec: String, target: String) throws -> String {
+        let repo = try sysroot.repo()
+        var next = try? repo.resolve(refspec, allowMissing: true)
+        while let checksum = next, let commit = try? repo.commit(checksum) {
+            if checksum.hasPrefix(target) || commit.string(Layout.Key.version) == target { return checksum }
+            next = commit.parent
+        }
+        if target.count == 64, let commit = try? repo.commit(target) { return commit.checksum }
+        throw EngineError(.notFound, "no commit with version or checksum \(target) in the history of \(refspec)")
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Glibc
+import OSTree
+
+extension Host {
+    /// The shared path of every layering verb: compute the next origin and base, build (or reuse the
+    /// base when nothing is layered), deploy, carry new accounts, and keep bases alive with refs.
+    func relayer(
+        _ operation: String,
+        flags: LayeringFlags,
+        token: CancellationToken,
+        allowEmpty: Bool = false,
+        transform: (Origin) throws -> Origin,
+        base: ((Sysroot, Origin) throws -> String)? = nil,
+        adjust: ((Origin, String) -> Origin)? = nil
+    ) throws -> ChangeResult {
+        try locked(operation) { sysroot in
+            let osname = try osname(sysroot)
+            let repo = try sysroot.repo()
+            let merge = sysroot.booted ?? deployments(sysroot, osname).first
+            let currentOrigin: Origin
+            var currentCommit: Commit?
+            if let merge {
+                guard let keyFile = merge.origin, let origin = Origin(keyFile: keyFile) else {
+                    throw EngineError(.invalidArgument, "deployment \(merge.checksum.prefix(12)) has no origin; rebase it onto a ref first")
+                }
+                currentOrigin = origin
+                currentCommit = try repo.commit(merge.checksum)
+            } else {
+                guard allowEmpty else { throw EngineError(.invalidArgument, "stateroot \(osname) has no deployment yet; run apt-layer rebase REF first") }
+                currentOrigin = Origin(baseRefspec: "")
+            }
+            var origin = try transform(currentOrigin)
+            let baseChecksum: String
+            if let base {
+                baseChecksum = try base(sysroot, origin)
+            } else if let currentCommit {
+                baseChecksum = self.baseChecksum(of: currentCommit)
+            } else {
+                throw EngineError(.invalidArgument, "no base to build on")
+            }
+            if let adjust { origin = adjust(origin, baseChecksum) }
+            try token.check()
+
+            let target: String
+            var diff: PackageDiff?
+            var accounts: [String: [String]] = [:]
+            if origin.requested.isEmpty {
+                if currentCommit?.checksum == baseChecksum && origin == currentOrigin {
+                    return ChangeResult(changed: false, summary: "No change.")
+                }
+                if flags.dryRun {
+                    return ChangeResult(changed: true, summary: "Would deploy base \(baseChecksum.prefix(12)) with nothing layered.")
+                }
+                target = baseChecksum
+            } else {
+                let builder = LayerBuilder(repo: repo, stateDirectory: stateDirectory, token: token, progress: progress)
+                let sameOrigin = origin == currentOrigin
+                let request = LayerBuilder.Request(
+                    baseChecksum: baseChecksum, requested: origin.requested,
+                    mergeEtc: merge.map { "\(sysroot.directory(of: $0))/etc" }, allowKernel: flags.allowKernel,
+                    currentInputsSHA256: sameOrigin ? currentCommit?.string(Layout.Key.inputsSHA256) : nil,
+                    dryRun: flags.dryRun)
+                switch try builder.build(request) {
+                case .unchanged:
+                    return ChangeResult(changed: false, summary: "No change.")
+                case .planned(let planned):
+                    return ChangeResult(changed: true, summary: "Would change \(Self.describe(planned)).", diff: planned)
+                case .built(let build):
+                    target = build.checksum
+                    diff = build.diff
+                    accounts = build.newAccounts
+                }
+            }
+            try token.check()
+            try writeDeployment(sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
+                                accounts: accounts, lockFinalization: flags.lockFinalization, token: token)
+            return ChangeResult(changed: true, summary: "Deployed \(target.prefix(12)) (\(operation)).", diff: diff, checksum: target)
+        }
+    }
+
+    static func describe(_ diff: PackageDiff) -> String {
+        var parts: [String] = []
+        if !diff.added.isEmpty { parts.append("\(diff.added.count) added") }
+        if !diff.removed.isEmpty { parts.append("\(diff.removed.count) removed") }
+        if !diff.upgraded.isEmpty { parts.append("\(diff.upgraded.count) upgraded") }
+        if !diff.downgraded.isEmpty { parts.append("\(diff.downgraded.count) downgraded") }
+        return parts.isEmpty ? "nothing in the package set" : parts.joined(separator: ", ")
+    }
+
+    /// Deploys `checksum` as the new default (staged on a booted host), appends script-created
+    /// accounts to its /etc, and refreshes the base refs.
+    func writeDeployment(
+        _ sysroot: Sysroot, osname: String, checksum: String, origin: Origin, merge: Deployment?,
+        accounts: [String: [String]], kernelArguments: [String]? = nil, lockFinalization: Bool = false, token: CancellationToken
+    ) throws {
+        let repo = try sysroot.repo()
+        // Protect the new base before anything can prune it.
+        try refreshBaseRefs(sysroot, extra: [checksum])
+        progress.phase("Deploying \(checksum.prefix(12))")
+        let stage = sysroot.isBooted
+        if stage && lockFinalization {
+            try FileTree.makeDirectory("/run/ostree")
+            try FileTree.write("/run/ostree/staged-deployment-locked", "")
+        }
+        do {
+            let new = try sysroot.deploy(
+                osname: osname, revision: checksum, origin: origin.keyFile, merge: merge,
+                kernelArguments: kernelArguments, stage: stage, cancellable: token.cancellable)
+            if !stage {
+                let etc = "\(sysroot.directory(of: new))/etc"
+                for (name, lines) in accounts where !lines.isEmpty {
+                    let path = "\(etc)/\(name)"
+                    try FileTree.replaceContents(path, SystemUsers.appending(lines, to: FileTree.read(path) ?? ""))
+                }
+                try sysroot.writeNewDefault(osname: osname, new: new, merge: merge)
+            }
+            try sysroot.load()
+        } catch {
+            throw EngineError.wrap(error, "deploy")
+        }
+        _ = repo
+        try refreshBaseRefs(sysroot, extra: [])
+        do { try sysroot.cleanup() } catch { progress.message("warning: cleanup failed: \(error)") }
+        pruneLocalPackages(sysroot)
+    }
+
+    /// Points `apt-layer/base/N` at the base of every deployment (plus `extra` commits' bases) and
+    /// deletes the rest.
+    func refreshBaseRefs(_ sysroot: Sysroot, extra: [String]) throws {
+        do {
+            let repo = try sysroot.repo()
+            var bases: [String] = []
+            for checksum in sysroot.deployments.map(\.checksum) + extra {
+                guard let commit = try? repo.commit(checksum) else { continue }
+                let base = baseChecksum(of: commit)
+                if !bases.contains(base) { bases.append(base) }
+            }
+            let existing = try repo.refs(prefix: Layout.baseRefPrefix).map { $0.hasPrefix(Layout.baseRefPrefix) ? $0 : "\(Layout.baseRefPrefix)/\($0)" }
+            for (index, base) in bases.enumerated() { try repo.setRef("\(Layout.baseRefPrefix)/\(index)", to: base) }
+            for ref in existing {
+                if let n = Int(ref.split(separator: "/").last ?? ""), n < bases.count { continue }
+                try repo.setRef(ref, to: nil)
+            }
+        } catch {
+            throw EngineError.wrap(error, "update base refs")
+        }
+    }
+
+    /// Removes stored local .debs that no deployment requests.
+    func pruneLocalPackages(_ sysroot: Sysroot) {
+        var keep: Set<String> = []
+        for d in sysroot.deployments {
+            if let keyFile = d.origin, let origin = Origin(keyFile: keyFile) { keep.formUnion(origin.requested.localPackages.map(\.sha256)) }
+        }
+        LocalPackages(stateDirectory: stateDirectory).prune(keeping: keep)
+    }
+}

@@ -1,0 +1,62 @@
+import OSTree
+
+extension Host {
+    /// The status document; no lock is taken (reads never wait for a mutation).
+    public func status() throws -> StatusDocument {
+        let sysroot = try openSysroot()
+        let repo: Repo
+        do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
+        let booted = sysroot.booted
+        var seenDefault: Set<String> = []
+        var list: [StatusDocument.DeploymentStatus] = []
+        for (index, d) in sysroot.deployments.enumerated() {
+            let commit = try? repo.commit(d.checksum)
+            let base = commit.map(baseChecksum(of:)) ?? d.checksum
+            let baseCommit = base == d.checksum ? commit : try? repo.commit(base)
+            let origin = d.origin.flatMap(Origin.init(keyFile:))
+            let isDefault = !seenDefault.contains(d.osname)
+            seenDefault.insert(d.osname)
+            let pkglist = (commit?.strings(Layout.Key.packageList) ?? []).compactMap(Package.init(metadataForm:))
+            let layered = Set(origin?.requested.packages ?? []) .union(origin?.requested.localPackages.map(\.name) ?? [])
+            list.append(.init(
+                index: index, id: "\(d.osname)-\(d.checksum).\(d.serial)", osname: d.osname, serial: Int(d.serial),
+                checksum: d.checksum, version: commit?.string(Layout.Key.version), timestamp: commit?.timestamp ?? 0,
+                origin: origin?.baseRefspec, booted: booted.map(d.isSame) ?? false, default: isDefault, staged: d.isStaged,
+                pinned: d.isPinned, baseChecksum: base, baseVersion: baseCommit?.string(Layout.Key.version),
+                baseTimestamp: baseCommit?.timestamp, requestedPackages: origin?.requested.packages ?? [],
+                requestedLocalPackages: origin?.requested.localPackages.map(\.recordForm) ?? [],
+                requestedBaseRemovals: origin?.requested.removals ?? [],
+                layeredPackages: pkglist.filter { layered.contains($0.name) }.map(\.metadataForm),
+                kernelArguments: d.kernelArguments))
+        }
+        return StatusDocument(sysroot: options.sysroot, deployments: list, transaction: nil)
+    }
+
+    /// The packages installed in the deployment at `index` (default: the booted one, else the default).
+    public func packages(deployment index: Int? = nil) throws -> [Package] {
+        let sysroot = try openSysroot()
+        let all = sysroot.deployments
+        let chosen: Deployment
+        if let index {
+            guard all.indices.contains(index) else { throw EngineError(.invalidArgument, "no deployment at index \(index) (there are \(all.count))") }
+            chosen = all[index]
+        } else {
+            guard let first = sysroot.booted ?? all.first else { throw EngineError(.invalidArgument, "no deployment") }
+            chosen = first
+        }
+        let status = FileTree.read("\(sysroot.directory(of: chosen))/\(Layout.dpkgDatabase)/status") ?? ""
+        return Package.installed(statusFile: status)
+    }
+
+    /// The package changes between two deployments (default: booted, else the rollback → the default).
+    public func packageDiff(from: Int?, to: Int?) throws -> PackageDiff {
+        let sysroot = try openSysroot()
+        let all = sysroot.deployments
+        let bootedIndex = sysroot.booted.flatMap { b in all.firstIndex { $0.isSame(as: b) } }
+        let toIndex = to ?? 0
+        guard let fromIndex = from ?? bootedIndex ?? (all.count > 1 ? 1 : nil) else {
+            throw EngineError(.invalidArgument, "only one deployment: name the deployments to compare")
+        }
+        return PackageDiff(from: try packages(deployment: fromIndex), to: try packages(deployment: toIndex))
+    }
+}

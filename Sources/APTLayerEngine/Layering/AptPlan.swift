@@ -1,0 +1,45 @@
+/// What `apt-get -s install` said it would do.
+struct AptPlan: Sendable, Equatable {
+    /// Packages apt would install or upgrade, with the version it picked.
+    var installs: [Package] = []
+    /// Installs that replace an installed version: name → old version.
+    var replacedVersions: [String: String] = [:]
+    /// Packages apt would remove.
+    var removals: [String] = []
+
+    /// Parses apt-get's simulation lines (`Inst name [old] (version origin [arch])`, `Remv name [version]`).
+    init(simulationOutput: String) {
+        for line in simulationOutput.split(separator: "\n") {
+            if line.hasPrefix("Inst ") {
+                let fields = line.dropFirst(5).split(separator: " ")
+                guard let name = fields.first, let open = line.firstIndex(of: "(") else { continue }
+                let inner = line[line.index(after: open)...].split(separator: " ")
+                guard let version = inner.first else { continue }
+                let arch = line.split(separator: "[").last.map { String($0.prefix { $0 != "]" }) } ?? "all"
+                installs.append(Package(name: String(name), version: String(version), architecture: arch))
+                if fields.count > 1, fields[1].hasPrefix("[") {
+                    replacedVersions[String(name)] = String(fields[1].dropFirst().dropLast())
+                }
+            } else if line.hasPrefix("Remv ") {
+                if let name = line.dropFirst(5).split(separator: " ").first { removals.append(String(name)) }
+            }
+        }
+        installs.sort()
+        removals.sort()
+    }
+
+    /// Stable text for the inputs hash.
+    var canonicalLines: [String] {
+        installs.map { "inst \($0.metadataForm)" } + removals.map { "remv \($0)" }
+    }
+
+    /// The change this plan makes to `base`.
+    func diff(against base: [Package]) -> PackageDiff {
+        let removed = Set(removals)
+        var after = base.filter { !removed.contains($0.name) }
+        let installed = Set(installs.map(\.name))
+        after.removeAll { installed.contains($0.name) }
+        after += installs
+        return PackageDiff(from: base, to: after)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+
+/// apt on the host, pointed at a checked-out tree: its status file, the merge deployment's sources,
+/// and a dpkg that runs inside bubblewrap (maintainer scripts are chrooted into the tree there,
+/// with the network unshared and no view of the host's /etc or /var).
+struct AptSession {
+    let root: String
+    let work: String
+    let state: String
+    let token: CancellationToken
+    let progress: any ProgressSink
+
+    var configPath: String { "\(work)/apt.conf" }
+    var dpkgWrapper: String { "\(work)/dpkg" }
+    var admindir: String { "\(root)/\(Layout.dpkgDatabase)" }
+
+    /// Writes the private apt configuration and the bwrap dpkg wrapper.
+    /// - Parameter etcApt: the /etc/apt whose sources and keys count (the merge deployment's).
+    init(root: String, work: String, state: String, etcApt: String, token: CancellationToken, progress: any ProgressSink) throws {
+        self.root = root
+        self.work = work
+        self.state = state
+        self.token = token
+        self.progress = progress
+        for dir in ["\(state)/apt/lists/partial", "\(state)/apt/archives/partial", "\(work)/apt-state", "\(work)/log"] {
+            try FileTree.makeDirectory(dir)
+        }
+        FileTree.remove("\(work)/etc-apt")
+        if FileTree.isDirectory(etcApt) {
+            try FileTree.copy(etcApt, to: "\(work)/etc-apt")
+        } else {
+            try FileTree.makeDirectory("\(work)/etc-apt")
+        }
+        let architecture = Self.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)")
+        let config = """
+            Dir "/";
+            Dir::State "\(work)/apt-state/";
+            Dir::State::Lists "\(state)/apt/lists/";
+            Dir::State::status "\(admindir)/status";
+            Dir::Cache "\(state)/apt/";
+            Dir::Cache::archives "\(state)/apt/archives/";
+            Dir::Cache::pkgcache "";
+            Dir::Cache::srcpkgcache "";
+            Dir::Etc "\(work)/etc-apt/";
+            Dir::Log "\(work)/log/";
+            Dir::Bin::dpkg "\(dpkgWrapper)";
+            APT::Architecture "\(architecture)";
+            APT::Install-Recommends "false";
+            APT::Sandbox::User "root";
+            Acquire::Languages "none";
+            Dpkg::Use-Pty "false";
+            DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; };
+
+            """
+        try FileTree.write(configPath, config)
+        let wrapper = """
+            #!/bin/sh
+            # dpkg for one apt-layer build: runs in bubblewrap; maintainer scripts are chrooted into the tree.
+            exec bwrap --die-with-parent --unshare-pid --unshare-ipc --unshare-uts --unshare-net \\
+              --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin \\
+              --symlink usr/lib /lib --symlink usr/lib64 /lib64 \\
+              --dir /etc --ro-bind-try '\(root)/etc/passwd' /etc/passwd --ro-bind-try '\(root)/etc/group' /etc/group \\
+              --proc /proc --dev /dev --tmpfs /tmp --tmpfs /run \\
+              --bind '\(root)' '\(root)' --proc '\(root)/proc' --dev '\(root)/dev' \\
+              --tmpfs '\(root)/run' --tmpfs '\(root)/tmp' \\
+              --bind '\(work)' '\(work)' --ro-bind '\(state)' '\(state)' \\
+              --setenv DEBIAN_FRONTEND noninteractive --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \\
+              /usr/bin/dpkg "$@"
+
+            """
+        try FileTree.write(dpkgWrapper, wrapper, mode: 0o755)
+    }
+
+    static func architecture(admindir: String) -> String {
+        if let arch = FileTree.read("\(admindir)/arch")?.split(separator: "\n").first { return String(arch) }
+        return (try? Subprocess.check(["dpkg", "--print-architecture"]))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "amd64"
+    }
+
+    var environment: [String: String] {
+        ["APT_CONFIG": configPath, "DEBIAN_FRONTEND": "noninteractive"]
+    }
+
+    /// `apt-get update` against the tree's sources.
+    func update() throws {
+        progress.phase("Updating package lists")
+        let result = try Subprocess.run(["apt-get", "-q", "update"], environment: environment, token: token)
+        let errors = result.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("Err:") }
+        guard result.succeeded, errors.isEmpty else {
+            throw EngineError(.system, "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
+        }
+    }
+
+    /// What apt would do for `arguments` (names, `name-` removals, .deb paths).
+    func plan(_ arguments: [String]) throws -> AptPlan {
+        let result = try Subprocess.run(["apt-get", "-s", "-q", "install"] + arguments, environment: environment, token: token)
+        guard result.succeeded else { throw AptFailure.error(from: result.output, status: result.status) }
+        return AptPlan(simulationOutput: result.output)
+    }
+
+    /// Installs for real, reporting each package as dpkg unpacks and configures it.
+    func install(_ arguments: [String], expected: Int) throws {
+        progress.phase("Installing packages")
+        var done = 0
+        let total = max(expected * 2, 1)
+        let result = try Subprocess.run(
+            ["apt-get", "-y", "-q", "install"] + arguments, environment: environment, token: token
+        ) { line in
+            for prefix in ["Unpacking ", "Setting up ", "Removing "] where line.hasPrefix(prefix) {
+                done += 1
+                let item = line.dropFirst(prefix.count).split(separator: " ").first.map(String.init) ?? ""
+                progress.packages(done: min(done, total), total: total, item: "\(prefix.trimmingCharacters(in: .whitespaces)) \(item)")
+            }
+        }
+        guard result.succeeded else { throw AptFailure.error(from: result.output, status: result.status) }
+    }
+
+    /// Runs deferred triggers and configuration, then fails if `dpkg --audit` reports anything.
+    func finishAndAudit() throws {
+        progress.phase("Running triggers")
+        let dpkg = [dpkgWrapper, "--root=\(root)", "--admindir=\(admindir)", "--log=\(work)/dpkg.log"]
+        let configure = try Subprocess.run(dpkg + ["--configure", "-a"], environment: environment, token: token)
+        guard configure.succeeded else { throw AptFailure.error(from: configure.output, status: configure.status) }
+        let audit = try Subprocess.run(dpkg + ["--audit"], environment: environment, token: token)
+        let report = audit.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard audit.succeeded, report.isEmpty else {
+            throw EngineError(.packageFailed, "dpkg --audit is not clean: \(report.split(separator: "\n").first ?? "exit status \(audit.status)")")
+        }
+    }
+}

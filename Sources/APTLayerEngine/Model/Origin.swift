@@ -1,0 +1,43 @@
+import OSTree
+
+/// A deployment's origin: which base ref it follows and what was requested on top.
+///
+/// Stored as an OSTree origin key file with rpm-ostree's group and key names.
+public struct Origin: Sendable, Equatable {
+    /// The base ref (`ref` or `remote:ref`) that `upgrade` follows.
+    public var baseRefspec: String
+    /// The requested layering.
+    public var requested: RequestedState
+    /// A commit the base is held at (`deploy VERSION|CHECKSUM`), or nil to follow the ref.
+    public var overrideCommit: String?
+
+    /// Creates an origin.
+    public init(baseRefspec: String, requested: RequestedState = RequestedState(), overrideCommit: String? = nil) {
+        self.baseRefspec = baseRefspec
+        self.requested = requested
+        self.overrideCommit = overrideCommit
+    }
+
+    /// Reads an origin key file; plain `ostree admin deploy` origins (`refspec=`) are accepted too.
+    public init?(keyFile: KeyFile) {
+        guard let ref = keyFile.string("origin", "baserefspec") ?? keyFile.string("origin", "refspec") else { return nil }
+        baseRefspec = ref
+        requested = RequestedState(
+            packages: keyFile.stringList("packages", "requested"),
+            localPackages: keyFile.stringList("packages", "requested-local").compactMap(LocalPackage.init(recordForm:)),
+            removals: keyFile.stringList("overrides", "remove")
+        )
+        overrideCommit = keyFile.string("origin", "override-commit")
+    }
+
+    /// The origin as a key file.
+    public var keyFile: KeyFile {
+        let file = KeyFile()
+        file.set("origin", "baserefspec", baseRefspec)
+        if let overrideCommit { file.set("origin", "override-commit", overrideCommit) }
+        file.set("packages", "requested", list: requested.packages)
+        file.set("packages", "requested-local", list: requested.localPackages.map(\.recordForm))
+        file.set("overrides", "remove", list: requested.removals)
+        return file
+    }
+}

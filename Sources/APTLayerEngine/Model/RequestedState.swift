@@ -1,0 +1,48 @@
+/// What the admin asked for on top of the base: the input of every layering build.
+public struct RequestedState: Codable, Sendable, Equatable {
+    /// Package names to layer from the apt sources.
+    public var packages: [String] = []
+    /// Local .deb files, by content.
+    public var localPackages: [LocalPackage] = []
+    /// Base packages to remove.
+    public var removals: [String] = []
+
+    /// Creates a requested state.
+    public init(packages: [String] = [], localPackages: [LocalPackage] = [], removals: [String] = []) {
+        self.packages = packages.sorted()
+        self.localPackages = localPackages.sorted { $0.sha256 < $1.sha256 }
+        self.removals = removals.sorted()
+    }
+
+    /// Whether nothing is layered or removed (the deployment is the plain base).
+    public var isEmpty: Bool { packages.isEmpty && localPackages.isEmpty && removals.isEmpty }
+}
+
+/// A local .deb recorded by its SHA-256 and `name_version_arch`.
+public struct LocalPackage: Codable, Sendable, Hashable {
+    /// Hex SHA-256 of the file.
+    public var sha256: String
+    /// The package's name.
+    public var name: String
+    /// `name_version_arch`.
+    public var nameVersionArch: String
+
+    /// Creates a record.
+    public init(sha256: String, name: String, nameVersionArch: String) {
+        self.sha256 = sha256
+        self.name = name
+        self.nameVersionArch = nameVersionArch
+    }
+
+    /// `sha256:name_version_arch`, the form kept in origin files and commit metadata.
+    public var recordForm: String { "\(sha256):\(nameVersionArch)" }
+
+    /// Parses ``recordForm``.
+    public init?(recordForm: String) {
+        guard let colon = recordForm.firstIndex(of: ":") else { return nil }
+        sha256 = String(recordForm[..<colon])
+        nameVersionArch = String(recordForm[recordForm.index(after: colon)...])
+        name = String(nameVersionArch.split(separator: "_").first ?? "")
+        guard sha256.count == 64, !name.isEmpty else { return nil }
+    }
+}

@@ -1,0 +1,49 @@
+import OSTree
+import Synchronization
+import Glibc
+
+/// Cancels one engine operation: libostree calls through a `GCancellable`, running subprocesses by
+/// killing their process group, and the engine's own loops at their next safe point.
+public final class CancellationToken: Sendable {
+    private struct State {
+        var cancelled = false
+        var processGroups: Set<pid_t> = []
+    }
+    private let state = Mutex(State())
+    /// Handed to libostree calls.
+    public let cancellable = Cancellable()
+
+    /// Creates an uncancelled token.
+    public init() {}
+
+    /// Cancels: stops running subprocess groups at once and makes the next safe point throw.
+    public func cancel() {
+        let groups = state.withLock { s -> Set<pid_t> in
+            s.cancelled = true
+            return s.processGroups
+        }
+        cancellable.cancel()
+        for group in groups { kill(-group, SIGKILL) }
+    }
+
+    /// Whether ``cancel()`` was called.
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// A safe point: throws `CancellationError` when cancelled.
+    public func check() throws {
+        if isCancelled { throw CancellationError() }
+    }
+
+    /// Records a running process group; kills it at once when already cancelled.
+    func register(processGroup: pid_t) {
+        let cancelled = state.withLock { s -> Bool in
+            s.processGroups.insert(processGroup)
+            return s.cancelled
+        }
+        if cancelled { kill(-processGroup, SIGKILL) }
+    }
+
+    func unregister(processGroup: pid_t) {
+        _ = state.withLock { $0.processGroups.remove(processGroup) }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+
+/// Filesystem helpers for working on checked-out trees.
+enum FileTree {
+    /// `lstat` of a path, or nil when it does not exist.
+    static func lstatInfo(_ path: String) -> stat? {
+        var s = stat()
+        return lstat(path, &s) == 0 ? s : nil
+    }
+
+    static func exists(_ path: String) -> Bool { lstatInfo(path) != nil }
+
+    static func isDirectory(_ path: String) -> Bool {
+        guard let s = lstatInfo(path) else { return false }
+        return (s.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Every path under `root` (relative, without a leading slash), not following symlinks.
+    static func walk(_ root: String) -> [String] {
+        var result: [String] = []
+        func visit(_ relative: String) {
+            let full = relative.isEmpty ? root : root + "/" + relative
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: full) else { return }
+            for name in names.sorted() {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                result.append(child)
+                if isDirectory(root + "/" + child) { visit(child) }
+            }
+        }
+        visit("")
+        return result
+    }
+
+    /// Replaces every multiply-linked regular file under `root` with a private copy, so writes into it
+    /// cannot reach the repository object it was hardlinked from.
+    static func breakHardlinks(under root: String) throws {
+        guard let s = lstatInfo(root) else { return }
+        if (s.st_mode & S_IFMT) == S_IFREG {
+            if s.st_nlink > 1 { try copyUp(root, s) }
+            return
+        }
+        for relative in walk(root) {
+            let path = root + "/" + relative
+            guard let info = lstatInfo(path), (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink > 1 else { continue }
+            try copyUp(path, info)
+        }
+    }
+
+    private static func copyUp(_ path: String, _ info: stat) throws {
+        let temporary = path + ".apt-layer-copyup"
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw posixError("open \(path)") }
+        defer { close(source) }
+        let target = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard target >= 0 else { throw posixError("create \(temporary)") }
+        var ok = false
+        defer {
+            close(target)
+            if !ok { unlink(temporary) }
+        }
+        var remaining = Int(info.st_size)
+        while remaining > 0 {
+            let n = sendfile(target, source, nil, remaining)
+            if n < 0 { throw posixError("copy \(path)") }
+            if n == 0 { break }
+            remaining -= n
+        }
+        guard fchown(target, info.st_uid, info.st_gid) == 0, fchmod(target, info.st_mode & 0o7777) == 0 else {
+            throw posixError("set owner/mode of \(path)")
+        }
+        var times = [info.st_atim, info.st_mtim]
+        futimens(target, &times)
+        guard rename(temporary, path) == 0 else { throw posixError("replace \(path)") }
+        ok = true
+    }
+
+    /// Removes a tree, clearing immutable bits first is not needed: deployments are mutable in tests
+    /// (`OSTREE_SYSROOT_DEBUG=mutable-deployments`) and temporary trees never get them.
+    static func remove(_ path: String) {
+        guard exists(path) else { return }
+        try? FileManager.default.removeItem(atPath: path)
+        if exists(path) { _ = try? Subprocess.run(["rm", "-rf", "--one-file-system", path]) }
+    }
+
+    /// Copies a tree preserving owners, modes, links and xattrs.
+    static func copy(_ source: String, to destination: String) throws {
+        try Subprocess.check(["cp", "-a", "--reflink=auto", source, destination])
+    }
+
+    static func read(_ path: String) -> String? {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try Data(text.utf8).write(to: url, options: .atomic)
+            chmod(path, mode_t(mode))
+        } catch {
+            throw EngineError.wrap(error, "write \(path)")
+        }
+    }
+
+    static func makeDirectory(_ path: String, mode: Int = 0o755) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
+        } catch {
+            throw EngineError.wrap(error, "create \(path)")
+        }
+    }
+
+    static func posixError(_ what: String) -> EngineError {
+        EngineError(.system, "\(what): \(String(cString: strerror(errno)))")
+    }
+}
+
+extension FileTree {
+    /// Replaces a file's contents atomically, keeping its owner and mode (or 0644 root for a new file).
+    static func replaceContents(_ path: String, _ text: String) throws {
+        let info = lstatInfo(path)
+        let temporary = path + ".apt-layer-new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw posixError("create \(temporary)") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let owned = fchown(fd, info?.st_uid ?? 0, info?.st_gid ?? 0) == 0
+        let moded = fchmod(fd, (info?.st_mode ?? 0o644) & 0o7777) == 0
+        close(fd)
+        guard written == bytes.count, owned, moded, rename(temporary, path) == 0 else {
+            let error = posixError("write \(path)")
+            unlink(temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,18 @@
+/// Receives progress from a long engine operation.
+public protocol ProgressSink: Sendable {
+    /// A new phase began (e.g. "Resolving packages").
+    func phase(_ name: String)
+    /// Package work advanced: `done` of `total`, currently `item`.
+    func packages(done: Int, total: Int, item: String)
+    /// A line worth showing the user (warnings, notes).
+    func message(_ text: String)
+}
+
+/// Discards all progress.
+public struct SilentProgress: ProgressSink {
+    /// Creates a sink that drops everything.
+    public init() {}
+    public func phase(_ name: String) {}
+    public func packages(done: Int, total: Int, item: String) {}
+    public func message(_ text: String) {}
+}

@@ -1,0 +1,130 @@
+/*
+ * Small helpers over libostree/GLib for Swift: macros, variadic functions and option structs
+ * cannot be used from Swift directly. Only the `OSTree` module imports this header.
+ */
+#ifndef APT_LAYER_COSTREE_SHIM_H
+#define APT_LAYER_COSTREE_SHIM_H
+
+#include <ostree.h>
+#include <string.h>
+
+static inline void aptl_unref(gpointer object) { if (object) g_object_unref(object); }
+
+static inline gboolean aptl_error_is_cancelled(const GError *error) {
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static inline gboolean aptl_error_is_not_found(const GError *error) {
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+}
+
+/* --- GVariant a{sv} --------------------------------------------------------------------- */
+
+static inline GVariantBuilder *aptl_vardict_new(void) { return g_variant_builder_new(G_VARIANT_TYPE_VARDICT); }
+
+static inline void aptl_vardict_add_string(GVariantBuilder *b, const char *key, const char *value) {
+    g_variant_builder_add(b, "{sv}", key, g_variant_new_string(value));
+}
+
+static inline void aptl_vardict_add_strv(GVariantBuilder *b, const char *key, const char *const *strv, gssize n) {
+    g_variant_builder_add(b, "{sv}", key, g_variant_new_strv(strv, n));
+}
+
+static inline void aptl_vardict_add_bool(GVariantBuilder *b, const char *key, gboolean value) {
+    g_variant_builder_add(b, "{sv}", key, g_variant_new_boolean(value));
+}
+
+/* Ends the builder and returns a strong reference. */
+static inline GVariant *aptl_vardict_end(GVariantBuilder *b) {
+    GVariant *v = g_variant_ref_sink(g_variant_builder_end(b));
+    g_variant_builder_unref(b);
+    return v;
+}
+
+static inline GVariant *aptl_commit_metadata(GVariant *commit) { return g_variant_get_child_value(commit, 0); }
+
+static inline char *aptl_lookup_string(GVariant *dict, const char *key) {
+    GVariant *v = g_variant_lookup_value(dict, key, G_VARIANT_TYPE_STRING);
+    if (!v) return NULL;
+    char *s = g_variant_dup_string(v, NULL);
+    g_variant_unref(v);
+    return s;
+}
+
+static inline char **aptl_lookup_strv(GVariant *dict, const char *key) {
+    GVariant *v = g_variant_lookup_value(dict, key, G_VARIANT_TYPE_STRING_ARRAY);
+    if (!v) return NULL;
+    char **s = g_variant_dup_strv(v, NULL);
+    g_variant_unref(v);
+    return s;
+}
+
+static inline gboolean aptl_lookup_bool(GVariant *dict, const char *key, gboolean *found) {
+    GVariant *v = g_variant_lookup_value(dict, key, G_VARIANT_TYPE_BOOLEAN);
+    *found = v != NULL;
+    if (!v) return FALSE;
+    gboolean b = g_variant_get_boolean(v);
+    g_variant_unref(v);
+    return b;
+}
+
+/* --- GPtrArray ---------------------------------------------------------------------------- */
+
+static inline guint aptl_ptr_array_len(GPtrArray *a) { return a->len; }
+static inline gpointer aptl_ptr_array_index(GPtrArray *a, guint i) { return g_ptr_array_index(a, i); }
+static inline GPtrArray *aptl_ptr_array_new_objects(void) { return g_ptr_array_new_with_free_func(g_object_unref); }
+static inline void aptl_ptr_array_add_ref(GPtrArray *a, gpointer object) { g_ptr_array_add(a, g_object_ref(object)); }
+
+/* --- Repo ---------------------------------------------------------------------------------- */
+
+/* Hardlink checkout of `rev` into dfd/path (the repo's own mode; no copy fallback). */
+static inline gboolean aptl_checkout_hardlinks(OstreeRepo *repo, int dfd, const char *path, const char *rev,
+                                               OstreeRepoDevInoCache *cache, GCancellable *cancellable,
+                                               GError **error) {
+    OstreeRepoCheckoutAtOptions opts;
+    memset(&opts, 0, sizeof opts);
+    opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+    opts.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+    opts.no_copy_fallback = TRUE;
+    opts.devino_to_csum_cache = cache;
+    return ostree_repo_checkout_at(repo, &opts, dfd, path, rev, cancellable, error);
+}
+
+/* Lists refs under `prefix` as a NULL-terminated strv (free with g_strfreev). */
+static inline char **aptl_list_refs(OstreeRepo *repo, const char *prefix, GCancellable *cancellable, GError **error) {
+    GHashTable *refs = NULL;
+    if (!ostree_repo_list_refs_ext(repo, prefix, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, cancellable, error))
+        return NULL;
+    guint n = 0;
+    gpointer *keys = g_hash_table_get_keys_as_array(refs, &n);
+    char **out = g_new0(char *, n + 1);
+    for (guint i = 0; i < n; i++) out[i] = g_strdup((const char *)keys[i]);
+    g_free(keys);
+    g_hash_table_unref(refs);
+    return out;
+}
+
+/* --- Sysroot ------------------------------------------------------------------------------- */
+
+/* Deploys (or stages, when `stage`) `rev`; `kargv` overrides the kernel arguments when non-NULL. */
+static inline gboolean aptl_deploy(OstreeSysroot *sysroot, const char *osname, const char *rev, GKeyFile *origin,
+                                   OstreeDeployment *merge, char **kargv, gboolean stage,
+                                   OstreeDeployment **out_deployment, GCancellable *cancellable, GError **error) {
+    OstreeSysrootDeployTreeOpts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.override_kernel_argv = kargv;
+    if (stage)
+        return ostree_sysroot_stage_tree_with_options(sysroot, osname, rev, origin, merge, &opts, out_deployment,
+                                                      cancellable, error);
+    return ostree_sysroot_deploy_tree_with_options(sysroot, osname, rev, origin, merge, &opts, out_deployment,
+                                                   cancellable, error);
+}
+
+static inline char *aptl_deployment_kargs(OstreeDeployment *d) {
+    OstreeBootconfigParser *bc = ostree_deployment_get_bootconfig(d);
+    if (!bc) return g_strdup("");
+    const char *o = ostree_bootconfig_parser_get(bc, "options");
+    return g_strdup(o ? o : "");
+}
+
+#endif

@@ -1,0 +1,148 @@
+import COSTree
+import Glibc
+
+/// An OSTree repository.
+///
+/// `@unchecked Sendable`: an `OstreeRepo` is used by one engine transaction at a time, under the
+/// sysroot lock; libostree's own repo locking covers concurrent processes.
+public final class Repo: @unchecked Sendable {
+    let raw: OpaquePointer
+
+    /// Takes ownership of a reference (transfer full).
+    init(owning raw: OpaquePointer) { self.raw = raw }
+
+    deinit { aptl_unref(UnsafeMutableRawPointer(raw)) }
+
+    /// Opens the repository at `path`.
+    public convenience init(path: String) throws {
+        let file = g_file_new_for_path(path)!
+        defer { g_object_unref(UnsafeMutableRawPointer(file)) }
+        let repo = ostree_repo_new(file)!
+        self.init(owning: repo)
+        try gCheck("open repository \(path)") { ostree_repo_open(repo, nil, $0) }
+    }
+
+    /// Creates (or opens) a repository of mode `bare` at `path`.
+    public static func create(path: String) throws -> Repo {
+        let file = g_file_new_for_path(path)!
+        defer { g_object_unref(UnsafeMutableRawPointer(file)) }
+        let raw = ostree_repo_new(file)!
+        let repo = Repo(owning: raw)
+        try gCheck("create repository \(path)") { ostree_repo_create(raw, OSTREE_REPO_MODE_BARE, nil, $0) }
+        return repo
+    }
+
+    /// The repository's directory.
+    public var path: String {
+        let file = ostree_repo_get_path(raw)!
+        return takeString(g_file_get_path(file)) ?? ""
+    }
+
+    /// Resolves a ref, remote:ref or checksum to a commit checksum; nil when `allowMissing` and absent.
+    public func resolve(_ refspec: String, allowMissing: Bool = false) throws -> String? {
+        var out: UnsafeMutablePointer<CChar>?
+        try gCheck("resolve \(refspec)") { ostree_repo_resolve_rev(raw, refspec, allowMissing ? 1 : 0, &out, $0) }
+        return takeString(out)
+    }
+
+    /// Loads a commit object.
+    public func commit(_ checksum: String) throws -> Commit {
+        var variant: OpaquePointer?
+        try gCheck("load commit \(checksum)") { ostree_repo_load_variant(raw, OSTREE_OBJECT_TYPE_COMMIT, checksum, &variant, $0) }
+        return Commit(checksum: checksum, owning: variant!)
+    }
+
+    /// Points `ref` at `checksum`, or deletes it when `checksum` is nil.
+    public func setRef(_ ref: String, to checksum: String?) throws {
+        try gCheck("set ref \(ref)") { ostree_repo_set_ref_immediate(raw, nil, ref, checksum, nil, $0) }
+    }
+
+    /// Local refs whose names start with `prefix` (full names).
+    public func refs(prefix: String? = nil) throws -> [String] {
+        let list = try gCall("list refs") { aptl_list_refs(raw, prefix, nil, $0) }
+        return (takeStrv(list) ?? []).sorted()
+    }
+
+    /// Sets a key in the repository's `config` file.
+    public func setConfig(group: String, key: String, value: String) throws {
+        let config = ostree_repo_copy_config(raw)!
+        defer { g_key_file_unref(config) }
+        g_key_file_set_string(config, group, key, value)
+        try gCheck("write repository config") { ostree_repo_write_config(raw, config, $0) }
+    }
+
+    /// The configured remotes' names.
+    public var remotes: [String] {
+        takeStrv(ostree_repo_remote_list(raw, nil)) ?? []
+    }
+
+    /// Pulls `ref` from `remote` (the network, or a `file://` remote).
+    public func pull(remote: String, ref: String, cancellable: Cancellable? = nil) throws {
+        try withStrv([ref]) { refs in
+            try gCheck("pull \(remote):\(ref)") {
+                ostree_repo_pull(raw, remote, refs, OSTREE_REPO_PULL_FLAGS_NONE, nil, cancellable?.raw, $0)
+            }
+        }
+    }
+
+    /// Checks `rev` out into `path` (which must not exist) with hardlinks into the repository.
+    /// - Parameters:
+    ///   - cache: remembers device/inode → checksum, so a later ``writeCommit(directory:parent:subject:metadata:cache:cancellable:)``
+    ///     of the same tree costs a `stat` per unchanged file.
+    public func checkoutHardlinks(_ rev: String, to path: String, cache: DevInoCache?, cancellable: Cancellable?) throws {
+        try gCheck("check out \(rev)") {
+            aptl_checkout_hardlinks(raw, AT_FDCWD, path, rev, cache?.raw, cancellable?.raw, $0)
+        }
+    }
+
+    /// Commits the directory `directory` with `parent`, `subject` and `metadata`, in its own repo transaction,
+    /// and points `ref` at it when given. Returns the new commit checksum.
+    public func writeCommit(
+        directory: String,
+        parent: String?,
+        subject: String,
+        metadata: CommitMetadata,
+        ref: String? = nil,
+        cache: DevInoCache? = nil,
+        cancellable: Cancellable? = nil
+    ) throws -> String {
+        try gCheck("prepare transaction") { ostree_repo_prepare_transaction(raw, nil, cancellable?.raw, $0) }
+        var committed = false
+        defer { if !committed { _ = ostree_repo_abort_transaction(raw, nil, nil) } }
+
+        let mtree = ostree_mutable_tree_new()!
+        defer { g_object_unref(UnsafeMutableRawPointer(mtree)) }
+        let modifier = ostree_repo_commit_modifier_new(OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, nil, nil, nil)!
+        defer { ostree_repo_commit_modifier_unref(modifier) }
+        if let cache { ostree_repo_commit_modifier_set_devino_cache(modifier, cache.raw) }
+
+        try gCheck("write \(directory) to the repository") {
+            ostree_repo_write_dfd_to_mtree(raw, AT_FDCWD, directory, mtree, modifier, cancellable?.raw, $0)
+        }
+        var root: OpaquePointer?
+        try gCheck("write tree") { ostree_repo_write_mtree(raw, mtree, &root, cancellable?.raw, $0) }
+        defer { aptl_unref(UnsafeMutableRawPointer(root)) }
+
+        let variant = metadata.makeVariant()
+        defer { g_variant_unref(variant) }
+        var checksum: UnsafeMutablePointer<CChar>?
+        try gCheck("write commit") {
+            ostree_repo_write_commit(raw, parent, subject, nil, variant, root, &checksum, cancellable?.raw, $0)
+        }
+        let result = takeString(checksum)!
+        if let ref { ostree_repo_transaction_set_ref(raw, nil, ref, result) }
+        try gCheck("commit transaction") { ostree_repo_commit_transaction(raw, nil, cancellable?.raw, $0) }
+        committed = true
+        return result
+    }
+}
+
+/// A device/inode → checksum cache shared between a hardlink checkout and the commit of the same tree.
+///
+/// `@unchecked Sendable`: used by one transaction at a time.
+public final class DevInoCache: @unchecked Sendable {
+    let raw: OpaquePointer
+    /// Creates an empty cache.
+    public init() { raw = ostree_repo_devino_cache_new() }
+    deinit { ostree_repo_devino_cache_unref(raw) }
+}
