@@ -7,9 +7,14 @@ import Glibc
 /// sysroot lock; libostree's own repo locking covers concurrent processes.
 public final class Repo: @unchecked Sendable {
     let raw: OpaquePointer
+    /// The repository's directory.
+    public let path: String
 
     /// Takes ownership of a reference (transfer full).
-    init(owning raw: OpaquePointer) { self.raw = raw }
+    init(owning raw: OpaquePointer, path: String) {
+        self.raw = raw
+        self.path = path
+    }
 
     deinit { aptl_unref(UnsafeMutableRawPointer(raw)) }
 
@@ -18,7 +23,7 @@ public final class Repo: @unchecked Sendable {
         let file = g_file_new_for_path(path)!
         defer { g_object_unref(UnsafeMutableRawPointer(file)) }
         let repo = ostree_repo_new(file)!
-        self.init(owning: repo)
+        self.init(owning: repo, path: path)
         try gCheck("open repository \(path)") { ostree_repo_open(repo, nil, $0) }
     }
 
@@ -27,15 +32,9 @@ public final class Repo: @unchecked Sendable {
         let file = g_file_new_for_path(path)!
         defer { g_object_unref(UnsafeMutableRawPointer(file)) }
         let raw = ostree_repo_new(file)!
-        let repo = Repo(owning: raw)
+        let repo = Repo(owning: raw, path: path)
         try gCheck("create repository \(path)") { ostree_repo_create(raw, OSTREE_REPO_MODE_BARE, nil, $0) }
         return repo
-    }
-
-    /// The repository's directory.
-    public var path: String {
-        let file = ostree_repo_get_path(raw)!
-        return takeString(g_file_get_path(file)) ?? ""
     }
 
     /// Resolves a ref, remote:ref or checksum to a commit checksum; nil when `allowMissing` and absent.

@@ -82,7 +82,7 @@ public final class Sysroot: @unchecked Sendable {
     public func repo() throws -> Repo {
         var repo: OpaquePointer?
         try gCheck("open sysroot repository") { ostree_sysroot_get_repo(raw, &repo, nil, $0) }
-        return Repo(owning: repo!)
+        return Repo(owning: repo!, path: path == "/" ? "/ostree/repo" : "\(path)/ostree/repo")
     }
 
     /// Deploys (or, when `stage`, stages) `revision` with `origin`, merging /etc from `merge`.

@@ -56,6 +56,11 @@ struct AptSession {
         let wrapper = """
             #!/bin/sh
             # dpkg for one apt-layer build: runs in bubblewrap; maintainer scripts are chrooted into the tree.
+            # .deb arguments from file: sources live outside the build: bind their directories read-only.
+            binds=""
+            for a in "$@"; do
+              case "$a" in /*.deb) d=$(dirname "$a"); binds="$binds --ro-bind $d $d" ;; esac
+            done
             exec bwrap --die-with-parent --unshare-pid --unshare-ipc --unshare-uts --unshare-net \\
               --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin \\
               --symlink usr/lib /lib --symlink usr/lib64 /lib64 \\
@@ -65,7 +70,7 @@ struct AptSession {
               --tmpfs '\(root)/run' --tmpfs '\(root)/tmp' \\
               --bind '\(work)' '\(work)' --ro-bind '\(state)' '\(state)' \\
               --setenv DEBIAN_FRONTEND noninteractive --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \\
-              /usr/bin/dpkg "$@"
+              $binds /usr/bin/dpkg "$@"
 
             """
         try FileTree.write(dpkgWrapper, wrapper, mode: 0o755)

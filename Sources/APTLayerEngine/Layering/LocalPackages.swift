@@ -20,15 +20,14 @@ struct LocalPackages {
         }
         let contents = try Subprocess.run(["dpkg-deb", "--contents", file], token: token)
         guard contents.succeeded else {
-            throw EngineError(.badPackage, "corrupt package file \(file): cannot list its contents")
+            throw EngineError(.badPackage, "corrupt package file \(file): its data archive is unreadable")
         }
-        for line in contents.output.split(separator: "\n") {
+        for line in contents.output.split(separator: "\n") where "-dlhcbp".contains(line.first ?? " ") {
             // tar verbose listing: perms owner size date time path [-> target]
             let columns = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard columns.count == 6 else { continue }
             let path = columns[5].components(separatedBy: " -> ")[0]
-            let parts = path.split(separator: "/")
-            if !path.hasPrefix("./") || parts.contains("..") {
+            if !path.hasPrefix("./") || path.split(separator: "/").contains("..") {
                 throw EngineError(.badPackage, "unsafe package \(file): path \(path) escapes the root")
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
 import OSTree
 
-extension Host {
+extension Engine {
     /// Lays out an empty sysroot with one stateroot (`ostree admin init-fs` + `os-init`), for tests,
     /// demos and image building. The bootloader is set to `none` (BLS entries only).
     public func initialize(osname: String) throws {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import OSTree
 
-extension Host {
+extension Engine {
     /// Makes the previous deployment the default (run again to undo). Reorders deployments only.
     public func rollback() throws -> ChangeResult {
         try locked("rollback") { sysroot in

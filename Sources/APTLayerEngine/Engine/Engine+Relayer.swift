@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import OSTree
 
-extension Host {
+extension Engine {
     /// The shared path of every layering verb: compute the next origin and base, build (or reuse the
     /// base when nothing is layered), deploy, carry new accounts, and keep bases alive with refs.
     func relayer(

@@ -1,6 +1,6 @@
 import OSTree
 
-extension Host {
+extension Engine {
     /// The status document; no lock is taken (reads never wait for a mutation).
     public func status() throws -> StatusDocument {
         let sysroot = try openSysroot()

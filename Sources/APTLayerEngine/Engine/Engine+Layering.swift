@@ -21,7 +21,7 @@ public struct LayeringFlags: Sendable {
     }
 }
 
-extension Host {
+extension Engine {
     /// Layers packages (names from the apt sources, or paths to local .deb files).
     public func install(_ items: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         guard !items.isEmpty else { throw EngineError(.invalidArgument, "install: name at least one package or .deb file") }

@@ -5,8 +5,8 @@ import OSTree
 /// One sysroot and stateroot that apt-layer manages: the entry point of every engine operation.
 ///
 /// Every method is blocking and must run off Swift's cooperative pool: the CLI calls them from its
-/// main thread; the agent uses ``Host/run(_:token:)`` which hops to a dedicated thread.
-public struct Host: Sendable {
+/// main thread; the agent uses ``Engine/run(_:token:)`` which hops to a dedicated thread.
+public struct Engine: Sendable {
     /// How to find the sysroot and what to report to.
     public struct Options: Sendable {
         /// The sysroot directory (`/` on a real host).

@@ -1,0 +1,184 @@
+import APTLayerEngine
+import ArgumentParser
+import Foundation
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make the previous deployment the default (again to undo).")
+    @OptionGroup var global: GlobalOptions
+    func run() throws { try execute(global) { host, _ in try host.rollback() } }
+}
+
+struct Cleanup: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove pending/rollback deployments and prune the repository.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Remove the pending deployment.") var pending = false
+    @Flag(name: .shortAndLong, help: "Remove rollback deployments.") var rollback = false
+    func run() throws { try execute(global) { host, _ in try host.cleanup(pending: pending, rollback: rollback) } }
+}
+
+struct Pin: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Keep a deployment from being garbage collected.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Deployment index, as `status` shows it.") var index: Int
+    func run() throws { try execute(global) { host, _ in try host.setPinned(index: index, true) } }
+}
+
+struct Unpin: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Let a pinned deployment be garbage collected again.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var index: Int
+    func run() throws { try execute(global) { host, _ in try host.setPinned(index: index, false) } }
+}
+
+struct Kargs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show or edit kernel arguments (edits make a new deployment).")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .long, help: "Append KEY=VALUE.") var append: [String] = []
+    @Option(name: .long, help: "Delete KEY=VALUE (or KEY).") var delete: [String] = []
+    @Option(name: .long, help: "Replace KEY=VALUE=NEW (or KEY=NEW).") var replace: [String] = []
+    func run() throws {
+        if append.isEmpty && delete.isEmpty && replace.isEmpty {
+            try execute(global) { host, _ in
+                print(try host.currentKernelArguments())
+                return nil
+            }
+            return
+        }
+        try execute(global) { try $0.kernelArguments(.init(append: append, delete: delete, replace: replace), token: $1) }
+    }
+}
+
+struct Finalize: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "finalize", abstract: "Unlock a staged deployment locked with --lock-finalization.")
+    @OptionGroup var global: GlobalOptions
+    func run() throws { try execute(global) { host, _ in try host.finalize() } }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show deployments in boot order.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .long, help: "Print the apt-layer.status/v1 JSON document.") var json = false
+    @Flag(name: .long, help: "Only the booted deployment.") var booted = false
+    func run() throws {
+        try execute(global) { host, _ in
+            var document = try host.status()
+            if booted { document.deployments = document.deployments.filter(\.booted) }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(document), as: UTF8.self))
+            } else {
+                print(StatusPrinter.text(document), terminator: "")
+            }
+            return nil
+        }
+    }
+}
+
+enum StatusPrinter {
+    static func text(_ document: StatusDocument) -> String {
+        if document.deployments.isEmpty { return "No deployments.\n" }
+        var out = "Deployments:\n"
+        for d in document.deployments {
+            let marker = d.booted ? "●" : (d.default ? "→" : " ")
+            var flags: [String] = []
+            if d.default { flags.append("default") }
+            if d.staged { flags.append("staged") }
+            if d.pinned { flags.append("pinned") }
+            out += "\(marker) [\(d.index)] \(d.osname) \(d.origin ?? "(no origin)")\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\n"
+            out += "      Version: \(d.version ?? "-") (\(Date(timeIntervalSince1970: TimeInterval(d.timestamp))))\n"
+            if d.baseChecksum != d.checksum {
+                out += "   BaseCommit: \(d.baseChecksum)\n"
+            }
+            out += "       Commit: \(d.checksum)\n"
+            if !d.requestedBaseRemovals.isEmpty { out += "      Removed: \(d.requestedBaseRemovals.joined(separator: " "))\n" }
+            if !d.requestedPackages.isEmpty { out += "  LayeredPackages: \(d.requestedPackages.joined(separator: " "))\n" }
+            if !d.requestedLocalPackages.isEmpty {
+                out += "  LocalPackages: \(d.requestedLocalPackages.map { String($0.split(separator: ":").last ?? "") }.joined(separator: " "))\n"
+            }
+        }
+        return out
+    }
+}
+
+struct DB: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "db", abstract: "Query deployments' package databases.", subcommands: [List.self, Diff.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the packages of a deployment.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Deployment index (default: booted, else default).") var deployment: Int?
+        func run() throws {
+            try execute(global) { host, _ in
+                for p in try host.packages(deployment: deployment) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
+                return nil
+            }
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Packages added/removed/upgraded/downgraded between deployments.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
+        @Argument var from: Int?
+        @Argument var to: Int?
+        func run() throws {
+            try execute(global) { host, _ in
+                let diff = try host.packageDiff(from: from, to: to)
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try encoder.encode(diff), as: UTF8.self))
+                } else {
+                    print(diff.isEmpty ? "No package changes.\n" : DiffPrinter.text(diff), terminator: "")
+                }
+                return nil
+            }
+        }
+    }
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Initialise an empty sysroot with one stateroot (tests, demos, images).")
+    @OptionGroup var global: GlobalOptions
+    func run() throws {
+        try execute(global) { host, _ in
+            guard let os = global.osname else { throw EngineError(.invalidArgument, "init needs --os NAME") }
+            try host.initialize(osname: os)
+            return ChangeResult(changed: true, summary: "Initialised \(host.options.sysroot) with stateroot \(os).")
+        }
+    }
+}
+
+struct Compose: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Build OSTree base commits.", subcommands: [Rootfs.self, Tree.self])
+
+    struct Rootfs: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Convert a Debian rootfs (in place) into a bootable commit on REF.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .long) var ref: String
+        @Option(name: .long) var version: String?
+        @Option(name: .long, help: "Repository (default: the sysroot's ostree/repo).") var repo: String?
+        @Flag(name: .long, help: "Put a text stub where the kernel goes (test/demo trees).") var stubKernel = false
+        @Argument var rootfs: String
+        func run() throws {
+            try execute(global) { host, _ in
+                let checksum = try host.composeRootfs(rootfs, repo: repo, options: .init(ref: ref, version: version, stubKernel: stubKernel))
+                return ChangeResult(changed: true, summary: "\(ref) => \(checksum)", checksum: checksum)
+            }
+        }
+    }
+
+    struct Tree: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Compose a base from a YAML treefile with mmdebstrap.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .long, help: "Repository (default: the sysroot's ostree/repo).") var repo: String?
+        @Argument var treefile: String
+        func run() throws {
+            try execute(global) { host, token in
+                let checksum = try host.composeTree(treefile, repo: repo, token: token)
+                return ChangeResult(changed: true, summary: "Committed \(checksum)", checksum: checksum)
+            }
+        }
+    }
+}
