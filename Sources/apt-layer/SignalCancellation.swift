@@ -1,24 +1,29 @@
 import APTLayerEngine
-import Dispatch
+import Foundation
 import Glibc
 
 /// Turns SIGINT and SIGTERM into cancellation of the running operation.
-final class SignalCancellation {
-    private var sources: [any DispatchSourceSignal] = []
-
+///
+/// The signals are blocked in every thread and taken by a dedicated `sigwait` thread. Blocked
+/// signals are queued even when the parent left them ignored (as a shell does for `cmd &`), and
+/// children get a clean signal mask from the engine's spawn attributes.
+final class SignalCancellation: Sendable {
     init(token: CancellationToken) {
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { token.cancel() }
-            source.resume()
-            sources.append(source)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let blocked = set
+        let waiter = Thread {
+            var signal: Int32 = 0
+            var waitSet = blocked
+            while sigwait(&waitSet, &signal) == 0 {
+                token.cancel()
+            }
         }
+        waiter.start()
     }
 
-    func stop() {
-        sources.forEach { $0.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-    }
+    func stop() {}
 }

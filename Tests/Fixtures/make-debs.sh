@@ -52,6 +52,9 @@ chmod 755 "$d/DEBIAN/postinst"; build "$d"
 d=$(pkg fixture-failing 1.0); mkdir -p "$d/usr/share/doc/fixture-failing"; echo doc > "$d/usr/share/doc/fixture-failing/README"
 printf '#!/bin/sh\necho "fixture-failing: refusing to configure" >&2\nexit 1\n' > "$d/DEBIAN/postinst"; chmod 755 "$d/DEBIAN/postinst"; build "$d"
 
+d=$(pkg fixture-slow 1.0); mkdir -p "$d/usr/share/doc/fixture-slow"; echo doc > "$d/usr/share/doc/fixture-slow/README"
+printf '#!/bin/sh\necho "fixture-slow: configuring" >&2\nsleep 60\n' > "$d/DEBIAN/postinst"; chmod 755 "$d/DEBIAN/postinst"; build "$d"
+
 d=$(pkg fixture-conflict 1.0); mkdir -p "$d/usr/share/fixture-base"; echo "not yours" > "$d/usr/share/fixture-base/README"; build "$d"
 
 d=$(pkg fixture-local 1.0); mkdir -p "$d/usr/share/fixture-local"; echo local > "$d/usr/share/fixture-local/data"; build "$d"

@@ -1,0 +1,219 @@
+import APTLayerEngine
+import Foundation
+import OSTree
+import Testing
+
+@Suite("Layering on a tmpfs sysroot")
+struct LayeringTests {
+    @Test func installPullsDependenciesAndRecordsMetadata() throws {
+        let bed = try TestBed()
+        let result = try bed.engine().install(["fixture-app"])
+        #expect(result.changed)
+        #expect(try bed.packageNames().contains("fixture-app"))
+        #expect(try bed.packageNames().contains("fixture-lib"))
+        let status = try bed.status
+        #expect(status.deployments.count == 2)
+        #expect(status.deployments[0].requestedPackages == ["fixture-app"])
+        #expect(status.deployments[0].baseChecksum == bed.baseChecksum)
+        #expect(status.deployments[1].checksum == bed.baseChecksum)
+
+        let commit = try bed.repoHandle().commit(status.deployments[0].checksum)
+        #expect(commit.parent == bed.baseChecksum)
+        #expect(commit.bool("apt-layer.clientlayer") == true)
+        #expect(commit.string("version") == "1.0")
+        #expect(commit.strings("apt-layer.packages") == ["fixture-app"])
+        #expect(commit.strings("apt-layer.pkglist")?.contains("fixture-lib 1.0 all") == true)
+        #expect(commit.string("apt-layer.inputs-sha256")?.count == 64)
+        #expect(try bed.repoHandle().resolve("apt-layer/base/0") == bed.baseChecksum)
+        let app = try bed.deploymentDirectory() + "/usr/bin/fixture-app"
+        #expect(try Shell.run(app).contains("fixture-app 1.0"))
+        #expect(bed.leftovers.isEmpty)
+    }
+
+    @Test func sameInputsChangeNothing() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        let before = try bed.status
+        let again = try bed.engine().install(["fixture-app"], flags: .init(idempotent: true))
+        #expect(!again.changed)
+        #expect(try bed.status == before)
+        #expect(throws: EngineError.self) { try bed.engine().install(["fixture-app"]) }
+        let (code, _) = try Shell.status("\(Paths.cli) install --idempotent -q --sysroot \(bed.sysroot) fixture-app", environment: TestBed.environment)
+        #expect(code == 77)
+    }
+
+    @Test func uninstallReturnsToTheBase() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app", "fixture-conf"])
+        _ = try bed.engine().uninstall(["fixture-conf"])
+        #expect(try !bed.packageNames().contains("fixture-conf"))
+        #expect(try bed.packageNames().contains("fixture-app"))
+        _ = try bed.engine().uninstall([], all: true)
+        #expect(try bed.defaultChecksum == bed.baseChecksum)
+        #expect(throws: EngineError.self) { try bed.engine().uninstall(["fixture-app"]) }
+    }
+
+    @Test func localDebIsStoredAndSurvivesUpgrade() throws {
+        let bed = try TestBed()
+        let file = "\(bed.debs)/fixture-local-1.0.deb"
+        _ = try bed.engine().install([file])
+        let status = try bed.status
+        let sha = try Shell.run("sha256sum \(file) | cut -d' ' -f1").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(status.deployments[0].requestedLocalPackages == ["\(sha):fixture-local_1.0_all"])
+        #expect(FileManager.default.fileExists(atPath: "\(bed.sysroot)/ostree/apt-layer/local/\(sha)_fixture-local_1.0_all.deb"))
+        let newBase = try bed.composeBase(version: "2.0", note: "2")
+        _ = try bed.engine().upgrade()
+        #expect(try bed.status.deployments[0].baseChecksum == newBase)
+        #expect(try bed.packageNames().contains("fixture-local"))
+    }
+
+    @Test func overrideRemoveAndReset() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().overrideRemove(["fixture-removable"])
+        #expect(try !bed.packageNames().contains("fixture-removable"))
+        #expect(try bed.status.deployments[0].requestedBaseRemovals == ["fixture-removable"])
+        #expect(!FileManager.default.fileExists(atPath: try bed.deploymentDirectory() + "/usr/share/fixture-removable/README"))
+        _ = try bed.engine().overrideReset(["fixture-removable"])
+        #expect(try bed.packageNames().contains("fixture-removable"))
+        #expect(try bed.defaultChecksum == bed.baseChecksum)
+    }
+
+    @Test func upgradeKeepsLayeringAndPicksNewVersions() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        #expect(try !bed.engine().upgrade(check: true).changed)
+        let newBase = try bed.composeBase(version: "2.0", note: "2")
+        #expect(try bed.engine().upgrade(check: true).changed)
+        _ = try bed.engine().upgrade()
+        let status = try bed.status
+        #expect(status.deployments[0].baseChecksum == newBase)
+        #expect(status.deployments[0].version == "2.0")
+        #expect(try String(contentsOfFile: bed.deploymentDirectory() + "/etc/base-note", encoding: .utf8).contains("2"))
+        #expect(try bed.packageNames().contains("fixture-app"))
+
+        try bed.publish("fixture-app-2.0.deb")
+        _ = try bed.engine().upgrade()
+        #expect(try bed.engine().packages(deployment: 0).contains { $0.name == "fixture-app" && $0.version == "2.0" })
+        #expect(try !bed.engine().upgrade().changed)
+    }
+
+    @Test func deployVersionAndRebase() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        try bed.composeBase(version: "2.0", note: "2")
+        _ = try bed.engine().upgrade()
+        _ = try bed.engine().deploy("1.0")
+        #expect(try bed.status.deployments[0].baseChecksum == bed.baseChecksum)
+        #expect(try bed.packageNames().contains("fixture-app"))
+        #expect(throws: EngineError.self) { try bed.engine().deploy("9.9") }
+
+        let other = try bed.composeBase(ref: "test/other", version: "7.0", note: "other")
+        _ = try bed.engine().rebase("test/other")
+        let status = try bed.status
+        #expect(status.deployments[0].origin == "test/other")
+        #expect(status.deployments[0].baseChecksum == other)
+        #expect(try bed.packageNames().contains("fixture-app"))
+    }
+
+    @Test func rollbackAndRollbackOfRollback() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        let layered = try bed.defaultChecksum
+        _ = try bed.engine().rollback()
+        #expect(try bed.defaultChecksum == bed.baseChecksum)
+        #expect(try bed.status.deployments.count == 2)
+        _ = try bed.engine().rollback()
+        #expect(try bed.defaultChecksum == layered)
+    }
+
+    @Test func cleanupKeepsPinned() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().setPinned(index: 0, true)
+        _ = try bed.engine().install(["fixture-app"])
+        _ = try bed.engine().install(["fixture-conf"])
+        var status = try bed.status
+        #expect(status.deployments.count == 3)
+        _ = try bed.engine().cleanup(pending: false, rollback: true)
+        status = try bed.status
+        #expect(status.deployments.count == 2)
+        #expect(status.deployments.contains { $0.pinned && $0.checksum == bed.baseChecksum })
+        _ = try bed.engine().setPinned(index: 1, false)
+        _ = try bed.engine().cleanup(pending: false, rollback: true)
+        #expect(try bed.status.deployments.count == 1)
+        #expect(throws: EngineError.self) { try bed.engine().setPinned(index: 7, true) }
+    }
+
+    @Test func kernelArgumentsMakeANewDeployment() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().kernelArguments(.init(append: ["quiet", "apt.layer=1"]))
+        var status = try bed.status
+        #expect(status.deployments.count == 2)
+        #expect(status.deployments[0].kernelArguments.contains("apt.layer=1"))
+        _ = try bed.engine().kernelArguments(.init(replace: ["apt.layer=1=2"]))
+        status = try bed.status
+        #expect(status.deployments[0].kernelArguments.contains("apt.layer=2"))
+        _ = try bed.engine().kernelArguments(.init(delete: ["apt.layer=2"]))
+        #expect(try !bed.status.deployments[0].kernelArguments.contains("apt.layer"))
+        #expect(throws: EngineError.self) { try bed.engine().kernelArguments(.init(delete: ["absent=1"])) }
+    }
+
+    @Test func dbDiffBetweenDeployments() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        let diff = try bed.engine().packageDiff(from: 1, to: 0)
+        #expect(diff.added.map(\.name) == ["fixture-app", "fixture-lib"])
+        #expect(diff.removed.isEmpty)
+        let (code, output) = try Shell.status("\(Paths.cli) db diff --sysroot \(bed.sysroot)", environment: TestBed.environment)
+        #expect(code == 0)
+        #expect(output.contains("+ fixture-app 1.0 all"))
+    }
+
+    @Test func etcEditMadeBeforeInstallSurvives() throws {
+        let bed = try TestBed()
+        let hosts = try bed.deploymentDirectory() + "/etc/hosts"
+        try "127.0.0.1 localhost\n10.0.0.1 edited-by-admin\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+        _ = try bed.engine().install(["fixture-conf"])
+        let dir = try bed.deploymentDirectory()
+        #expect(try String(contentsOfFile: dir + "/etc/hosts", encoding: .utf8).contains("edited-by-admin"))
+        #expect(try String(contentsOfFile: dir + "/etc/fixture-conf.conf", encoding: .utf8).contains("setting=default"))
+    }
+
+    @Test func scriptCreatedUserSurvivesLocallyEditedPasswd() throws {
+        let bed = try TestBed()
+        let etc = try bed.deploymentDirectory() + "/etc"
+        try Shell.run("echo 'admin:x:1000:1000:Admin:/home/admin:/bin/sh' >> \(etc)/passwd && echo 'admin:x:1000:' >> \(etc)/group")
+        _ = try bed.engine().install(["fixture-user"])
+        let newEtc = try bed.deploymentDirectory() + "/etc"
+        let passwd = try String(contentsOfFile: newEtc + "/passwd", encoding: .utf8)
+        #expect(passwd.contains("admin:x:1000"))
+        #expect(passwd.contains("fixtured:x:901"))
+        #expect(try String(contentsOfFile: newEtc + "/group", encoding: .utf8).contains("fixtured:x:901"))
+        #expect(try String(contentsOfFile: newEtc + "/shadow", encoding: .utf8).contains("fixtured:"))
+        // The commit itself carries the base accounts plus the new one, not the admin's.
+        let committed = try String(contentsOfFile: try bed.deploymentDirectory() + "/usr/etc/passwd", encoding: .utf8)
+        #expect(committed.contains("fixtured:") && !committed.contains("admin:"))
+    }
+
+    @Test func varDirectoryFromPostinstBecomesTmpfiles() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-vardir"])
+        let dir = try bed.deploymentDirectory()
+        let conf = try String(contentsOfFile: dir + "/usr/lib/tmpfiles.d/apt-layer-autovar.conf", encoding: .utf8)
+        #expect(conf.contains("d /var/lib/fixture-vardir 0755 root root - -"))
+        #expect(conf.contains("d /var/lib/fixture-vardir/data"))
+        #expect(!conf.contains("state.txt"))
+        let tree = try Shell.run("ls -A \(dir)/var")
+        #expect(tree.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !tree.contains("fixture-vardir"))
+        // systemd-tmpfiles creates it in a fresh /var.
+        try Shell.run("mkdir -p \(bed.root)/fakeroot && cp -a \(dir)/usr \(bed.root)/fakeroot/ && mkdir -p \(bed.root)/fakeroot/var/lib && systemd-tmpfiles --create --root=\(bed.root)/fakeroot \(bed.root)/fakeroot/usr/lib/tmpfiles.d/apt-layer-autovar.conf")
+        #expect(FileManager.default.fileExists(atPath: "\(bed.root)/fakeroot/var/lib/fixture-vardir/data"))
+    }
+
+    @Test func dryRunBuildsNothing() throws {
+        let bed = try TestBed()
+        let result = try bed.engine().install(["fixture-app"], flags: .init(dryRun: true))
+        #expect(result.diff?.added.map(\.name) == ["fixture-app", "fixture-lib"])
+        #expect(try bed.status.deployments.count == 1)
+        #expect(bed.leftovers.isEmpty)
+    }
+}

@@ -1,0 +1,90 @@
+import APTLayerEngine
+import Foundation
+import OSTree
+import Testing
+
+/// One test's world on tmpfs: fixture .debs and a flat repository on one tmpfs, a sysroot on
+/// another (so a test can give the sysroot a small size), a base committed on `test/base` and
+/// deployed. Both mounts are lazily unmounted when the bed is released.
+final class TestBed: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init; only paths are shared.
+    let root: String
+    let fixtures: String
+    let sysroot: String
+    var debs: String { "\(fixtures)/fx/debs" }
+    var repo: String { "\(fixtures)/fx/repo" }
+    var bad: String { "\(fixtures)/fx/bad" }
+    let baseChecksum: String
+
+    static let environment = ["OSTREE_SYSROOT_DEBUG": "mutable-deployments"]
+
+    /// - Parameters:
+    ///   - sysrootSize: tmpfs size for the sysroot (e.g. "512M").
+    ///   - deploy: rebase onto the base so there is a first deployment.
+    init(sysrootSize: String = "1G", deploy: Bool = true) throws {
+        setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1)
+        root = try Shell.run("mktemp -d /tmp/apt-layer-test.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        fixtures = "\(root)/fixtures"
+        sysroot = "\(root)/sysroot"
+        try Shell.run("mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)")
+        try Shell.run("\(Paths.fixtures)/make-debs.sh \(fixtures)/fx")
+        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(fixtures)/rootfs \(fixtures)/fx/debs \(fixtures)/fx/repo 1")
+        let engine = Engine(options: .init(sysroot: sysroot))
+        try engine.initialize(osname: "debian")
+        baseChecksum = try engine.composeRootfs("\(fixtures)/rootfs", repo: nil, options: .init(ref: "test/base", version: "1.0", stubKernel: true))
+        if deploy { _ = try engine.rebase("test/base") }
+    }
+
+    deinit {
+        _ = try? Shell.run("umount -l \(sysroot); umount -l \(fixtures); rm -rf \(root)")
+    }
+
+    /// An engine on this bed's sysroot.
+    func engine(wait: Bool = false) -> Engine { Engine(options: .init(sysroot: sysroot, osname: "debian", waitForLock: wait)) }
+
+    /// Commits a new base version on `ref` (`note` shows up in /etc/base-note).
+    @discardableResult
+    func composeBase(ref: String = "test/base", version: String, note: String) throws -> String {
+        let dir = "\(fixtures)/rootfs-\(version)"
+        try Shell.run("rm -rf \(dir) && \(Paths.fixtures)/make-rootfs.sh \(dir) \(debs) \(repo) \(note)")
+        return try engine().composeRootfs(dir, repo: nil, options: .init(ref: ref, version: version, stubKernel: true))
+    }
+
+    /// Adds a .deb to the flat repository and reindexes it.
+    func publish(_ deb: String) throws {
+        try Shell.run("cp \(debs)/\(deb) \(repo)/ && \(Paths.fixtures)/index-repo.sh \(repo)")
+    }
+
+    var status: StatusDocument { get throws { try engine().status() } }
+
+    /// The default deployment's checksum.
+    var defaultChecksum: String { get throws { try #require(try status.deployments.first).checksum } }
+
+    /// The absolute directory of deployment `index`.
+    func deploymentDirectory(_ index: Int = 0) throws -> String {
+        let d = try #require(try status.deployments.dropFirst(index).first)
+        return "\(sysroot)/ostree/deploy/\(d.osname)/deploy/\(d.checksum).\(d.serial)"
+    }
+
+    /// Names of installed packages in deployment `index`.
+    func packageNames(_ index: Int = 0) throws -> [String] { try engine().packages(deployment: index).map(\.name) }
+
+    /// Temporary trees left in the repository.
+    var leftovers: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(sysroot)/ostree/repo/tmp")) ?? []).filter { $0.hasPrefix("apt-layer-") }
+    }
+
+    /// A `pgrep -f` pattern matching dpkg configuring packages in this bed's build.
+    var configurePattern: String { Shell.quote("[-]-root=\(sysroot)/.*[-]-configure") }
+
+    /// Waits (up to 30 s) until dpkg runs maintainer scripts for this bed.
+    func waitForConfigure() async throws {
+        for _ in 0..<300 {
+            if try Shell.status("pgrep -f -- \(configurePattern)").0 == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("dpkg never reached --configure")
+    }
+
+    func repoHandle() throws -> Repo { try Repo(path: "\(sysroot)/ostree/repo") }
+}

@@ -1,0 +1,84 @@
+@testable import APTLayerEngine
+import Testing
+
+@Suite("Pure logic")
+struct UnitTests {
+    @Test(arguments: [
+        ("1.0", "1.0", 0), ("1.0", "1.1", -1), ("1.0~rc1", "1.0", -1), ("2:1.0", "1:9.9", 1),
+        ("1.0-1", "1.0-2", -1), ("7.88.1-10+deb12u12", "7.88.1-10+deb12u5", 1), ("1.0a", "1.0", 1), ("1.10", "1.9", 1),
+    ])
+    func debianVersionOrder(_ a: String, _ b: String, _ expected: Int) {
+        #expect(DebianVersion.compare(a, b).signum() == expected)
+    }
+
+    @Test func packageDiffClassifiesChanges() {
+        let old = [Package(name: "a", version: "1", architecture: "all"), Package(name: "b", version: "2", architecture: "all"),
+                   Package(name: "c", version: "3", architecture: "all")]
+        let new = [Package(name: "a", version: "2", architecture: "all"), Package(name: "b", version: "1", architecture: "all"),
+                   Package(name: "d", version: "1", architecture: "all")]
+        let diff = PackageDiff(from: old, to: new)
+        #expect(diff.added.map(\.name) == ["d"])
+        #expect(diff.removed.map(\.name) == ["c"])
+        #expect(diff.upgraded.map(\.name) == ["a"])
+        #expect(diff.downgraded.map(\.name) == ["b"])
+    }
+
+    @Test func aptSimulationParses() {
+        let plan = AptPlan(simulationOutput: """
+            NOTE: This is only a simulation!
+            Inst libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
+            Inst fixture-app [1.0] (2.0 localhost [all])
+            Remv fixture-removable [1.0]
+            Conf libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
+            """)
+        #expect(plan.installs == [Package(name: "fixture-app", version: "2.0", architecture: "all"),
+                                  Package(name: "libcurl4", version: "7.88.1-10+deb12u12", architecture: "amd64")])
+        #expect(plan.replacedVersions == ["fixture-app": "1.0"])
+        #expect(plan.removals == ["fixture-removable"])
+    }
+
+    @Test func kernelArgumentEdits() throws {
+        var k = KernelArguments("root=UUID=1 quiet console=tty0 console=ttyS0")
+        try k.apply(.init(append: ["x=1"], delete: ["quiet"], replace: ["console=ttyS0=ttyS1"]))
+        #expect(k.description == "root=UUID=1 console=tty0 console=ttyS1 x=1")
+        #expect(throws: EngineError.self) { try k.apply(.init(replace: ["console=ttyS9"])) }
+        #expect(throws: EngineError.self) { try k.apply(.init(delete: ["nope"])) }
+    }
+
+    @Test func treefileDefaultsAndMirrorFromHost() throws {
+        let tree = try Treefile.parse("ref: debian/test\npackages: [curl]\nstub-kernel: true\n")
+        #expect(tree.suite == "bookworm" && tree.variant == "minbase" && tree.stubKernel)
+        let args = tree.mmdebstrapArguments(target: "/t")
+        #expect(args.suffix(2) == ["bookworm", "/t"])
+        #expect(args.contains("--include=curl"))
+        #expect(throws: EngineError.self) { try Treefile.parse("packages: [x]\n") }
+    }
+
+    @Test func accountsAddedByScripts() {
+        let added = SystemUsers.added(before: "root:x:0:0::/root:/bin/sh\n", after: "root:x:0:0::/root:/bin/sh\nsvc:x:999:999::/:/bin/false\n")
+        #expect(added == ["svc:x:999:999::/:/bin/false"])
+        #expect(SystemUsers.appending(added, to: "root:x:0:0::/root:/bin/sh") == "root:x:0:0::/root:/bin/sh\nsvc:x:999:999::/:/bin/false\n")
+        #expect(SystemUsers.appending(added, to: "svc:x:5:5::/:/bin/false\n") == "svc:x:5:5::/:/bin/false\n")
+    }
+
+    @Test func dpkgStatusParsing() {
+        let packages = Package.installed(statusFile: """
+            Package: b
+            Status: install ok installed
+            Version: 2
+            Architecture: amd64
+            Description: x
+             continued: line
+
+            Package: gone
+            Status: deinstall ok config-files
+            Version: 1
+
+            Package: a
+            Status: install ok installed
+            Version: 1:1.0
+            Architecture: all
+            """)
+        #expect(packages.map(\.nameVersionArch) == ["a_1:1.0_all", "b_2_amd64"])
+    }
+}
