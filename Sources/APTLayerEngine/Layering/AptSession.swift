@@ -22,7 +22,7 @@ struct AptSession {
         self.state = state
         self.token = token
         self.progress = progress
-        for dir in ["\(state)/apt/lists/partial", "\(state)/apt/archives/partial", "\(work)/apt-state", "\(work)/log"] {
+        for dir in ["\(state)/apt/lists/partial", "\(state)/apt/archives/partial", "\(work)/apt-state", "\(work)/log", "\(work)/tmp"] {
             try FileTree.makeDirectory(dir)
         }
         FileTree.remove("\(work)/etc-apt")
@@ -69,7 +69,7 @@ struct AptSession {
               --bind '\(root)' '\(root)' --proc '\(root)/proc' --dev '\(root)/dev' \\
               --tmpfs '\(root)/run' --tmpfs '\(root)/tmp' \\
               --bind '\(work)' '\(work)' --ro-bind '\(state)' '\(state)' \\
-              --setenv DEBIAN_FRONTEND noninteractive --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \\
+              --unsetenv TMPDIR --setenv DEBIAN_FRONTEND noninteractive --setenv PATH /usr/sbin:/usr/bin:/sbin:/bin \\
               $binds /usr/bin/dpkg "$@"
 
             """
@@ -82,7 +82,9 @@ struct AptSession {
     }
 
     var environment: [String: String] {
-        ["APT_CONFIG": configPath, "DEBIAN_FRONTEND": "noninteractive"]
+        // apt links the .debs of one dpkg call into a directory under TMPDIR: keep it inside the
+        // build's work directory, which the dpkg sandbox can see.
+        ["APT_CONFIG": configPath, "DEBIAN_FRONTEND": "noninteractive", "TMPDIR": "\(work)/tmp"]
     }
 
     /// `apt-get update` against the tree's sources.
