@@ -1,0 +1,77 @@
+#!/bin/bash
+# Benchmark (not a test): apt-layer install curl vs plain apt-get install curl in a chroot copy of
+# the same minbase, N runs each with downloads cached for both; rollback latency with 4 deployments;
+# layering on a base about 10x larger in files. Prints a table. Run as root:  bench/layering.sh [N]
+set -euo pipefail
+N=${1:-5}
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/.build/release/apt-layer"
+[ -x "$bin" ] || (cd "$here" && swift build -c release --product apt-layer >/dev/null)
+export OSTREE_SYSROOT_DEBUG=mutable-deployments
+work=$(mktemp -d /tmp/apt-layer-bench.XXXXXX)
+mount -t tmpfs -o size=6G tmpfs "$work"
+trap 'umount -l "$work"; rmdir "$work"' EXIT
+S=$work/sysroot
+al() { "$bin" "$@" -q --sysroot "$S"; }
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+al init --os debian >/dev/null
+printf 'ref: bench/minbase\nversion: "1"\nstub-kernel: true\n' > "$work/minbase.yaml"
+al compose tree "$work/minbase.yaml" >/dev/null
+al rebase bench/minbase >/dev/null
+# Warm both download caches once.
+al install curl >/dev/null; al uninstall curl >/dev/null
+ostree checkout --repo="$S/ostree/repo" -U bench/minbase "$work/plain-src" 2>/dev/null || ostree checkout --repo="$S/ostree/repo" bench/minbase "$work/plain-src"
+# Plain apt needs a normal (non-ostree) tree: use a fresh mmdebstrap tree.
+rm -rf "$work/plain-src"; mmdebstrap --quiet --mode=root --variant=minbase bookworm "$work/plain-src" >/dev/null 2>&1
+mkdir -p "$work/aptcache"
+cp -a "$work/plain-src" "$work/warm" && chroot "$work/warm" apt-get -qq -o Dir::Cache::archives=/var/cache/apt/archives update >/dev/null
+mount --bind /proc "$work/warm/proc"; chroot "$work/warm" apt-get -qq -y --no-install-recommends --download-only install curl >/dev/null; umount "$work/warm/proc"
+cp -a "$work/warm/var/cache/apt/archives/." "$work/aptcache/"; cp -a "$work/warm/var/lib/apt/lists" "$work/lists"; rm -rf "$work/warm"
+
+layer=(); plain=()
+for i in $(seq "$N"); do
+  t0=$(now); al install curl >/dev/null; t1=$(now); layer+=("$(echo "$t1 - $t0" | bc)")
+  al uninstall curl >/dev/null
+  rm -rf "$work/chroot"; cp -a "$work/plain-src" "$work/chroot"
+  cp -a "$work/aptcache/." "$work/chroot/var/cache/apt/archives/"; rm -rf "$work/chroot/var/lib/apt/lists"; cp -a "$work/lists" "$work/chroot/var/lib/apt/lists"
+  mount --bind /proc "$work/chroot/proc"
+  t0=$(now); chroot "$work/chroot" apt-get -qq -y --no-install-recommends install curl >/dev/null 2>&1; t1=$(now)
+  umount "$work/chroot/proc"; plain+=("$(echo "$t1 - $t0" | bc)")
+done
+ml=$(printf '%s\n' "${layer[@]}" | median); mp=$(printf '%s\n' "${plain[@]}" | median)
+
+# Rollback latency with 4 deployments.
+al install curl >/dev/null; al pin 1 >/dev/null; al install --idempotent curl wget >/dev/null 2>&1 || al install wget >/dev/null
+al pin 1 >/dev/null || true; al kargs --append bench=1 >/dev/null
+count=$("$bin" status --json --sysroot "$S" | grep -c '"checksum"')
+rb=()
+for i in $(seq "$N"); do t0=$(now); al rollback >/dev/null; t1=$(now); rb+=("$(echo "($t1 - $t0) * 1000" | bc)"); done
+mr=$(printf '%s\n' "${rb[@]}" | median)
+
+# A base about 10x larger in files: minbase plus 10x its file count of small files under /usr/share.
+files=$(find "$work/plain-src" -xdev -type f | wc -l)
+big=$work/bigroot; cp -a "$work/plain-src" "$big"
+mkdir -p "$big/usr/share/bench-bulk"
+python3 - "$big/usr/share/bench-bulk" "$((files * 9))" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    sub = os.path.join(d, str(i // 1000))
+    if i % 1000 == 0: os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, f"f{i}"), "w") as f: f.write(f"{i}\n")
+PY
+"$bin" compose rootfs -q --sysroot "$S" --ref bench/big --version big --stub-kernel "$big" >/dev/null
+al rebase bench/big >/dev/null; al uninstall --all >/dev/null 2>&1 || true
+bigl=()
+for i in $(seq "$N"); do t0=$(now); al install curl >/dev/null; t1=$(now); bigl+=("$(echo "$t1 - $t0" | bc)"); al uninstall curl >/dev/null; done
+mb=$(printf '%s\n' "${bigl[@]}" | median)
+bigfiles=$(find "$big" -xdev -type f 2>/dev/null | wc -l)
+
+printf '\n| measurement (median of %s) | value |\n|---|---|\n' "$N"
+printf '| apt-layer install curl (minbase, %s files) | %.2f s |\n' "$files" "$ml"
+printf '| apt-get install curl in a chroot copy | %.2f s |\n' "$mp"
+printf '| ratio apt-layer / apt-get | %.2f |\n' "$(echo "$ml / $mp" | bc -l)"
+printf '| rollback with %s deployments | %.0f ms |\n' "$count" "$mr"
+printf '| apt-layer install curl on a %s-file base | %.2f s |\n' "$bigfiles" "$mb"
