@@ -3,7 +3,7 @@ import PackageDescription
 
 /// Settings shared by every hand-written target.
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(

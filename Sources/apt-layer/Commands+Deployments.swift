@@ -102,7 +102,8 @@ enum StatusPrinter {
 }
 
 struct DB: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "db", abstract: "Query deployments' package databases.", subcommands: [List.self, Diff.self])
+    static let configuration = CommandConfiguration(
+        commandName: "db", abstract: "Query deployments' package databases.", subcommands: [List.self, Diff.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the packages of a deployment.")

@@ -48,7 +48,8 @@ struct FailureTests {
     @Test func noSpaceLeftFailsCleanly() throws {
         let bed = try TestBed(sysrootSize: "40M")
         let big = "\(bed.fixtures)/big"
-        try Shell.run("""
+        try Shell.run(
+            """
             mkdir -p \(big)/DEBIAN \(big)/usr/share/fixture-big && head -c 48M /dev/urandom > \(big)/usr/share/fixture-big/blob &&
             printf 'Package: fixture-big\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@localhost>\\nDescription: big\\n' > \(big)/DEBIAN/control &&
             dpkg-deb --root-owner-group -Znone --build \(big) \(bed.fixtures)/fixture-big.deb >/dev/null
@@ -84,7 +85,8 @@ struct FailureTests {
     @Test func cliSigintCancels() throws {
         let bed = try TestBed()
         let before = try bed.status
-        let (code, output) = try Shell.status("""
+        let (code, output) = try Shell.status(
+            """
             \(Paths.cli) install -q --sysroot \(bed.sysroot) fixture-slow 2>&1 & pid=$!
             for i in $(seq 200); do pgrep -f -- \(bed.configurePattern) >/dev/null && break; sleep 0.1; done
             kill -INT $pid; wait $pid

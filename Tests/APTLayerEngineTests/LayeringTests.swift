@@ -38,7 +38,8 @@ struct LayeringTests {
         #expect(!again.changed)
         #expect(try bed.status == before)
         #expect(throws: EngineError.self) { try bed.engine().install(["fixture-app"]) }
-        let (code, _) = try Shell.status("\(Paths.cli) install --idempotent -q --sysroot \(bed.sysroot) fixture-app", environment: TestBed.environment)
+        let (code, _) = try Shell.status(
+            "\(Paths.cli) install --idempotent -q --sysroot \(bed.sysroot) fixture-app", environment: TestBed.environment)
         #expect(code == 77)
     }
 
@@ -205,7 +206,9 @@ struct LayeringTests {
         let tree = try Shell.run("ls -A \(dir)/var")
         #expect(tree.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !tree.contains("fixture-vardir"))
         // systemd-tmpfiles creates it in a fresh /var.
-        try Shell.run("mkdir -p \(bed.root)/fakeroot && cp -a \(dir)/usr \(bed.root)/fakeroot/ && mkdir -p \(bed.root)/fakeroot/var/lib && systemd-tmpfiles --create --root=\(bed.root)/fakeroot \(bed.root)/fakeroot/usr/lib/tmpfiles.d/apt-layer-autovar.conf")
+        try Shell.run(
+            "mkdir -p \(bed.root)/fakeroot && cp -a \(dir)/usr \(bed.root)/fakeroot/ && mkdir -p \(bed.root)/fakeroot/var/lib && systemd-tmpfiles --create --root=\(bed.root)/fakeroot \(bed.root)/fakeroot/usr/lib/tmpfiles.d/apt-layer-autovar.conf"
+        )
         #expect(FileManager.default.fileExists(atPath: "\(bed.root)/fakeroot/var/lib/fixture-vardir/data"))
     }
 

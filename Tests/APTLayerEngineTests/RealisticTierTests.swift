@@ -10,7 +10,8 @@ struct RealisticTierTests {
     @Test func composeLayerCurlAndSmokeBoot() throws {
         let bed = try TestBed(deploy: false)
         let treefile = "\(bed.fixtures)/minbase.yaml"
-        try "ref: debian/bookworm/minbase\nversion: \"12-test\"\nsuite: bookworm\nstub-kernel: true\n".write(toFile: treefile, atomically: true, encoding: .utf8)
+        try "ref: debian/bookworm/minbase\nversion: \"12-test\"\nsuite: bookworm\nstub-kernel: true\n".write(
+            toFile: treefile, atomically: true, encoding: .utf8)
         let base = try bed.engine().composeTree(treefile, repo: nil)
         _ = try bed.engine().rebase("debian/bookworm/minbase")
         #expect(try bed.defaultChecksum == base)
@@ -23,7 +24,8 @@ struct RealisticTierTests {
 
         // A local package whose postinst runs Debian's real `adduser --system`.
         let src = "\(bed.fixtures)/svc"
-        try Shell.run("""
+        try Shell.run(
+            """
             mkdir -p \(src)/DEBIAN \(src)/usr/share/doc/fixture-svc && echo doc > \(src)/usr/share/doc/fixture-svc/README &&
             printf 'Package: fixture-svc\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@localhost>\\nDepends: adduser\\nDescription: svc\\n' > \(src)/DEBIAN/control &&
             printf '#!/bin/sh\\nset -e\\nadduser --system --group --no-create-home --home /nonexistent svcuser\\n' > \(src)/DEBIAN/postinst &&
@@ -40,7 +42,8 @@ struct RealisticTierTests {
         // Smoke boot: the deployment as /, /usr read-only, the stateroot's /var, tmpfiles applied.
         let stateVar = "\(bed.sysroot)/ostree/deploy/debian/var"
         try Shell.run("mount --bind \(stateVar) \(dir)/var && systemd-tmpfiles --create --boot --root=\(dir) >/dev/null 2>&1; umount \(dir)/var")
-        let output = try Shell.run("""
+        let output = try Shell.run(
+            """
             bwrap --bind \(dir) / --ro-bind \(dir)/usr /usr --bind \(stateVar) /var --proc /proc --dev /dev --tmpfs /tmp --tmpfs /run \
               --unshare-pid --unshare-net --die-with-parent -- /bin/sh -c \
               'curl --version | head -1; dpkg-query -W -f "\\${Package} \\${Status}\\n" curl; id svcuser >/dev/null && echo user-ok; touch /usr/x 2>/dev/null && echo usr-writable || echo usr-readonly'

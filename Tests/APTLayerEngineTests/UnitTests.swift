@@ -1,5 +1,6 @@
-@testable import APTLayerEngine
 import Testing
+
+@testable import APTLayerEngine
 
 @Suite("Pure logic")
 struct UnitTests {
@@ -12,10 +13,14 @@ struct UnitTests {
     }
 
     @Test func packageDiffClassifiesChanges() {
-        let old = [Package(name: "a", version: "1", architecture: "all"), Package(name: "b", version: "2", architecture: "all"),
-                   Package(name: "c", version: "3", architecture: "all")]
-        let new = [Package(name: "a", version: "2", architecture: "all"), Package(name: "b", version: "1", architecture: "all"),
-                   Package(name: "d", version: "1", architecture: "all")]
+        let old = [
+            Package(name: "a", version: "1", architecture: "all"), Package(name: "b", version: "2", architecture: "all"),
+            Package(name: "c", version: "3", architecture: "all"),
+        ]
+        let new = [
+            Package(name: "a", version: "2", architecture: "all"), Package(name: "b", version: "1", architecture: "all"),
+            Package(name: "d", version: "1", architecture: "all"),
+        ]
         let diff = PackageDiff(from: old, to: new)
         #expect(diff.added.map(\.name) == ["d"])
         #expect(diff.removed.map(\.name) == ["c"])
@@ -24,15 +29,19 @@ struct UnitTests {
     }
 
     @Test func aptSimulationParses() {
-        let plan = AptPlan(simulationOutput: """
-            NOTE: This is only a simulation!
-            Inst libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
-            Inst fixture-app [1.0] (2.0 localhost [all])
-            Remv fixture-removable [1.0]
-            Conf libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
-            """)
-        #expect(plan.installs == [Package(name: "fixture-app", version: "2.0", architecture: "all"),
-                                  Package(name: "libcurl4", version: "7.88.1-10+deb12u12", architecture: "amd64")])
+        let plan = AptPlan(
+            simulationOutput: """
+                NOTE: This is only a simulation!
+                Inst libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
+                Inst fixture-app [1.0] (2.0 localhost [all])
+                Remv fixture-removable [1.0]
+                Conf libcurl4 (7.88.1-10+deb12u12 Debian:12.11/stable [amd64])
+                """)
+        #expect(
+            plan.installs == [
+                Package(name: "fixture-app", version: "2.0", architecture: "all"),
+                Package(name: "libcurl4", version: "7.88.1-10+deb12u12", architecture: "amd64"),
+            ])
         #expect(plan.replacedVersions == ["fixture-app": "1.0"])
         #expect(plan.removals == ["fixture-removable"])
     }
@@ -62,23 +71,24 @@ struct UnitTests {
     }
 
     @Test func dpkgStatusParsing() {
-        let packages = Package.installed(statusFile: """
-            Package: b
-            Status: install ok installed
-            Version: 2
-            Architecture: amd64
-            Description: x
-             continued: line
+        let packages = Package.installed(
+            statusFile: """
+                Package: b
+                Status: install ok installed
+                Version: 2
+                Architecture: amd64
+                Description: x
+                 continued: line
 
-            Package: gone
-            Status: deinstall ok config-files
-            Version: 1
+                Package: gone
+                Status: deinstall ok config-files
+                Version: 1
 
-            Package: a
-            Status: install ok installed
-            Version: 1:1.0
-            Architecture: all
-            """)
+                Package: a
+                Status: install ok installed
+                Version: 1:1.0
+                Architecture: all
+                """)
         #expect(packages.map(\.nameVersionArch) == ["a_1:1.0_all", "b_2_amd64"])
     }
 }

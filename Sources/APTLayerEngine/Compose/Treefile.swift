@@ -64,7 +64,9 @@ public struct Treefile: Codable, Sendable, Equatable {
     }
 
     /// Runs mmdebstrap into `workDirectory/rootfs`, converts and commits the tree. Returns the checksum.
-    public func compose(into repo: Repo, workDirectory: String, progress: any ProgressSink = SilentProgress(), token: CancellationToken? = nil) throws -> String {
+    public func compose(into repo: Repo, workDirectory: String, progress: any ProgressSink = SilentProgress(), token: CancellationToken? = nil) throws
+        -> String
+    {
         let rootfs = "\(workDirectory)/rootfs-\(getpid())"
         defer { FileTree.remove(rootfs) }
         progress.phase("Running mmdebstrap \(suite) (\(variant))")

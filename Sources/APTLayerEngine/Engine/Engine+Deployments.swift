@@ -24,7 +24,8 @@ extension Engine {
             } catch {
                 throw EngineError.wrap(error, "roll back")
             }
-            return ChangeResult(changed: true, summary: "Moving \(target.checksum.prefix(12)).\(target.serial) to be the default.", checksum: target.checksum)
+            return ChangeResult(
+                changed: true, summary: "Moving \(target.checksum.prefix(12)).\(target.serial) to be the default.", checksum: target.checksum)
         }
     }
 
@@ -57,7 +58,8 @@ extension Engine {
                 throw EngineError.wrap(error, "clean up")
             }
             pruneLocalPackages(sysroot)
-            return ChangeResult(changed: removed > 0, summary: removed > 0 ? "Removed \(removed) deployment(s)." : "No deployment removed; repository pruned.")
+            return ChangeResult(
+                changed: removed > 0, summary: removed > 0 ? "Removed \(removed) deployment(s)." : "No deployment removed; repository pruned.")
         }
     }
 
@@ -68,7 +70,9 @@ extension Engine {
             guard all.indices.contains(index) else {
                 throw EngineError(.invalidArgument, "no deployment at index \(index) (there are \(all.count))")
             }
-            if all[index].isPinned == pinned { return ChangeResult(changed: false, summary: "Deployment \(index) is already \(pinned ? "pinned" : "unpinned").") }
+            if all[index].isPinned == pinned {
+                return ChangeResult(changed: false, summary: "Deployment \(index) is already \(pinned ? "pinned" : "unpinned").")
+            }
             do { try sysroot.setPinned(all[index], pinned) } catch { throw EngineError.wrap(error, "pin") }
             return ChangeResult(changed: true, summary: "Deployment \(index) is now \(pinned ? "pinned" : "unpinned").")
         }
@@ -86,8 +90,9 @@ extension Engine {
             guard let keyFile = current.origin, let origin = Origin(keyFile: keyFile) else {
                 throw EngineError(.invalidArgument, "deployment has no origin")
             }
-            try writeDeployment(sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: current,
-                                accounts: [:], kernelArguments: kargs.arguments, token: token)
+            try writeDeployment(
+                sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: current,
+                accounts: [:], kernelArguments: kargs.arguments, token: token)
             return ChangeResult(changed: true, summary: "Kernel arguments: \(kargs.description)", checksum: current.checksum)
         }
     }

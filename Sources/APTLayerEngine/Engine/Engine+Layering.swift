@@ -50,7 +50,9 @@ extension Engine {
     }
 
     /// Removes layered packages (by name; local packages by their package name).
-    public func uninstall(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+    public func uninstall(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws
+        -> ChangeResult
+    {
         guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "uninstall: name at least one package, or --all") }
         return try relayer("uninstall", flags: flags, token: token) { origin in
             var next = origin
@@ -94,7 +96,9 @@ extension Engine {
     }
 
     /// Restores removed base packages (`override reset`).
-    public func overrideReset(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+    public func overrideReset(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws
+        -> ChangeResult
+    {
         guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "override reset: name at least one package, or --all") }
         return try relayer("override reset", flags: flags, token: token) { origin in
             var next = origin
@@ -126,7 +130,9 @@ extension Engine {
 
     /// Moves the base to a commit of the base ref's history, by version or checksum, keeping the layering.
     public func deploy(_ target: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
-        try relayer("deploy \(target)", flags: flags, token: token) { origin in origin } base: { sysroot, origin in
+        try relayer("deploy \(target)", flags: flags, token: token) { origin in
+            origin
+        } base: { sysroot, origin in
             let checksum = try findCommit(sysroot, refspec: origin.baseRefspec, target: target)
             return checksum
         } adjust: { origin, checksum in

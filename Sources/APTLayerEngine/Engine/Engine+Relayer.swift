@@ -27,7 +27,9 @@ extension Engine {
                 currentOrigin = origin
                 currentCommit = try repo.commit(merge.checksum)
             } else {
-                guard allowEmpty else { throw EngineError(.invalidArgument, "stateroot \(osname) has no deployment yet; run apt-layer rebase REF first") }
+                guard allowEmpty else {
+                    throw EngineError(.invalidArgument, "stateroot \(osname) has no deployment yet; run apt-layer rebase REF first")
+                }
                 currentOrigin = Origin(baseRefspec: "")
             }
             var origin = try transform(currentOrigin)
@@ -73,8 +75,9 @@ extension Engine {
                 }
             }
             try token.check()
-            try writeDeployment(sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
-                                accounts: accounts, lockFinalization: flags.lockFinalization, token: token)
+            try writeDeployment(
+                sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
+                accounts: accounts, lockFinalization: flags.lockFinalization, token: token)
             return ChangeResult(changed: true, summary: "Deployed \(target.prefix(12)) (\(operation)).", diff: diff, checksum: target)
         }
     }
@@ -136,7 +139,9 @@ extension Engine {
                 let base = baseChecksum(of: commit)
                 if !bases.contains(base) { bases.append(base) }
             }
-            let existing = try repo.refs(prefix: Layout.baseRefPrefix).map { $0.hasPrefix(Layout.baseRefPrefix) ? $0 : "\(Layout.baseRefPrefix)/\($0)" }
+            let existing = try repo.refs(prefix: Layout.baseRefPrefix).map {
+                $0.hasPrefix(Layout.baseRefPrefix) ? $0 : "\(Layout.baseRefPrefix)/\($0)"
+            }
             for (index, base) in bases.enumerated() { try repo.setRef("\(Layout.baseRefPrefix)/\(index)", to: base) }
             for ref in existing {
                 if let n = Int(ref.split(separator: "/").last ?? ""), n < bases.count { continue }

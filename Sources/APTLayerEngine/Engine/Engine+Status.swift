@@ -17,17 +17,18 @@ extension Engine {
             let isDefault = !seenDefault.contains(d.osname)
             seenDefault.insert(d.osname)
             let pkglist = (commit?.strings(Layout.Key.packageList) ?? []).compactMap(Package.init(metadataForm:))
-            let layered = Set(origin?.requested.packages ?? []) .union(origin?.requested.localPackages.map(\.name) ?? [])
-            list.append(.init(
-                index: index, id: "\(d.osname)-\(d.checksum).\(d.serial)", osname: d.osname, serial: Int(d.serial),
-                checksum: d.checksum, version: commit?.string(Layout.Key.version), timestamp: commit?.timestamp ?? 0,
-                origin: origin?.baseRefspec, booted: booted.map(d.isSame) ?? false, default: isDefault, staged: d.isStaged,
-                pinned: d.isPinned, baseChecksum: base, baseVersion: baseCommit?.string(Layout.Key.version),
-                baseTimestamp: baseCommit?.timestamp, requestedPackages: origin?.requested.packages ?? [],
-                requestedLocalPackages: origin?.requested.localPackages.map(\.recordForm) ?? [],
-                requestedBaseRemovals: origin?.requested.removals ?? [],
-                layeredPackages: pkglist.filter { layered.contains($0.name) }.map(\.metadataForm),
-                kernelArguments: d.kernelArguments))
+            let layered = Set(origin?.requested.packages ?? []).union(origin?.requested.localPackages.map(\.name) ?? [])
+            list.append(
+                .init(
+                    index: index, id: "\(d.osname)-\(d.checksum).\(d.serial)", osname: d.osname, serial: Int(d.serial),
+                    checksum: d.checksum, version: commit?.string(Layout.Key.version), timestamp: commit?.timestamp ?? 0,
+                    origin: origin?.baseRefspec, booted: booted.map(d.isSame) ?? false, default: isDefault, staged: d.isStaged,
+                    pinned: d.isPinned, baseChecksum: base, baseVersion: baseCommit?.string(Layout.Key.version),
+                    baseTimestamp: baseCommit?.timestamp, requestedPackages: origin?.requested.packages ?? [],
+                    requestedLocalPackages: origin?.requested.localPackages.map(\.recordForm) ?? [],
+                    requestedBaseRemovals: origin?.requested.removals ?? [],
+                    layeredPackages: pkglist.filter { layered.contains($0.name) }.map(\.metadataForm),
+                    kernelArguments: d.kernelArguments))
         }
         return StatusDocument(sysroot: options.sysroot, deployments: list, transaction: nil)
     }

@@ -56,7 +56,11 @@ public struct Engine: Sendable {
         let deployDir = "\(options.sysroot)/ostree/deploy"
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: deployDir)) ?? []).filter { FileTree.isDirectory("\(deployDir)/\($0)") }
         guard names.count == 1 else {
-            throw EngineError(.invalidArgument, names.isEmpty ? "no stateroot in \(options.sysroot); run apt-layer init --os NAME" : "several stateroots (\(names.sorted().joined(separator: ", "))); pass --os")
+            throw EngineError(
+                .invalidArgument,
+                names.isEmpty
+                    ? "no stateroot in \(options.sysroot); run apt-layer init --os NAME"
+                    : "several stateroots (\(names.sorted().joined(separator: ", "))); pass --os")
         }
         return names[0]
     }
@@ -105,7 +109,9 @@ public struct Engine: Sendable {
     }
 
     /// Runs a blocking operation on its own thread, cancelling it when the task is cancelled.
-    public static func run<T: Sendable>(_ body: @escaping @Sendable (CancellationToken) throws -> T, token: CancellationToken = CancellationToken()) async throws -> T {
+    public static func run<T: Sendable>(_ body: @escaping @Sendable (CancellationToken) throws -> T, token: CancellationToken = CancellationToken())
+        async throws -> T
+    {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let thread = Thread {

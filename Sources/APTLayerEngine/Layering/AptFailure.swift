@@ -11,7 +11,9 @@ enum AptFailure {
             return EngineError(.notFound, line.replacingOccurrences(of: "E: ", with: ""))
         }
         if lines.contains(where: { $0.hasPrefix("E: Unable to correct problems") || $0.hasPrefix("E: Unmet dependencies") }) {
-            let detail = lines.first { $0.contains(": Depends:") || $0.contains(": Conflicts:") || $0.contains(": Breaks:") || $0.contains(": PreDepends:") }
+            let detail = lines.first {
+                $0.contains(": Depends:") || $0.contains(": Conflicts:") || $0.contains(": Breaks:") || $0.contains(": PreDepends:")
+            }
             return EngineError(.unsatisfiable, "unsatisfiable dependencies: \(detail ?? "apt could not find a consistent package set")")
         }
         if let line = lines.first(where: { $0.contains("trying to overwrite") }) {
@@ -25,8 +27,9 @@ enum AptFailure {
         if lines.contains(where: { $0.contains("No space left on device") }) {
             return EngineError(.system, "no space left on device")
         }
-        let reason = lines.last { $0.hasPrefix("E: ") && !$0.contains("Sub-process") } ?? lines.last { $0.hasPrefix("dpkg: error") } ?? lines.last ?? "exit status \(status)"
+        let reason =
+            lines.last { $0.hasPrefix("E: ") && !$0.contains("Sub-process") } ?? lines.last { $0.hasPrefix("dpkg: error") } ?? lines.last
+            ?? "exit status \(status)"
         return EngineError(.packageFailed, String(reason.hasPrefix("E: ") ? reason.dropFirst(3) : reason[...]))
     }
 }
-

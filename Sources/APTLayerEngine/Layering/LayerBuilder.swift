@@ -189,21 +189,27 @@ struct LayerBuilder {
         let accounts = FileTree.read("\(root)/etc/passwd") ?? ""
         let groups = FileTree.read("\(root)/etc/group") ?? ""
         func name(_ id: UInt32, in table: String) -> String {
-            table.split(separator: "\n").first { $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == Substring(String(id)) }?
-                .split(separator: ":").first.map(String.init) ?? String(id)
+            table.split(separator: "\n").first {
+                $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == Substring(String(id))
+            }?
+            .split(separator: ":").first.map(String.init) ?? String(id)
         }
         for relative in FileTree.walk("\(root)/var") where !factory.contains(relative) {
             guard let info = FileTree.lstatInfo("\(root)/var/\(relative)") else { continue }
             if (info.st_mode & S_IFMT) == S_IFDIR {
                 let mode = String(info.st_mode & 0o7777, radix: 8)
-                lines.append("d /var/\(relative) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(name(info.st_uid, in: accounts)) \(name(info.st_gid, in: groups)) - -")
+                lines.append(
+                    "d /var/\(relative) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(name(info.st_uid, in: accounts)) \(name(info.st_gid, in: groups)) - -"
+                )
             } else if !relative.hasPrefix("log/") && !relative.hasPrefix("cache/") && !relative.hasPrefix("lib/apt/") {
                 dropped.append("/var/\(relative)")
             }
         }
         if !dropped.isEmpty {
             let shown = dropped.prefix(5).joined(separator: ", ")
-            progress.message("warning: dropping package content under /var (only directories are kept): \(shown)\(dropped.count > 5 ? " and \(dropped.count - 5) more" : "")")
+            progress.message(
+                "warning: dropping package content under /var (only directories are kept): \(shown)\(dropped.count > 5 ? " and \(dropped.count - 5) more" : "")"
+            )
         }
         if lines.count > 1 {
             try FileTree.makeDirectory("\(root)/usr/lib/tmpfiles.d")

@@ -45,7 +45,10 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
             } else if parts.count == 2 {
                 let matches = arguments.indices.filter { Self.key(arguments[$0]) == Substring(parts[0]) }
                 guard matches.count == 1 else {
-                    throw EngineError(.invalidArgument, matches.isEmpty ? "kernel argument \(parts[0]) is not present" : "kernel argument \(parts[0]) has several values; use KEY=OLD=NEW")
+                    throw EngineError(
+                        .invalidArgument,
+                        matches.isEmpty
+                            ? "kernel argument \(parts[0]) is not present" : "kernel argument \(parts[0]) has several values; use KEY=OLD=NEW")
                 }
                 arguments[matches[0]] = spec
             } else {

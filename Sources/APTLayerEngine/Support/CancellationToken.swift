@@ -1,6 +1,6 @@
+import Glibc
 import OSTree
 import Synchronization
-import Glibc
 
 /// Cancels one engine operation: libostree calls through a `GCancellable`, running subprocesses by
 /// killing their process group, and the engine's own loops at their next safe point.

@@ -26,7 +26,9 @@ final class TestBed: @unchecked Sendable {
         root = try Shell.run("mktemp -d /tmp/apt-layer-test.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
         fixtures = "\(root)/fixtures"
         sysroot = "\(root)/sysroot"
-        try Shell.run("mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)")
+        try Shell.run(
+            "mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)"
+        )
         try Shell.run("\(Paths.fixtures)/make-debs.sh \(fixtures)/fx")
         try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(fixtures)/rootfs \(fixtures)/fx/debs \(fixtures)/fx/repo 1")
         let engine = Engine(options: .init(sysroot: sysroot))
