@@ -45,7 +45,7 @@ ml=$(printf '%s\n' "${layer[@]}" | median); mp=$(printf '%s\n' "${plain[@]}" | m
 # Rollback latency with 4 deployments.
 al install curl >/dev/null; al pin 1 >/dev/null; al install --idempotent curl wget >/dev/null 2>&1 || al install wget >/dev/null
 al pin 1 >/dev/null || true; al kargs --append bench=1 >/dev/null
-count=$("$bin" status --json --sysroot "$S" | grep -c '"checksum"')
+count=$("$bin" status --json --sysroot "$S" | grep -c '"index"')
 rb=()
 for i in $(seq "$N"); do t0=$(now); al rollback >/dev/null; t1=$(now); rb+=("$(echo "($t1 - $t0) * 1000" | bc)"); done
 mr=$(printf '%s\n' "${rb[@]}" | median)

@@ -11,7 +11,12 @@ struct LayeringOptions: ParsableArguments {
     @Flag(name: .long, help: "Stage with finalization locked (booted hosts); apply with `finalize`.")
     var lockFinalization = false
 
-    var flags: LayeringFlags { .init(idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization) }
+    @Flag(name: .long, help: "Update package lists even when they are fresh (upgrade always does).")
+    var refresh = false
+
+    var flags: LayeringFlags {
+        .init(idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization, refresh: refresh)
+    }
 }
 
 struct Install: ParsableCommand {

@@ -11,9 +11,12 @@ public struct LayeringFlags: Sendable {
     public var allowKernel = false
     /// Stage with finalization locked (booted hosts only).
     public var lockFinalization = false
+    /// Update package lists even when they are fresh.
+    public var refresh = false
 
     /// Creates flags.
-    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false) {
+    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false, refresh: Bool = false) {
+        self.refresh = refresh
         self.idempotent = idempotent
         self.dryRun = dryRun
         self.allowKernel = allowKernel
@@ -119,6 +122,7 @@ extension Engine {
     public func upgrade(check: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         var flags = flags
         flags.dryRun = flags.dryRun || check
+        flags.refresh = true
         return try relayer(check ? "upgrade --check" : "upgrade", flags: flags, token: token) { origin in
             var next = origin
             next.overrideCommit = nil

@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import OSTree
 
 /// apt on the host, pointed at a checked-out tree: its status file, the merge deployment's sources,
 /// and a dpkg that runs inside bubblewrap (maintainer scripts are chrooted into the tree there,
@@ -31,6 +33,10 @@ struct AptSession {
         } else {
             try FileTree.makeDirectory("\(work)/etc-apt")
         }
+        // apt rebuilds its caches whenever a sources file is newer than them; deployment /etc files
+        // carry deploy-time mtimes. Source changes are caught by the fingerprint in update(force:)
+        // and list changes by apt itself, so old mtimes here are safe and keep the caches valid.
+        try Subprocess.check(["find", "\(work)/etc-apt", "-exec", "touch", "-h", "-d", "@1", "{}", "+"])
         let architecture = Self.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)")
         let config = """
             Dir "/";
@@ -39,8 +45,8 @@ struct AptSession {
             Dir::State::status "\(admindir)/status";
             Dir::Cache "\(state)/apt/";
             Dir::Cache::archives "\(state)/apt/archives/";
-            Dir::Cache::pkgcache "";
-            Dir::Cache::srcpkgcache "";
+            Dir::Cache::pkgcache "\(state)/apt/pkgcache.bin";
+            Dir::Cache::srcpkgcache "\(state)/apt/srcpkgcache.bin";
             Dir::Etc "\(work)/etc-apt/";
             Dir::Log "\(work)/log/";
             Dir::Bin::dpkg "\(dpkgWrapper)";
@@ -49,7 +55,7 @@ struct AptSession {
             APT::Sandbox::User "root";
             Acquire::Languages "none";
             Dpkg::Use-Pty "false";
-            DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; };
+            DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; "--force-unsafe-io"; };
 
             """
         try FileTree.write(configPath, config)
@@ -87,14 +93,43 @@ struct AptSession {
         ["APT_CONFIG": configPath, "DEBIAN_FRONTEND": "noninteractive", "TMPDIR": "\(work)/tmp"]
     }
 
-    /// `apt-get update` against the tree's sources.
-    func update() throws {
+    /// How long downloaded package lists count as fresh when the sources did not change.
+    static let listsMaxAge: TimeInterval = 3600
+
+    /// `apt-get update` against the tree's sources, unless the lists are fresh: same sources as
+    /// the last update, less than ``listsMaxAge`` old, and no `file:` source (those are cheap and
+    /// change under us). `force` always updates (`upgrade`, `--refresh`).
+    func update(force: Bool) throws {
+        let stamp = "\(state)/apt/lists.stamp"
+        let fingerprint = sourcesFingerprint()
+        if !force, !fingerprint.text.contains("file:"), FileTree.read(stamp) == fingerprint.hash,
+            let modified = (try? FileManager.default.attributesOfItem(atPath: stamp))?[.modificationDate] as? Date,
+            Date().timeIntervalSince(modified) < Self.listsMaxAge
+        {
+            progress.phase("Package lists are fresh (updated \(Int(Date().timeIntervalSince(modified)))s ago)")
+            return
+        }
         progress.phase("Updating package lists")
+        unlink(stamp)
         let result = try Subprocess.run(["apt-get", "-q", "update"], environment: environment, token: token)
         let errors = result.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("Err:") }
         guard result.succeeded, errors.isEmpty else {
             throw EngineError(.system, "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
         }
+        try FileTree.write(stamp, fingerprint.hash)
+    }
+
+    /// The sources and keys apt uses, as text and as a hash.
+    private func sourcesFingerprint() -> (text: String, hash: String) {
+        let etc = "\(work)/etc-apt"
+        var parts = [FileTree.read("\(etc)/sources.list") ?? ""]
+        for dir in ["sources.list.d", "trusted.gpg.d", "preferences.d"] {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: "\(etc)/\(dir)")) ?? []).sorted() {
+                parts.append("\(dir)/\(name)\n" + (FileTree.read("\(etc)/\(dir)/\(name)") ?? ""))
+            }
+        }
+        let text = parts.joined(separator: "\n")
+        return (text, SHA256.hex(text + "\n" + AptSession.architecture(admindir: admindir)))
     }
 
     /// What apt would do for `arguments` (names, `name-` removals, .deb paths).

@@ -19,6 +19,8 @@ struct LayerBuilder {
         /// The inputs hash of the current deployment: an equal hash means nothing to do.
         var currentInputsSHA256: String?
         var dryRun: Bool
+        /// Update package lists even when they are fresh.
+        var refreshMetadata: Bool
     }
 
     /// A finished build.
@@ -43,7 +45,10 @@ struct LayerBuilder {
     static let refusedPackagePrefixes = ["linux-image-", "grub-pc", "grub-efi", "grub2", "shim-signed", "systemd-boot"]
 
     func build(_ request: Request) throws -> Outcome {
-        let temporary = "\(repo.path)/tmp/\(Layout.temporaryPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // A fixed path (builds are serialised by the sysroot lock): apt's package caches record
+        // the paths of the status file and sources, so a stable path lets them stay valid.
+        let temporary = "\(repo.path)/tmp/\(Layout.temporaryPrefix)build"
+        FileTree.remove(temporary)
         defer { FileTree.remove(temporary) }
         let root = "\(temporary)/root"
         let work = "\(temporary)/work"
@@ -65,7 +70,7 @@ struct LayerBuilder {
         let apt = try AptSession(
             root: root, work: work, state: stateDirectory,
             etcApt: request.mergeEtc.map { "\($0)/apt" } ?? "\(root)/etc/apt", token: token, progress: progress)
-        try apt.update()
+        try apt.update(force: request.refreshMetadata)
 
         progress.phase("Resolving packages")
         let arguments = aptArguments(request.requested)
