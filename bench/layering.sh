@@ -42,9 +42,11 @@ for i in $(seq "$N"); do
 done
 ml=$(printf '%s\n' "${layer[@]}" | median); mp=$(printf '%s\n' "${plain[@]}" | median)
 
-# Rollback latency with 4 deployments.
-al install curl >/dev/null; al pin 1 >/dev/null; al install --idempotent curl wget >/dev/null 2>&1 || al install wget >/dev/null
-al pin 1 >/dev/null || true; al kargs --append bench=1 >/dev/null
+# Rollback latency with exactly 4 deployments: unpin everything, drop rollbacks, then make three
+# more deployments (kargs edits), pinning each previous one so all four stay.
+for i in $(seq 0 20); do al unpin "$i" >/dev/null 2>&1 || true; done
+al cleanup --rollback >/dev/null || true
+for n in 1 2 3; do al pin 0 >/dev/null; al kargs --append "bench$n=1" >/dev/null; done
 count=$("$bin" status --json --sysroot "$S" | grep -c '"index"')
 rb=()
 for i in $(seq "$N"); do t0=$(now); al rollback >/dev/null; t1=$(now); rb+=("$(echo "($t1 - $t0) * 1000" | bc)"); done
