@@ -11,11 +11,19 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "apt-layer", targets: ["apt-layer"]),
+        .executable(name: "apt-layerd", targets: ["apt-layerd"]),
         .library(name: "APTLayerEngine", targets: ["APTLayerEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libostree's C API. Only the `OSTree` wrapper module may import it.
@@ -45,6 +53,55 @@ let package = Package(
             dependencies: [
                 "APTLayerEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libsystemd: sd_notify (READY, WATCHDOG, STATUS) and journald fields.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // Types and server stubs generated at build time from openapi/openapi.yaml (linked in).
+        .target(
+            name: "APTLayerAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
+        // The SQLite transaction journal (GRDB over the system libsqlite3).
+        .target(
+            name: "APTLayerJournal",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // The agent: transactions, API handlers, mTLS, configuration, systemd integration.
+        .target(
+            name: "APTLayerAgent",
+            dependencies: [
+                "APTLayerEngine", "APTLayerAPI", "APTLayerJournal", "CSystemd",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "apt-layerd",
+            dependencies: [
+                "APTLayerAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "APTLayerAgentTests",
+            dependencies: [
+                "APTLayerAgent", "APTLayerJournal", "APTLayerEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -90,6 +90,14 @@ public struct Engine: Sendable {
         return try body(sysroot)
     }
 
+    /// After a crash: waits for the sysroot lock, then removes temporary trees a killed run left.
+    /// The deployment list is whatever the last completed libostree write made it.
+    public func recoverAfterCrash() throws {
+        var options = self.options
+        options.waitForLock = true
+        try Engine(options: options).locked("recover") { _ in }
+    }
+
     /// Removes temporary trees that a killed run left in the repository's tmp directory.
     func sweepTemporaryTrees() {
         let tmp = "\(options.sysroot)/ostree/repo/tmp"

@@ -1,0 +1,170 @@
+import APTLayerAPI
+import APTLayerEngine
+import APTLayerJournal
+import Foundation
+import Glibc
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import OpenAPIHummingbird
+import ServiceLifecycle
+
+/// Assembles and runs the agent: state directory lock → journal (+ crash recovery) → transaction
+/// manager → mTLS API and loopback metrics listeners → systemd readiness and watchdog.
+public enum Agent {
+    /// A failure to start, with a one-line reason.
+    public struct StartError: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Builds the TLS configuration: the server certificate, client certificates required and
+    /// verified against the client CA, TLS 1.2 minimum.
+    public static func tlsConfiguration(_ files: AgentConfiguration.TLSFiles) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(files.certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: files.key, format: .pem)
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .file(files.clientCA)
+            tls.minimumTLSVersion = .tlsv12
+            return tls
+        } catch {
+            throw StartError(message: "TLS files (\(files.certificate), \(files.key), \(files.clientCA)): \(error)")
+        }
+    }
+
+    /// Creates the state directory (0700) and takes its lock; a second agent on it fails here.
+    static func lockStateDirectory(_ path: String) throws -> Int32 {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw StartError(message: "cannot create state directory \(path): \(error)")
+        }
+        chmod(path, 0o700)
+        let fd = open("\(path)/agent.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StartError(message: "cannot open \(path)/agent.lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = read(fd, &buffer, 31)
+            close(fd)
+            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            throw StartError(message: "another apt-layerd (pid \(holder)) is using state directory \(path)")
+        }
+        ftruncate(fd, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return fd
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    public static func run(configuration config: AgentConfiguration, logger: Logger) async throws {
+        let started = ContinuousClock.now
+        let lockFD = try lockStateDirectory(config.stateDirectory)
+        defer { close(lockFD) }
+
+        let journal: Journal
+        do { journal = try Journal(path: "\(config.stateDirectory)/journal.sqlite") } catch {
+            throw StartError(message: "cannot open journal: \(error)")
+        }
+        let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
+        let interrupted = try journal.recover()
+        if !interrupted.isEmpty {
+            for record in interrupted {
+                logger.warning("transaction interrupted by an agent crash", metadata: ["txn": "\(record.id)", "operation": "\(record.operation)"])
+            }
+            try await Engine.run { _ in try Engine(options: engineOptions).recoverAfterCrash() }
+        }
+        try journal.applyRetention(maxAge: config.retention.maxAgeDays * 86400, maxCount: config.retention.maxCount)
+
+        let manager = TransactionManager(
+            journal: journal, engineOptions: engineOptions, timeout: .milliseconds(Int64(config.transactionTimeoutSeconds * 1000)),
+            queueLength: config.queueLength, retention: config.retention, logger: logger
+        ) { Systemd.notify("STATUS=\($0)") }
+        let handler = APIHandler(manager: manager, journal: journal, engineOptions: engineOptions, started: started)
+
+        let router = Router(context: AgentRequestContext.self)
+        router.add(middleware: ProblemMiddleware(logger: logger))
+        router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
+        router.add(middleware: AuthMiddleware(roles: config.roles))
+        try handler.registerHandlers(on: router)
+
+        let metricsRouter = Router()
+        metricsRouter.get("/metrics") { _, _ -> Response in
+            let text = await Metrics.render(manager: manager, engineOptions: engineOptions, started: started)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        metricsRouter.get("/v1/healthz") { _, _ in "{\"status\":\"ok\"}" }
+
+        guard let api = AgentConfiguration.hostPort(config.listen), let metrics = AgentConfiguration.hostPort(config.metricsListen) else {
+            throw StartError(message: "invalid listen address")
+        }
+        let ready = ReadyGate(expected: 2, started: started, logger: logger)
+        let apiApp = Application(
+            router: router,
+            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(config.tls)),
+            configuration: .init(address: .hostname(api.host, port: api.port), serverName: "apt-layerd"),
+            onServerRunning: { channel in await ready.listening("API (mTLS)", channel) },
+            logger: logger)
+        let metricsApp = Application(
+            router: metricsRouter,
+            configuration: .init(address: .hostname(metrics.host, port: metrics.port), serverName: "apt-layerd-metrics"),
+            onServerRunning: { channel in await ready.listening("metrics", channel) },
+            logger: logger)
+
+        var services: [any Service] = [ManagerService(manager: manager), apiApp, metricsApp]
+        if let interval = Systemd.watchdogInterval { services.append(WatchdogService(interval: interval)) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Sends READY=1 once every listener is bound.
+actor ReadyGate {
+    let expected: Int
+    let started: ContinuousClock.Instant
+    let logger: Logger
+    var count = 0
+
+    init(expected: Int, started: ContinuousClock.Instant, logger: Logger) {
+        self.expected = expected
+        self.started = started
+        self.logger = logger
+    }
+
+    func listening(_ name: String, _ channel: any Channel) {
+        logger.info("\(name) listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
+        count += 1
+        guard count == expected else { return }
+        let elapsed = ContinuousClock.now - started
+        Systemd.notify("READY=1\nSTATUS=Idle")
+        logger.info("ready", metadata: ["startup_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
+    }
+}
+
+/// On graceful shutdown, lets the running transaction reach a safe point and be journaled.
+struct ManagerService: Service {
+    let manager: TransactionManager
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        Systemd.notify("STOPPING=1")
+        await manager.shutdown()
+    }
+}
+
+/// Pings the systemd watchdog at half the interval it asked for.
+struct WatchdogService: Service {
+    let interval: Duration
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            Systemd.notify("WATCHDOG=1")
+            try? await Task.sleep(for: interval / 2)
+        }
+    }
+}

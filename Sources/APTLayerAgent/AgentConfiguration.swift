@@ -1,0 +1,169 @@
+import Foundation
+import Yams
+
+/// What an agent may do for a client identity.
+public enum Role: String, Codable, Sendable, Comparable, CaseIterable {
+    /// GET only.
+    case reader
+    /// GET and starting transactions; cancelling its own.
+    case `operator`
+    /// Everything, including cancelling others' transactions.
+    case admin
+
+    var rank: Int { Role.allCases.firstIndex(of: self)! }
+    public static func < (a: Role, b: Role) -> Bool { a.rank < b.rank }
+}
+
+/// The agent's effective configuration: `/etc/apt-layer/agent.yaml`, then drop-ins from
+/// `/usr/lib/apt-layer/agent.d/*.yaml` and `/etc/apt-layer/agent.d/*.yaml` merged in file-name order
+/// (later wins), then command-line flags.
+public struct AgentConfiguration: Codable, Sendable, Equatable {
+    /// `HOST:PORT` of the mTLS API listener.
+    public var listen = "127.0.0.1:7443"
+    /// TLS files.
+    public var tls = TLSFiles()
+    /// Client identity (certificate CN or SAN) → role.
+    public var roles: [String: Role] = [:]
+    /// The sysroot the engine manages.
+    public var sysroot = "/"
+    /// The stateroot; nil = booted / only one.
+    public var os: String?
+    /// Journal and lock live here (0700).
+    public var stateDirectory = "/var/lib/apt-layer"
+    /// A transaction running longer is cancelled with a reason.
+    public var transactionTimeoutSeconds: Double = 3600
+    /// How many `wait=true` requests may queue behind the running one.
+    public var queueLength = 8
+    /// Journal retention.
+    public var retention = Retention()
+    /// `HOST:PORT` of the plaintext metrics/health listener (keep it on loopback).
+    public var metricsListen = "127.0.0.1:9478"
+    /// Largest accepted request body.
+    public var maxBodyBytes = 65536
+
+    public struct TLSFiles: Codable, Sendable, Equatable {
+        public var certificate = "/etc/apt-layer/tls/server.crt"
+        public var key = "/etc/apt-layer/tls/server.key"
+        public var clientCA = "/etc/apt-layer/tls/client-ca.crt"
+        public init() {}
+        enum CodingKeys: String, CodingKey { case certificate, key, clientCA = "client-ca" }
+    }
+
+    public struct Retention: Codable, Sendable, Equatable {
+        public var maxAgeDays: Double = 90
+        public var maxCount = 1000
+        public init() {}
+        enum CodingKeys: String, CodingKey { case maxAgeDays = "max-age-days", maxCount = "max-count" }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, tls, roles, sysroot, os
+        case stateDirectory = "state-directory"
+        case transactionTimeoutSeconds = "transaction-timeout-seconds"
+        case queueLength = "queue-length"
+        case retention
+        case metricsListen = "metrics-listen"
+        case maxBodyBytes = "max-body-bytes"
+    }
+
+    /// The defaults.
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AgentConfiguration()
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? d.listen
+        tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls) ?? d.tls
+        roles = try c.decodeIfPresent([String: Role].self, forKey: .roles) ?? d.roles
+        sysroot = try c.decodeIfPresent(String.self, forKey: .sysroot) ?? d.sysroot
+        os = try c.decodeIfPresent(String.self, forKey: .os)
+        stateDirectory = try c.decodeIfPresent(String.self, forKey: .stateDirectory) ?? d.stateDirectory
+        transactionTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .transactionTimeoutSeconds) ?? d.transactionTimeoutSeconds
+        queueLength = try c.decodeIfPresent(Int.self, forKey: .queueLength) ?? d.queueLength
+        retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
+        metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? d.metricsListen
+        maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+    }
+}
+
+/// A configuration problem: which file or key, and why.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+extension AgentConfiguration {
+    /// The files that make up the configuration, in merge order.
+    public static func files(main: String = "/etc/apt-layer/agent.yaml", dropInDirectories: [String] = ["/usr/lib/apt-layer/agent.d", "/etc/apt-layer/agent.d"])
+        -> [String]
+    {
+        var files: [String] = FileManager.default.fileExists(atPath: main) ? [main] : []
+        var dropIns: [String: String] = [:]
+        for dir in dropInDirectories {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".yaml") {
+                dropIns[name] = "\(dir)/\(name)"  // same name in a later directory wins
+            }
+        }
+        files += dropIns.keys.sorted().map { dropIns[$0]! }
+        return files
+    }
+
+    /// Loads and merges `files` (mappings merge key by key, recursively; later files win).
+    public static func load(files: [String]) throws -> AgentConfiguration {
+        var merged: [String: Any] = [:]
+        for file in files {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigurationError(message: "cannot read \(file)")
+            }
+            let node: Any?
+            do { node = try Yams.load(yaml: text) } catch { throw ConfigurationError(message: "\(file): invalid YAML: \(error)") }
+            guard let mapping = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
+                throw ConfigurationError(message: "\(file): the top level must be a mapping")
+            }
+            merged = merge(merged, mapping)
+        }
+        do {
+            let yaml = try Yams.dump(object: merged)
+            let config = try YAMLDecoder().decode(AgentConfiguration.self, from: yaml)
+            try config.validate()
+            return config
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(message: "invalid configuration: \(error)")
+        }
+    }
+
+    static func merge(_ base: [String: Any], _ overlay: [String: Any]) -> [String: Any] {
+        var result = base
+        for (key, value) in overlay {
+            if let a = result[key] as? [String: Any], let b = value as? [String: Any] {
+                result[key] = merge(a, b)
+            } else {
+                result[key] = value
+            }
+        }
+        return result
+    }
+
+    /// Checks values that decoding cannot.
+    public func validate() throws {
+        for (name, value) in [("listen", listen), ("metrics-listen", metricsListen)] where Self.hostPort(value) == nil {
+            throw ConfigurationError(message: "\(name): expected HOST:PORT, got \(value)")
+        }
+        guard transactionTimeoutSeconds > 0 else { throw ConfigurationError(message: "transaction-timeout-seconds must be positive") }
+        guard queueLength >= 0 else { throw ConfigurationError(message: "queue-length must be zero or more") }
+        guard maxBodyBytes >= 1024 else { throw ConfigurationError(message: "max-body-bytes must be at least 1024") }
+    }
+
+    /// Splits `HOST:PORT` (IPv6 in brackets).
+    public static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// The effective configuration as YAML (`apt-layerd --check-config`).
+    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+}

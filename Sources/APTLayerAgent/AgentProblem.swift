@@ -1,0 +1,44 @@
+import APTLayerEngine
+import HTTPTypes
+
+/// An API failure rendered as `application/problem+json` (RFC 9457) with a stable `type`.
+public struct AgentProblem: Error, Sendable, CustomStringConvertible {
+    /// HTTP status.
+    public var status: Int
+    /// The stable last part of `urn:apt-layer:problem:…`.
+    public var slug: String
+    /// Short human title.
+    public var title: String
+    /// One line about this occurrence.
+    public var detail: String?
+    /// The transaction concerned (a 409 names the running one).
+    public var transaction: String?
+
+    /// Creates a problem.
+    public init(status: Int, slug: String, title: String, detail: String? = nil, transaction: String? = nil) {
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.transaction = transaction
+    }
+
+    /// The full `type` URI.
+    public var type: String { "urn:apt-layer:problem:\(slug)" }
+    public var description: String { "\(status) \(title)\(detail.map { ": \($0)" } ?? "")" }
+
+    static func badRequest(_ detail: String) -> AgentProblem { .init(status: 400, slug: "bad-request", title: "Bad request", detail: detail) }
+    static func notFound(_ detail: String) -> AgentProblem { .init(status: 404, slug: "not-found", title: "Not found", detail: detail) }
+    static func forbidden(_ detail: String) -> AgentProblem { .init(status: 403, slug: "forbidden", title: "Forbidden", detail: detail) }
+
+    /// Maps an engine error to a problem.
+    static func engine(_ error: EngineError) -> AgentProblem {
+        switch error.kind {
+        case .busy: return .init(status: 409, slug: "busy", title: "Busy", detail: error.message)
+        case .invalidArgument: return .badRequest(error.message)
+        case .notFound: return .notFound(error.message)
+        case .refused: return .init(status: 422, slug: "refused", title: "Refused", detail: error.message)
+        default: return .init(status: 500, slug: "engine", title: "Engine failure", detail: error.message)
+        }
+    }
+}

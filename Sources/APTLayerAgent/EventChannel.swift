@@ -1,0 +1,91 @@
+import APTLayerEngine
+import APTLayerJournal
+import Foundation
+import Synchronization
+
+/// One transaction's event stream: every event is journaled, then handed to live subscribers.
+/// A late subscriber reads the journal first and then receives only newer events.
+final class EventChannel: Sendable {
+    private struct State {
+        var number = 0
+        var finished = false
+        var subscribers: [UUID: AsyncStream<EventRecord>.Continuation] = [:]
+    }
+    private let state = Mutex(State())
+    let transactionID: String
+    let journal: Journal
+
+    init(transactionID: String, journal: Journal) {
+        self.transactionID = transactionID
+        self.journal = journal
+    }
+
+    /// Journals and broadcasts one event; `finished` closes the stream.
+    func emit(_ kind: String, _ data: [String: any Sendable]) {
+        let json = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        state.withLock { s in
+            guard !s.finished else { return }
+            s.number += 1
+            let event = EventRecord(txnId: transactionID, number: s.number, kind: kind, data: json)
+            try? journal.append(event)
+            for continuation in s.subscribers.values { continuation.yield(event) }
+            if kind == "finished" {
+                s.finished = true
+                for continuation in s.subscribers.values { continuation.finish() }
+                s.subscribers.removeAll()
+            }
+        }
+    }
+
+    /// Past events from the journal, then live ones, without gaps or repeats.
+    func subscribe() -> AsyncStream<EventRecord> {
+        let (stream, continuation) = AsyncStream<EventRecord>.makeStream(bufferingPolicy: .unbounded)
+        let id = UUID()
+        state.withLock { s in
+            // Under the lock no event can be emitted between the replay and the registration.
+            for event in (try? journal.events(transaction: transactionID)) ?? [] { continuation.yield(event) }
+            if s.finished {
+                continuation.finish()
+            } else {
+                s.subscribers[id] = continuation
+            }
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        return stream
+    }
+}
+
+/// Turns engine progress into events: phases become task-begin/task-end, package counts percent.
+final class EventProgress: ProgressSink {
+    private let channel: EventChannel
+    private let currentTask = Mutex<String?>(nil)
+    private let onPhase: @Sendable (String) -> Void
+
+    init(channel: EventChannel, onPhase: @escaping @Sendable (String) -> Void) {
+        self.channel = channel
+        self.onPhase = onPhase
+    }
+
+    func phase(_ name: String) {
+        let previous = currentTask.withLock { task -> String? in
+            defer { task = name }
+            return task
+        }
+        if let previous { channel.emit("task-end", ["task": previous]) }
+        channel.emit("task-begin", ["task": name])
+        onPhase(name)
+    }
+
+    func packages(done: Int, total: Int, item: String) {
+        channel.emit("percent", ["percent": total > 0 ? 100 * done / total : 0, "done": done, "total": total, "item": item])
+    }
+
+    func message(_ text: String) { channel.emit("message", ["text": text]) }
+
+    /// Ends the open task, if any.
+    func finishTask() {
+        if let task = currentTask.withLock({ t -> String? in defer { t = nil }; return t }) {
+            channel.emit("task-end", ["task": task])
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+import OpenAPIRuntime
+
+/// The request context: keeps the connection so middleware can read the TLS peer certificate.
+public struct AgentRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The client's connection.
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Who is asking, for handlers (the generated API protocol passes no context).
+public struct Caller: Sendable {
+    /// Certificate identity (CN, else first DNS SAN), or `uid:N` on the local socket.
+    public var identity: String
+    /// The role configuration gives that identity.
+    public var role: Role
+
+    /// The caller of the current request.
+    @TaskLocal public static var current = Caller(identity: "anonymous", role: .reader)
+}
+
+/// Renders every error as `application/problem+json`; never a bare 500 for bad input.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let problem = Self.problem(for: error)
+            if problem.status >= 500 { logger.error("request failed: \(String(reflecting: error))") }
+            return Self.response(problem)
+        }
+    }
+
+    static func problem(for error: any Error) -> AgentProblem {
+        if let problem = error as? AgentProblem { return problem }
+        if let server = error as? ServerError {
+            if let problem = server.underlyingError as? AgentProblem { return problem }
+            let status = server.httpStatus.code
+            let detail = String(describing: server.underlyingError).split(separator: "\n").first.map(String.init) ?? server.causeDescription
+            if status == 500 || status == 400 {
+                // Decoding failures of the request: wrong types, unknown keys, malformed JSON, bad query values.
+                return .badRequest("\(server.causeDescription): \(detail)")
+            }
+            return AgentProblem(status: status, slug: "http-\(status)", title: server.httpStatus.reasonPhrase, detail: detail)
+        }
+        if let http = error as? HTTPError {
+            return AgentProblem(status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
+                                title: http.status.reasonPhrase, detail: http.body)
+        }
+        return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: String(describing: error))
+    }
+
+    static func response(_ problem: AgentProblem) -> Response {
+        var document: [String: Any] = ["type": problem.type, "title": problem.title, "status": problem.status]
+        if let detail = problem.detail { document["detail"] = detail }
+        if let transaction = problem.transaction { document["transaction"] = transaction }
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        return Response(status: .init(code: problem.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Maps the client certificate to an identity and a role, and enforces: GET needs `reader`,
+/// anything else `operator`. An identity with no role gets 403.
+struct AuthMiddleware: RouterMiddleware {
+    let roles: [String: Role]
+
+    func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
+        -> Response
+    {
+        let certificate = try await context.channel.nioSSL_peerCertificate().get()
+        guard let certificate, let identity = Self.identity(of: certificate) else {
+            throw AgentProblem.forbidden("no client certificate identity")
+        }
+        guard let role = roles[identity] else { throw AgentProblem.forbidden("identity \(identity) has no role") }
+        let needed: Role = request.method == .get || request.method == .head ? .reader : .operator
+        guard role >= needed else {
+            throw AgentProblem.forbidden("\(identity) is \(role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")
+        }
+        return try await Caller.$current.withValue(Caller(identity: identity, role: role)) {
+            try await next(request, context)
+        }
+    }
+
+    /// The subject CN, else the first DNS subject alternative name.
+    static func identity(of certificate: NIOSSLCertificate) -> String? {
+        if let cn = certificate.subjectName.last(where: { $0.type == .commonName }) { return cn.value }
+        for name in certificate._subjectAlternativeNames() where name.nameType == .dnsName {
+            return String(decoding: Array(name.contents), as: UTF8.self)
+        }
+        return nil
+    }
+}
+
+/// Rejects request bodies over the configured size with 413 before anything parses them.
+struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let maxBytes: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
+            throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
+        }
+        var request = request
+        if request.method == .post || request.method == .put || request.method == .patch {
+            do {
+                _ = try await request.collectBody(upTo: maxBytes)
+            } catch {
+                throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
+            }
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,1 @@
+../APTLayerEngineTests/Support/Shell.swift

@@ -1,0 +1,1 @@
+../APTLayerEngineTests/Support/TestBed.swift
