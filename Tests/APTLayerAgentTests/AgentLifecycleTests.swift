@@ -8,13 +8,17 @@ import Testing
 /// Crash recovery, the state directory lock, configuration, and the journal's migrations.
 @Suite("apt-layerd lifecycle and journal")
 struct AgentLifecycleTests {
-    @Test func killedDuringATransactionRecovers() throws {
-        let agent = try AgentBed(environment: ["APT_LAYER_TEST_FAULT": "before-deploy"])
+    /// `after-install` dies with a half-built tree in the repository; `before-deploy` with the
+    /// layered commit written but not deployed.
+    @Test(arguments: ["after-install", "before-deploy"])
+    func killedDuringATransactionRecovers(_ fault: String) throws {
+        let agent = try AgentBed(environment: ["APT_LAYER_TEST_FAULT": fault])
         let before = try agent.bed.status
         let posted = try agent.request("POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["fixture-app"]}}"#)
         let id = try #require(posted.json["id"] as? String)
         #expect(agent.waitForExit(seconds: 60) != nil)  // killed at the fault point with SIGKILL
         #expect(try agent.bed.status == before)
+        #expect(fault != "after-install" || !agent.bed.leftovers.isEmpty)
         try agent.start()
         let record = try agent.request("GET", "/v1/transactions/\(id)", as: "reader").json
         #expect(record["state"] as? String == "interrupted")

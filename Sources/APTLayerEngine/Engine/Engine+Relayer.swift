@@ -75,6 +75,7 @@ extension Engine {
                 }
             }
             try token.check()
+            FaultPoint.hit("before-deploy")
             try writeDeployment(
                 sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
                 accounts: accounts, lockFinalization: flags.lockFinalization, token: token)

@@ -83,6 +83,7 @@ struct LayerBuilder {
 
         try apt.install(arguments, expected: plan.installs.count + plan.removals.count)
         try apt.finishAndAudit()
+        FaultPoint.hit("after-install")
         try token.check()
 
         try collectVar(root: root, factory: factory)
