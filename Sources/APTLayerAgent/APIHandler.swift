@@ -93,6 +93,7 @@ public struct APIHandler: APIProtocol {
             before = seq
         }
         let limit = input.query.limit ?? 50
+        guard (1...500).contains(limit) else { throw AgentProblem.badRequest("limit must be between 1 and 500") }
         let records = try journal.transactions(
             state: input.query.state?.rawValue, operation: input.query.operation?.rawValue, since: input.query.since, before: before,
             limit: limit + 1)

@@ -87,6 +87,7 @@ public enum Agent {
 
         let router = Router(context: AgentRequestContext.self)
         router.add(middleware: ProblemMiddleware(logger: logger))
+        router.add(middleware: LocationHeaderMiddleware())
         router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
         router.add(middleware: AuthMiddleware(roles: config.roles))
         try handler.registerHandlers(on: router)

@@ -23,18 +23,19 @@ final class EventChannel: Sendable {
     /// Journals and broadcasts one event; `finished` closes the stream.
     func emit(_ kind: String, _ data: [String: any Sendable]) {
         let json = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        state.withLock { s in
-            guard !s.finished else { return }
+        let closing = state.withLock { s -> [AsyncStream<EventRecord>.Continuation] in
+            guard !s.finished else { return [] }
             s.number += 1
             let event = EventRecord(txnId: transactionID, number: s.number, kind: kind, data: json)
             try? journal.append(event)
             for continuation in s.subscribers.values { continuation.yield(event) }
-            if kind == "finished" {
-                s.finished = true
-                for continuation in s.subscribers.values { continuation.finish() }
-                s.subscribers.removeAll()
-            }
+            guard kind == "finished" else { return [] }
+            s.finished = true
+            defer { s.subscribers.removeAll() }
+            return Array(s.subscribers.values)
         }
+        // Outside the lock: finishing runs onTermination, which takes the lock.
+        for continuation in closing { continuation.finish() }
     }
 
     /// Past events from the journal, then live ones, without gaps or repeats.

@@ -124,3 +124,15 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 }
+
+/// The OpenAPI runtime percent-encodes header values (`/` becomes `%2F`); a `Location` must be a
+/// plain URI reference, so it is decoded on the way out.
+struct LocationHeaderMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        if let location = response.headers[.location], let decoded = location.removingPercentEncoding {
+            response.headers[.location] = decoded
+        }
+        return response
+    }
+}

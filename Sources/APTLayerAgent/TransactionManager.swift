@@ -91,10 +91,10 @@ public actor TransactionManager {
         logger.info("transaction queued", metadata: ["txn": "\(record.id)", "operation": "\(record.operation)", "requester": "\(requester)"])
         if busy {
             queue.append(active)
-        } else {
-            start(active)
+            return (record, .accepted)
         }
-        return (record, .accepted)
+        start(active)
+        return (running?.record ?? record, .accepted)
     }
 
     private func start(_ entry: Active) {

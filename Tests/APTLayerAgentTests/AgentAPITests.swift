@@ -20,7 +20,7 @@ struct AgentAPITests {
         let accepted = try agent.request("POST", "/v1/transactions", as: "operator", body: #"{"operation":"install","arguments":{"packages":["fixture-app"]}}"#)
         #expect(accepted.status == 202)
         let id = try #require(accepted.json["id"] as? String)
-        #expect(accepted.headers.contains("/v1/transactions/\(id)"))
+        #expect(accepted.headers.lowercased().contains("location: /v1/transactions/\(id)"), "\(accepted.headers)")
         let done = try agent.waitForTransaction(id)
         #expect(done["state"] as? String == "succeeded")
         #expect(done["requester"] as? String == "operator")
@@ -28,8 +28,8 @@ struct AgentAPITests {
         // TLS 1.1 is refused by the server even when the client offers it.
         let (code, output) = try Shell.status(
             "echo | openssl s_client -connect 127.0.0.1:\(agent.port) -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' -cert \(agent.pki)/operator.crt -key \(agent.pki)/operator.key 2>&1")
-        #expect(code != 0 || output.contains("alert") || output.contains("no protocols available"))
-        #expect(!output.contains("Protocol  : TLSv1.1"))
+        #expect(code != 0)
+        #expect(output.contains("alert protocol version"))
         // Metrics need no client certificate, on the loopback listener.
         let metrics = try Shell.run("curl -sf http://127.0.0.1:\(agent.metricsPort)/metrics")
         #expect(metrics.contains("apt_layer_transactions_total{operation=\"install\",state=\"succeeded\"} 1"))
