@@ -4,7 +4,7 @@ export OSTREE_SYSROOT_DEBUG := mutable-deployments
 
 # Every system package the build, the tests and the demo use.
 DEPS := libostree-dev ostree bubblewrap mmdebstrap dpkg-dev apt-utils busybox-static \
-        systemd procps python3 bc pkg-config gzip binutils
+        systemd procps python3 bc pkg-config gzip binutils libsystemd-dev libsqlite3-dev curl openssl ca-certificates
 
 .PHONY: deps build test demo bench format lint
 
