@@ -85,12 +85,15 @@ public enum Agent {
         ) { Systemd.notify("STATUS=\($0)") }
         let handler = APIHandler(manager: manager, journal: journal, engineOptions: engineOptions, started: started)
 
-        let router = Router(context: AgentRequestContext.self)
-        router.add(middleware: ProblemMiddleware(logger: logger))
-        router.add(middleware: LocationHeaderMiddleware())
-        router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
-        router.add(middleware: AuthMiddleware(roles: config.roles))
-        try handler.registerHandlers(on: router)
+        func apiRouter() throws -> Router<AgentRequestContext> {
+            let router = Router(context: AgentRequestContext.self)
+            router.add(middleware: ProblemMiddleware(logger: logger))
+            router.add(middleware: LocationHeaderMiddleware())
+            router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
+            router.add(middleware: AuthMiddleware(roles: config.roles))
+            try handler.registerHandlers(on: router)
+            return router
+        }
 
         let metricsRouter = Router()
         metricsRouter.get("/metrics") { _, _ -> Response in
@@ -104,9 +107,9 @@ public enum Agent {
         guard let api = AgentConfiguration.hostPort(config.listen), let metrics = AgentConfiguration.hostPort(config.metricsListen) else {
             throw StartError(message: "invalid listen address")
         }
-        let ready = ReadyGate(expected: 2, started: started, logger: logger)
+        let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
-            router: router,
+            router: try apiRouter(),
             server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(config.tls)),
             configuration: .init(address: .hostname(api.host, port: api.port), serverName: "apt-layerd"),
             onServerRunning: { channel in await ready.listening("API (mTLS)", channel) },
@@ -118,6 +121,20 @@ public enum Agent {
             logger: logger)
 
         var services: [any Service] = [ManagerService(manager: manager), apiApp, metricsApp]
+        if !config.socket.isEmpty {
+            let directory = (config.socket as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            unlink(config.socket)
+            let socketPath = config.socket
+            services.append(Application(
+                router: try apiRouter(),
+                configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd"),
+                onServerRunning: { channel in
+                    chmod(socketPath, 0o600)
+                    await ready.listening("local socket", channel)
+                },
+                logger: logger))
+        }
         if let interval = Systemd.watchdogInterval { services.append(WatchdogService(interval: interval)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -40,6 +40,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var metricsListen = "127.0.0.1:9478"
     /// Largest accepted request body.
     public var maxBodyBytes = 65536
+    /// The local Unix socket (0600) for the CLI on this host; empty disables it.
+    public var socket = "/run/apt-layer/agent.sock"
 
     public struct TLSFiles: Codable, Sendable, Equatable {
         public var certificate = "/etc/apt-layer/tls/server.crt"
@@ -64,6 +66,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case retention
         case metricsListen = "metrics-listen"
         case maxBodyBytes = "max-body-bytes"
+        case socket
     }
 
     /// The defaults.
@@ -83,6 +86,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
         metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? d.metricsListen
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+        socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
     }
 }
 

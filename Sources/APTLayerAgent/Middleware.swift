@@ -1,4 +1,6 @@
+import CSystemd
 import Foundation
+import Glibc
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -81,18 +83,35 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
         -> Response
     {
-        let certificate = try await context.channel.nioSSL_peerCertificate().get()
-        guard let certificate, let identity = Self.identity(of: certificate) else {
-            throw AgentProblem.forbidden("no client certificate identity")
-        }
-        guard let role = roles[identity] else { throw AgentProblem.forbidden("identity \(identity) has no role") }
+        let caller = try await Self.caller(context.channel, roles: roles)
         let needed: Role = request.method == .get || request.method == .head ? .reader : .operator
-        guard role >= needed else {
-            throw AgentProblem.forbidden("\(identity) is \(role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")
+        guard caller.role >= needed else {
+            throw AgentProblem.forbidden("\(caller.identity) is \(caller.role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")
         }
-        return try await Caller.$current.withValue(Caller(identity: identity, role: role)) {
+        return try await Caller.$current.withValue(caller) {
             try await next(request, context)
         }
+    }
+
+    /// On TLS connections the client certificate's identity; on the local Unix socket the peer's
+    /// uid (`uid:N`; uid 0 is admin).
+    static func caller(_ channel: any Channel, roles: [String: Role]) async throws -> Caller {
+        if (try? await channel.pipeline.handler(type: NIOSSLHandler.self).get()) != nil {
+            let certificate = try await channel.nioSSL_peerCertificate().get()
+            guard let certificate, let identity = identity(of: certificate) else {
+                throw AgentProblem.forbidden("no client certificate identity")
+            }
+            guard let role = roles[identity] else { throw AgentProblem.forbidden("identity \(identity) has no role") }
+            return Caller(identity: identity, role: role)
+        }
+        guard let provider = channel as? any SocketOptionProvider else { throw AgentProblem.forbidden("unknown transport") }
+        let credentials: aptl_ucred = try await provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
+        ).get()
+        let identity = "uid:\(credentials.uid)"
+        if credentials.uid == 0 { return Caller(identity: identity, role: .admin) }
+        guard let role = roles[identity] else { throw AgentProblem.forbidden("local user \(identity) has no role") }
+        return Caller(identity: identity, role: role)
     }
 
     /// The subject CN, else the first DNS subject alternative name.

@@ -5,6 +5,14 @@
 #include <systemd/sd-journal.h>
 #include <sys/uio.h>
 #include <string.h>
+#include <sys/types.h>
+
+/* The layout of Linux's `struct ucred` (SO_PEERCRED), which needs _GNU_SOURCE to be declared. */
+typedef struct {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} aptl_ucred;
 
 /* Sends `fields` ("KEY=value" strings, MESSAGE= among them) to journald. */
 static inline int aptl_journal_send(const char *const *fields, int count) {

@@ -35,6 +35,23 @@ struct AgentAPITests {
         #expect(metrics.contains("apt_layer_transactions_total{operation=\"install\",state=\"succeeded\"} 1"))
     }
 
+    @Test func localSocketUsesPeerCredentials() throws {
+        let agent = try AgentBed()
+        let mode = try FileManager.default.attributesOfItem(atPath: agent.socket)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let status = try Shell.run("curl -sf --unix-socket \(agent.socket) http://localhost/v1/status")
+        #expect(status.contains("apt-layer.status"))
+        let posted = try Shell.run(
+            "curl -sf --unix-socket \(agent.socket) -H 'content-type: application/json' -d '{\"operation\":\"kargs\",\"arguments\":{\"append\":[\"x=1\"]}}' http://localhost/v1/transactions")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(posted.utf8)) as? [String: Any])?["id"] as? String)
+        let done = try agent.waitForTransaction(id)
+        #expect(done["requester"] as? String == "uid:0")
+        #expect(done["state"] as? String == "succeeded")
+        // Another user cannot even connect (0600, root).
+        let (code, _) = try Shell.status("setpriv --reuid=65534 --regid=65534 --clear-groups curl -sf --unix-socket \(agent.socket) http://localhost/v1/status")
+        #expect(code != 0)
+    }
+
     @Test func busyJoinQueueAndIdempotency() throws {
         let agent = try AgentBed(extraConfig: "queue-length: 1")
         let slow = #"{"operation":"install","arguments":{"packages":["fixture-slow"]}}"#

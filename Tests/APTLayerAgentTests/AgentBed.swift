@@ -11,6 +11,7 @@ final class AgentBed: @unchecked Sendable {
     let port: Int
     let metricsPort: Int
     let configPath: String
+    var socket: String { "\(bed.fixtures)/agent.sock" }
     private(set) var process: Process?
     private(set) var log: String
 
@@ -33,6 +34,7 @@ final class AgentBed: @unchecked Sendable {
             sysroot: \(self.bed.sysroot)
             os: debian
             state-directory: \(state)
+            socket: \(self.bed.fixtures)/agent.sock
             \(extraConfig)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
         try start(environment: environment)
