@@ -11,6 +11,7 @@ struct APTLayer: ParsableCommand {
         subcommands: [
             Status.self, Install.self, Uninstall.self, Override.self, Upgrade.self, Deploy.self, Rebase.self,
             Rollback.self, Cleanup.self, Pin.self, Unpin.self, Kargs.self, DB.self, Finalize.self, Init.self, Compose.self,
+            History.self, TransactionCommand.self, Cancel.self,
         ]
     )
 }
@@ -29,6 +30,27 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Wait for another running operation instead of failing with \"busy\".")
     var wait = false
 
+    @Option(name: .long, help: "Talk to an agent: https://HOST:PORT or unix:PATH (default: the local socket when it exists and no --sysroot is given).")
+    var agent: String?
+
+    @Option(name: .long, help: "Client certificate for --agent https://...") var cert: String?
+    @Option(name: .long, help: "Client key for --agent https://...") var key: String?
+    @Option(name: .long, help: "CA that signed the agent's certificate.") var ca: String?
+
+    @Flag(name: .long, help: "Run the engine directly even when an agent is reachable.")
+    var local = false
+
+    /// The agent to use, if any.
+    func agentClient() -> AgentClient? {
+        if local { return nil }
+        if let agent { return AgentClient(endpoint: agent, cert: cert, key: key, ca: ca, quiet: quiet) }
+        let socket = AgentClient.defaultSocket
+        if sysroot == nil, ProcessInfo.processInfo.environment["APT_LAYER_SYSROOT"] == nil, FileManager.default.fileExists(atPath: socket) {
+            return AgentClient(endpoint: "unix:\(socket)", cert: nil, key: nil, ca: nil, quiet: quiet)
+        }
+        return nil
+    }
+
     func host() -> Engine {
         let path = sysroot ?? ProcessInfo.processInfo.environment["APT_LAYER_SYSROOT"] ?? "/"
         let progress: any ProgressSink = quiet ? SilentProgress() : TerminalProgress()
@@ -36,8 +58,18 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
-/// Runs an engine call: prints a one-line error and exits 1 on failure, exits 77 when nothing changed.
-func execute(_ global: GlobalOptions, _ body: (Engine, CancellationToken) throws -> ChangeResult?) throws {
+/// An operation as the agent's API names it, for running a verb through an agent.
+struct RemoteCall {
+    var operation: String
+    var arguments: [String: Any]
+}
+
+/// Runs an engine call (or, with an agent, the same operation through the agent's API): prints a
+/// one-line error and exits 1 on failure, exits 77 when nothing changed.
+func execute(_ global: GlobalOptions, remote: RemoteCall? = nil, _ body: (Engine, CancellationToken) throws -> ChangeResult?) throws {
+    if let remote, let client = global.agentClient() {
+        throw ExitCode(client.runTransaction(operation: remote.operation, arguments: remote.arguments))
+    }
     let token = CancellationToken()
     let signals = SignalCancellation(token: token)
     defer { signals.stop() }

@@ -5,7 +5,7 @@ import Foundation
 struct Rollback: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Make the previous deployment the default (again to undo).")
     @OptionGroup var global: GlobalOptions
-    func run() throws { try execute(global) { host, _ in try host.rollback() } }
+    func run() throws { try execute(global, remote: RemoteCall(operation: "rollback", arguments: [:])) { host, _ in try host.rollback() } }
 }
 
 struct Cleanup: ParsableCommand {
@@ -13,21 +13,30 @@ struct Cleanup: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Remove the pending deployment.") var pending = false
     @Flag(name: .shortAndLong, help: "Remove rollback deployments.") var rollback = false
-    func run() throws { try execute(global) { host, _ in try host.cleanup(pending: pending, rollback: rollback) } }
+    func run() throws {
+        var args: [String: Any] = [:]
+        if pending { args["pending"] = true }
+        if rollback { args["rollback"] = true }
+        try execute(global, remote: RemoteCall(operation: "cleanup", arguments: args)) { host, _ in try host.cleanup(pending: pending, rollback: rollback) }
+    }
 }
 
 struct Pin: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Keep a deployment from being garbage collected.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Deployment index, as `status` shows it.") var index: Int
-    func run() throws { try execute(global) { host, _ in try host.setPinned(index: index, true) } }
+    func run() throws {
+        try execute(global, remote: RemoteCall(operation: "pin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, true) }
+    }
 }
 
 struct Unpin: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Let a pinned deployment be garbage collected again.")
     @OptionGroup var global: GlobalOptions
     @Argument var index: Int
-    func run() throws { try execute(global) { host, _ in try host.setPinned(index: index, false) } }
+    func run() throws {
+        try execute(global, remote: RemoteCall(operation: "unpin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, false) }
+    }
 }
 
 struct Kargs: ParsableCommand {
@@ -44,14 +53,20 @@ struct Kargs: ParsableCommand {
             }
             return
         }
-        try execute(global) { try $0.kernelArguments(.init(append: append, delete: delete, replace: replace), token: $1) }
+        var args: [String: Any] = [:]
+        if !append.isEmpty { args["append"] = append }
+        if !delete.isEmpty { args["delete"] = delete }
+        if !replace.isEmpty { args["replace"] = replace }
+        try execute(global, remote: RemoteCall(operation: "kargs", arguments: args)) {
+            try $0.kernelArguments(.init(append: append, delete: delete, replace: replace), token: $1)
+        }
     }
 }
 
 struct Finalize: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "finalize", abstract: "Unlock a staged deployment locked with --lock-finalization.")
     @OptionGroup var global: GlobalOptions
-    func run() throws { try execute(global) { host, _ in try host.finalize() } }
+    func run() throws { try execute(global, remote: RemoteCall(operation: "finalize", arguments: [:])) { host, _ in try host.finalize() } }
 }
 
 struct Status: ParsableCommand {
@@ -61,7 +76,7 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "Only the booted deployment.") var booted = false
     func run() throws {
         try execute(global) { host, _ in
-            var document = try host.status()
+            var document = try global.agentClient().map { try $0.status() } ?? host.status()
             if booted { document.deployments = document.deployments.filter(\.booted) }
             if json {
                 let encoder = JSONEncoder()

@@ -1,5 +1,6 @@
 import APTLayerEngine
 import ArgumentParser
+import Foundation
 
 struct LayeringOptions: ParsableArguments {
     @Flag(name: .long, help: "Tolerate already-requested or absent names.")
@@ -14,6 +15,15 @@ struct LayeringOptions: ParsableArguments {
     @Flag(name: .long, help: "Update package lists even when they are fresh (upgrade always does).")
     var refresh = false
 
+    /// The flags as agent API arguments.
+    var arguments: [String: Any] {
+        var a: [String: Any] = [:]
+        if idempotent { a["idempotent"] = true }
+        if dryRun { a["dryRun"] = true }
+        if allowKernel { a["allowKernel"] = true }
+        return a
+    }
+
     var flags: LayeringFlags {
         .init(idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization, refresh: refresh)
     }
@@ -24,7 +34,11 @@ struct Install: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "Package names or paths to .deb files.") var packages: [String] = []
-    func run() throws { try execute(global) { try $0.install(packages, flags: layering.flags, token: $1) } }
+    func run() throws {
+        let files = packages.map { $0.hasSuffix(".deb") ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
+        let remote = RemoteCall(operation: "install", arguments: layering.arguments.merging(["packages": files]) { a, _ in a })
+        try execute(global, remote: remote) { try $0.install(packages, flags: layering.flags, token: $1) }
+    }
 }
 
 struct Uninstall: ParsableCommand {
@@ -33,7 +47,13 @@ struct Uninstall: ParsableCommand {
     @OptionGroup var layering: LayeringOptions
     @Flag(name: .long, help: "Remove every layered package.") var all = false
     @Argument var packages: [String] = []
-    func run() throws { try execute(global) { try $0.uninstall(packages, all: all, flags: layering.flags, token: $1) } }
+    func run() throws {
+        var args = layering.arguments.merging(["packages": packages]) { a, _ in a }
+        if all { args["all"] = true }
+        try execute(global, remote: RemoteCall(operation: "uninstall", arguments: args)) {
+            try $0.uninstall(packages, all: all, flags: layering.flags, token: $1)
+        }
+    }
 }
 
 struct Override: ParsableCommand {
@@ -44,7 +64,12 @@ struct Override: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var layering: LayeringOptions
         @Argument var packages: [String] = []
-        func run() throws { try execute(global) { try $0.overrideRemove(packages, flags: layering.flags, token: $1) } }
+        func run() throws {
+            let args = layering.arguments.merging(["packages": packages]) { a, _ in a }
+            try execute(global, remote: RemoteCall(operation: "override-remove", arguments: args)) {
+                try $0.overrideRemove(packages, flags: layering.flags, token: $1)
+            }
+        }
     }
 
     struct Reset: ParsableCommand {
@@ -53,7 +78,13 @@ struct Override: ParsableCommand {
         @OptionGroup var layering: LayeringOptions
         @Flag(name: .long, help: "Reset every override.") var all = false
         @Argument var packages: [String] = []
-        func run() throws { try execute(global) { try $0.overrideReset(packages, all: all, flags: layering.flags, token: $1) } }
+        func run() throws {
+            var args = layering.arguments.merging(["packages": packages]) { a, _ in a }
+            if all { args["all"] = true }
+            try execute(global, remote: RemoteCall(operation: "override-reset", arguments: args)) {
+                try $0.overrideReset(packages, all: all, flags: layering.flags, token: $1)
+            }
+        }
     }
 }
 
@@ -62,7 +93,14 @@ struct Upgrade: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Flag(name: .long, help: "Only report whether anything would change (exit 77 when not).") var check = false
-    func run() throws { try execute(global) { try $0.upgrade(check: check, flags: layering.flags, token: $1) } }
+    func run() throws {
+        var args = layering.arguments
+        args["idempotent"] = nil
+        if check { args["check"] = true }
+        try execute(global, remote: RemoteCall(operation: "upgrade", arguments: args)) {
+            try $0.upgrade(check: check, flags: layering.flags, token: $1)
+        }
+    }
 }
 
 struct Deploy: ParsableCommand {
@@ -70,7 +108,11 @@ struct Deploy: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "A version string or a (prefix of a) commit checksum.") var target: String
-    func run() throws { try execute(global) { try $0.deploy(target, flags: layering.flags, token: $1) } }
+    func run() throws {
+        try execute(global, remote: RemoteCall(operation: "deploy", arguments: ["target": target])) {
+            try $0.deploy(target, flags: layering.flags, token: $1)
+        }
+    }
 }
 
 struct Rebase: ParsableCommand {
@@ -78,5 +120,9 @@ struct Rebase: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "REF or REMOTE:REF.") var ref: String
-    func run() throws { try execute(global) { try $0.rebase(ref, flags: layering.flags, token: $1) } }
+    func run() throws {
+        try execute(global, remote: RemoteCall(operation: "rebase", arguments: ["ref": ref])) {
+            try $0.rebase(ref, flags: layering.flags, token: $1)
+        }
+    }
 }
