@@ -10,6 +10,7 @@ public struct APIHandler: APIProtocol {
     let journal: Journal
     let engineOptions: Engine.Options
     let started: ContinuousClock.Instant
+    let statusCache: StatusCache
     static let version = "0.2.0"
 
     /// Creates the handler.
@@ -18,6 +19,11 @@ public struct APIHandler: APIProtocol {
         self.journal = journal
         self.engineOptions = engineOptions
         self.started = started
+        self.statusCache = StatusCache(sysroot: engineOptions.sysroot)
+    }
+
+    func statusDocument() async throws -> StatusDocument {
+        try await statusCache.document { try await read { try $0.status() } }
     }
 
     /// Runs a read-only engine call off the cooperative pool; reads never take the sysroot lock.
@@ -35,7 +41,7 @@ public struct APIHandler: APIProtocol {
     }
 
     public func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {
-        let document = try await read { try $0.status() }
+        let document = try await statusDocument()
         let current = await manager.current
         let uptime = ContinuousClock.now - started
         let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
@@ -48,7 +54,7 @@ public struct APIHandler: APIProtocol {
     }
 
     public func listDeployments(_ input: Operations.ListDeployments.Input) async throws -> Operations.ListDeployments.Output {
-        let document = try await read { try $0.status() }
+        let document = try await statusDocument()
         return .ok(.init(body: .json(.init(deployments: document.deployments.map(Self.deployment)))))
     }
 

@@ -110,6 +110,16 @@ struct AgentAPITests {
         #expect(secondPage == [ids[0]])
         let filtered = try agent.request("GET", "/v1/transactions?operation=kargs&state=succeeded", as: "reader")
         #expect((filtered.json["transactions"] as? [Any])?.count == 2)
+
+        // The status the API serves follows the sysroot, also after changes made outside the agent.
+        func defaultKargs() throws -> String {
+            let deployments = try agent.request("GET", "/v1/deployments", as: "reader").json["deployments"] as? [[String: Any]]
+            return deployments?.first?["kernel-arguments"] as? String ?? ""
+        }
+        #expect(try defaultKargs().hasSuffix("c=1"))
+        try Shell.run("\(Paths.cli) rollback -q --local --sysroot \(agent.bed.sysroot)", environment: TestBed.environment)
+        #expect(try !defaultKargs().hasSuffix("c=1"))
+        #expect(try defaultKargs().hasSuffix("b=1"))
     }
 
     @Test func eventsReplayAndCancelMidDpkg() async throws {

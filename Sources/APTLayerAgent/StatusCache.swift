@@ -1,0 +1,39 @@
+import APTLayerEngine
+import Foundation
+import Glibc
+import Synchronization
+
+/// Keeps the last status document while the sysroot's deployment state is unchanged.
+///
+/// The key is cheap to compute: the modification times of `boot/` and `boot/loader` (rollback and
+/// every deployment write swap the loader link) and of each stateroot's `deploy/` directory (new,
+/// removed and re-pinned deployments rename files there). Reading status from libostree costs a
+/// sysroot load and a commit read per deployment; a cache hit costs a few `stat` calls.
+final class StatusCache: Sendable {
+    private let cached = Mutex<(key: [Int64], document: StatusDocument)?>(nil)
+    let sysroot: String
+
+    init(sysroot: String) { self.sysroot = sysroot }
+
+    func key() -> [Int64] {
+        var paths = ["\(sysroot)/boot", "\(sysroot)/boot/loader", "\(sysroot)/ostree/deploy"]
+        let deploy = "\(sysroot)/ostree/deploy"
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? []).sorted() {
+            paths.append("\(deploy)/\(name)/deploy")
+        }
+        return paths.flatMap { path -> [Int64] in
+            var s = stat()
+            guard lstat(path, &s) == 0 else { return [-1] }
+            return [Int64(s.st_mtim.tv_sec), Int64(s.st_mtim.tv_nsec), Int64(s.st_ino)]
+        }
+    }
+
+    /// The cached document when the key still matches, else a fresh one from `load`.
+    func document(_ load: () async throws -> StatusDocument) async throws -> StatusDocument {
+        let current = key()
+        if let hit = cached.withLock({ $0 }), hit.key == current { return hit.document }
+        let document = try await load()
+        cached.withLock { $0 = (current, document) }
+        return document
+    }
+}

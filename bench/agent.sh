@@ -1,0 +1,118 @@
+#!/bin/bash
+# Benchmark (not a test) of apt-layerd, in one run on this machine:
+#  - GET /v1/status over mTLS with wrk (keep-alive, 64 connections) against nginx serving the same
+#    JSON bytes over TLS with the same certificates and client-certificate verification;
+#  - agent memory idle and at peak during a layering transaction (RSS and anonymous RSS);
+#  - time from exec to READY=1 (sd_notify).
+# wrk cannot present a client certificate; bench/support/wrk-client-cert.c is LD_PRELOADed into it
+# (for both servers) to load one. Run as root:  bench/agent.sh [SECONDS]
+set -euo pipefail
+DURATION=${1:-10}
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$here/.build/release/apt-layerd" ] || (cd "$here" && swift build -c release --product apt-layerd --product apt-layer >/dev/null)
+[ -x "$here/.build/release/apt-layer" ] || (cd "$here" && swift build -c release --product apt-layer >/dev/null)
+command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -qq wrk nginx-light >/dev/null
+export OSTREE_SYSROOT_DEBUG=mutable-deployments
+work=$(mktemp -d /tmp/apt-layerd-bench.XXXXXX)
+mount -t tmpfs -o size=2G tmpfs "$work"
+agent=""
+cleanup() {
+  [ -n "$agent" ] && kill "$agent" 2>/dev/null; wait 2>/dev/null || true
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  sleep 0.3; umount -l "$work"; rmdir "$work"
+}
+trap cleanup EXIT
+bin=$here/.build/release
+S=$work/sysroot
+gcc -shared -fPIC -O2 -o "$work/wrk-client-cert.so" "$here/bench/support/wrk-client-cert.c" -ldl
+"$here/Tests/Fixtures/make-debs.sh" "$work/fx" >/dev/null
+"$here/Tests/Fixtures/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
+"$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
+"$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
+"$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null
+"$bin/apt-layer" install -q --sysroot "$S" fixture-lib >/dev/null
+"$here/scripts/make-test-pki.sh" "$work/pki"
+cat > "$work/agent.yaml" <<YAML
+listen: "127.0.0.1:17443"
+metrics-listen: "127.0.0.1:17478"
+tls: { certificate: $work/pki/server.crt, key: $work/pki/server.key, client-ca: $work/pki/ca.crt }
+roles: { reader: reader, operator: operator }
+sysroot: $S
+os: debian
+state-directory: $work/state
+socket: ""
+YAML
+
+ready=()
+for i in 1 2 3 4 5; do
+  rm -rf "$work/state"
+  ready+=("$(python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none")")
+  agent=$(cat "$work/agent.pid")
+  if [ "$i" -lt 5 ]; then kill "$agent"; wait "$agent" 2>/dev/null || true; sleep 0.2; fi
+done
+ready_ms=$(printf '%s\n' "${ready[@]}" | sort -n | sed -n 3p)
+
+C="curl -sS --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key"
+$C https://127.0.0.1:17443/v1/status > "$work/status.json"
+sleep 1
+rss() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
+idle_rss=$(rss "$agent" VmRSS); idle_anon=$(rss "$agent" RssAnon)
+
+# nginx: the same JSON bytes, same certificate, same client-certificate verification.
+mkdir -p "$work/www/v1" "$work/nginx"
+cp "$work/status.json" "$work/www/v1/status"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:18443 ssl;
+    ssl_certificate $work/pki/server.crt; ssl_certificate_key $work/pki/server.key;
+    ssl_client_certificate $work/pki/ca.crt; ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    location / { root $work/www; default_type application/json; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+sleep 0.5
+
+bench() { # URL -> "rps p99"
+  LD_PRELOAD=$work/wrk-client-cert.so WRK_CLIENT_CERT=$work/pki/reader.crt WRK_CLIENT_KEY=$work/pki/reader.key \
+    wrk -t2 -c64 -d"${DURATION}s" --latency "$1" > "$work/wrk.out" 2>&1
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  p99=$(awk '$1=="99%" {print $2}' "$work/wrk.out")
+  errors=$(awk '/Non-2xx|Socket errors/' "$work/wrk.out" | tr '\n' ' ')
+  echo "$rps $p99 $errors"
+}
+read -r agent_rps agent_p99 agent_err <<<"$(bench https://127.0.0.1:17443/v1/status)" || true
+read -r nginx_rps nginx_p99 nginx_err <<<"$(bench https://127.0.0.1:18443/v1/status)" || true
+after_load_rss=$(rss "$agent" VmRSS); after_load_anon=$(rss "$agent" RssAnon)
+
+# Peak memory during a layering transaction (sampled every 20 ms).
+peak_rss=0; peak_anon=0
+id=$($C --cert "$work/pki/operator.crt" --key "$work/pki/operator.key" -H 'content-type: application/json' \
+  -d '{"operation":"install","arguments":{"packages":["fixture-app","fixture-user","fixture-vardir","fixture-conf"]}}' \
+  https://127.0.0.1:17443/v1/transactions | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+while :; do
+  r=$(rss "$agent" VmRSS); a=$(rss "$agent" RssAnon)
+  [ "$r" -gt "$peak_rss" ] && peak_rss=$r; [ "$a" -gt "$peak_anon" ] && peak_anon=$a
+  state=$($C "https://127.0.0.1:17443/v1/transactions/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  case $state in succeeded|failed|cancelled) break ;; esac
+  sleep 0.02
+done
+
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k/1024}'; }
+printf '\n| apt-layerd measurement | value |\n|---|---|\n'
+printf '| GET /v1/status over mTLS, wrk 64 connections, %ss (%s bytes) | %s req/s, p99 %s %s|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$agent_rps" "$agent_p99" "$agent_err"
+printf '| nginx, same bytes over TLS with client-certificate verification | %s req/s, p99 %s %s|\n' "$nginx_rps" "$nginx_p99" "$nginx_err"
+printf '| ratio apt-layerd / nginx | %s |\n' "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')"
+printf '| idle RSS / anonymous RSS | %s / %s |\n' "$(mb "$idle_rss")" "$(mb "$idle_anon")"
+printf '| after the wrk run RSS / anonymous RSS | %s / %s |\n' "$(mb "$after_load_rss")" "$(mb "$after_load_anon")"
+printf '| peak during a layering transaction (%s) RSS / anonymous RSS | %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")"
+printf '| exec to READY=1 (median of 5) | %s ms |\n' "$ready_ms"
