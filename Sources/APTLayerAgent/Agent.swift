@@ -91,7 +91,8 @@ public enum Agent {
             router.add(middleware: LocationHeaderMiddleware())
             router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
             router.add(middleware: AuthMiddleware(roles: config.roles))
-            try handler.registerHandlers(on: router)
+            // Compact JSON (the runtime's default pretty-prints every response).
+            try handler.registerHandlers(on: router, configuration: .init(jsonEncodingOptions: []))
             return router
         }
 

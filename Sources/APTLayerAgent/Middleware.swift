@@ -1,6 +1,7 @@
 import CSystemd
 import Foundation
 import Glibc
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -79,11 +80,14 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 /// anything else `operator`. An identity with no role gets 403.
 struct AuthMiddleware: RouterMiddleware {
     let roles: [String: Role]
+    /// The caller of each open connection: a keep-alive connection's certificate (or peer uid)
+    /// cannot change, so it is read once per connection, not once per request.
+    let callers = ConnectionCallers()
 
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
         -> Response
     {
-        let caller = try await Self.caller(context.channel, roles: roles)
+        let caller = try await callers.caller(for: context.channel) { try await Self.caller($0, roles: roles) }
         let needed: Role = request.method == .get || request.method == .head ? .reader : .operator
         guard caller.role >= needed else {
             throw AgentProblem.forbidden("\(caller.identity) is \(caller.role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")
@@ -153,5 +157,19 @@ struct LocationHeaderMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.location] = decoded
         }
         return response
+    }
+}
+
+/// Callers by connection, dropped when the connection closes.
+final class ConnectionCallers: Sendable {
+    private let table = Mutex<[ObjectIdentifier: Caller]>([:])
+
+    func caller(for channel: any Channel, resolve: (any Channel) async throws -> Caller) async throws -> Caller {
+        let key = ObjectIdentifier(channel)
+        if let known = table.withLock({ $0[key] }) { return known }
+        let caller = try await resolve(channel)
+        table.withLock { $0[key] = caller }
+        channel.closeFuture.whenComplete { [weak self] _ in _ = self?.table.withLock { $0.removeValue(forKey: key) } }
+        return caller
     }
 }
