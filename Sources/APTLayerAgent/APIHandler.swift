@@ -45,12 +45,15 @@ public struct APIHandler: APIProtocol {
         let current = await manager.current
         let uptime = ContinuousClock.now - started
         let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
-        return .ok(.init(body: .json(.init(
-            schema: .aptLayer_statusV1,
-            sysroot: document.sysroot,
-            deployments: document.deployments.map(Self.deployment),
-            agent: .init(version: Self.version, uptimeSeconds: seconds),
-            transaction: try current.map(Self.transaction)))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        schema: .aptLayer_statusV1,
+                        sysroot: document.sysroot,
+                        deployments: document.deployments.map(Self.deployment),
+                        agent: .init(version: Self.version, uptimeSeconds: seconds),
+                        transaction: try current.map(Self.transaction)))))
     }
 
     public func listDeployments(_ input: Operations.ListDeployments.Input) async throws -> Operations.ListDeployments.Output {
@@ -69,10 +72,13 @@ public struct APIHandler: APIProtocol {
     public func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output {
         let (from, to) = (input.query.from, input.query.to)
         let diff = try await read { try $0.packageDiff(from: from, to: to) }
-        return .ok(.init(body: .json(.init(
-            added: diff.added.map(Self.package), removed: diff.removed.map(Self.package),
-            upgraded: diff.upgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) },
-            downgraded: diff.downgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) }))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        added: diff.added.map(Self.package), removed: diff.removed.map(Self.package),
+                        upgraded: diff.upgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) },
+                        downgraded: diff.downgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) }))))
     }
 
     public func createTransaction(_ input: Operations.CreateTransaction.Input) async throws -> Operations.CreateTransaction.Output {

@@ -127,14 +127,15 @@ public enum Agent {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             unlink(config.socket)
             let socketPath = config.socket
-            services.append(Application(
-                router: try apiRouter(),
-                configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd"),
-                onServerRunning: { channel in
-                    chmod(socketPath, 0o600)
-                    await ready.listening("local socket", channel)
-                },
-                logger: logger))
+            services.append(
+                Application(
+                    router: try apiRouter(),
+                    configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd"),
+                    onServerRunning: { channel in
+                        chmod(socketPath, 0o600)
+                        await ready.listening("local socket", channel)
+                    },
+                    logger: logger))
         }
         if let interval = Systemd.watchdogInterval { services.append(WatchdogService(interval: interval)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -161,7 +162,8 @@ actor ReadyGate {
         guard count == expected else { return }
         let elapsed = ContinuousClock.now - started
         Systemd.notify("READY=1\nSTATUS=Idle")
-        logger.info("ready", metadata: ["startup_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
+        logger.info(
+            "ready", metadata: ["startup_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
     }
 }
 

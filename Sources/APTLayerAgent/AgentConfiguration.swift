@@ -98,7 +98,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 
 extension AgentConfiguration {
     /// The files that make up the configuration, in merge order.
-    public static func files(main: String = "/etc/apt-layer/agent.yaml", dropInDirectories: [String] = ["/usr/lib/apt-layer/agent.d", "/etc/apt-layer/agent.d"])
+    public static func files(
+        main: String = "/etc/apt-layer/agent.yaml", dropInDirectories: [String] = ["/usr/lib/apt-layer/agent.d", "/etc/apt-layer/agent.d"]
+    )
         -> [String]
     {
         var files: [String] = FileManager.default.fileExists(atPath: main) ? [main] : []

@@ -85,7 +85,9 @@ final class EventProgress: ProgressSink {
 
     /// Ends the open task, if any.
     func finishTask() {
-        if let task = currentTask.withLock({ t -> String? in defer { t = nil }; return t }) {
+        if let task = currentTask.withLock({ t -> String? in
+            defer { t = nil }; return t
+        }) {
             channel.emit("task-end", ["task": task])
         }
     }

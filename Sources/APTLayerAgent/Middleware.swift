@@ -1,13 +1,13 @@
 import CSystemd
 import Foundation
 import Glibc
-import Synchronization
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
 import NIOSSL
 import OpenAPIRuntime
+import Synchronization
 
 /// The request context: keeps the connection so middleware can read the TLS peer certificate.
 public struct AgentRequestContext: RequestContext {
@@ -59,8 +59,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return AgentProblem(status: status, slug: "http-\(status)", title: server.httpStatus.reasonPhrase, detail: detail)
         }
         if let http = error as? HTTPError {
-            return AgentProblem(status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
-                                title: http.status.reasonPhrase, detail: http.body)
+            return AgentProblem(
+                status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
+                title: http.status.reasonPhrase, detail: http.body)
         }
         return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: String(describing: error))
     }

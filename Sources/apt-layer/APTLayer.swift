@@ -30,7 +30,8 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Wait for another running operation instead of failing with \"busy\".")
     var wait = false
 
-    @Option(name: .long, help: "Talk to an agent: https://HOST:PORT or unix:PATH (default: the local socket when it exists and no --sysroot is given).")
+    @Option(
+        name: .long, help: "Talk to an agent: https://HOST:PORT or unix:PATH (default: the local socket when it exists and no --sysroot is given).")
     var agent: String?
 
     @Option(name: .long, help: "Client certificate for --agent https://...") var cert: String?

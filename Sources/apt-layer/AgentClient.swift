@@ -43,7 +43,10 @@ struct AgentClient {
     func request(_ method: String, _ path: String, json: [String: Any]? = nil) throws -> Reply {
         var args = ["-sS", "-X", method, "-w", "\n%{http_code}"]
         if let json {
-            args += ["-H", "content-type: application/json", "--data-binary", String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)]
+            args += [
+                "-H", "content-type: application/json", "--data-binary",
+                String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
+            ]
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -57,7 +60,10 @@ struct AgentClient {
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let newline = data.lastIndex(of: 10) else {
-            throw Failure(message: "cannot reach the agent at \(endpoint): \(String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw Failure(
+                message:
+                    "cannot reach the agent at \(endpoint): \(String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
         }
         return Reply(status: Int(String(decoding: data[(newline + 1)...], as: UTF8.self)) ?? 0, body: data[..<newline])
     }

@@ -17,7 +17,9 @@ struct Cleanup: ParsableCommand {
         var args: [String: Any] = [:]
         if pending { args["pending"] = true }
         if rollback { args["rollback"] = true }
-        try execute(global, remote: RemoteCall(operation: "cleanup", arguments: args)) { host, _ in try host.cleanup(pending: pending, rollback: rollback) }
+        try execute(global, remote: RemoteCall(operation: "cleanup", arguments: args)) { host, _ in
+            try host.cleanup(pending: pending, rollback: rollback)
+        }
     }
 }
 
@@ -35,7 +37,8 @@ struct Unpin: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var index: Int
     func run() throws {
-        try execute(global, remote: RemoteCall(operation: "unpin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, false) }
+        try execute(global, remote: RemoteCall(operation: "unpin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, false)
+        }
     }
 }
 

@@ -17,7 +17,8 @@ struct AgentAPITests {
         #expect(forbidden.headers.lowercased().contains("content-type: application/problem+json"))
         #expect(forbidden.json["type"] as? String == "urn:apt-layer:problem:forbidden")
         #expect(try agent.request("GET", "/v1/status", as: "stranger").status == 403)
-        let accepted = try agent.request("POST", "/v1/transactions", as: "operator", body: #"{"operation":"install","arguments":{"packages":["fixture-app"]}}"#)
+        let accepted = try agent.request(
+            "POST", "/v1/transactions", as: "operator", body: #"{"operation":"install","arguments":{"packages":["fixture-app"]}}"#)
         #expect(accepted.status == 202)
         let id = try #require(accepted.json["id"] as? String)
         #expect(accepted.headers.lowercased().contains("location: /v1/transactions/\(id)"), "\(accepted.headers)")
@@ -27,7 +28,8 @@ struct AgentAPITests {
         #expect(try agent.bed.packageNames().contains("fixture-app"))
         // TLS 1.1 is refused by the server even when the client offers it.
         let (code, output) = try Shell.status(
-            "echo | openssl s_client -connect 127.0.0.1:\(agent.port) -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' -cert \(agent.pki)/operator.crt -key \(agent.pki)/operator.key 2>&1")
+            "echo | openssl s_client -connect 127.0.0.1:\(agent.port) -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' -cert \(agent.pki)/operator.crt -key \(agent.pki)/operator.key 2>&1"
+        )
         #expect(code != 0)
         #expect(output.contains("alert protocol version"))
         // Metrics need no client certificate, on the loopback listener.
@@ -42,13 +44,15 @@ struct AgentAPITests {
         let status = try Shell.run("curl -sf --unix-socket \(agent.socket) http://localhost/v1/status")
         #expect(status.contains("apt-layer.status"))
         let posted = try Shell.run(
-            "curl -sf --unix-socket \(agent.socket) -H 'content-type: application/json' -d '{\"operation\":\"kargs\",\"arguments\":{\"append\":[\"x=1\"]}}' http://localhost/v1/transactions")
+            "curl -sf --unix-socket \(agent.socket) -H 'content-type: application/json' -d '{\"operation\":\"kargs\",\"arguments\":{\"append\":[\"x=1\"]}}' http://localhost/v1/transactions"
+        )
         let id = try #require((try JSONSerialization.jsonObject(with: Data(posted.utf8)) as? [String: Any])?["id"] as? String)
         let done = try agent.waitForTransaction(id)
         #expect(done["requester"] as? String == "uid:0")
         #expect(done["state"] as? String == "succeeded")
         // Another user cannot even connect (0600, root).
-        let (code, _) = try Shell.status("setpriv --reuid=65534 --regid=65534 --clear-groups curl -sf --unix-socket \(agent.socket) http://localhost/v1/status")
+        let (code, _) = try Shell.status(
+            "setpriv --reuid=65534 --regid=65534 --clear-groups curl -sf --unix-socket \(agent.socket) http://localhost/v1/status")
         #expect(code != 0)
     }
 
@@ -64,7 +68,8 @@ struct AgentAPITests {
         let joined = try agent.request("POST", "/v1/transactions", body: slow)
         #expect(joined.status == 200)
         #expect(joined.json["id"] as? String == id)
-        let queued = try agent.request("POST", "/v1/transactions?wait=true", body: #"{"operation":"install","arguments":{"packages":["fixture-conf"]},"idempotencyKey":"k-1"}"#)
+        let queued = try agent.request(
+            "POST", "/v1/transactions?wait=true", body: #"{"operation":"install","arguments":{"packages":["fixture-conf"]},"idempotencyKey":"k-1"}"#)
         #expect(queued.status == 202)
         #expect(queued.json["state"] as? String == "queued")
         let full = try agent.request("POST", "/v1/transactions?wait=true", body: #"{"operation":"rollback"}"#)
@@ -170,15 +175,17 @@ struct AgentAPITests {
         #expect((reply.json["type"] as? String)?.hasPrefix("urn:apt-layer:problem:") == true)
         #expect(reply.json["status"] as? Int == expected)
         #expect(try agent.bed.status == before)
-        #expect(try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any] == nil
-            || (try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any])?.isEmpty == true)
+        #expect(
+            try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any] == nil
+                || (try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any])?.isEmpty == true)
     }
 
     @Test func hugeBodyBadCursorAndUnknownIDs() throws {
         let agent = try AgentBed()
         let huge = "{\"operation\":\"install\",\"arguments\":{\"packages\":[\"" + String(repeating: "a", count: 200_000) + "\"]}}"
         try huge.write(toFile: "\(agent.bed.fixtures)/huge.json", atomically: true, encoding: .utf8)
-        let big = try agent.request("POST", "/v1/transactions", extra: "-H 'content-type: application/json' --data-binary @\(agent.bed.fixtures)/huge.json")
+        let big = try agent.request(
+            "POST", "/v1/transactions", extra: "-H 'content-type: application/json' --data-binary @\(agent.bed.fixtures)/huge.json")
         #expect(big.status == 413)
         #expect(big.json["type"] as? String == "urn:apt-layer:problem:body-too-large")
         let cursor = try agent.request("GET", "/v1/transactions?cursor=not-a-cursor", as: "reader")

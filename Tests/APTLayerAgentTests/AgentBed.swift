@@ -27,16 +27,16 @@ final class AgentBed: @unchecked Sendable {
             try Shell.run("\(Paths.packageRoot)/scripts/make-test-pki.sh \(pki)")
         }
         try """
-            listen: "127.0.0.1:\(port)"
-            metrics-listen: "127.0.0.1:\(metricsPort)"
-            tls: { certificate: \(pki)/server.crt, key: \(pki)/server.key, client-ca: \(pki)/ca.crt }
-            roles: { reader: reader, operator: operator, admin: admin }
-            sysroot: \(self.bed.sysroot)
-            os: debian
-            state-directory: \(state)
-            socket: \(self.bed.fixtures)/agent.sock
-            \(extraConfig)
-            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        listen: "127.0.0.1:\(port)"
+        metrics-listen: "127.0.0.1:\(metricsPort)"
+        tls: { certificate: \(pki)/server.crt, key: \(pki)/server.key, client-ca: \(pki)/ca.crt }
+        roles: { reader: reader, operator: operator, admin: admin }
+        sysroot: \(self.bed.sysroot)
+        os: debian
+        state-directory: \(state)
+        socket: \(self.bed.fixtures)/agent.sock
+        \(extraConfig)
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
         try start(environment: environment)
     }
 
@@ -98,7 +98,8 @@ final class AgentBed: @unchecked Sendable {
         let data = body.map { "-H 'content-type: application/json' --data-binary \(Shell.quote($0))" } ?? ""
         let headers = "\(bed.fixtures)/headers-\(UUID().uuidString)"
         let (code, output) = try Shell.status(
-            "curl -sS -X \(method) --cacert \(pki)/ca.crt \(certs) \(data) \(extra) -D \(headers) -w '\\n%{http_code}' 'https://127.0.0.1:\(port)\(path)'")
+            "curl -sS -X \(method) --cacert \(pki)/ca.crt \(certs) \(data) \(extra) -D \(headers) -w '\\n%{http_code}' 'https://127.0.0.1:\(port)\(path)'"
+        )
         let headerText = (try? String(contentsOfFile: headers, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: headers)
         guard code == 0 else { return Reply(status: -Int(code), body: output, headers: headerText) }

@@ -44,10 +44,12 @@ struct AgentLifecycleTests {
         let dir = try Shell.run("mktemp -d").trimmingCharacters(in: .whitespacesAndNewlines)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Shell.run("mkdir -p \(dir)/usr.d \(dir)/etc.d")
-        try "listen: \"127.0.0.1:1000\"\nroles: { a: reader }\nretention: { max-count: 5 }\n".write(toFile: "\(dir)/main.yaml", atomically: true, encoding: .utf8)
+        try "listen: \"127.0.0.1:1000\"\nroles: { a: reader }\nretention: { max-count: 5 }\n".write(
+            toFile: "\(dir)/main.yaml", atomically: true, encoding: .utf8)
         try "listen: \"127.0.0.1:2000\"\nqueue-length: 3\n".write(toFile: "\(dir)/usr.d/10-vendor.yaml", atomically: true, encoding: .utf8)
         try "queue-length: 4\n".write(toFile: "\(dir)/usr.d/20-x.yaml", atomically: true, encoding: .utf8)
-        try "queue-length: 5\nroles: { b: admin }\nretention: { max-age-days: 7 }\n".write(toFile: "\(dir)/etc.d/20-x.yaml", atomically: true, encoding: .utf8)
+        try "queue-length: 5\nroles: { b: admin }\nretention: { max-age-days: 7 }\n".write(
+            toFile: "\(dir)/etc.d/20-x.yaml", atomically: true, encoding: .utf8)
         let files = AgentConfiguration.files(main: "\(dir)/main.yaml", dropInDirectories: ["\(dir)/usr.d", "\(dir)/etc.d"])
         #expect(files == ["\(dir)/main.yaml", "\(dir)/usr.d/10-vendor.yaml", "\(dir)/etc.d/20-x.yaml"])
         let config = try AgentConfiguration.load(files: files)
@@ -62,12 +64,14 @@ struct AgentLifecycleTests {
         #expect(throws: ConfigurationError.self) { try AgentConfiguration.load(files: ["\(dir)/bad2.yaml"]) }
 
         let (code, output) = try Shell.status(
-            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert /nonexistent")
+            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert /nonexistent"
+        )
         #expect(code == 1 && output.contains("TLS files"))
         let pki = "\(dir)/pki"
         try Shell.run("\(Paths.packageRoot)/scripts/make-test-pki.sh \(pki)")
         let checked = try Shell.run(
-            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert \(pki)/server.crt --tls-key \(pki)/server.key --client-ca \(pki)/ca.crt")
+            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert \(pki)/server.crt --tls-key \(pki)/server.key --client-ca \(pki)/ca.crt"
+        )
         #expect(checked.contains("queue-length: 9"))
         #expect(checked.contains("127.0.0.1:2000"))
     }
@@ -98,13 +102,16 @@ struct AgentLifecycleTests {
         let journal = try Journal(writer: DatabaseQueue())
         let now = Date()
         for i in 0..<6 {
-            var r = TransactionRecord(id: "t\(i)", operation: "rollback", arguments: "{}", state: "succeeded", requester: "op",
-                                      createdAt: now.addingTimeInterval(Double(i - 6) * 86400))
+            var r = TransactionRecord(
+                id: "t\(i)", operation: "rollback", arguments: "{}", state: "succeeded", requester: "op",
+                createdAt: now.addingTimeInterval(Double(i - 6) * 86400))
             r = try journal.insert(r)
             try journal.append(EventRecord(txnId: r.id, number: 1, kind: "finished", data: "{}"))
         }
-        _ = try journal.insert(TransactionRecord(id: "running", operation: "install", arguments: "{}", state: "running", requester: "op",
-                                                 createdAt: now.addingTimeInterval(-30 * 86400)))
+        _ = try journal.insert(
+            TransactionRecord(
+                id: "running", operation: "install", arguments: "{}", state: "running", requester: "op",
+                createdAt: now.addingTimeInterval(-30 * 86400)))
         #expect(try journal.applyRetention(maxAge: 3.5 * 86400, maxCount: 100) == 3)
         #expect(try journal.transactions().map(\.id) == ["running", "t5", "t4", "t3"])
         #expect(try journal.applyRetention(maxAge: 100 * 86400, maxCount: 2) == 2)

@@ -31,7 +31,8 @@ struct CLIThroughAgentTests {
     @Test func ctrlCCancelsTheAgentTransaction() throws {
         let agent = try AgentBed()
         let before = try agent.bed.status
-        let (code, output) = try Shell.status("""
+        let (code, output) = try Shell.status(
+            """
             \(Paths.cli) install --agent unix:\(agent.socket) fixture-slow 2>&1 & pid=$!
             for i in $(seq 200); do pgrep -f -- \(agent.bed.configurePattern) >/dev/null && break; sleep 0.1; done
             kill -INT $pid; wait $pid
