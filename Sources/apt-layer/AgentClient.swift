@@ -102,21 +102,12 @@ struct AgentClient {
         try process.run()
 
         // Ctrl-C / SIGTERM: ask the agent to cancel, keep streaming until `finished`.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let blocked = set
         let client = self
-        Thread {
-            var signal: Int32 = 0
-            var waitSet = blocked
-            if sigwait(&waitSet, &signal) == 0 {
-                FileHandle.standardError.write(Data("Cancelling \(id)...\n".utf8))
-                _ = try? client.request("DELETE", "/v1/transactions/\(id)")
-            }
-        }.start()
+        let signals = SignalCancellation {
+            FileHandle.standardError.write(Data("Cancelling \(id)...\n".utf8))
+            _ = try? client.request("DELETE", "/v1/transactions/\(id)")
+        }
+        defer { signals.stop() }
 
         let progress = TerminalProgress()
         var event = ""

@@ -2,13 +2,14 @@ import APTLayerEngine
 import Foundation
 import Glibc
 
-/// Turns SIGINT and SIGTERM into cancellation of the running operation.
+/// Turns SIGINT and SIGTERM into a callback (cancelling the running operation).
 ///
 /// The signals are blocked in every thread and taken by a dedicated `sigwait` thread. Blocked
 /// signals are queued even when the parent left them ignored (as a shell does for `cmd &`), and
 /// children get a clean signal mask from the engine's spawn attributes.
 final class SignalCancellation: Sendable {
-    init(token: CancellationToken) {
+    /// Calls `onSignal` for every SIGINT/SIGTERM from now on.
+    init(onSignal: @escaping @Sendable () -> Void) {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
@@ -19,10 +20,15 @@ final class SignalCancellation: Sendable {
             var signal: Int32 = 0
             var waitSet = blocked
             while sigwait(&waitSet, &signal) == 0 {
-                token.cancel()
+                onSignal()
             }
         }
         waiter.start()
+    }
+
+    /// Cancels `token` on SIGINT/SIGTERM.
+    convenience init(token: CancellationToken) {
+        self.init { token.cancel() }
     }
 
     func stop() {}

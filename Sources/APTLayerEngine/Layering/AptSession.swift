@@ -45,12 +45,13 @@ struct AptSession {
             Dir::State::status "\(admindir)/status";
             Dir::Cache "\(state)/apt/";
             Dir::Cache::archives "\(state)/apt/archives/";
-            Dir::Cache::pkgcache "\(state)/apt/pkgcache.bin";
+            Dir::Cache::pkgcache "\(work)/pkgcache.bin";
             Dir::Cache::srcpkgcache "\(state)/apt/srcpkgcache.bin";
             Dir::Etc "\(work)/etc-apt/";
             Dir::Log "\(work)/log/";
             Dir::Bin::dpkg "\(dpkgWrapper)";
             APT::Architecture "\(architecture)";
+            APT::Architectures { \(Self.architectures(admindir: admindir, native: architecture).map { "\"\($0)\";" }.joined(separator: " ")) };
             APT::Install-Recommends "false";
             APT::Sandbox::User "root";
             Acquire::Languages "none";
@@ -80,6 +81,12 @@ struct AptSession {
 
             """
         try FileTree.write(dpkgWrapper, wrapper, mode: 0o755)
+    }
+
+    /// Native plus foreign architectures from the tree's dpkg database, so apt need not ask dpkg.
+    static func architectures(admindir: String, native: String) -> [String] {
+        let listed = (FileTree.read("\(admindir)/arch") ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        return [native] + listed.filter { $0 != native }
     }
 
     static func architecture(admindir: String) -> String {
@@ -134,8 +141,21 @@ struct AptSession {
 
     /// What apt would do for `arguments` (names, `name-` removals, .deb paths).
     func plan(_ arguments: [String]) throws -> AptPlan {
+        // apt's status cache (lists + this tree's status file) takes most of a resolution to build.
+        // Builds of the same base start from the same status file at the same path, so the cache
+        // apt built last time for it is still valid: seed it, and keep the fresh one afterwards.
+        let seed = "\(state)/apt/pkgcache-\(SHA256.hex(FileTree.read("\(admindir)/status") ?? "").prefix(16)).bin"
+        if FileTree.exists(seed) { try? FileTree.copy(seed, to: "\(work)/pkgcache.bin") }
         let result = try Subprocess.run(["apt-get", "-s", "-q", "install"] + arguments, environment: environment, token: token)
         guard result.succeeded else { throw AptFailure.error(from: result.output, status: result.status) }
+        if FileTree.exists("\(work)/pkgcache.bin") {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(state)/apt")) ?? []
+            where name.hasPrefix("pkgcache-") && "\(state)/apt/\(name)" != seed {
+                unlink("\(state)/apt/\(name)")
+            }
+            unlink(seed)
+            try? FileTree.copy("\(work)/pkgcache.bin", to: seed)
+        }
         return AptPlan(simulationOutput: result.output)
     }
 
