@@ -1,29 +1,21 @@
-# apt-layer: the two commands a newcomer needs are `make demo` and `make test` (both as root).
-SHELL := /bin/bash
-export OSTREE_SYSROOT_DEBUG := mutable-deployments
-
-# Every system package the build, the tests and the demo use.
-DEPS := libostree-dev ostree bubblewrap mmdebstrap dpkg-dev apt-utils busybox-static \
-        systemd procps python3 bc pkg-config gzip binutils libsystemd-dev libsqlite3-dev curl openssl ca-certificates
-
+# Shortcuts; the README's two commands are `bash scripts/demo.sh` and `bash scripts/test.sh` (as root).
 .PHONY: deps build test demo bench format lint
 
 deps:
-	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS); fi
+	sh scripts/deps.sh
 
 build: deps
 	swift build
 
-test: build
-	swift build --build-tests
-	swift test
+test:
+	sh scripts/test.sh
 
-demo: build
+demo:
 	bash scripts/demo.sh
 
 bench: deps
 	bash bench/layering.sh 5
+	bash bench/agent.sh 10
 
 format:
 	swift format -i -r Sources Tests Package.swift

@@ -7,6 +7,8 @@
 # agent and removes everything.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+sh "$here/scripts/deps.sh"
+(cd "$here" && swift build)
 bin=$here/.build/debug
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 demo=$(mktemp -d /tmp/apt-layer-demo.XXXXXX)
