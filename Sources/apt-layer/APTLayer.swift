@@ -72,8 +72,7 @@ func execute(_ global: GlobalOptions, remote: RemoteCall? = nil, _ body: (Engine
         throw ExitCode(client.runTransaction(operation: remote.operation, arguments: remote.arguments))
     }
     let token = CancellationToken()
-    let signals = SignalCancellation(token: token)
-    defer { signals.stop() }
+    _ = SignalCancellation(token: token)
     do {
         guard let result = try body(global.host(), token) else { return }
         TerminalProgress.finish()

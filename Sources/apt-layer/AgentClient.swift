@@ -103,11 +103,10 @@ struct AgentClient {
 
         // Ctrl-C / SIGTERM: ask the agent to cancel, keep streaming until `finished`.
         let client = self
-        let signals = SignalCancellation {
+        _ = SignalCancellation {
             FileHandle.standardError.write(Data("Cancelling \(id)...\n".utf8))
             _ = try? client.request("DELETE", "/v1/transactions/\(id)")
         }
-        defer { signals.stop() }
 
         let progress = TerminalProgress()
         var event = ""

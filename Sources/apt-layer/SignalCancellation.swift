@@ -30,6 +30,4 @@ final class SignalCancellation: Sendable {
     convenience init(token: CancellationToken) {
         self.init { token.cancel() }
     }
-
-    func stop() {}
 }

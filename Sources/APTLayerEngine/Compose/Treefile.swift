@@ -72,7 +72,10 @@ public struct Treefile: Codable, Sendable, Equatable {
         progress.phase("Running mmdebstrap \(suite) (\(variant))")
         let result = try Subprocess.run(mmdebstrapArguments(target: rootfs), token: token) { progress.message($0) }
         guard result.succeeded else {
-            let reason = result.output.split(separator: "\n").last { $0.hasPrefix("E:") } ?? result.output.split(separator: "\n").last ?? ""
+            // mmdebstrap's first error names the cause; its last one only says that it failed.
+            let lines = result.output.split(separator: "\n")
+            let reason =
+                lines.first { $0.hasPrefix("E:") && !$0.contains("mmdebstrap failed") } ?? lines.last { $0.hasPrefix("E:") } ?? lines.last ?? ""
             throw EngineError(.system, "mmdebstrap failed: \(reason)")
         }
         return try RootfsComposer(progress: progress).compose(

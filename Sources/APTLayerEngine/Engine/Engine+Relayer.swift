@@ -98,7 +98,6 @@ extension Engine {
         _ sysroot: Sysroot, osname: String, checksum: String, origin: Origin, merge: Deployment?,
         accounts: [String: [String]], kernelArguments: [String]? = nil, lockFinalization: Bool = false, token: CancellationToken
     ) throws {
-        let repo = try sysroot.repo()
         // Protect the new base before anything can prune it.
         try refreshBaseRefs(sysroot, extra: [checksum])
         progress.phase("Deploying \(checksum.prefix(12))")
@@ -123,7 +122,6 @@ extension Engine {
         } catch {
             throw EngineError.wrap(error, "deploy")
         }
-        _ = repo
         try refreshBaseRefs(sysroot, extra: [])
         do { try sysroot.cleanup() } catch { progress.message("warning: cleanup failed: \(error)") }
         pruneLocalPackages(sysroot)

@@ -1,5 +1,9 @@
 import Glibc
 
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), not exported to Swift without _GNU_SOURCE.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
 /// Runs a program in its own process group, capturing stdout and stderr together.
 ///
 /// Blocking: call it from the engine's transaction thread, never from the cooperative pool.
@@ -41,6 +45,9 @@ struct Subprocess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        // Nothing else this process has open (other threads' pipes, libostree and journal fds)
+        // reaches the child: tools like mmdebstrap pass their own descriptors by number.
+        _ = spawnCloseFrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
