@@ -22,6 +22,8 @@ public actor TransactionManager {
         var token: CancellationToken
         var channel: EventChannel
         var cancelReason: String?
+        /// Cancels the transaction when it runs too long; itself cancelled when the transaction ends.
+        var timer: Task<Void, Never>?
     }
 
     let journal: Journal
@@ -127,8 +129,8 @@ public actor TransactionManager {
             progress.finishTask()
             await self.finish(id, result)
         }
-        Task {
-            try? await Task.sleep(for: timeout)
+        running?.timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             self.timeOut(id)
         }
     }
@@ -168,6 +170,7 @@ public actor TransactionManager {
         logger.info(
             "transaction \(entry.record.state)",
             metadata: ["txn": "\(id)", "operation": "\(entry.record.operation)", "error": "\(entry.record.error ?? "")"])
+        entry.timer?.cancel()
         running = nil
         _ = try? journal.applyRetention(maxAge: retention.maxAgeDays * 86400, maxCount: retention.maxCount)
         if !queue.isEmpty {
