@@ -24,6 +24,14 @@ struct LayeringOptions: ParsableArguments {
         return a
     }
 
+    /// The flags plus a package list (and `all`), as agent API arguments.
+    func arguments(packages: [String], all: Bool = false) -> [String: Any] {
+        var a = arguments
+        a["packages"] = packages
+        if all { a["all"] = true }
+        return a
+    }
+
     var flags: LayeringFlags {
         .init(idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization, refresh: refresh)
     }
@@ -36,7 +44,7 @@ struct Install: ParsableCommand {
     @Argument(help: "Package names or paths to .deb files.") var packages: [String] = []
     func run() throws {
         let files = packages.map { $0.hasSuffix(".deb") ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
-        let remote = RemoteCall(operation: "install", arguments: layering.arguments.merging(["packages": files]) { a, _ in a })
+        let remote = RemoteCall(operation: "install", arguments: layering.arguments(packages: files))
         try execute(global, remote: remote) { try $0.install(packages, flags: layering.flags, token: $1) }
     }
 }
@@ -48,9 +56,7 @@ struct Uninstall: ParsableCommand {
     @Flag(name: .long, help: "Remove every layered package.") var all = false
     @Argument var packages: [String] = []
     func run() throws {
-        var args = layering.arguments.merging(["packages": packages]) { a, _ in a }
-        if all { args["all"] = true }
-        try execute(global, remote: RemoteCall(operation: "uninstall", arguments: args)) {
+        try execute(global, remote: RemoteCall(operation: "uninstall", arguments: layering.arguments(packages: packages, all: all))) {
             try $0.uninstall(packages, all: all, flags: layering.flags, token: $1)
         }
     }
@@ -65,8 +71,7 @@ struct Override: ParsableCommand {
         @OptionGroup var layering: LayeringOptions
         @Argument var packages: [String] = []
         func run() throws {
-            let args = layering.arguments.merging(["packages": packages]) { a, _ in a }
-            try execute(global, remote: RemoteCall(operation: "override-remove", arguments: args)) {
+            try execute(global, remote: RemoteCall(operation: "override-remove", arguments: layering.arguments(packages: packages))) {
                 try $0.overrideRemove(packages, flags: layering.flags, token: $1)
             }
         }
@@ -79,8 +84,7 @@ struct Override: ParsableCommand {
         @Flag(name: .long, help: "Reset every override.") var all = false
         @Argument var packages: [String] = []
         func run() throws {
-            var args = layering.arguments.merging(["packages": packages]) { a, _ in a }
-            if all { args["all"] = true }
+            let args = layering.arguments(packages: packages, all: all)
             try execute(global, remote: RemoteCall(operation: "override-reset", arguments: args)) {
                 try $0.overrideReset(packages, all: all, flags: layering.flags, token: $1)
             }

@@ -175,9 +175,8 @@ struct AgentAPITests {
         #expect((reply.json["type"] as? String)?.hasPrefix("urn:apt-layer:problem:") == true)
         #expect(reply.json["status"] as? Int == expected)
         #expect(try agent.bed.status == before)
-        #expect(
-            try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any] == nil
-                || (try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any])?.isEmpty == true)
+        let journaled = try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [Any]
+        #expect(journaled?.isEmpty ?? true)
     }
 
     @Test func hugeBodyBadCursorAndUnknownIDs() throws {

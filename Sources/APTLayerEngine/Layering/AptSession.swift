@@ -11,6 +11,8 @@ struct AptSession {
     let state: String
     let token: CancellationToken
     let progress: any ProgressSink
+    /// The tree's native architecture (from its dpkg database, else the host's), read once.
+    let architecture: String
 
     var configPath: String { "\(work)/apt.conf" }
     var dpkgWrapper: String { "\(work)/dpkg" }
@@ -37,7 +39,7 @@ struct AptSession {
         // carry deploy-time mtimes. Source changes are caught by the fingerprint in update(force:)
         // and list changes by apt itself, so old mtimes here are safe and keep the caches valid.
         try Subprocess.check(["find", "\(work)/etc-apt", "-exec", "touch", "-h", "-d", "@1", "{}", "+"])
-        let architecture = Self.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)")
+        architecture = Self.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)")
         let config = """
             Dir "/";
             Dir::State "\(work)/apt-state/";
@@ -136,7 +138,7 @@ struct AptSession {
             }
         }
         let text = parts.joined(separator: "\n")
-        return (text, SHA256.hex(text + "\n" + AptSession.architecture(admindir: admindir)))
+        return (text, SHA256.hex(text + "\n" + architecture))
     }
 
     /// What apt would do for `arguments` (names, `name-` removals, .deb paths).
