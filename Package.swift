@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client", from: "1.5.0"),
     ],
     targets: [
         // libostree's C API. Only the `OSTree` wrapper module may import it.
@@ -47,13 +49,38 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The `apt-layer` command line.
+        // The typed vocabulary every path shares: `HostOperation`, `TransactionState`,
+        // `TransactionEvent`. No HTTP types.
+        .target(
+            name: "APTLayerModel",
+            dependencies: ["APTLayerEngine"],
+            swiftSettings: swiftSettings
+        ),
+        // The one transaction path: `TransactionManager` (journal, queue, events, cancel), used by
+        // the agent and by local CLI runs.
+        .target(
+            name: "APTLayerTransaction",
+            dependencies: [
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `apt-layer` command line: verbs, the generated agent client, local runs.
+        .target(
+            name: "APTLayerCLI",
+            dependencies: [
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "apt-layer",
-            dependencies: [
-                "APTLayerEngine",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["APTLayerCLI"],
             swiftSettings: swiftSettings
         ),
         // libsystemd: sd_notify (READY, WATCHDOG, STATUS) and journald fields.
@@ -62,23 +89,27 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
-        // Types and server stubs generated at build time from openapi/openapi.yaml (linked in).
+        // Types, server stubs and the client generated at build time from openapi/openapi.yaml
+        // (linked in), and the one place they convert to and from the typed model.
         .target(
             name: "APTLayerAPI",
-            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            dependencies: [
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
         // The SQLite transaction journal (GRDB over the system libsqlite3).
         .target(
             name: "APTLayerJournal",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["APTLayerEngine", "APTLayerModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // The agent: transactions, API handlers, mTLS, configuration, systemd integration.
         .target(
             name: "APTLayerAgent",
             dependencies: [
-                "APTLayerEngine", "APTLayerAPI", "APTLayerJournal", "CSystemd",
+                "APTLayerEngine", "APTLayerModel", "APTLayerTransaction", "APTLayerAPI", "APTLayerJournal", "CSystemd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -100,7 +131,8 @@ let package = Package(
         .testTarget(
             name: "APTLayerAgentTests",
             dependencies: [
-                "APTLayerAgent", "APTLayerJournal", "APTLayerEngine",
+                "APTLayerAgent", "APTLayerJournal", "APTLayerEngine", "APTLayerModel", "APTLayerAPI", "APTLayerCLI",
+                "APTLayerTransaction",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

@@ -1,29 +1,31 @@
 import APTLayerAPI
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
+import APTLayerTransaction
 import Foundation
 import OpenAPIRuntime
 
-/// The generated API protocol, implemented on the engine and the transaction manager.
+/// The generated API protocol, implemented on the engine and the transaction manager. Requests are
+/// converted to the typed model at this edge (`APTLayerAPI`'s conversions) and nowhere else.
 public struct APIHandler: APIProtocol {
     let manager: TransactionManager
     let journal: Journal
     let engineOptions: Engine.Options
     let started: ContinuousClock.Instant
     let statusCache: StatusCache
-    static let version = "0.2.0"
+    static let version = "0.3.0"
 
     /// Creates the handler.
-    public init(manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, started: ContinuousClock.Instant = .now) {
+    public init(
+        manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, statusCache: StatusCache,
+        started: ContinuousClock.Instant = .now
+    ) {
         self.manager = manager
         self.journal = journal
         self.engineOptions = engineOptions
         self.started = started
-        self.statusCache = StatusCache(sysroot: engineOptions.sysroot)
-    }
-
-    func statusDocument() async throws -> StatusDocument {
-        try await statusCache.document { try await read { try $0.status() } }
+        self.statusCache = statusCache
     }
 
     /// Runs a read-only engine call off the cooperative pool; reads never take the sysroot lock.
@@ -36,29 +38,30 @@ public struct APIHandler: APIProtocol {
         }
     }
 
+    /// A journal read on the journal's own queue; a failure is our fault (500).
+    func fromJournal<T: Sendable>(_ body: @escaping @Sendable (Journal) throws -> T) async throws -> T {
+        do { return try await journal.off(body) } catch {
+            throw AgentProblem.transaction(.journal(transaction: nil, cause: error))
+        }
+    }
+
     public func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
         .ok(.init(body: .json(.init(status: "ok"))))
     }
 
     public func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {
-        let document = try await statusDocument()
+        let document = try await statusCache.document(engineOptions)
         let current = await manager.current
         let uptime = ContinuousClock.now - started
         let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
-        return .ok(
-            .init(
-                body: .json(
-                    .init(
-                        schema: .aptLayer_statusV1,
-                        sysroot: document.sysroot,
-                        deployments: document.deployments.map(Self.deployment),
-                        agent: .init(version: Self.version, uptimeSeconds: seconds),
-                        transaction: try current.map(Self.transaction)))))
+        let status = Components.Schemas.StatusDocument(
+            document, agent: .init(version: Self.version, uptimeSeconds: seconds), transaction: current.map(Components.Schemas.Transaction.init))
+        return .ok(.init(body: .json(status)))
     }
 
     public func listDeployments(_ input: Operations.ListDeployments.Input) async throws -> Operations.ListDeployments.Output {
-        let document = try await statusDocument()
-        return .ok(.init(body: .json(.init(deployments: document.deployments.map(Self.deployment)))))
+        let document = try await statusCache.document(engineOptions)
+        return .ok(.init(body: .json(.init(deployments: document.deployments.map(Components.Schemas.Deployment.init)))))
     }
 
     public func listDeploymentPackages(_ input: Operations.ListDeploymentPackages.Input) async throws
@@ -66,28 +69,27 @@ public struct APIHandler: APIProtocol {
     {
         let index = input.path.index
         let packages = try await read { try $0.packages(deployment: index) }
-        return .ok(.init(body: .json(.init(packages: packages.map(Self.package)))))
+        return .ok(.init(body: .json(.init(packages: packages.map(Components.Schemas.Package.init)))))
     }
 
     public func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output {
         let (from, to) = (input.query.from, input.query.to)
         let diff = try await read { try $0.packageDiff(from: from, to: to) }
-        return .ok(
-            .init(
-                body: .json(
-                    .init(
-                        added: diff.added.map(Self.package), removed: diff.removed.map(Self.package),
-                        upgraded: diff.upgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) },
-                        downgraded: diff.downgraded.map { .init(name: $0.name, from: $0.from, to: $0.to) }))))
+        return .ok(.init(body: .json(.init(diff))))
     }
 
     public func createTransaction(_ input: Operations.CreateTransaction.Input) async throws -> Operations.CreateTransaction.Output {
         guard case .json(let request) = input.body else { throw AgentProblem.badRequest("expected application/json") }
+        let operation: HostOperation
+        do { operation = try HostOperation(request) } catch { throw AgentProblem.badRequest(error.message) }
         let caller = Caller.current
-        let (record, outcome) = try await manager.submit(
-            operation: request.operation, arguments: request.arguments ?? .init(), idempotencyKey: request.idempotencyKey,
-            requester: caller.identity, role: caller.role, wait: input.query.wait ?? false)
-        let transaction = try Self.transaction(record)
+        let (record, outcome): (TransactionRecord, TransactionManager.Outcome)
+        do {
+            (record, outcome) = try await manager.submit(
+                operation, idempotencyKey: request.idempotencyKey, requester: caller.identity, role: caller.role.rawValue,
+                wait: input.query.wait ?? false)
+        } catch { throw AgentProblem.transaction(error) }
+        let transaction = Components.Schemas.Transaction(record)
         switch outcome {
         case .accepted:
             return .accepted(.init(headers: .init(location: "/v1/transactions/\(record.id)"), body: .json(transaction)))
@@ -106,28 +108,42 @@ public struct APIHandler: APIProtocol {
         }
         let limit = input.query.limit ?? 50
         guard (1...500).contains(limit) else { throw AgentProblem.badRequest("limit must be between 1 and 500") }
-        let records = try journal.transactions(
-            state: input.query.state?.rawValue, operation: input.query.operation?.rawValue, since: input.query.since, before: before,
-            limit: limit + 1)
+        let (state, kind, since, cursor) = (input.query.state?.model, input.query.operation?.model, input.query.since, before)
+        let records = try await fromJournal { try $0.transactions(state: state, operation: kind, since: since, before: cursor, limit: limit + 1) }
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last?.seq.map { Data("seq:\($0)".utf8).base64EncodedString() } : nil
-        return .ok(.init(body: .json(.init(transactions: try page.map(Self.transaction), nextCursor: next))))
+        return .ok(.init(body: .json(.init(transactions: page.map(Components.Schemas.Transaction.init), nextCursor: next))))
     }
 
     public func getTransaction(_ input: Operations.GetTransaction.Input) async throws -> Operations.GetTransaction.Output {
-        guard let record = try journal.transaction(id: input.path.id) else { throw AgentProblem.notFound("no transaction \(input.path.id)") }
-        return .ok(.init(body: .json(try Self.transaction(record))))
+        let id = input.path.id
+        guard let record = try await fromJournal({ try $0.transaction(id: id) }) else { throw AgentProblem.notFound("no transaction \(id)") }
+        return .ok(.init(body: .json(.init(record))))
     }
 
     public func cancelTransaction(_ input: Operations.CancelTransaction.Input) async throws -> Operations.CancelTransaction.Output {
         let caller = Caller.current
-        let record = try await manager.cancel(id: input.path.id, requester: caller.identity, role: caller.role)
-        return .accepted(.init(body: .json(try Self.transaction(record))))
+        do {
+            let record = try await manager.cancel(id: input.path.id, requester: caller.identity, mayCancelOthers: caller.role >= .admin)
+            return .accepted(.init(body: .json(.init(record))))
+        } catch { throw AgentProblem.transaction(error) }
     }
 
     public func getTransactionEvents(_ input: Operations.GetTransactionEvents.Input) async throws -> Operations.GetTransactionEvents.Output {
-        guard let events = try await manager.events(id: input.path.id) else { throw AgentProblem.notFound("no transaction \(input.path.id)") }
-        let bytes = events.map { event in ArraySlice(Array("id: \(event.number)\nevent: \(event.kind)\ndata: \(event.data)\n\n".utf8)) }
-        return .ok(.init(body: .textEventStream(HTTPBody(bytes, length: .unknown, iterationBehavior: .single))))
+        let stream: AsyncStream<EventRecord>?
+        do { stream = try await manager.events(id: input.path.id) } catch { throw AgentProblem.transaction(error) }
+        guard let stream else { throw AgentProblem.notFound("no transaction \(input.path.id)") }
+        typealias Event = ServerSentEventWithJSONData<Components.Schemas.TransactionEvent>
+        let events = AsyncStream<Event> { continuation in
+            let pump = Task {
+                for await record in stream {
+                    continuation.yield(Event(event: record.event.kind.rawValue, data: .init(record.event), id: String(record.number)))
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in pump.cancel() }
+        }
+        let body = HTTPBody(events.asEncodedServerSentEventsWithJSONData(), length: .unknown, iterationBehavior: .single)
+        return .ok(.init(body: .textEventStream(body)))
     }
 }

@@ -1,6 +1,7 @@
 import APTLayerAPI
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerTransaction
 import Foundation
 import Glibc
 import Hummingbird
@@ -66,14 +67,15 @@ public enum Agent {
         defer { close(lockFD) }
 
         let journal: Journal
-        do { journal = try Journal(path: "\(config.stateDirectory)/journal.sqlite") } catch {
-            throw StartError(message: "cannot open journal: \(error)")
+        do { journal = try Journal(creatingDirectoryFor: config.journalPath) } catch {
+            throw StartError(message: "cannot open journal \(config.journalPath): \(error)")
         }
         let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
         let interrupted = try journal.recover()
         if !interrupted.isEmpty {
             for record in interrupted {
-                logger.warning("transaction interrupted by an agent crash", metadata: ["txn": "\(record.id)", "operation": "\(record.operation)"])
+                logger.warning(
+                    "transaction interrupted by a crash", metadata: ["txn": "\(record.id)", "operation": "\(record.operation.kind.rawValue)"])
             }
             try await Engine.run { _ in try Engine(options: engineOptions).recoverAfterCrash() }
         }
@@ -81,13 +83,15 @@ public enum Agent {
 
         let manager = TransactionManager(
             journal: journal, engineOptions: engineOptions, timeout: .milliseconds(Int64(config.transactionTimeoutSeconds * 1000)),
-            queueLength: config.queueLength, retention: config.retention, logger: logger
+            queueLength: config.queueLength, retention: (config.retention.maxAgeDays * 86400, config.retention.maxCount), logger: logger
         ) { Systemd.notify("STATUS=\($0)") }
-        let handler = APIHandler(manager: manager, journal: journal, engineOptions: engineOptions, started: started)
+        let statusCache = StatusCache(sysroot: config.sysroot)
+        let faults = FaultCounter()
+        let handler = APIHandler(manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache, started: started)
 
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
-            router.add(middleware: ProblemMiddleware(logger: logger))
+            router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))
             router.add(middleware: LocationHeaderMiddleware())
             router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
             router.add(middleware: AuthMiddleware(roles: config.roles))
@@ -98,7 +102,8 @@ public enum Agent {
 
         let metricsRouter = Router()
         metricsRouter.get("/metrics") { _, _ -> Response in
-            let text = await Metrics.render(manager: manager, engineOptions: engineOptions, started: started)
+            let text = await Metrics.render(
+                manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, started: started)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))

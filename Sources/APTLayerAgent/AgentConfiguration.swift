@@ -1,3 +1,4 @@
+import APTLayerJournal
 import Foundation
 import Yams
 
@@ -28,8 +29,11 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var sysroot = "/"
     /// The stateroot; nil = booted / only one.
     public var os: String?
-    /// Journal and lock live here (0700).
+    /// The agent's lock lives here (0700).
     public var stateDirectory = "/var/lib/apt-layer"
+    /// The transaction journal; nil = the sysroot's (``Journal/defaultPath(sysroot:)``), which
+    /// local CLI runs on the same sysroot write too.
+    public var journal: String?
     /// A transaction running longer is cancelled with a reason.
     public var transactionTimeoutSeconds: Double = 3600
     /// How many `wait=true` requests may queue behind the running one.
@@ -61,6 +65,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case listen, tls, roles, sysroot, os
         case stateDirectory = "state-directory"
+        case journal
         case transactionTimeoutSeconds = "transaction-timeout-seconds"
         case queueLength = "queue-length"
         case retention
@@ -81,6 +86,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         sysroot = try c.decodeIfPresent(String.self, forKey: .sysroot) ?? d.sysroot
         os = try c.decodeIfPresent(String.self, forKey: .os)
         stateDirectory = try c.decodeIfPresent(String.self, forKey: .stateDirectory) ?? d.stateDirectory
+        journal = try c.decodeIfPresent(String.self, forKey: .journal)
         transactionTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .transactionTimeoutSeconds) ?? d.transactionTimeoutSeconds
         queueLength = try c.decodeIfPresent(Int.self, forKey: .queueLength) ?? d.queueLength
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
@@ -151,6 +157,9 @@ extension AgentConfiguration {
         }
         return result
     }
+
+    /// Where the journal is: `journal`, else the sysroot's.
+    public var journalPath: String { journal ?? Journal.defaultPath(sysroot: sysroot) }
 
     /// Checks values that decoding cannot.
     public func validate() throws {

@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerTransaction
 import HTTPTypes
 
 /// An API failure rendered as `application/problem+json` (RFC 9457) with a stable `type`.
@@ -13,14 +14,17 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
     public var detail: String?
     /// The transaction concerned (a 409 names the running one).
     public var transaction: String?
+    /// The error underneath a 5xx, for the log.
+    public var cause: (any Error)?
 
     /// Creates a problem.
-    public init(status: Int, slug: String, title: String, detail: String? = nil, transaction: String? = nil) {
+    public init(status: Int, slug: String, title: String, detail: String? = nil, transaction: String? = nil, cause: (any Error)? = nil) {
         self.status = status
         self.slug = slug
         self.title = title
         self.detail = detail
         self.transaction = transaction
+        self.cause = cause
     }
 
     /// The full `type` URI.
@@ -38,7 +42,24 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
         case .invalidArgument: return .badRequest(error.message)
         case .notFound: return .notFound(error.message)
         case .refused: return .init(status: 422, slug: "refused", title: "Refused", detail: error.message)
-        default: return .init(status: 500, slug: "engine", title: "Engine failure", detail: error.message)
+        default: return .init(status: 500, slug: "engine", title: "Engine failure", detail: error.message, cause: error)
+        }
+    }
+
+    /// Maps a transaction manager refusal or failure to a problem.
+    static func transaction(_ error: TransactionError) -> AgentProblem {
+        switch error {
+        case .busy(let id, _):
+            return .init(status: 409, slug: "busy", title: "Another transaction is running", detail: error.description, transaction: id)
+        case .queueFull: return .init(status: 429, slug: "queue-full", title: "Transaction queue is full", detail: error.description)
+        case .notFound: return .notFound(error.description)
+        case .forbidden(let why): return .forbidden(why)
+        case .finished(let id, _):
+            return .init(status: 409, slug: "finished", title: "Transaction already finished", detail: error.description, transaction: id)
+        case .journal(let id, let cause):
+            return .init(
+                status: 500, slug: "journal", title: "Journal failure", detail: "the agent could not use its journal", transaction: id,
+                cause: cause)
         }
     }
 }

@@ -1,9 +1,27 @@
 import APTLayerEngine
+import APTLayerTransaction
 import Foundation
+import Synchronization
 
-/// Prometheus text exposition of the agent's state.
+/// Counts the API's own faults (5xx answers), by problem slug, for `/metrics`.
+public final class FaultCounter: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    /// Creates a counter at zero.
+    public init() {}
+    /// Counts one fault.
+    func record(_ slug: String) { counts.withLock { $0[slug, default: 0] += 1 } }
+    /// The counts so far.
+    var snapshot: [String: Int] { counts.withLock { $0 } }
+}
+
+/// Prometheus text exposition of the agent's state, from cached state only: the manager's
+/// counters, the fault counter, and the status cache (a scrape reads the sysroot only when a
+/// deployment changed since the last read).
 enum Metrics {
-    static func render(manager: TransactionManager, engineOptions: Engine.Options, started: ContinuousClock.Instant) async -> String {
+    static func render(
+        manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
+        started: ContinuousClock.Instant
+    ) async -> String {
         let counts = await manager.finishedCounts
         let running = await manager.current
         let queued = await manager.queued.count
@@ -14,7 +32,7 @@ enum Metrics {
             "apt_layer_agent_uptime_seconds \(uptime.components.seconds)",
             "# HELP apt_layer_transaction_running 1 while a transaction runs.",
             "# TYPE apt_layer_transaction_running gauge",
-            "apt_layer_transaction_running{operation=\"\(running?.operation ?? "")\"} \(running == nil ? 0 : 1)",
+            "apt_layer_transaction_running{operation=\"\(running?.operation.kind.rawValue ?? "")\"} \(running == nil ? 0 : 1)",
             "# HELP apt_layer_transactions_queued Transactions waiting to run.",
             "# TYPE apt_layer_transactions_queued gauge",
             "apt_layer_transactions_queued \(queued)",
@@ -22,11 +40,16 @@ enum Metrics {
             "# TYPE apt_layer_transactions_total counter",
         ]
         for (key, value) in counts.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|")
-            lines.append("apt_layer_transactions_total{operation=\"\(parts[0])\",state=\"\(parts[1])\"} \(value)")
+            lines.append("apt_layer_transactions_total{operation=\"\(key.kind.rawValue)\",state=\"\(key.state.rawValue)\"} \(value)")
         }
-        let options = engineOptions
-        if let status = try? await Engine.run({ _ in try Engine(options: options).status() }) {
+        lines += [
+            "# HELP apt_layer_api_errors_total API requests that failed through the agent's own fault (5xx), by problem type.",
+            "# TYPE apt_layer_api_errors_total counter",
+        ]
+        for (slug, value) in faults.snapshot.sorted(by: { $0.key < $1.key }) {
+            lines.append("apt_layer_api_errors_total{type=\"\(slug)\"} \(value)")
+        }
+        if let status = try? await statusCache.document(engineOptions) {
             lines += [
                 "# HELP apt_layer_deployments Deployments in the sysroot.",
                 "# TYPE apt_layer_deployments gauge",

@@ -32,16 +32,27 @@ public struct Caller: Sendable {
     @TaskLocal public static var current = Caller(identity: "anonymous", role: .reader)
 }
 
-/// Renders every error as `application/problem+json`; never a bare 500 for bad input.
+/// Renders every error as `application/problem+json`. The client's mistakes (undecodable
+/// requests, refused operations) are 4xx; anything else is the agent's fault: 5xx, logged with the
+/// request and the transaction, and counted in `/metrics`.
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    let faults: FaultCounter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
             let problem = Self.problem(for: error)
-            if problem.status >= 500 { logger.error("request failed: \(String(reflecting: error))") }
+            if problem.status >= 500 {
+                faults.record(problem.slug)
+                logger.error(
+                    "request failed: \(problem.title)",
+                    metadata: [
+                        "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(problem.status)",
+                        "txn": "\(problem.transaction ?? "-")", "error": "\(problem.cause.map { String(reflecting: $0) } ?? String(reflecting: error))",
+                    ])
+            }
             return Self.response(problem)
         }
     }
@@ -50,20 +61,25 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         if let problem = error as? AgentProblem { return problem }
         if let server = error as? ServerError {
             if let problem = server.underlyingError as? AgentProblem { return problem }
-            let status = server.httpStatus.code
             let detail = String(describing: server.underlyingError).split(separator: "\n").first.map(String.init) ?? server.causeDescription
-            if status == 500 || status == 400 {
-                // Decoding failures of the request: wrong types, unknown keys, malformed JSON, bad query values.
-                return .badRequest("\(server.causeDescription): \(detail)")
+            // The runtime sets the operation's input once the request decoded: an error without
+            // one is the request's (wrong types, unknown keys, malformed JSON, bad query values);
+            // with one, the handler failed on something it did not map, which is our fault.
+            if server.operationInput == nil {
+                let status = server.httpStatus.code
+                return status >= 500 || status == 400
+                    ? .badRequest("\(server.causeDescription): \(detail)")
+                    : AgentProblem(status: status, slug: "http-\(status)", title: server.httpStatus.reasonPhrase, detail: detail)
             }
-            return AgentProblem(status: status, slug: "http-\(status)", title: server.httpStatus.reasonPhrase, detail: detail)
+            return AgentProblem(
+                status: 500, slug: "internal", title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
         }
         if let http = error as? HTTPError {
             return AgentProblem(
                 status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
                 title: http.status.reasonPhrase, detail: http.body)
         }
-        return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: String(describing: error))
+        return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: "the agent failed", cause: error)
     }
 
     static func response(_ problem: AgentProblem) -> Response {

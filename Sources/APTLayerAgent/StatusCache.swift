@@ -9,11 +9,12 @@ import Synchronization
 /// every deployment write swap the loader link) and of each stateroot's `deploy/` directory (new,
 /// removed and re-pinned deployments rename files there). Reading status from libostree costs a
 /// sysroot load and a commit read per deployment; a cache hit costs a few `stat` calls.
-final class StatusCache: Sendable {
+public final class StatusCache: Sendable {
     private let cached = Mutex<(key: [Int64], document: StatusDocument)?>(nil)
     let sysroot: String
 
-    init(sysroot: String) { self.sysroot = sysroot }
+    /// Creates an empty cache for `sysroot`.
+    public init(sysroot: String) { self.sysroot = sysroot }
 
     func key() -> [Int64] {
         var paths = ["\(sysroot)/boot", "\(sysroot)/boot/loader", "\(sysroot)/ostree/deploy"]
@@ -35,5 +36,16 @@ final class StatusCache: Sendable {
         let document = try await load()
         cached.withLock { $0 = (current, document) }
         return document
+    }
+
+    /// The status document, read by the engine on its own thread when the cache is stale.
+    func document(_ options: Engine.Options) async throws -> StatusDocument {
+        try await document {
+            do {
+                return try await Engine.run { _ in try Engine(options: options).status() }
+            } catch let error as EngineError {
+                throw AgentProblem.engine(error)
+            }
+        }
     }
 }

@@ -1,12 +1,45 @@
+import APTLayerModel
+import Dispatch
 import Foundation
 import GRDB
+import Glibc
 
 /// The durable SQLite journal of transactions and their events.
 ///
 /// WAL with `synchronous=FULL`: a write that records a state change is on disk when the call
-/// returns, so the API can answer after it.
+/// returns, so the API can answer after it. Methods block; async callers use ``off(_:)``, which
+/// runs them on the journal's own queue instead of the cooperative pool.
+///
+/// One journal per sysroot (``defaultPath(sysroot:)``), shared by the agent and local CLI runs:
+/// SQLite serialises their writes (WAL, 5 s busy timeout) and each queued or running row names
+/// its owning process, so recovery only touches rows whose process is gone.
 public final class Journal: Sendable {
     let writer: any DatabaseWriter
+    private let queue = DispatchQueue(label: "apt-layer.journal", attributes: .concurrent)
+
+    /// Where a sysroot's journal lives: `/var/lib/apt-layer/journal.sqlite` for the booted host
+    /// (`/`), `SYSROOT/ostree/apt-layer/journal.sqlite` for any other sysroot (an image being built
+    /// with `--sysroot` keeps its history with it).
+    public static func defaultPath(sysroot: String) -> String {
+        let trimmed = sysroot.count > 1 && sysroot.hasSuffix("/") ? String(sysroot.dropLast()) : sysroot
+        return trimmed == "/" ? "/var/lib/apt-layer/journal.sqlite" : "\(trimmed)/ostree/apt-layer/journal.sqlite"
+    }
+
+    /// Opens (creating its directory, 0700) the journal at `path`.
+    public convenience init(creatingDirectoryFor path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: directory) {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        try self.init(path: path)
+    }
+
+    /// Runs blocking journal work on the journal's queue, off Swift's cooperative pool.
+    public func off<T: Sendable>(_ body: @escaping @Sendable (Journal) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body(self) }) }
+        }
+    }
 
     /// Opens (creating and migrating) the journal at `path`.
     public init(path: String) throws {
@@ -58,6 +91,16 @@ public final class Journal: Sendable {
             try db.alter(table: "txn") { t in t.add(column: "role", .text) }
             try db.create(index: "txn_createdAt", on: "txn", columns: ["createdAt"])
         }
+        // Typed operations: the stored form's version (rows before it are format 1), the package
+        // diff, and the owning process for recovery that is safe with several writers.
+        migrator.registerMigration("3-operation-format-owner") { db in
+            try db.alter(table: "txn") { t in
+                t.add(column: "format", .integer).notNull().defaults(to: 1)
+                t.add(column: "diff", .text)
+                t.add(column: "pid", .integer)
+                t.add(column: "bootID", .text)
+            }
+        }
         return migrator
     }
 
@@ -91,13 +134,15 @@ public final class Journal: Sendable {
     }
 
     /// Newest first; `before` is a `seq` cursor from a previous page.
-    public func transactions(state: String? = nil, operation: String? = nil, since: Date? = nil, before: Int64? = nil, limit: Int = 50) throws
+    public func transactions(
+        state: TransactionState? = nil, operation: HostOperation.Kind? = nil, since: Date? = nil, before: Int64? = nil, limit: Int = 50
+    ) throws
         -> [TransactionRecord]
     {
         try writer.read { db in
             var request = TransactionRecord.order(Column("seq").desc)
-            if let state { request = request.filter(Column("state") == state) }
-            if let operation { request = request.filter(Column("operation") == operation) }
+            if let state { request = request.filter(Column("state") == state.rawValue) }
+            if let operation { request = request.filter(Column("operation") == operation.rawValue) }
             if let since { request = request.filter(Column("createdAt") >= since) }
             if let before { request = request.filter(Column("seq") < before) }
             return try request.limit(limit).fetchAll(db)
@@ -116,24 +161,39 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Crash recovery: transactions a killed agent left `running` become `interrupted`, queued ones
-    /// `cancelled`. Returns the interrupted ones.
+    /// This boot's id, which with a pid names the process that owns a queued or running row.
+    public static let bootID: String =
+        ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "unknown")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+
+    /// Whether the process that owns a queued or running row is gone: another boot, a pid that no
+    /// longer exists, this very process (a restarted agent that reuses its predecessor's pid), or a
+    /// row from before owners were recorded.
+    static func ownerIsGone(_ record: TransactionRecord) -> Bool {
+        guard let pid = record.pid, let boot = record.bootID, boot == bootID else { return true }
+        if pid == getpid() { return true }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    /// Crash recovery: transactions whose owning process died while they ran become `interrupted`,
+    /// queued ones `cancelled`. Rows of live processes (a CLI run next to the agent) are left alone.
+    /// Returns the interrupted ones.
     public func recover(now: Date = Date()) throws -> [TransactionRecord] {
         try writer.write { db in
-            let running = try TransactionRecord.filter(Column("state") == "running").fetchAll(db)
-            for var record in running {
-                record.state = "interrupted"
-                record.finishedAt = now
-                record.error = "the agent stopped while the transaction ran; the sysroot was left as its last completed write"
+            var interrupted: [TransactionRecord] = []
+            let open = try TransactionRecord.filter(["running", "queued"].contains(Column("state"))).fetchAll(db)
+            for var record in open where Self.ownerIsGone(record) {
+                if record.state == .running {
+                    try record.move(to: .interrupted, at: now)
+                    record.error = "the process running the transaction stopped; the sysroot was left as its last completed write"
+                    interrupted.append(record)
+                } else {
+                    try record.move(to: .cancelled, at: now)
+                    record.error = "the agent restarted before the transaction ran"
+                }
                 try record.update(db)
             }
-            for var record in try TransactionRecord.filter(Column("state") == "queued").fetchAll(db) {
-                record.state = "cancelled"
-                record.finishedAt = now
-                record.error = "the agent restarted before the transaction ran"
-                try record.update(db)
-            }
-            return running
+            return interrupted
         }
     }
 
@@ -142,7 +202,7 @@ public final class Journal: Sendable {
     @discardableResult
     public func applyRetention(maxAge: TimeInterval, maxCount: Int, now: Date = Date()) throws -> Int {
         try writer.write { db in
-            let finished = ["succeeded", "failed", "cancelled", "interrupted"]
+            let finished = TransactionState.allCases.filter(\.isFinished).map(\.rawValue)
             var deleted = try TransactionRecord.filter(finished.contains(Column("state")) && Column("createdAt") < now.addingTimeInterval(-maxAge))
                 .deleteAll(db)
             let keep = try TransactionRecord.order(Column("seq").desc).limit(maxCount).fetchAll(db).compactMap(\.seq)

@@ -2,7 +2,7 @@ import Foundation
 import OSTree
 
 /// What `install`-like verbs may tolerate.
-public struct LayeringFlags: Sendable {
+public struct LayeringFlags: Sendable, Equatable, Hashable, Codable {
     /// Tolerate already-requested or absent names.
     public var idempotent = false
     /// Print what would change; build nothing.

@@ -30,7 +30,7 @@ extension Engine {
                     layeredPackages: pkglist.filter { layered.contains($0.name) }.map(\.metadataForm),
                     kernelArguments: d.kernelArguments))
         }
-        return StatusDocument(sysroot: options.sysroot, deployments: list, transaction: nil)
+        return StatusDocument(sysroot: options.sysroot, deployments: list)
     }
 
     /// The packages installed in the deployment at `index` (default: the booted one, else the default).

@@ -10,6 +10,13 @@ public struct PackageDiff: Codable, Sendable, Equatable {
         public var from: String
         /// The version after.
         public var to: String
+
+        /// Creates a change.
+        public init(name: String, from: String, to: String) {
+            self.name = name
+            self.from = from
+            self.to = to
+        }
     }
 
     /// Packages only in the new set.
@@ -23,6 +30,14 @@ public struct PackageDiff: Codable, Sendable, Equatable {
 
     /// Whether nothing changed.
     public var isEmpty: Bool { added.isEmpty && removed.isEmpty && upgraded.isEmpty && downgraded.isEmpty }
+
+    /// Creates a diff from its parts.
+    public init(added: [Package] = [], removed: [Package] = [], upgraded: [Change] = [], downgraded: [Change] = []) {
+        self.added = added
+        self.removed = removed
+        self.upgraded = upgraded
+        self.downgraded = downgraded
+    }
 
     /// Compares two package sets by name and architecture, ordering versions the way dpkg does.
     public init(from old: [Package], to new: [Package]) {

@@ -1,5 +1,6 @@
-/// The `apt-layer.status/v1` document: `apt-layer status --json` and the agent's `GET /v1/status`.
-/// Its JSON Schema is `openapi/status-v1.schema.json`.
+/// The engine's view of the `apt-layer.status/v1` document. What the CLI prints and the agent
+/// serves is the API's `StatusDocument` (openapi/openapi.yaml, the one source of the schema), made
+/// from this; its JSON Schema is generated into `openapi/status-v1.schema.json`.
 public struct StatusDocument: Codable, Sendable, Equatable {
     /// Always `apt-layer.status/v1`.
     public var schema = "apt-layer.status/v1"
@@ -7,8 +8,6 @@ public struct StatusDocument: Codable, Sendable, Equatable {
     public var sysroot: String
     /// Deployments in boot order.
     public var deployments: [DeploymentStatus]
-    /// The running transaction, when an agent reports one (null from the CLI).
-    public var transaction: String?
 
     /// One deployment.
     public struct DeploymentStatus: Codable, Sendable, Equatable {

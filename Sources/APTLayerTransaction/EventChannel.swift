@@ -1,5 +1,6 @@
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
 import Foundation
 import Synchronization
 
@@ -20,16 +21,16 @@ final class EventChannel: Sendable {
         self.journal = journal
     }
 
-    /// Journals and broadcasts one event; `finished` closes the stream.
-    func emit(_ kind: String, _ data: [String: any Sendable]) {
-        let json = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    /// Journals and broadcasts one event; `finished` closes the stream. Called from engine threads
+    /// and the manager's own executor, never from the cooperative pool.
+    func emit(_ event: TransactionEvent) {
         let closing = state.withLock { s -> [AsyncStream<EventRecord>.Continuation] in
             guard !s.finished else { return [] }
             s.number += 1
-            let event = EventRecord(txnId: transactionID, number: s.number, kind: kind, data: json)
-            try? journal.append(event)
-            for continuation in s.subscribers.values { continuation.yield(event) }
-            guard kind == "finished" else { return [] }
+            let record = EventRecord(txnId: transactionID, number: s.number, event: event)
+            try? journal.append(record)
+            for continuation in s.subscribers.values { continuation.yield(record) }
+            guard event.kind == .finished else { return [] }
             s.finished = true
             defer { s.subscribers.removeAll() }
             return Array(s.subscribers.values)
@@ -72,23 +73,21 @@ final class EventProgress: ProgressSink {
             defer { task = name }
             return task
         }
-        if let previous { channel.emit("task-end", ["task": previous]) }
-        channel.emit("task-begin", ["task": name])
+        if let previous { channel.emit(.taskEnd(task: previous)) }
+        channel.emit(.taskBegin(task: name))
         onPhase(name)
     }
 
-    func packages(done: Int, total: Int, item: String) {
-        channel.emit("percent", ["percent": total > 0 ? 100 * done / total : 0, "done": done, "total": total, "item": item])
-    }
+    func packages(done: Int, total: Int, item: String) { channel.emit(.progress(done: done, total: total, item: item)) }
 
-    func message(_ text: String) { channel.emit("message", ["text": text]) }
+    func message(_ text: String) { channel.emit(.message(text: text)) }
 
     /// Ends the open task, if any.
     func finishTask() {
         if let task = currentTask.withLock({ t -> String? in
             defer { t = nil }; return t
         }) {
-            channel.emit("task-end", ["task": task])
+            channel.emit(.taskEnd(task: task))
         }
     }
 }

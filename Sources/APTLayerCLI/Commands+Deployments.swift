@@ -1,75 +1,56 @@
+import APTLayerAPI
 import APTLayerEngine
+import APTLayerModel
 import ArgumentParser
 import Foundation
 
-struct Rollback: ParsableCommand {
+struct Rollback: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Make the previous deployment the default (again to undo).")
     @OptionGroup var global: GlobalOptions
-    func run() throws { try execute(global, remote: RemoteCall(operation: "rollback", arguments: [:])) { host, _ in try host.rollback() } }
+    func operation() -> HostOperation { .rollback }
 }
 
-struct Cleanup: ParsableCommand {
+struct Cleanup: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Remove pending/rollback deployments and prune the repository.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Remove the pending deployment.") var pending = false
     @Flag(name: .shortAndLong, help: "Remove rollback deployments.") var rollback = false
-    func run() throws {
-        var args: [String: Any] = [:]
-        if pending { args["pending"] = true }
-        if rollback { args["rollback"] = true }
-        try execute(global, remote: RemoteCall(operation: "cleanup", arguments: args)) { host, _ in
-            try host.cleanup(pending: pending, rollback: rollback)
-        }
-    }
+    func operation() -> HostOperation { .cleanup(pending: pending, rollback: rollback) }
 }
 
-struct Pin: ParsableCommand {
+struct Pin: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Keep a deployment from being garbage collected.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Deployment index, as `status` shows it.") var index: Int
-    func run() throws {
-        try execute(global, remote: RemoteCall(operation: "pin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, true) }
-    }
+    func operation() -> HostOperation { .pin(index: index) }
 }
 
-struct Unpin: ParsableCommand {
+struct Unpin: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Let a pinned deployment be garbage collected again.")
     @OptionGroup var global: GlobalOptions
     @Argument var index: Int
-    func run() throws {
-        try execute(global, remote: RemoteCall(operation: "unpin", arguments: ["index": index])) { host, _ in try host.setPinned(index: index, false)
-        }
-    }
+    func operation() -> HostOperation { .unpin(index: index) }
 }
 
-struct Kargs: ParsableCommand {
+struct Kargs: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Show or edit kernel arguments (edits make a new deployment).")
     @OptionGroup var global: GlobalOptions
     @Option(name: .long, help: "Append KEY=VALUE.") var append: [String] = []
     @Option(name: .long, help: "Delete KEY=VALUE (or KEY).") var delete: [String] = []
     @Option(name: .long, help: "Replace KEY=VALUE=NEW (or KEY=NEW).") var replace: [String] = []
+    func operation() -> HostOperation { .kargs(.init(append: append, delete: delete, replace: replace)) }
     func run() throws {
         if append.isEmpty && delete.isEmpty && replace.isEmpty {
-            try execute(global) { host, _ in
-                print(try host.currentKernelArguments())
-                return nil
-            }
-            return
+            return try direct(global) { print(try $0.currentKernelArguments()) }
         }
-        var args: [String: Any] = [:]
-        if !append.isEmpty { args["append"] = append }
-        if !delete.isEmpty { args["delete"] = delete }
-        if !replace.isEmpty { args["replace"] = replace }
-        try execute(global, remote: RemoteCall(operation: "kargs", arguments: args)) {
-            try $0.kernelArguments(.init(append: append, delete: delete, replace: replace), token: $1)
-        }
+        try TransactionRunner.run(operation(), global)
     }
 }
 
-struct Finalize: ParsableCommand {
+struct Finalize: OperationCommand {
     static let configuration = CommandConfiguration(commandName: "finalize", abstract: "Unlock a staged deployment locked with --lock-finalization.")
     @OptionGroup var global: GlobalOptions
-    func run() throws { try execute(global, remote: RemoteCall(operation: "finalize", arguments: [:])) { host, _ in try host.finalize() } }
+    func operation() -> HostOperation { .finalize }
 }
 
 struct Status: ParsableCommand {
@@ -78,29 +59,32 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "Print the apt-layer.status/v1 JSON document.") var json = false
     @Flag(name: .long, help: "Only the booted deployment.") var booted = false
     func run() throws {
-        try execute(global) { host, _ in
-            var document = try global.agentClient().map { try $0.status() } ?? host.status()
-            if booted { document.deployments = document.deployments.filter(\.booted) }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(document), as: UTF8.self))
+        var document: Components.Schemas.StatusDocument
+        do {
+            if let endpoint = global.agentEndpoint {
+                document = try blocking { try await AgentClient.with(endpoint) { try await $0.status() } }
             } else {
-                print(StatusPrinter.text(document), terminator: "")
+                let engine = global.host()
+                document = .init(try engine.status())
             }
-            return nil
+        } catch { throw fail(oneLine(error)) }
+        if booted { document.deployments = document.deployments.filter(\.booted) }
+        if json {
+            printJSON(document)
+        } else {
+            print(StatusPrinter.text(document), terminator: "")
         }
     }
 }
 
 enum StatusPrinter {
-    static func text(_ document: StatusDocument) -> String {
+    static func text(_ document: Components.Schemas.StatusDocument) -> String {
         if document.deployments.isEmpty { return "No deployments.\n" }
         var out = "Deployments:\n"
         for d in document.deployments {
-            let marker = d.booted ? "●" : (d.default ? "→" : " ")
+            let marker = d.booted ? "●" : (d._default ? "→" : " ")
             var flags: [String] = []
-            if d.default { flags.append("default") }
+            if d._default { flags.append("default") }
             if d.staged { flags.append("staged") }
             if d.pinned { flags.append("pinned") }
             out += "\(marker) [\(d.index)] \(d.osname) \(d.origin ?? "(no origin)")\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\n"
@@ -128,9 +112,8 @@ struct DB: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Deployment index (default: booted, else default).") var deployment: Int?
         func run() throws {
-            try execute(global) { host, _ in
+            try direct(global) { host in
                 for p in try host.packages(deployment: deployment) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
-                return nil
             }
         }
     }
@@ -142,7 +125,7 @@ struct DB: ParsableCommand {
         @Argument var from: Int?
         @Argument var to: Int?
         func run() throws {
-            try execute(global) { host, _ in
+            try direct(global) { host in
                 let diff = try host.packageDiff(from: from, to: to)
                 if json {
                     let encoder = JSONEncoder()
@@ -151,7 +134,6 @@ struct DB: ParsableCommand {
                 } else {
                     print(diff.isEmpty ? "No package changes.\n" : DiffPrinter.text(diff), terminator: "")
                 }
-                return nil
             }
         }
     }
@@ -161,10 +143,10 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Initialise an empty sysroot with one stateroot (tests, demos, images).")
     @OptionGroup var global: GlobalOptions
     func run() throws {
-        try execute(global) { host, _ in
+        try direct(global) { host in
             guard let os = global.osname else { throw EngineError(.invalidArgument, "init needs --os NAME") }
             try host.initialize(osname: os)
-            return ChangeResult(changed: true, summary: "Initialised \(host.options.sysroot) with stateroot \(os).")
+            print("Initialised \(host.options.sysroot) with stateroot \(os).")
         }
     }
 }
@@ -181,9 +163,9 @@ struct Compose: ParsableCommand {
         @Flag(name: .long, help: "Put a text stub where the kernel goes (test/demo trees).") var stubKernel = false
         @Argument var rootfs: String
         func run() throws {
-            try execute(global) { host, _ in
+            try direct(global) { host in
                 let checksum = try host.composeRootfs(rootfs, repo: repo, options: .init(ref: ref, version: version, stubKernel: stubKernel))
-                return ChangeResult(changed: true, summary: "\(ref) => \(checksum)", checksum: checksum)
+                print("\(ref) => \(checksum)")
             }
         }
     }
@@ -194,9 +176,11 @@ struct Compose: ParsableCommand {
         @Option(name: .long, help: "Repository (default: the sysroot's ostree/repo).") var repo: String?
         @Argument var treefile: String
         func run() throws {
-            try execute(global) { host, token in
+            let token = CancellationToken()
+            SignalCancellation.onSignal { token.cancel() }
+            try direct(global) { host in
                 let checksum = try host.composeTree(treefile, repo: repo, token: token)
-                return ChangeResult(changed: true, summary: "Committed \(checksum)", checksum: checksum)
+                print("Committed \(checksum)")
             }
         }
     }

@@ -1,0 +1,101 @@
+import APTLayerEngine
+import APTLayerJournal
+import APTLayerModel
+import Foundation
+
+// The one place the generated API types meet the typed model. The agent (server) and the CLI
+// (client) both convert here; nothing else spells the protocol by hand.
+
+extension Components.Schemas.TransactionArguments {
+    /// The API form of an operation's arguments.
+    public init(_ a: HostOperation.Arguments) {
+        self.init(
+            packages: a.packages, all: a.all, idempotent: a.idempotent, dryRun: a.dryRun, allowKernel: a.allowKernel, check: a.check,
+            target: a.target, ref: a.ref, pending: a.pending, rollback: a.rollback, index: a.index, append: a.append, delete: a.delete,
+            replace: a.replace, lockFinalization: a.lockFinalization, refresh: a.refresh)
+    }
+
+    /// The model's form.
+    public var model: HostOperation.Arguments {
+        .init(
+            packages: packages, all: all, idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization,
+            refresh: refresh, check: check, target: target, ref: ref, pending: pending, rollback: rollback, index: index, append: append,
+            delete: delete, replace: replace)
+    }
+}
+
+extension Components.Schemas.Operation {
+    /// The API name of a kind.
+    public init(_ kind: HostOperation.Kind) {
+        // Both enums take their raw values from openapi.yaml's `Operation` enum.
+        self.init(rawValue: kind.rawValue)!
+    }
+
+    /// The model's kind.
+    public var model: HostOperation.Kind { HostOperation.Kind(rawValue: rawValue)! }
+}
+
+extension Components.Schemas.TransactionState {
+    /// The API form of a state.
+    public init(_ state: TransactionState) { self.init(rawValue: state.rawValue)! }
+    /// The model's state.
+    public var model: TransactionState { TransactionState(rawValue: rawValue)! }
+}
+
+extension Components.Schemas.TransactionRequest {
+    /// The request that starts `operation`.
+    public init(_ operation: HostOperation, idempotencyKey: String? = nil) {
+        self.init(
+            operation: .init(operation.kind), arguments: .init(operation.arguments), idempotencyKey: idempotencyKey)
+    }
+}
+
+extension HostOperation {
+    /// Validates an API request into an operation (unknown keys, missing arguments: one line).
+    public init(_ request: Components.Schemas.TransactionRequest) throws(OperationError) {
+        try self.init(kind: request.operation.model, arguments: request.arguments?.model ?? .init())
+    }
+
+    /// The operation a transaction document describes.
+    public init(_ transaction: Components.Schemas.Transaction) throws(OperationError) {
+        try self.init(kind: transaction.operation.model, arguments: transaction.arguments.model)
+    }
+}
+
+extension Components.Schemas.Transaction {
+    /// The API form of a journaled transaction.
+    public init(_ r: TransactionRecord) {
+        self.init(
+            id: r.id, operation: .init(r.operation.kind), arguments: .init(r.operation.arguments), state: .init(r.state),
+            requester: r.requester, idempotencyKey: r.idempotencyKey, createdAt: r.createdAt, startedAt: r.startedAt,
+            finishedAt: r.finishedAt, changed: r.changed, summary: r.summary, resultChecksum: r.resultChecksum, error: r.error,
+            diff: r.diff.map(Components.Schemas.PackageDiff.init))
+    }
+}
+
+extension Components.Schemas.TransactionEvent {
+    /// The API form of an event.
+    public init(_ event: TransactionEvent) {
+        let kind = event.kind.rawValue
+        switch event {
+        case .taskBegin(let task): self = .taskBegin(.init(kind: kind, task: task))
+        case .taskEnd(let task): self = .taskEnd(.init(kind: kind, task: task))
+        case .message(let text): self = .message(.init(kind: kind, text: text))
+        case .percent(let percent, let done, let total, let item):
+            self = .percent(.init(kind: kind, percent: percent, done: done, total: total, item: item))
+        case .finished(let state, let error, let changed):
+            self = .finished(.init(kind: kind, success: state == .succeeded, state: .init(state), error: error, changed: changed))
+        }
+    }
+
+    /// The model's event.
+    public var model: TransactionEvent {
+        switch self {
+        case .taskBegin(let e): .taskBegin(task: e.task)
+        case .taskEnd(let e): .taskEnd(task: e.task)
+        case .message(let e): .message(text: e.text)
+        case .percent(let e): .percent(percent: e.percent, done: e.done, total: e.total, item: e.item)
+        case .finished(let e): .finished(state: e.state.model, error: e.error, changed: e.changed)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import APTLayerEngine
+import Foundation
+
+extension HostOperation {
+    /// The flat argument object of every kind, as the API (`TransactionArguments`) and the journal
+    /// spell it. Absent keys are nil; false flags are left out, so the canonical JSON is short and
+    /// the same for equal operations.
+    public struct Arguments: Codable, Sendable, Equatable, Hashable {
+        public var packages: [String]?
+        public var all: Bool?
+        public var idempotent: Bool?
+        public var dryRun: Bool?
+        public var allowKernel: Bool?
+        public var lockFinalization: Bool?
+        public var refresh: Bool?
+        public var check: Bool?
+        public var target: String?
+        public var ref: String?
+        public var pending: Bool?
+        public var rollback: Bool?
+        public var index: Int?
+        public var append: [String]?
+        public var delete: [String]?
+        public var replace: [String]?
+
+        /// Creates arguments.
+        public init(
+            packages: [String]? = nil, all: Bool? = nil, idempotent: Bool? = nil, dryRun: Bool? = nil, allowKernel: Bool? = nil,
+            lockFinalization: Bool? = nil, refresh: Bool? = nil, check: Bool? = nil, target: String? = nil, ref: String? = nil,
+            pending: Bool? = nil, rollback: Bool? = nil, index: Int? = nil, append: [String]? = nil, delete: [String]? = nil,
+            replace: [String]? = nil
+        ) {
+            self.packages = packages
+            self.all = all
+            self.idempotent = idempotent
+            self.dryRun = dryRun
+            self.allowKernel = allowKernel
+            self.lockFinalization = lockFinalization
+            self.refresh = refresh
+            self.check = check
+            self.target = target
+            self.ref = ref
+            self.pending = pending
+            self.rollback = rollback
+            self.index = index
+            self.append = append
+            self.delete = delete
+            self.replace = replace
+        }
+
+        /// The keys that are present, by their API names.
+        public var presentKeys: Set<String> {
+            let pairs: [(String, Any?)] = [
+                ("packages", packages), ("all", all), ("idempotent", idempotent), ("dryRun", dryRun), ("allowKernel", allowKernel),
+                ("lockFinalization", lockFinalization), ("refresh", refresh), ("check", check), ("target", target), ("ref", ref),
+                ("pending", pending), ("rollback", rollback), ("index", index), ("append", append), ("delete", delete),
+                ("replace", replace),
+            ]
+            return Set(pairs.compactMap { $0.1 == nil ? nil : $0.0 })
+        }
+
+        /// Sorted-key JSON: the journal's `arguments` column.
+        public var canonicalJSON: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        }
+
+        var layeringFlags: LayeringFlags {
+            .init(
+                idempotent: idempotent ?? false, dryRun: dryRun ?? false, allowKernel: allowKernel ?? false,
+                lockFinalization: lockFinalization ?? false, refresh: refresh ?? false)
+        }
+
+        mutating func setFlags(_ f: LayeringFlags) {
+            idempotent = f.idempotent ? true : nil
+            dryRun = f.dryRun ? true : nil
+            allowKernel = f.allowKernel ? true : nil
+            lockFinalization = f.lockFinalization ? true : nil
+            refresh = f.refresh ? true : nil
+        }
+    }
+
+    /// Which argument keys each kind takes.
+    public static func allowedKeys(_ kind: Kind) -> Set<String> {
+        let flags: Set<String> = ["idempotent", "dryRun", "allowKernel", "lockFinalization", "refresh"]
+        switch kind {
+        case .install, .overrideRemove: return flags.union(["packages"])
+        case .uninstall, .overrideReset: return flags.union(["packages", "all"])
+        case .upgrade: return flags.union(["check"])
+        case .deploy: return flags.union(["target"])
+        case .rebase: return flags.union(["ref"])
+        case .rollback, .finalize: return []
+        case .cleanup: return ["pending", "rollback"]
+        case .pin, .unpin: return ["index"]
+        case .kargs: return ["append", "delete", "replace"]
+        }
+    }
+
+    /// Validates `arguments` for `kind`: unknown keys, missing packages, target, ref or index, and
+    /// empty kernel-argument edits are refused with one line.
+    public init(kind: Kind, arguments a: Arguments) throws(OperationError) {
+        if let key = a.presentKeys.subtracting(Self.allowedKeys(kind)).sorted().first {
+            throw OperationError("argument \(key) does not apply to \(kind.rawValue)")
+        }
+        let flags = a.layeringFlags
+        let packages = a.packages ?? []
+        func needPackages() throws(OperationError) {
+            if packages.isEmpty && a.all != true { throw OperationError("\(kind.rawValue) needs a non-empty packages list") }
+        }
+        func index() throws(OperationError) -> Int {
+            guard let index = a.index else { throw OperationError("\(kind.rawValue) needs an index") }
+            guard index >= 0 else { throw OperationError("index must be zero or more") }
+            return index
+        }
+        switch kind {
+        case .install:
+            try needPackages()
+            self = .install(packages: packages, flags: flags)
+        case .uninstall:
+            try needPackages()
+            self = .uninstall(packages: packages, all: a.all ?? false, flags: flags)
+        case .overrideRemove:
+            try needPackages()
+            self = .overrideRemove(packages: packages, flags: flags)
+        case .overrideReset:
+            try needPackages()
+            self = .overrideReset(packages: packages, all: a.all ?? false, flags: flags)
+        case .upgrade:
+            self = .upgrade(check: a.check ?? false, flags: flags)
+        case .deploy:
+            guard let target = a.target, !target.isEmpty else { throw OperationError("deploy needs a target (version or checksum)") }
+            self = .deploy(target: target, flags: flags)
+        case .rebase:
+            guard let ref = a.ref, !ref.isEmpty else { throw OperationError("rebase needs a ref") }
+            self = .rebase(ref: ref, flags: flags)
+        case .rollback: self = .rollback
+        case .finalize: self = .finalize
+        case .cleanup: self = .cleanup(pending: a.pending ?? false, rollback: a.rollback ?? false)
+        case .pin: self = .pin(index: try index())
+        case .unpin: self = .unpin(index: try index())
+        case .kargs:
+            let edits = KernelArguments.Edits(append: a.append ?? [], delete: a.delete ?? [], replace: a.replace ?? [])
+            if edits.append.isEmpty && edits.delete.isEmpty && edits.replace.isEmpty {
+                throw OperationError("kargs needs append, delete or replace")
+            }
+            self = .kargs(edits)
+        }
+    }
+
+    /// The flat arguments of this operation (the inverse of ``init(kind:arguments:)``).
+    public var arguments: Arguments {
+        var a = Arguments()
+        if let flags { a.setFlags(flags) }
+        switch self {
+        case .install(let p, _), .overrideRemove(let p, _): a.packages = p
+        case .uninstall(let p, let all, _), .overrideReset(let p, let all, _):
+            a.packages = p
+            a.all = all ? true : nil
+        case .upgrade(let check, _): a.check = check ? true : nil
+        case .deploy(let target, _): a.target = target
+        case .rebase(let ref, _): a.ref = ref
+        case .rollback, .finalize: break
+        case .cleanup(let pending, let rollback):
+            a.pending = pending ? true : nil
+            a.rollback = rollback ? true : nil
+        case .pin(let index), .unpin(let index): a.index = index
+        case .kargs(let e):
+            a.append = e.append.isEmpty ? nil : e.append
+            a.delete = e.delete.isEmpty ? nil : e.delete
+            a.replace = e.replace.isEmpty ? nil : e.replace
+        }
+        return a
+    }
+
+    /// Decodes a stored operation: `format` 1 and 2 rows share the kind + flat-arguments form.
+    public init(stored kind: String, arguments json: String, format: Int) throws(OperationError) {
+        guard (1...Self.format).contains(format) else {
+            throw OperationError("operation stored in format \(format), newer than this apt-layer (\(Self.format))")
+        }
+        guard let kind = Kind(rawValue: kind) else { throw OperationError("unknown operation \(kind)") }
+        let arguments: Arguments
+        do { arguments = try JSONDecoder().decode(Arguments.self, from: Data(json.utf8)) } catch {
+            throw OperationError("unreadable arguments of \(kind.rawValue): \(error)")
+        }
+        try self.init(kind: kind, arguments: arguments)
+    }
+}
+
+extension HostOperation: Codable {
+    enum CodingKeys: String, CodingKey { case format, kind, arguments }
+
+    /// `{"format": 2, "kind": "install", "arguments": {...}}`.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Self.format, forKey: .format)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(arguments, forKey: .arguments)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let format = try c.decodeIfPresent(Int.self, forKey: .format) ?? 1
+        guard (1...Self.format).contains(format) else {
+            throw DecodingError.dataCorruptedError(forKey: .format, in: c, debugDescription: "format \(format) is newer than \(Self.format)")
+        }
+        let kind = try c.decode(Kind.self, forKey: .kind)
+        let arguments = try c.decodeIfPresent(Arguments.self, forKey: .arguments) ?? .init()
+        do { try self.init(kind: kind, arguments: arguments) } catch {
+            throw DecodingError.dataCorruptedError(forKey: .arguments, in: c, debugDescription: error.message)
+        }
+    }
+}

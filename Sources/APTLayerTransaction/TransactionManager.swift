@@ -1,0 +1,262 @@
+import APTLayerEngine
+import APTLayerJournal
+import APTLayerModel
+import Foundation
+import Glibc
+import Logging
+
+/// The one transaction path: runs one mutating ``HostOperation`` at a time, journals every state
+/// change before answering, keeps a bounded FIFO queue for `wait`, joins identical requests,
+/// honours idempotency keys, and enforces a timeout. The agent runs one for its API; the CLI runs
+/// one in-process when no agent is used, on the same journal.
+///
+/// The actor runs on its own thread (``ThreadExecutor``): its journal writes block that thread,
+/// never the cooperative pool.
+public actor TransactionManager {
+    /// How a submission was taken.
+    public enum Outcome: Sendable {
+        /// Started now or queued (202).
+        case accepted
+        /// Joined the identical running transaction, or replayed an idempotency key (200).
+        case existing
+    }
+
+    /// A finished-transaction counter's labels.
+    public struct FinishedKey: Hashable, Sendable, Comparable {
+        public var kind: HostOperation.Kind
+        public var state: TransactionState
+        public static func < (a: Self, b: Self) -> Bool { (a.kind.rawValue, a.state.rawValue) < (b.kind.rawValue, b.state.rawValue) }
+    }
+
+    struct Active {
+        var record: TransactionRecord
+        var token: CancellationToken
+        var channel: EventChannel
+        var cancelReason: String?
+        /// Cancels the transaction when it runs too long; itself cancelled when the transaction ends.
+        var timer: Task<Void, Never>?
+    }
+
+    let journal: Journal
+    let engineOptions: Engine.Options
+    let timeout: Duration
+    let queueLength: Int
+    let retention: (maxAge: TimeInterval, maxCount: Int)
+    let logger: Logger
+    let onStatus: @Sendable (String) -> Void
+    private let executor = ThreadExecutor(name: "apt-layer.transactions")
+    private var running: Active?
+    private var queue: [Active] = []
+    private var channels: [String: EventChannel] = [:]
+    private var counts: [FinishedKey: Int] = [:]
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    /// Creates a manager.
+    /// - Parameters:
+    ///   - retention: finished transactions older than `maxAge` seconds, and all but the newest
+    ///     `maxCount`, are deleted after each transaction.
+    ///   - onStatus: receives one line whenever the running transaction changes (systemd `STATUS=`).
+    public init(
+        journal: Journal, engineOptions: Engine.Options, timeout: Duration, queueLength: Int,
+        retention: (maxAge: TimeInterval, maxCount: Int), logger: Logger, onStatus: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.journal = journal
+        self.engineOptions = engineOptions
+        self.timeout = timeout
+        self.queueLength = queueLength
+        self.retention = retention
+        self.logger = logger
+        self.onStatus = onStatus
+    }
+
+    /// Starts, queues or joins a transaction.
+    public func submit(
+        _ operation: HostOperation, idempotencyKey: String? = nil, requester: String, role: String?, wait: Bool
+    ) throws(TransactionError) -> (TransactionRecord, Outcome) {
+        do {
+            if let key = idempotencyKey, let earlier = try journal.transaction(idempotencyKey: key) {
+                return (earlier, .existing)
+            }
+        } catch { throw .journal(transaction: nil, cause: error) }
+        if let running, running.record.operation == operation {
+            return (running.record, .existing)
+        }
+        let busy = running != nil || !queue.isEmpty
+        if busy && !wait, let running {
+            throw .busy(running: running.record.id, kind: running.record.operation.kind)
+        }
+        if busy && queue.count >= queueLength { throw .queueFull(queued: queue.count) }
+        var record = TransactionRecord(
+            id: UUID().uuidString.lowercased(), operation: operation, requester: requester, role: role, idempotencyKey: idempotencyKey,
+            pid: getpid(), bootID: Journal.bootID)
+        do { record = try journal.insert(record) } catch { throw .journal(transaction: record.id, cause: error) }
+        let channel = EventChannel(transactionID: record.id, journal: journal)
+        channels[record.id] = channel
+        let active = Active(record: record, token: CancellationToken(), channel: channel)
+        logger.info("transaction queued", metadata: ["txn": "\(record.id)", "operation": "\(operation.kind.rawValue)", "requester": "\(requester)"])
+        if busy {
+            queue.append(active)
+            return (record, .accepted)
+        }
+        start(active)
+        return (running?.record ?? record, .accepted)
+    }
+
+    /// Journals a state change; a failure is logged (the in-memory state goes on).
+    private func persist(_ record: TransactionRecord) {
+        do { try journal.update(record) } catch {
+            logger.error("journal write failed", metadata: ["txn": "\(record.id)", "error": "\(error)"])
+        }
+    }
+
+    private func start(_ entry: Active) {
+        var entry = entry
+        try? entry.record.move(to: .running)
+        persist(entry.record)
+        running = entry
+        let record = entry.record
+        let kind = record.operation.kind.rawValue
+        onStatus("Running \(kind) \(record.id)")
+        logger.info("transaction started", metadata: ["txn": "\(record.id)", "operation": "\(kind)"])
+        let options = engineOptions
+        let token = entry.token
+        let operation = record.operation
+        let onStatus = self.onStatus
+        let progress = EventProgress(channel: entry.channel) { phase in onStatus("\(kind) \(record.id): \(phase)") }
+        let timeout = self.timeout
+        let id = record.id
+        Task.detached {
+            var engineOptions = options
+            engineOptions.progress = progress
+            let engine = Engine(options: engineOptions)
+            let result: Result<ChangeResult, any Error>
+            do {
+                result = .success(try await Engine.run({ token in try operation.run(on: engine, token: token) }, token: token))
+            } catch {
+                result = .failure(error)
+            }
+            progress.finishTask()
+            await self.finish(id, result)
+        }
+        running?.timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self.timeOut(id)
+        }
+    }
+
+    private func timeOut(_ id: String) {
+        guard running?.record.id == id else { return }
+        running?.cancelReason = "timed out after \(timeout)"
+        running?.token.cancel()
+    }
+
+    private func finish(_ id: String, _ result: Result<ChangeResult, any Error>) {
+        guard var entry = running, entry.record.id == id else { return }
+        switch result {
+        case .success(let change):
+            try? entry.record.move(to: .succeeded)
+            entry.record.changed = change.changed
+            entry.record.summary = change.summary
+            entry.record.resultChecksum = change.checksum
+            entry.record.diff = change.diff
+        case .failure(let error):
+            let engineError = error as? EngineError
+            if error is CancellationError || engineError?.kind == .cancelled || entry.token.isCancelled {
+                try? entry.record.move(to: .cancelled)
+                entry.record.error = entry.cancelReason ?? "cancelled"
+            } else {
+                try? entry.record.move(to: .failed)
+                entry.record.error = engineError?.message ?? "\(error)"
+            }
+        }
+        persist(entry.record)
+        entry.channel.emit(.finished(state: entry.record.state, error: entry.record.error, changed: entry.record.changed))
+        channels[id] = nil
+        counts[FinishedKey(kind: entry.record.operation.kind, state: entry.record.state), default: 0] += 1
+        logger.info(
+            "transaction \(entry.record.state.rawValue)",
+            metadata: ["txn": "\(id)", "operation": "\(entry.record.operation.kind.rawValue)", "error": "\(entry.record.error ?? "")"])
+        entry.timer?.cancel()
+        running = nil
+        _ = try? journal.applyRetention(maxAge: retention.maxAge, maxCount: retention.maxCount)
+        if !queue.isEmpty {
+            start(queue.removeFirst())
+        } else {
+            onStatus("Idle")
+            for waiter in idleWaiters { waiter.resume() }
+            idleWaiters.removeAll()
+        }
+    }
+
+    /// Cancels a queued or running transaction. Only `mayCancelOthers` callers may cancel someone
+    /// else's.
+    public func cancel(id: String, requester: String, mayCancelOthers: Bool) throws(TransactionError) -> TransactionRecord {
+        let found: TransactionRecord?
+        do { found = try journal.transaction(id: id) } catch { throw .journal(transaction: id, cause: error) }
+        guard let record = found else { throw .notFound(id: id) }
+        if record.requester != requester && !mayCancelOthers {
+            throw .forbidden("only an admin may cancel another requester's transaction")
+        }
+        if let index = queue.firstIndex(where: { $0.record.id == id }) {
+            var entry = queue.remove(at: index)
+            try? entry.record.move(to: .cancelled)
+            entry.record.error = "cancelled by \(requester) before it ran"
+            do { try journal.update(entry.record) } catch { throw .journal(transaction: id, cause: error) }
+            entry.channel.emit(.finished(state: .cancelled, error: entry.record.error, changed: nil))
+            channels[id] = nil
+            return entry.record
+        }
+        if let active = running, active.record.id == id {
+            if active.cancelReason == nil { running?.cancelReason = "cancelled by \(requester)" }
+            active.token.cancel()
+            return active.record
+        }
+        throw .finished(id: id, state: record.state)
+    }
+
+    /// The running transaction, if any.
+    public var current: TransactionRecord? { running?.record }
+
+    /// Queued transactions, oldest first.
+    public var queued: [TransactionRecord] { queue.map(\.record) }
+
+    /// Finished-transaction counts by kind and final state since start.
+    public var finishedCounts: [FinishedKey: Int] { counts }
+
+    /// Past then live events of a transaction (nil for an unknown id).
+    public func events(id: String) throws(TransactionError) -> AsyncStream<EventRecord>? {
+        if let channel = channels[id] { return channel.subscribe() }
+        do {
+            guard try journal.transaction(id: id) != nil else { return nil }
+            let past = try journal.events(transaction: id)
+            return AsyncStream { continuation in
+                for event in past { continuation.yield(event) }
+                continuation.finish()
+            }
+        } catch { throw .journal(transaction: id, cause: error) }
+    }
+
+    /// Waits until no transaction runs or is queued.
+    public func idle() async {
+        guard running != nil || !queue.isEmpty else { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    /// Graceful stop: cancels queued work and the running transaction, waits until it is journaled.
+    public func shutdown(reason: String = "the agent is stopping") async {
+        for entry in queue {
+            var record = entry.record
+            try? record.move(to: .cancelled)
+            record.error = "the agent stopped before it ran"
+            persist(record)
+            entry.channel.emit(.finished(state: .cancelled, error: record.error, changed: nil))
+        }
+        queue.removeAll()
+        guard running != nil else { return }
+        running?.cancelReason = reason
+        running?.token.cancel()
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+}
