@@ -75,47 +75,4 @@ struct AgentLifecycleTests {
         #expect(checked.contains("queue-length: 9"))
         #expect(checked.contains("127.0.0.1:2000"))
     }
-
-    @Test func journalMigratesFromEmptyAndFromThePreviousSchema() throws {
-        let fresh = try Journal(writer: DatabaseQueue())
-        #expect(try fresh.appliedMigrations() == ["1-transactions-and-events", "2-requester-role"])
-
-        let old = try DatabaseQueue()
-        try Journal.migrator.migrate(old, upTo: "1-transactions-and-events")
-        try old.write { db in
-            try db.execute(
-                sql: "INSERT INTO txn (id, operation, arguments, state, requester, createdAt) VALUES ('t1', 'install', '{}', 'running', 'op', ?)",
-                arguments: [Date()])
-        }
-        let upgraded = try Journal(writer: old)
-        #expect(try upgraded.appliedMigrations().count == 2)
-        var record = try #require(try upgraded.transaction(id: "t1"))
-        #expect(record.role == nil)
-        record.role = "operator"
-        try upgraded.update(record)
-        #expect(try upgraded.transaction(id: "t1")?.role == "operator")
-        #expect(try upgraded.recover().map(\.id) == ["t1"])
-        #expect(try upgraded.transaction(id: "t1")?.state == "interrupted")
-    }
-
-    @Test func journalRetentionByAgeAndCount() throws {
-        let journal = try Journal(writer: DatabaseQueue())
-        let now = Date()
-        for i in 0..<6 {
-            var r = TransactionRecord(
-                id: "t\(i)", operation: "rollback", arguments: "{}", state: "succeeded", requester: "op",
-                createdAt: now.addingTimeInterval(Double(i - 6) * 86400))
-            r = try journal.insert(r)
-            try journal.append(EventRecord(txnId: r.id, number: 1, kind: "finished", data: "{}"))
-        }
-        _ = try journal.insert(
-            TransactionRecord(
-                id: "running", operation: "install", arguments: "{}", state: "running", requester: "op",
-                createdAt: now.addingTimeInterval(-30 * 86400)))
-        #expect(try journal.applyRetention(maxAge: 3.5 * 86400, maxCount: 100) == 3)
-        #expect(try journal.transactions().map(\.id) == ["running", "t5", "t4", "t3"])
-        #expect(try journal.applyRetention(maxAge: 100 * 86400, maxCount: 2) == 2)
-        #expect(try journal.transactions().map(\.id) == ["running", "t5"])
-        #expect(try journal.events(transaction: "t0").isEmpty)
-    }
 }

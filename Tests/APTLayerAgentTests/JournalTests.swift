@@ -1,0 +1,135 @@
+import APTLayerEngine
+import APTLayerJournal
+import APTLayerModel
+import Foundation
+import GRDB
+import Testing
+
+/// The journal's migrations, typed rows, recovery and retention.
+@Suite("journal")
+struct JournalTests {
+    @Test func freshJournalHasEveryMigration() throws {
+        let fresh = try Journal(writer: DatabaseQueue())
+        #expect(try fresh.appliedMigrations() == ["1-transactions-and-events", "2-requester-role", "3-operation-format-owner"])
+    }
+
+    /// Rows exactly as the agent before typed operations wrote them (schema 2, the API's canonical
+    /// argument JSON, event data without `kind`) decode into typed operations and events.
+    @Test func rowsOfThePreviousFormatDecode() throws {
+        let old = try DatabaseQueue()
+        try Journal.migrator.migrate(old, upTo: "2-requester-role")
+        let rows: [(String, String, String, String)] = [
+            ("t1", "install", #"{"allowKernel":true,"dryRun":true,"idempotent":true,"packages":["fixture-app","/tmp/x.deb"]}"#, "succeeded"),
+            ("t2", "uninstall", #"{"all":true,"packages":[]}"#, "failed"),
+            ("t3", "kargs", #"{"append":["x=1"],"delete":["quiet"]}"#, "succeeded"),
+            ("t4", "pin", #"{"index":1}"#, "cancelled"),
+            ("t5", "cleanup", #"{"pending":true}"#, "succeeded"),
+            ("t6", "deploy", #"{"target":"1.0"}"#, "succeeded"),
+            ("t7", "rollback", "{}", "running"),
+            ("t8", "upgrade", #"{"check":true}"#, "queued"),
+        ]
+        try old.write { db in
+            for (id, operation, arguments, state) in rows {
+                try db.execute(
+                    sql: "INSERT INTO txn (id, operation, arguments, state, requester, role, createdAt) VALUES (?, ?, ?, ?, 'operator', 'operator', ?)",
+                    arguments: [id, operation, arguments, state, Date()])
+            }
+            for (n, (kind, data)) in [
+                ("task-begin", #"{"task":"Resolving packages"}"#), ("percent", #"{"done":1,"item":"fixture-lib","percent":25,"total":4}"#),
+                ("message", #"{"text":"a note"}"#), ("task-end", #"{"task":"Resolving packages"}"#),
+                ("finished", #"{"changed":true,"state":"succeeded","success":true}"#),
+            ].enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO event (txnId, number, kind, data, at) VALUES ('t1', ?, ?, ?, ?)", arguments: [n + 1, kind, data, Date()])
+            }
+        }
+        let journal = try Journal(writer: old)
+        #expect(try journal.appliedMigrations().count == 3)
+        let byID = Dictionary(uniqueKeysWithValues: try journal.transactions(limit: 100).map { ($0.id, $0) })
+        #expect(byID["t1"]?.operation == .install(packages: ["fixture-app", "/tmp/x.deb"], flags: .init(idempotent: true, dryRun: true, allowKernel: true)))
+        #expect(byID["t2"]?.operation == .uninstall(packages: [], all: true, flags: .init()))
+        #expect(byID["t3"]?.operation == .kargs(.init(append: ["x=1"], delete: ["quiet"])))
+        #expect(byID["t4"]?.operation == .pin(index: 1))
+        #expect(byID["t5"]?.operation == .cleanup(pending: true, rollback: false))
+        #expect(byID["t6"]?.operation == .deploy(target: "1.0", flags: .init()))
+        #expect(byID["t1"]?.state == .succeeded && byID["t4"]?.state == .cancelled)
+        #expect(try journal.events(transaction: "t1").map(\.event) == [
+            .taskBegin(task: "Resolving packages"), .percent(percent: 25, done: 1, total: 4, item: "fixture-lib"), .message(text: "a note"),
+            .taskEnd(task: "Resolving packages"), .finished(state: .succeeded, error: nil, changed: true),
+        ])
+        // An old row has no owner: its process is gone, so recovery finishes it.
+        #expect(try journal.recover().map(\.id) == ["t7"])
+        #expect(try journal.transaction(id: "t7")?.state == .interrupted)
+        #expect(try journal.transaction(id: "t8")?.state == .cancelled)
+        // Rewritten rows take the current format; the old ones keep theirs until then.
+        var t6 = try #require(byID["t6"])
+        t6.summary = "rewritten"
+        try journal.update(t6)
+        let formats = try old.read { db in try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, format FROM txn").map { ($0[0] as String, $0[1] as Int) }) }
+        #expect(formats["t6"] == HostOperation.format && formats["t1"] == 1)
+    }
+
+    @Test func aRowFromANewerFormatIsRefusedWithItsID() throws {
+        let queue = try DatabaseQueue()
+        let journal = try Journal(writer: queue)
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO txn (id, operation, arguments, state, requester, createdAt, format) VALUES ('future', 'install', '{}', 'succeeded', 'x', ?, 99)",
+                arguments: [Date()])
+        }
+        let error = try #require(throws: JournalError.self) { try journal.transaction(id: "future") }
+        #expect("\(error)".contains("future") && "\(error)".contains("format 99"))
+    }
+
+    /// A live process's rows survive another process's recovery; a dead one's do not.
+    @Test func recoveryLeavesRowsOfLiveProcessesAlone() throws {
+        let journal = try Journal(writer: DatabaseQueue())
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { sleeper.terminate() }
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        var live = TransactionRecord(id: "live", operation: .rollback, requester: "local:uid:0", pid: sleeper.processIdentifier, bootID: Journal.bootID)
+        try live.move(to: .running)
+        _ = try journal.insert(live)
+        var gone = TransactionRecord(id: "gone", operation: .rollback, requester: "local:uid:0", pid: dead.processIdentifier, bootID: Journal.bootID)
+        try gone.move(to: .running)
+        _ = try journal.insert(gone)
+        var otherBoot = TransactionRecord(id: "other-boot", operation: .finalize, requester: "x", pid: sleeper.processIdentifier, bootID: "another")
+        _ = try journal.insert(otherBoot)
+        otherBoot = try #require(try journal.transaction(id: "other-boot"))
+        #expect(try journal.recover().map(\.id) == ["gone"])
+        #expect(try journal.transaction(id: "live")?.state == .running)
+        #expect(try journal.transaction(id: "gone")?.state == .interrupted)
+        #expect(try journal.transaction(id: "other-boot")?.state == .cancelled)
+    }
+
+    @Test func retentionByAgeAndCount() throws {
+        let journal = try Journal(writer: DatabaseQueue())
+        let now = Date()
+        for i in 0..<6 {
+            var r = TransactionRecord(id: "t\(i)", operation: .rollback, requester: "op", createdAt: now.addingTimeInterval(Double(i - 6) * 86400))
+            try r.move(to: .running)
+            try r.move(to: .succeeded)
+            r = try journal.insert(r)
+            try journal.append(EventRecord(txnId: r.id, number: 1, event: .finished(state: .succeeded, error: nil, changed: true)))
+        }
+        var running = TransactionRecord(id: "running", operation: .rollback, requester: "op", createdAt: now.addingTimeInterval(-30 * 86400))
+        try running.move(to: .running)
+        _ = try journal.insert(running)
+        #expect(try journal.applyRetention(maxAge: 3.5 * 86400, maxCount: 100) == 3)
+        #expect(try journal.transactions().map(\.id) == ["running", "t5", "t4", "t3"])
+        #expect(try journal.applyRetention(maxAge: 100 * 86400, maxCount: 2) == 2)
+        #expect(try journal.transactions().map(\.id) == ["running", "t5"])
+        #expect(try journal.events(transaction: "t0").isEmpty)
+    }
+
+    @Test func defaultPathFollowsTheSysroot() {
+        #expect(Journal.defaultPath(sysroot: "/") == "/var/lib/apt-layer/journal.sqlite")
+        #expect(Journal.defaultPath(sysroot: "/srv/image/") == "/srv/image/ostree/apt-layer/journal.sqlite")
+    }
+}

@@ -1,0 +1,135 @@
+import APTLayerAPI
+import APTLayerEngine
+import APTLayerModel
+import Foundation
+import Testing
+
+@testable import APTLayerCLI
+
+/// The typed model: the state machine, and one operation whatever path carries it.
+@Suite("typed operations")
+struct OperationModelTests {
+    @Test func stateMachineAllowsExactlyTheDrawnMoves() throws {
+        let drawn: Set<String> = [
+            "queued>running", "queued>cancelled", "running>succeeded", "running>failed", "running>cancelled", "running>interrupted",
+        ]
+        #expect(Set(TransactionState.transitions.map { "\($0.0.rawValue)>\($0.1.rawValue)" }) == drawn)
+        // docs/agent.md draws the same moves.
+        let doc = try String(contentsOfFile: "\(Paths.packageRoot)/docs/agent.md", encoding: .utf8)
+        for move in drawn { #expect(doc.contains("`\(move.replacingOccurrences(of: ">", with: " → "))`"), "docs/agent.md lacks \(move)") }
+        for from in TransactionState.allCases {
+            for to in TransactionState.allCases {
+                var record = TransactionRecordProbe(state: from)
+                if drawn.contains("\(from.rawValue)>\(to.rawValue)") {
+                    try record.move(to: to)
+                    #expect(record.state == to)
+                } else {
+                    #expect(throws: IllegalTransition(from: from, to: to)) { try record.move(to: to) }
+                    #expect(record.state == from)
+                }
+            }
+        }
+        #expect(TransactionState.allCases.filter(\.isFinished) == [.succeeded, .failed, .cancelled, .interrupted])
+    }
+
+    /// Every CLI verb with every flag it takes: the operation it builds survives the API request
+    /// (client side), the server's decoding, and the journal's stored form unchanged.
+    @Test(arguments: CLICases.all)
+    func cliOperationIsTheSameOnEveryPath(_ arguments: [String], _ expected: HostOperation) throws {
+        let command = try APTLayer.parseAsRoot(arguments)
+        let built = try #require(command as? any OperationCommand, "\(arguments) is not an operation").operation()
+        #expect(built == expected)
+        // Client → wire → server.
+        let request = Components.Schemas.TransactionRequest(built)
+        let wire = try JSONEncoder().encode(request)
+        let received = try HostOperation(try JSONDecoder().decode(Components.Schemas.TransactionRequest.self, from: wire))
+        #expect(received == built)
+        // Journal form, and the versioned Codable form.
+        #expect(try HostOperation(stored: built.kind.rawValue, arguments: built.arguments.canonicalJSON, format: HostOperation.format) == built)
+        #expect(try JSONDecoder().decode(HostOperation.self, from: try JSONEncoder().encode(built)) == built)
+    }
+
+    @Test func everyKindHasACLICaseAndEveryLayeringFlagIsCovered() {
+        let kinds = Set(CLICases.all.map(\.1.kind))
+        #expect(kinds == Set(HostOperation.Kind.allCases))
+        for kind in HostOperation.Kind.allCases where kind.isLayering {
+            let flags = CLICases.all.filter { $0.1.kind == kind }.compactMap(\.1.flags)
+            #expect(flags.contains { $0.idempotent } && flags.contains { $0.dryRun } && flags.contains { $0.allowKernel })
+            #expect(flags.contains { $0.lockFinalization } && flags.contains { $0.refresh }, "\(kind)")
+        }
+    }
+
+    @Test(arguments: [
+        (HostOperation.Kind.install, HostOperation.Arguments(), "install needs a non-empty packages list"),
+        (.install, .init(packages: ["a"], index: 1), "argument index does not apply to install"),
+        (.rollback, .init(dryRun: true), "argument dryRun does not apply to rollback"),
+        (.deploy, .init(target: ""), "deploy needs a target (version or checksum)"),
+        (.pin, .init(index: -1), "index must be zero or more"),
+        (.kargs, .init(), "kargs needs append, delete or replace"),
+    ])
+    func invalidArgumentsAreRefusedInOneLine(_ kind: HostOperation.Kind, _ arguments: HostOperation.Arguments, _ message: String) {
+        #expect(throws: OperationError(message)) { try HostOperation(kind: kind, arguments: arguments) }
+    }
+
+    @Test func eventsRoundTripThroughTheAPIAndTheJournal() throws {
+        let events: [TransactionEvent] = [
+            .taskBegin(task: "Resolving packages"), .taskEnd(task: "Resolving packages"), .message(text: "note"),
+            .progress(done: 1, total: 3, item: "fixture-lib"), .finished(state: .failed, error: "boom", changed: nil),
+            .finished(state: .succeeded, error: nil, changed: false),
+        ]
+        for event in events {
+            let api = Components.Schemas.TransactionEvent(event)
+            let wire = try JSONEncoder().encode(api)
+            #expect(try JSONDecoder().decode(Components.Schemas.TransactionEvent.self, from: wire).model == event)
+            #expect(try TransactionEvent(kind: event.kind, json: event.json) == event)
+            #expect(event.json.contains("\"kind\":\"\(event.kind.rawValue)\""))
+        }
+    }
+}
+
+/// A bare state holder that moves like a journal row.
+struct TransactionRecordProbe {
+    var state: TransactionState
+    mutating func move(to next: TransactionState) throws(IllegalTransition) {
+        guard state.canMove(to: next) else { throw IllegalTransition(from: state, to: next) }
+        state = next
+    }
+}
+
+/// CLI argument lists and the operation each must build.
+enum CLICases {
+    static let allFlags = ["--idempotent", "--dry-run", "--allow-kernel", "--lock-finalization", "--refresh"]
+    static let every = LayeringFlags(idempotent: true, dryRun: true, allowKernel: true, lockFinalization: true, refresh: true)
+
+    /// Each layering verb bare, with each flag alone, and with all of them.
+    static func layering(_ verb: [String], _ tail: [String], _ make: (LayeringFlags) -> HostOperation) -> [([String], HostOperation)] {
+        var cases = [(verb + tail, make(.init()))]
+        let single: [(String, LayeringFlags)] = [
+            ("--idempotent", .init(idempotent: true)), ("-n", .init(dryRun: true)), ("--allow-kernel", .init(allowKernel: true)),
+            ("--lock-finalization", .init(lockFinalization: true)), ("--refresh", .init(refresh: true)),
+        ]
+        cases += single.map { (verb + [$0.0] + tail, make($0.1)) }
+        cases.append((verb + allFlags + tail, make(every)))
+        return cases
+    }
+
+    static let all: [([String], HostOperation)] =
+        layering(["install"], ["fixture-app", "/tmp/x.deb"]) { .install(packages: ["fixture-app", "/tmp/x.deb"], flags: $0) }
+        + layering(["uninstall"], ["fixture-app"]) { .uninstall(packages: ["fixture-app"], all: false, flags: $0) }
+        + [(["uninstall", "--all"], .uninstall(packages: [], all: true, flags: .init()))]
+        + layering(["override", "remove"], ["fixture-base"]) { .overrideRemove(packages: ["fixture-base"], flags: $0) }
+        + layering(["override", "reset"], ["fixture-base"]) { .overrideReset(packages: ["fixture-base"], all: false, flags: $0) }
+        + [(["override", "reset", "--all"], .overrideReset(packages: [], all: true, flags: .init()))]
+        + layering(["upgrade"], []) { .upgrade(check: false, flags: $0) }
+        + [(["upgrade", "--check"], .upgrade(check: true, flags: .init()))]
+        + layering(["deploy"], ["1.0"]) { .deploy(target: "1.0", flags: $0) }
+        + layering(["rebase"], ["test/other"]) { .rebase(ref: "test/other", flags: $0) }
+        + [
+            (["rollback"], .rollback), (["finalize"], .finalize),
+            (["cleanup"], .cleanup(pending: false, rollback: false)), (["cleanup", "-p"], .cleanup(pending: true, rollback: false)),
+            (["cleanup", "--rollback"], .cleanup(pending: false, rollback: true)), (["cleanup", "-p", "-r"], .cleanup(pending: true, rollback: true)),
+            (["pin", "1"], .pin(index: 1)), (["unpin", "0"], .unpin(index: 0)),
+            (["kargs", "--append", "a=1"], .kargs(.init(append: ["a=1"]))),
+            (["kargs", "--delete", "quiet", "--replace", "b=2", "--append", "c"], .kargs(.init(append: ["c"], delete: ["quiet"], replace: ["b=2"]))),
+        ]
+}
