@@ -50,7 +50,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                     "request failed: \(problem.title)",
                     metadata: [
                         "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(problem.status)",
-                        "txn": "\(problem.transaction ?? "-")", "error": "\(problem.cause.map { String(reflecting: $0) } ?? String(reflecting: error))",
+                        "txn": "\(problem.transaction ?? "-")",
+                        "error": "\(problem.cause.map { String(reflecting: $0) } ?? String(reflecting: error))",
                     ])
             }
             return Self.response(problem)

@@ -33,9 +33,12 @@ struct History: ParsableCommand {
         let transactions: [Components.Schemas.Transaction]
         do {
             if let endpoint = global.agentEndpoint {
-                transactions = try blocking { try await AgentClient.with(endpoint) { try await $0.transactions(state: state, kind: kind, limit: limit) } }
+                transactions = try blocking {
+                    try await AgentClient.with(endpoint) { try await $0.transactions(state: state, kind: kind, limit: limit) }
+                }
             } else {
-                transactions = try readJournal(global).transactions(state: state, operation: kind, limit: limit).map(Components.Schemas.Transaction.init)
+                transactions = try readJournal(global).transactions(state: state, operation: kind, limit: limit).map(
+                    Components.Schemas.Transaction.init)
             }
         } catch { throw fail(oneLine(error)) }
         if json { return printJSON(transactions) }

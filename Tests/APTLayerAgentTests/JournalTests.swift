@@ -31,7 +31,8 @@ struct JournalTests {
         try old.write { db in
             for (id, operation, arguments, state) in rows {
                 try db.execute(
-                    sql: "INSERT INTO txn (id, operation, arguments, state, requester, role, createdAt) VALUES (?, ?, ?, ?, 'operator', 'operator', ?)",
+                    sql:
+                        "INSERT INTO txn (id, operation, arguments, state, requester, role, createdAt) VALUES (?, ?, ?, ?, 'operator', 'operator', ?)",
                     arguments: [id, operation, arguments, state, Date()])
             }
             for (n, (kind, data)) in [
@@ -46,17 +47,20 @@ struct JournalTests {
         let journal = try Journal(writer: old)
         #expect(try journal.appliedMigrations().count == 3)
         let byID = Dictionary(uniqueKeysWithValues: try journal.transactions(limit: 100).map { ($0.id, $0) })
-        #expect(byID["t1"]?.operation == .install(packages: ["fixture-app", "/tmp/x.deb"], flags: .init(idempotent: true, dryRun: true, allowKernel: true)))
+        #expect(
+            byID["t1"]?.operation
+                == .install(packages: ["fixture-app", "/tmp/x.deb"], flags: .init(idempotent: true, dryRun: true, allowKernel: true)))
         #expect(byID["t2"]?.operation == .uninstall(packages: [], all: true, flags: .init()))
         #expect(byID["t3"]?.operation == .kargs(.init(append: ["x=1"], delete: ["quiet"])))
         #expect(byID["t4"]?.operation == .pin(index: 1))
         #expect(byID["t5"]?.operation == .cleanup(pending: true, rollback: false))
         #expect(byID["t6"]?.operation == .deploy(target: "1.0", flags: .init()))
         #expect(byID["t1"]?.state == .succeeded && byID["t4"]?.state == .cancelled)
-        #expect(try journal.events(transaction: "t1").map(\.event) == [
-            .taskBegin(task: "Resolving packages"), .percent(percent: 25, done: 1, total: 4, item: "fixture-lib"), .message(text: "a note"),
-            .taskEnd(task: "Resolving packages"), .finished(state: .succeeded, error: nil, changed: true),
-        ])
+        #expect(
+            try journal.events(transaction: "t1").map(\.event) == [
+                .taskBegin(task: "Resolving packages"), .percent(percent: 25, done: 1, total: 4, item: "fixture-lib"), .message(text: "a note"),
+                .taskEnd(task: "Resolving packages"), .finished(state: .succeeded, error: nil, changed: true),
+            ])
         // An old row has no owner: its process is gone, so recovery finishes it.
         #expect(try journal.recover().map(\.id) == ["t7"])
         #expect(try journal.transaction(id: "t7")?.state == .interrupted)
@@ -65,7 +69,9 @@ struct JournalTests {
         var t6 = try #require(byID["t6"])
         t6.summary = "rewritten"
         try journal.update(t6)
-        let formats = try old.read { db in try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, format FROM txn").map { ($0[0] as String, $0[1] as Int) }) }
+        let formats = try old.read { db in
+            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, format FROM txn").map { ($0[0] as String, $0[1] as Int) })
+        }
         #expect(formats["t6"] == HostOperation.format && formats["t1"] == 1)
     }
 
@@ -74,7 +80,8 @@ struct JournalTests {
         let journal = try Journal(writer: queue)
         try queue.write { db in
             try db.execute(
-                sql: "INSERT INTO txn (id, operation, arguments, state, requester, createdAt, format) VALUES ('future', 'install', '{}', 'succeeded', 'x', ?, 99)",
+                sql:
+                    "INSERT INTO txn (id, operation, arguments, state, requester, createdAt, format) VALUES ('future', 'install', '{}', 'succeeded', 'x', ?, 99)",
                 arguments: [Date()])
         }
         let error = try #require(throws: JournalError.self) { try journal.transaction(id: "future") }
@@ -93,7 +100,8 @@ struct JournalTests {
         dead.executableURL = URL(fileURLWithPath: "/bin/true")
         try dead.run()
         dead.waitUntilExit()
-        var live = TransactionRecord(id: "live", operation: .rollback, requester: "local:uid:0", pid: sleeper.processIdentifier, bootID: Journal.bootID)
+        var live = TransactionRecord(
+            id: "live", operation: .rollback, requester: "local:uid:0", pid: sleeper.processIdentifier, bootID: Journal.bootID)
         try live.move(to: .running)
         _ = try journal.insert(live)
         var gone = TransactionRecord(id: "gone", operation: .rollback, requester: "local:uid:0", pid: dead.processIdentifier, bootID: Journal.bootID)

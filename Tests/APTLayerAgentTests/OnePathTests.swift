@@ -72,6 +72,34 @@ struct OnePathTests {
         #expect(bed.leftovers.isEmpty)
     }
 
+    /// The verbs that are not layering, on each path: the journaled operation is the one the verb
+    /// names, whoever carried it.
+    @Test func deploymentVerbsAreTheSameOperationOnEveryPath() throws {
+        let agent = try AgentBed()
+        let journal = try Journal(path: Journal.defaultPath(sysroot: agent.bed.sysroot))
+        let cases: [(String, HostOperation)] = [
+            ("kargs --append via=path --delete nothing-there", .kargs(.init(append: ["via=path"], delete: ["nothing-there"]))),
+            ("kargs --append via=path", .kargs(.init(append: ["via=path"]))),
+            ("pin 0", .pin(index: 0)), ("unpin 0", .unpin(index: 0)), ("rollback", .rollback),
+            ("cleanup -r", .cleanup(pending: false, rollback: true)), ("finalize", .finalize),
+            ("upgrade --check", .upgrade(check: true, flags: .init())),
+        ]
+        for (verb, expected) in cases {
+            for path in Self.paths(agent) {
+                let (code, output) = try Shell.status("\(Paths.cli) \(verb) -q \(path.arguments) 2>&1", environment: TestBed.environment)
+                let newest = try #require(try journal.transactions(limit: 1).first)
+                #expect(newest.operation == expected, "\(verb) via \(path.name)")
+                #expect(newest.requester == path.requester, "\(verb) via \(path.name)")
+                #expect(newest.state.isFinished)
+                // A failure is one line on every path (an absent kernel argument, nothing to finalize).
+                if code == 1 {
+                    #expect(output.split(separator: "\n").count == 1 && output.hasPrefix("error: "), "\(verb) via \(path.name): \(output)")
+                }
+                #expect((newest.state == .succeeded) == (code == 0 || code == 77), "\(verb) via \(path.name): \(output)")
+            }
+        }
+    }
+
     @Test func historyShowsLocalAndAgentChangesInOrder() throws {
         let agent = try AgentBed()
         let local = "\(Paths.cli) kargs -q --sysroot \(agent.bed.sysroot) --append made=locally"

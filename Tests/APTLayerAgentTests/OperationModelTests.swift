@@ -127,7 +127,8 @@ enum CLICases {
         + [
             (["rollback"], .rollback), (["finalize"], .finalize),
             (["cleanup"], .cleanup(pending: false, rollback: false)), (["cleanup", "-p"], .cleanup(pending: true, rollback: false)),
-            (["cleanup", "--rollback"], .cleanup(pending: false, rollback: true)), (["cleanup", "-p", "-r"], .cleanup(pending: true, rollback: true)),
+            (["cleanup", "--rollback"], .cleanup(pending: false, rollback: true)),
+            (["cleanup", "-p", "-r"], .cleanup(pending: true, rollback: true)),
             (["pin", "1"], .pin(index: 1)), (["unpin", "0"], .unpin(index: 0)),
             (["kargs", "--append", "a=1"], .kargs(.init(append: ["a=1"]))),
             (["kargs", "--delete", "quiet", "--replace", "b=2", "--append", "c"], .kargs(.init(append: ["c"], delete: ["quiet"], replace: ["b=2"]))),
