@@ -14,13 +14,15 @@ public struct APIHandler: APIProtocol {
     let engineOptions: Engine.Options
     let started: ContinuousClock.Instant
     let statusCache: StatusCache
+    let allowRemoteHostPaths: Bool
     static let version = "0.3.0"
 
     /// Creates the handler.
     public init(
         manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, statusCache: StatusCache,
-        started: ContinuousClock.Instant = .now
+        allowRemoteHostPaths: Bool = false, started: ContinuousClock.Instant = .now
     ) {
+        self.allowRemoteHostPaths = allowRemoteHostPaths
         self.manager = manager
         self.journal = journal
         self.engineOptions = engineOptions
@@ -82,7 +84,16 @@ public struct APIHandler: APIProtocol {
         guard case .json(let request) = input.body else { throw AgentProblem.badRequest("expected application/json") }
         let operation: HostOperation
         do { operation = try HostOperation(request) } catch { throw AgentProblem.badRequest(error.message) }
+        if let key = request.idempotencyKey {
+            guard (1...200).contains(key.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                throw AgentProblem.badRequest("idempotencyKey must be 1 to 200 printable characters")
+            }
+        }
         let caller = Caller.current
+        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: { $0.contains("/") }) {
+            throw AgentProblem.forbidden(
+                "host path \(path) refused over mTLS: install by package name, or set allow-remote-host-paths in the agent configuration")
+        }
         let (record, outcome): (TransactionRecord, TransactionManager.Outcome)
         do {
             (record, outcome) = try await manager.submit(

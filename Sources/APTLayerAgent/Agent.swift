@@ -71,7 +71,9 @@ public enum Agent {
             throw StartError(message: "cannot open journal \(config.journalPath): \(error)")
         }
         let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
-        let interrupted = try journal.recover()
+        // What the sysroot holds decides the fate of a transaction that was deploying when it died.
+        let deployed = (try? await Engine.run { _ in try Engine(options: engineOptions).status() })?.deployments.map(\.checksum) ?? []
+        let interrupted = try journal.recover(deployed: Set(deployed))
         if !interrupted.isEmpty {
             for record in interrupted {
                 logger.warning(
@@ -87,14 +89,16 @@ public enum Agent {
         ) { Systemd.notify("STATUS=\($0)") }
         let statusCache = StatusCache(sysroot: config.sysroot)
         let faults = FaultCounter()
-        let handler = APIHandler(manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache, started: started)
+        let handler = APIHandler(
+            manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache,
+            allowRemoteHostPaths: config.allowRemoteHostPaths, started: started)
 
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
             router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))
             router.add(middleware: LocationHeaderMiddleware())
             router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
-            router.add(middleware: AuthMiddleware(roles: config.roles))
+            router.add(middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger))
             // Compact JSON (the runtime's default pretty-prints every response).
             try handler.registerHandlers(on: router, configuration: .init(jsonEncodingOptions: []))
             return router

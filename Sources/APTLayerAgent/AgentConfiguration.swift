@@ -25,6 +25,18 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var tls = TLSFiles()
     /// Client identity (certificate CN or SAN) → role.
     public var roles: [String: Role] = [:]
+    /// Which part of a client certificate is its identity.
+    public var identitySource = IdentitySource.commonName
+    /// Whether mTLS callers may name .deb files by host path (the local socket always may).
+    public var allowRemoteHostPaths = false
+
+    /// Where a client certificate's identity comes from; exactly one such name is required.
+    public enum IdentitySource: String, Codable, Sendable, Equatable {
+        /// The subject's one CN.
+        case commonName = "common-name"
+        /// The one DNS subject alternative name.
+        case dnsSAN = "dns-san"
+    }
     /// The sysroot the engine manages.
     public var sysroot = "/"
     /// The stateroot; nil = booted / only one.
@@ -64,6 +76,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case listen, tls, roles, sysroot, os
+        case identitySource = "identity-source"
+        case allowRemoteHostPaths = "allow-remote-host-paths"
         case stateDirectory = "state-directory"
         case journal
         case transactionTimeoutSeconds = "transaction-timeout-seconds"
@@ -83,6 +97,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? d.listen
         tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls) ?? d.tls
         roles = try c.decodeIfPresent([String: Role].self, forKey: .roles) ?? d.roles
+        identitySource = try c.decodeIfPresent(IdentitySource.self, forKey: .identitySource) ?? d.identitySource
+        allowRemoteHostPaths = try c.decodeIfPresent(Bool.self, forKey: .allowRemoteHostPaths) ?? d.allowRemoteHostPaths
         sysroot = try c.decodeIfPresent(String.self, forKey: .sysroot) ?? d.sysroot
         os = try c.decodeIfPresent(String.self, forKey: .os)
         stateDirectory = try c.decodeIfPresent(String.self, forKey: .stateDirectory) ?? d.stateDirectory

@@ -56,6 +56,10 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
         case .forbidden(let why): return .forbidden(why)
         case .finished(let id, _):
             return .init(status: 409, slug: "finished", title: "Transaction already finished", detail: error.description, transaction: id)
+        case .idempotencyKeyReused(_, let id):
+            return .init(
+                status: 422, slug: "idempotency-key-reused", title: "Idempotency key reused with a different request",
+                detail: error.description, transaction: id)
         case .journal(let id, let cause):
             return .init(
                 status: 500, slug: "journal", title: "Journal failure", detail: "the agent could not use its journal", transaction: id,

@@ -23,10 +23,12 @@ public struct AgentRequestContext: RequestContext {
 
 /// Who is asking, for handlers (the generated API protocol passes no context).
 public struct Caller: Sendable {
-    /// Certificate identity (CN, else first DNS SAN), or `uid:N` on the local socket.
+    /// Certificate identity (its one CN, or its one DNS SAN), or `uid:N` on the local socket.
     public var identity: String
     /// The role configuration gives that identity.
     public var role: Role
+    /// Whether the caller came over mutual TLS (false: the local socket).
+    public var remote = false
 
     /// The caller of the current request.
     @TaskLocal public static var current = Caller(identity: "anonymous", role: .reader)
@@ -98,6 +100,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 /// anything else `operator`. An identity with no role gets 403.
 struct AuthMiddleware: RouterMiddleware {
     let roles: [String: Role]
+    let identitySource: AgentConfiguration.IdentitySource
+    let logger: Logger
     /// The caller of each open connection: a keep-alive connection's certificate (or peer uid)
     /// cannot change, so it is read once per connection, not once per request.
     let callers = ConnectionCallers()
@@ -105,7 +109,13 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
         -> Response
     {
-        let caller = try await callers.caller(for: context.channel) { try await Self.caller($0, roles: roles) }
+        let caller = try await callers.caller(for: context.channel) { channel in
+            do { return try await Self.caller(channel, roles: roles, source: identitySource) } catch let problem as AgentProblem {
+                logger.warning(
+                    "client refused", metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(problem.detail ?? "")"])
+                throw problem
+            }
+        }
         let needed: Role = request.method == .get || request.method == .head ? .reader : .operator
         guard caller.role >= needed else {
             throw AgentProblem.forbidden("\(caller.identity) is \(caller.role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")
@@ -117,14 +127,13 @@ struct AuthMiddleware: RouterMiddleware {
 
     /// On TLS connections the client certificate's identity; on the local Unix socket the peer's
     /// uid (`uid:N`; uid 0 is admin).
-    static func caller(_ channel: any Channel, roles: [String: Role]) async throws -> Caller {
+    static func caller(_ channel: any Channel, roles: [String: Role], source: AgentConfiguration.IdentitySource) async throws -> Caller {
         if (try? await channel.pipeline.handler(type: NIOSSLHandler.self).get()) != nil {
             let certificate = try await channel.nioSSL_peerCertificate().get()
-            guard let certificate, let identity = identity(of: certificate) else {
-                throw AgentProblem.forbidden("no client certificate identity")
-            }
+            guard let certificate else { throw AgentProblem.forbidden("no client certificate") }
+            let identity = try identity(of: certificate, source: source)
             guard let role = roles[identity] else { throw AgentProblem.forbidden("identity \(identity) has no role") }
-            return Caller(identity: identity, role: role)
+            return Caller(identity: identity, role: role, remote: true)
         }
         guard let provider = channel as? any SocketOptionProvider else { throw AgentProblem.forbidden("unknown transport") }
         let credentials: aptl_ucred = try await provider.unsafeGetSocketOption(
@@ -136,13 +145,24 @@ struct AuthMiddleware: RouterMiddleware {
         return Caller(identity: identity, role: role)
     }
 
-    /// The subject CN, else the first DNS subject alternative name.
-    static func identity(of certificate: NIOSSLCertificate) -> String? {
-        if let cn = certificate.subjectName.last(where: { $0.type == .commonName }) { return cn.value }
-        for name in certificate._subjectAlternativeNames() where name.nameType == .dnsName {
-            return String(decoding: Array(name.contents), as: UTF8.self)
+    /// The certificate's identity: exactly one subject CN (`common-name`) or exactly one DNS
+    /// subject alternative name (`dns-san`). None or several is ambiguous and refused: a subject
+    /// `CN=reader, CN=admin` is nobody, not whichever CN comes last.
+    static func identity(of certificate: NIOSSLCertificate, source: AgentConfiguration.IdentitySource) throws -> String {
+        let names: [String]
+        switch source {
+        case .commonName:
+            names = certificate.subjectName.filter { $0.type == .commonName }.map(\.value)
+        case .dnsSAN:
+            names = certificate._subjectAlternativeNames().filter { $0.nameType == .dnsName }.map {
+                String(decoding: Array($0.contents), as: UTF8.self)
+            }
         }
-        return nil
+        guard names.count == 1, let name = names.first, !name.isEmpty else {
+            throw AgentProblem.forbidden(
+                "the client certificate must carry exactly one \(source == .commonName ? "subject CN" : "DNS SAN"); it has \(names.count)")
+        }
+        return name
     }
 }
 

@@ -96,7 +96,9 @@ enum TransactionRunner {
     /// In this process, through the same transaction manager the agent uses, on the sysroot's journal.
     static func local(_ operation: HostOperation, _ global: GlobalOptions) async throws -> TransactionOutcome {
         let journal = try localJournal(global.sysrootPath)
-        _ = try? journal.recover()
+        let engine = Engine(options: global.engineOptions)
+        let deployed = (try? await Engine.run { _ in try engine.status() })?.deployments.map(\.checksum) ?? []
+        _ = try? journal.recover(deployed: Set(deployed))
         let requester = "local:uid:\(getuid())"
         let manager = TransactionManager(
             journal: journal, engineOptions: global.engineOptions, timeout: .seconds(100 * 365 * 86400), queueLength: 0,

@@ -101,6 +101,28 @@ public final class Journal: Sendable {
                 t.add(column: "bootID", .text)
             }
         }
+        // Idempotency keys belong to their requester: unique per (requester, key), not globally.
+        // SQLite cannot drop a column's UNIQUE, so the table is rebuilt (GRDB runs migrations with
+        // foreign keys off, so the events stay).
+        migrator.registerMigration("4-idempotency-per-requester") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE txn_new (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, operation TEXT NOT NULL,
+                      arguments TEXT NOT NULL, state TEXT NOT NULL, requester TEXT NOT NULL, idempotencyKey TEXT,
+                      createdAt DATETIME NOT NULL, startedAt DATETIME, finishedAt DATETIME, changed BOOLEAN, summary TEXT,
+                      resultChecksum TEXT, error TEXT, role TEXT, format INTEGER NOT NULL DEFAULT 1, diff TEXT, pid INTEGER,
+                      bootID TEXT, UNIQUE (requester, idempotencyKey));
+                    INSERT INTO txn_new (seq, id, operation, arguments, state, requester, idempotencyKey, createdAt, startedAt,
+                      finishedAt, changed, summary, resultChecksum, error, role, format, diff, pid, bootID)
+                    SELECT seq, id, operation, arguments, state, requester, idempotencyKey, createdAt, startedAt, finishedAt,
+                      changed, summary, resultChecksum, error, role, format, diff, pid, bootID FROM txn;
+                    DROP TABLE txn;
+                    ALTER TABLE txn_new RENAME TO txn;
+                    CREATE INDEX txn_on_state ON txn(state);
+                    CREATE INDEX txn_createdAt ON txn(createdAt);
+                    """)
+        }
         return migrator
     }
 
@@ -123,14 +145,24 @@ public final class Journal: Sendable {
         try writer.write { db in try record.update(db) }
     }
 
+    /// Records the commit a running transaction is about to deploy, before it does (its
+    /// `resultChecksum`), so that recovery can tell whether the deployment was written.
+    public func recordIntendedResult(transaction id: String, checksum: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE txn SET resultChecksum = ? WHERE id = ? AND state = 'running'", arguments: [checksum, id])
+        }
+    }
+
     /// One transaction by id.
     public func transaction(id: String) throws -> TransactionRecord? {
         try writer.read { db in try TransactionRecord.filter(Column("id") == id).fetchOne(db) }
     }
 
-    /// The transaction that used `key`, if any.
-    public func transaction(idempotencyKey key: String) throws -> TransactionRecord? {
-        try writer.read { db in try TransactionRecord.filter(Column("idempotencyKey") == key).fetchOne(db) }
+    /// The transaction `requester` started with `key`, if any.
+    public func transaction(idempotencyKey key: String, requester: String) throws -> TransactionRecord? {
+        try writer.read { db in
+            try TransactionRecord.filter(Column("idempotencyKey") == key && Column("requester") == requester).fetchOne(db)
+        }
     }
 
     /// Newest first; `before` is a `seq` cursor from a previous page.
@@ -175,15 +207,21 @@ public final class Journal: Sendable {
         return kill(pid, 0) != 0 && errno == ESRCH
     }
 
-    /// Crash recovery: transactions whose owning process died while they ran become `interrupted`,
-    /// queued ones `cancelled`. Rows of live processes (a CLI run next to the agent) are left alone.
-    /// Returns the interrupted ones.
-    public func recover(now: Date = Date()) throws -> [TransactionRecord] {
+    /// Crash recovery: transactions whose owning process died while they ran become `interrupted`
+    /// — or `succeeded` when the commit they were about to deploy is among `deployed` (the
+    /// deployment was written; only the journal missed it) — and queued ones `cancelled`. Rows of
+    /// live processes (a CLI run next to the agent) are left alone. Every finished row that lacks
+    /// a `finished` event gets one, so every event stream ends. Returns the interrupted ones.
+    public func recover(deployed: Set<String> = [], now: Date = Date()) throws -> [TransactionRecord] {
         try writer.write { db in
             var interrupted: [TransactionRecord] = []
             let open = try TransactionRecord.filter(["running", "queued"].contains(Column("state"))).fetchAll(db)
             for var record in open where Self.ownerIsGone(record) {
-                if record.state == .running {
+                if record.state == .running, let checksum = record.resultChecksum, deployed.contains(checksum) {
+                    try record.move(to: .succeeded, at: now)
+                    record.changed = true
+                    record.summary = "Deployed \(checksum.prefix(12)) (\(record.operation.kind.rawValue)); confirmed from the sysroot after a restart."
+                } else if record.state == .running {
                     try record.move(to: .interrupted, at: now)
                     record.error = "the process running the transaction stopped; the sysroot was left as its last completed write"
                     interrupted.append(record)
@@ -192,6 +230,18 @@ public final class Journal: Sendable {
                     record.error = "the agent restarted before the transaction ran"
                 }
                 try record.update(db)
+            }
+            let unterminated = try TransactionRecord.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM txn WHERE state NOT IN ('running', 'queued')
+                    AND NOT EXISTS (SELECT 1 FROM event WHERE event.txnId = txn.id AND event.kind = 'finished')
+                    """)
+            for record in unterminated where Self.ownerIsGone(record) {
+                let last = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM event WHERE txnId = ?", arguments: [record.id]) ?? 0
+                try EventRecord(
+                    txnId: record.id, number: last + 1, event: .finished(state: record.state, error: record.error, changed: record.changed), at: now
+                ).insert(db)
             }
             return interrupted
         }

@@ -98,8 +98,46 @@ extension HostOperation {
     }
 
     /// Validates `arguments` for `kind`: unknown keys, missing packages, target, ref or index, and
-    /// empty kernel-argument edits are refused with one line.
-    public init(kind: Kind, arguments a: Arguments) throws(OperationError) {
+    /// empty kernel-argument edits are refused with one line; with `checked` (requests from a
+    /// client, not rows from the journal) so are values ``validate()`` refuses.
+    public init(kind: Kind, arguments a: Arguments, checked: Bool = true) throws(OperationError) {
+        try self.init(structure: kind, a)
+        if checked { try validate() }
+    }
+
+    /// Refuses values that must never reach the engine: bad package names and paths, kernel
+    /// arguments that would break the boot entry, internal refs, odd deploy targets, negative
+    /// indexes, oversized lists.
+    public func validate() throws(OperationError) {
+        func checked(_ body: () throws -> Void) throws(OperationError) {
+            do { try body() } catch let error as EngineError { throw OperationError(error.message) } catch { throw OperationError("\(error)") }
+        }
+        let a = arguments
+        guard (a.packages ?? []).count <= 1000 else { throw OperationError("at most 1000 packages per transaction") }
+        for list in [a.append, a.delete, a.replace].compactMap({ $0 }) where list.count > 100 {
+            throw OperationError("at most 100 kernel argument edits of each kind")
+        }
+        switch self {
+        case .install(let packages, _):
+            for item in packages { try checked { try Engine.checkPackageItem(item) } }
+        case .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
+            for name in packages { try checked { try Engine.checkPackageItem(name) } }
+        case .deploy(let target, _):
+            guard target.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }), target.utf8.count <= 256 else {
+                throw OperationError("deploy target \(target.debugDescription) must be printable ASCII without spaces, at most 256 bytes")
+            }
+        case .rebase(let ref, _):
+            try checked { try Engine.checkRefspec(ref) }
+        case .pin(let index), .unpin(let index):
+            guard index >= 0 else { throw OperationError("index must be zero or more") }
+        case .kargs(let edits):
+            try checked { try KernelArguments.validate(edits) }
+        case .upgrade, .rollback, .cleanup, .finalize:
+            break
+        }
+    }
+
+    private init(structure kind: Kind, _ a: Arguments) throws(OperationError) {
         if let key = a.presentKeys.subtracting(Self.allowedKeys(kind)).sorted().first {
             throw OperationError("argument \(key) does not apply to \(kind.rawValue)")
         }
@@ -110,7 +148,6 @@ extension HostOperation {
         }
         func index() throws(OperationError) -> Int {
             guard let index = a.index else { throw OperationError("\(kind.rawValue) needs an index") }
-            guard index >= 0 else { throw OperationError("index must be zero or more") }
             return index
         }
         switch kind {
@@ -183,7 +220,7 @@ extension HostOperation {
         do { arguments = try JSONDecoder().decode(Arguments.self, from: Data(json.utf8)) } catch {
             throw OperationError("unreadable arguments of \(kind.rawValue): \(error)")
         }
-        try self.init(kind: kind, arguments: arguments)
+        try self.init(kind: kind, arguments: arguments, checked: false)
     }
 }
 

@@ -82,6 +82,13 @@ final class EventProgress: ProgressSink {
 
     func message(_ text: String) { channel.emit(.message(text: text)) }
 
+    /// Journals the commit about to be deployed before the engine writes the deployment.
+    func willDeploy(_ checksum: String) {
+        do { try channel.journal.recordIntendedResult(transaction: channel.transactionID, checksum: checksum) } catch {
+            channel.emit(.message(text: "warning: could not journal the commit about to be deployed: \(error)"))
+        }
+    }
+
     /// Ends the open task, if any.
     func finishTask() {
         if let task = currentTask.withLock({ t -> String? in

@@ -13,6 +13,8 @@ public enum TransactionError: Error, Sendable, CustomStringConvertible {
     case forbidden(String)
     /// The transaction has already ended.
     case finished(id: String, state: TransactionState)
+    /// The caller's idempotency key already started a different operation.
+    case idempotencyKeyReused(key: String, transaction: String)
     /// The journal could not be written or read: our fault, not the caller's.
     case journal(transaction: String?, cause: any Error)
 
@@ -23,6 +25,7 @@ public enum TransactionError: Error, Sendable, CustomStringConvertible {
         case .notFound(let id): "no transaction \(id)"
         case .forbidden(let why): why
         case .finished(let id, let state): "\(id) is \(state.rawValue)"
+        case .idempotencyKeyReused(let key, let id): "idempotency key \(key) already started transaction \(id) with a different request"
         case .journal(let id, let cause): "journal failure\(id.map { " (transaction \($0))" } ?? ""): \(cause)"
         }
     }

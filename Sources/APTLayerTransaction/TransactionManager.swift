@@ -76,10 +76,11 @@ public actor TransactionManager {
         _ operation: HostOperation, idempotencyKey: String? = nil, requester: String, role: String?, wait: Bool
     ) throws(TransactionError) -> (TransactionRecord, Outcome) {
         do {
-            if let key = idempotencyKey, let earlier = try journal.transaction(idempotencyKey: key) {
+            if let key = idempotencyKey, let earlier = try journal.transaction(idempotencyKey: key, requester: requester) {
+                guard earlier.operation == operation else { throw TransactionError.idempotencyKeyReused(key: key, transaction: earlier.id) }
                 return (earlier, .existing)
             }
-        } catch { throw .journal(transaction: nil, cause: error) }
+        } catch let error as TransactionError { throw error } catch { throw .journal(transaction: nil, cause: error) }
         if let running, running.record.operation == operation {
             return (running.record, .existing)
         }

@@ -24,7 +24,7 @@ struct LayeringTests {
         #expect(commit.strings("apt-layer.packages") == ["fixture-app"])
         #expect(commit.strings("apt-layer.pkglist")?.contains("fixture-lib 1.0 all") == true)
         #expect(commit.string("apt-layer.inputs-sha256")?.count == 64)
-        #expect(try bed.repoHandle().resolve("apt-layer/base/0") == bed.baseChecksum)
+        #expect(try bed.repoHandle().resolve("apt-layer/base/\(bed.baseChecksum)") == bed.baseChecksum)
         let app = try bed.deploymentDirectory() + "/usr/bin/fixture-app"
         #expect(try Shell.run(app).contains("fixture-app 1.0"))
         #expect(bed.leftovers.isEmpty)

@@ -149,7 +149,8 @@ extension Engine {
     /// Switches the base to another ref, keeping the layering. On a sysroot with no deployment yet it
     /// makes the first one.
     public func rebase(_ refspec: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
-        try relayer("rebase \(refspec)", flags: flags, token: token, allowEmpty: true) { origin in
+        try Self.checkRefspec(refspec)
+        return try relayer("rebase \(refspec)", flags: flags, token: token, allowEmpty: true) { origin in
             var next = origin
             next.baseRefspec = refspec
             next.overrideCommit = nil
@@ -157,6 +158,25 @@ extension Engine {
         } base: { sysroot, _ in
             try resolveBase(sysroot, refspec: refspec, pull: true, token: token)
         }
+    }
+
+    /// The shortest checksum prefix `deploy` takes.
+    public static let minimumChecksumPrefix = 8
+
+    /// Refuses refspecs that are not a plain `REF` or `REMOTE:REF`, and apt-layer's own refs.
+    public static func checkRefspec(_ refspec: String) throws {
+        guard !refspec.isEmpty, refspec.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw EngineError(.invalidArgument, "invalid ref \(refspec.debugDescription): printable ASCII without spaces only")
+        }
+        let ref = refspec.split(separator: ":", maxSplits: 1).last.map(String.init) ?? refspec
+        guard !ref.hasPrefix("apt-layer/"), !ref.hasPrefix("ostree/") else {
+            throw EngineError(.invalidArgument, "\(refspec) is an internal ref, not a base to rebase onto")
+        }
+    }
+
+    /// Checks one `install` item before anything runs: a package name, or an absolute path to a .deb.
+    public static func checkPackageItem(_ item: String) throws {
+        if item.hasSuffix(".deb") || item.contains("/") { try LocalPackages.checkPath(item) } else { try checkPackageName(item) }
     }
 
     static func checkPackageName(_ name: String) throws {
@@ -187,11 +207,17 @@ extension Engine {
     func findCommit(_ sysroot: Sysroot, refspec: String, target: String) throws -> String {
         let repo = try sysroot.repo()
         var next = try? repo.resolve(refspec, allowMissing: true)
+        let isChecksumPrefix = target.count >= Self.minimumChecksumPrefix && target.allSatisfy(\.isHexDigit) && target == target.lowercased()
         while let checksum = next, let commit = try? repo.commit(checksum) {
-            if checksum.hasPrefix(target) || commit.string(Layout.Key.version) == target { return checksum }
+            if (isChecksumPrefix && checksum.hasPrefix(target)) || commit.string(Layout.Key.version) == target { return checksum }
             next = commit.parent
         }
-        if target.count == 64, let commit = try? repo.commit(target) { return commit.checksum }
+        if target.count == 64, isChecksumPrefix, let commit = try? repo.commit(target) {
+            guard commit.bool(Layout.Key.clientLayer) != true else {
+                throw EngineError(.invalidArgument, "\(target) is a layered commit, not a base commit")
+            }
+            return commit.checksum
+        }
         throw EngineError(.notFound, "no commit with version or checksum \(target) in the history of \(refspec)")
     }
 }

@@ -75,6 +75,7 @@ extension Engine {
                 }
             }
             try token.check()
+            progress.willDeploy(target)
             FaultPoint.hit("before-deploy")
             try writeDeployment(
                 sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
@@ -127,8 +128,10 @@ extension Engine {
         pruneLocalPackages(sysroot)
     }
 
-    /// Points `apt-layer/base/N` at the base of every deployment (plus `extra` commits' bases) and
-    /// deletes the rest.
+    /// Keeps `apt-layer/base/CHECKSUM` for the base of every deployment (plus `extra` commits'
+    /// bases) and deletes the rest. Refs are named by the commit they hold, so writing the new set
+    /// never moves or drops a ref a live deployment needs, whatever the order or a kill between two
+    /// writes (refs of the older `apt-layer/base/N` form are replaced the same way).
     func refreshBaseRefs(_ sysroot: Sysroot, extra: [String]) throws {
         do {
             let repo = try sysroot.repo()
@@ -141,9 +144,10 @@ extension Engine {
             let existing = try repo.refs(prefix: Layout.baseRefPrefix).map {
                 $0.hasPrefix(Layout.baseRefPrefix) ? $0 : "\(Layout.baseRefPrefix)/\($0)"
             }
-            for (index, base) in bases.enumerated() { try repo.setRef("\(Layout.baseRefPrefix)/\(index)", to: base) }
-            for ref in existing {
-                if let n = Int(ref.split(separator: "/").last ?? ""), n < bases.count { continue }
+            for base in bases where !existing.contains("\(Layout.baseRefPrefix)/\(base)") {
+                try repo.setRef("\(Layout.baseRefPrefix)/\(base)", to: base)
+            }
+            for ref in existing where !bases.contains(String(ref.split(separator: "/").last ?? "")) {
                 try repo.setRef(ref, to: nil)
             }
         } catch {

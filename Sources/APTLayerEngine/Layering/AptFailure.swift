@@ -2,6 +2,12 @@ import Foundation
 
 /// Turns apt/dpkg output into a one-line engine error naming the cause.
 enum AptFailure {
+    static func error(_ result: Subprocess.Result, program: String) -> EngineError {
+        // A signal death is that, not whatever apt printed last ("Reading package lists...").
+        if let death = result.signalDeath(program) { return EngineError(.packageFailed, death) }
+        return error(from: result.output, status: result.status)
+    }
+
     static func error(from output: String, status: Int32) -> EngineError {
         let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         if let line = lines.first(where: { $0.hasPrefix("E: Unable to locate package ") }) {

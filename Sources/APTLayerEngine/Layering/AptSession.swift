@@ -123,7 +123,8 @@ struct AptSession {
         let result = try Subprocess.run(["apt-get", "-q", "update"], environment: environment, token: token)
         let errors = result.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("Err:") }
         guard result.succeeded, errors.isEmpty else {
-            throw EngineError(.system, "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
+            throw EngineError(
+                .system, result.signalDeath("apt-get update") ?? "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
         }
         try FileTree.write(stamp, fingerprint.hash)
     }
@@ -149,7 +150,7 @@ struct AptSession {
         let seed = "\(state)/apt/pkgcache-\(SHA256.hex(FileTree.read("\(admindir)/status") ?? "").prefix(16)).bin"
         if FileTree.exists(seed) { try? FileTree.copy(seed, to: "\(work)/pkgcache.bin") }
         let result = try Subprocess.run(["apt-get", "-s", "-q", "install"] + arguments, environment: environment, token: token)
-        guard result.succeeded else { throw AptFailure.error(from: result.output, status: result.status) }
+        guard result.succeeded else { throw AptFailure.error(result, program: "apt-get") }
         if FileTree.exists("\(work)/pkgcache.bin") {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(state)/apt")) ?? []
             where name.hasPrefix("pkgcache-") && "\(state)/apt/\(name)" != seed {
@@ -175,7 +176,7 @@ struct AptSession {
                 progress.packages(done: min(done, total), total: total, item: "\(prefix.trimmingCharacters(in: .whitespaces)) \(item)")
             }
         }
-        guard result.succeeded else { throw AptFailure.error(from: result.output, status: result.status) }
+        guard result.succeeded else { throw AptFailure.error(result, program: "apt-get") }
     }
 
     /// Runs deferred triggers and configuration, then fails if `dpkg --audit` reports anything.
@@ -183,7 +184,7 @@ struct AptSession {
         progress.phase("Running triggers")
         let dpkg = [dpkgWrapper, "--root=\(root)", "--admindir=\(admindir)", "--log=\(work)/dpkg.log"]
         let configure = try Subprocess.run(dpkg + ["--configure", "-a"], environment: environment, token: token)
-        guard configure.succeeded else { throw AptFailure.error(from: configure.output, status: configure.status) }
+        guard configure.succeeded else { throw AptFailure.error(configure, program: "dpkg") }
         let audit = try Subprocess.run(dpkg + ["--audit"], environment: environment, token: token)
         let report = audit.output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard audit.succeeded, report.isEmpty else {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import OSTree
 
 /// Local .deb files kept in the state directory by SHA-256, so upgrades can re-apply them.
@@ -9,18 +10,73 @@ struct LocalPackages {
 
     func path(of package: LocalPackage) -> String { "\(directory)/\(package.sha256)_\(package.nameVersionArch).deb" }
 
-    /// Checks that `file` is a well-formed .deb whose paths stay inside the root, then stores it.
+    /// The largest .deb accepted.
+    static let maximumSize: Int64 = 2 << 30
+
+    /// Checks that a host path may name a package file: absolute, printable, no `..`.
+    static func checkPath(_ file: String) throws {
+        guard file.hasPrefix("/"), file.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }),
+            !file.split(separator: "/").contains("..")
+        else {
+            throw EngineError(.invalidArgument, "package file \(file.debugDescription) must be an absolute path without control characters or ..")
+        }
+    }
+
+    /// Reads `file` once into `copy`: opened without following a symlink and without blocking (a
+    /// FIFO or a device is refused, never waited on), a regular file of at most ``maximumSize``.
+    /// Every refusal says the same words, so an error does not tell whether a file exists.
+    static func readOnce(_ file: String, into copy: String, token: CancellationToken) throws {
+        let refused = EngineError(.invalidArgument, "cannot use package file \(file): it must be a readable regular .deb file (no symlink, FIFO or device)")
+        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw refused }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw refused }
+        guard Int64(info.st_size) <= maximumSize else { throw EngineError(.badPackage, "package file \(file) is larger than 2 GiB") }
+        let out = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw FileTree.posixError("store \(file)") }
+        defer { close(out) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var total: Int64 = 0
+        while true {
+            try token.check()
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            guard n > 0 else { throw refused }
+            total += Int64(n)
+            guard total <= maximumSize else { throw EngineError(.badPackage, "package file \(file) is larger than 2 GiB") }
+            let written = buffer.withUnsafeBytes { write(out, $0.baseAddress, n) }
+            guard written == n else { throw FileTree.posixError("store \(file)") }
+        }
+    }
+
+    /// Copies `file` into the content store (read once, see ``readOnce(_:into:token:)``), checks
+    /// that the copy is a well-formed .deb whose paths stay inside the root, and keeps it by SHA-256.
     func add(_ file: String, token: CancellationToken) throws -> LocalPackage {
-        guard FileTree.exists(file) else { throw EngineError(.notFound, "no such file: \(file)") }
+        try Self.checkPath(file)
+        try FileTree.makeDirectory(directory, mode: 0o700)
+        let incoming = "\(directory)/.incoming-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).deb"
+        defer { FileTree.remove(incoming) }
+        try Self.readOnce(file, into: incoming, token: token)
+        let package = try inspect(incoming, shownAs: file, token: token)
+        let target = path(of: package)
+        if !FileTree.exists(target) {
+            guard rename(incoming, target) == 0 else { throw FileTree.posixError("store \(file)") }
+        }
+        return package
+    }
+
+    /// Reads a stored copy's control fields and checks its paths.
+    func inspect(_ file: String, shownAs shown: String, token: CancellationToken) throws -> LocalPackage {
         let info = try Subprocess.run(["dpkg-deb", "--show", "--showformat=${Package}\t${Version}\t${Architecture}", file], token: token)
         let fields = info.output.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
         guard info.succeeded, fields.count == 3 else {
             let reason = info.output.split(separator: "\n").first { $0.contains("dpkg-deb") } ?? "not a Debian package"
-            throw EngineError(.badPackage, "corrupt package file \(file): \(reason)")
+            throw EngineError(.badPackage, "corrupt package file \(shown): \(reason)")
         }
         let contents = try Subprocess.run(["dpkg-deb", "--contents", file], token: token)
         guard contents.succeeded else {
-            throw EngineError(.badPackage, "corrupt package file \(file): its data archive is unreadable")
+            throw EngineError(.badPackage, "corrupt package file \(shown): its data archive is unreadable")
         }
         for line in contents.output.split(separator: "\n") where "-dlhcbp".contains(line.first ?? " ") {
             // tar verbose listing: perms owner size date time path [-> target]
@@ -28,24 +84,16 @@ struct LocalPackages {
             guard columns.count == 6 else { continue }
             let path = columns[5].components(separatedBy: " -> ")[0]
             if !path.hasPrefix("./") || path.split(separator: "/").contains("..") {
-                throw EngineError(.badPackage, "unsafe package \(file): path \(path) escapes the root")
+                throw EngineError(.badPackage, "unsafe package \(shown): path \(path) escapes the root")
             }
         }
         let sha = try SHA256.hex(fileAt: file)
-        let package = LocalPackage(sha256: sha, name: fields[0], nameVersionArch: "\(fields[0])_\(fields[1])_\(fields[2])")
-        try FileTree.makeDirectory(directory, mode: 0o700)
-        let target = path(of: package)
-        if !FileTree.exists(target) {
-            FileTree.remove(target + ".tmp")
-            try FileTree.copy(file, to: target + ".tmp")
-            guard rename(target + ".tmp", target) == 0 else { throw FileTree.posixError("store \(file)") }
-        }
-        return package
+        return LocalPackage(sha256: sha, name: fields[0], nameVersionArch: "\(fields[0])_\(fields[1])_\(fields[2])")
     }
 
     /// Deletes stored files no requested state refers to.
     func prune(keeping: Set<String>) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !name.hasPrefix(".incoming-") {
             let sha = String(name.prefix(64))
             if !keeping.contains(sha) { FileTree.remove("\(directory)/\(name)") }
         }

@@ -16,17 +16,68 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
     /// The words, in order.
     public private(set) var arguments: [String]
 
-    /// Splits a command line on spaces.
+    /// The longest command line accepted (x86's `COMMAND_LINE_SIZE`; the kernel truncates beyond it).
+    public static let maximumLength = 2048
+    /// The longest single argument accepted.
+    public static let maximumArgumentLength = 1024
+
+    /// Splits a command line on spaces outside double quotes (`dyndbg="file a.c +p"` is one word).
     public init(_ commandLine: String) {
-        arguments = commandLine.split(separator: " ").map(String.init)
+        var words: [String] = []
+        var word = ""
+        var quoted = false
+        for character in commandLine {
+            if character == "\"" { quoted.toggle() }
+            if character == " " && !quoted {
+                if !word.isEmpty { words.append(word) }
+                word = ""
+            } else {
+                word.append(character)
+            }
+        }
+        if !word.isEmpty { words.append(word) }
+        arguments = words
+    }
+
+    /// Checks one argument the way the kernel and a BLS `options` line need it: printable ASCII,
+    /// a non-empty key without quotes, spaces only inside a balanced double-quoted value, at most
+    /// ``maximumArgumentLength`` bytes, and not libostree's own `ostree=` argument.
+    public static func validate(_ word: String, what: String = "kernel argument") throws {
+        func refuse(_ why: String) -> EngineError {
+            let shown = word.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value != 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
+                .joined()
+            return EngineError(.invalidArgument, "\(what) \"\(shown)\(word.unicodeScalars.count > 64 ? "…" : "")\" \(why)")
+        }
+        guard !word.isEmpty else { throw EngineError(.invalidArgument, "\(what) is empty") }
+        guard word.utf8.count <= maximumArgumentLength else { throw refuse("is longer than \(maximumArgumentLength) bytes") }
+        guard word.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) else {
+            throw refuse("has a control or non-ASCII character")
+        }
+        let key = word.prefix { $0 != "=" }
+        guard !key.isEmpty, !key.contains("\""), !key.contains(" ") else { throw refuse("needs a key without quotes or spaces") }
+        guard key != "ostree" else { throw refuse("is managed by libostree") }
+        let quotes = word.filter { $0 == "\"" }.count
+        guard quotes % 2 == 0 else { throw refuse("has an unbalanced double quote") }
+        guard Self(word).arguments == [word] else { throw refuse("has a space outside double quotes") }
+    }
+
+    /// Checks every word of `edits` (a replacement's `KEY=OLD=NEW` as its key and its values).
+    public static func validate(_ edits: Edits) throws {
+        for word in edits.append { try validate(word) }
+        for word in edits.delete { try validate(word, what: "kernel argument to delete") }
+        for spec in edits.replace {
+            try validate(spec, what: "kernel argument replacement")
+        }
     }
 
     public var description: String { arguments.joined(separator: " ") }
 
     private static func key(_ word: String) -> Substring { word.split(separator: "=", maxSplits: 1).first ?? Substring(word) }
 
-    /// Applies `edits`; deleting or replacing an argument that is not there is an error.
+    /// Applies `edits`; deleting or replacing an argument that is not there is an error, and so is
+    /// an invalid word or a command line over ``maximumLength``.
     public mutating func apply(_ edits: Edits) throws {
+        try Self.validate(edits)
         for word in edits.delete {
             if let i = arguments.firstIndex(of: word) {
                 arguments.remove(at: i)
@@ -56,5 +107,9 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
             }
         }
         arguments += edits.append
+        let length = description.utf8.count
+        guard length <= Self.maximumLength else {
+            throw EngineError(.invalidArgument, "the kernel command line would be \(length) bytes, over the kernel's \(Self.maximumLength)")
+        }
     }
 }

@@ -6,6 +6,13 @@ public protocol ProgressSink: Sendable {
     func packages(done: Int, total: Int, item: String)
     /// A line worth showing the user (warnings, notes).
     func message(_ text: String)
+    /// The layered commit about to be deployed: called before the deployment is written, so a
+    /// journal can record the outcome before it happens and reconcile after a crash.
+    func willDeploy(_ checksum: String)
+}
+
+extension ProgressSink {
+    public func willDeploy(_ checksum: String) {}
 }
 
 /// Discards all progress.

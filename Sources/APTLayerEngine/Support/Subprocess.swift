@@ -14,7 +14,16 @@ struct Subprocess {
         var status: Int32
         /// Everything the program printed (stdout and stderr interleaved).
         var output: String
+        /// The signal that killed the program, if one did.
+        var signal: Int32? = nil
         var succeeded: Bool { status == 0 }
+
+        /// "apt-get killed by signal 9 (KILL)" for a signal death, nil for an exit.
+        func signalDeath(_ program: String) -> String? {
+            guard let signal else { return nil }
+            let name = strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
+            return "\(program) killed by signal \(signal) (\(name))"
+        }
     }
 
     /// Runs `argv` (the first element found on `PATH`) and waits for it.
@@ -104,7 +113,7 @@ struct Subprocess {
         try token?.check()
         let exited = (status & 0x7f) == 0
         let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: code, output: String(decoding: output, as: UTF8.self))
+        return Result(status: code, output: String(decoding: output, as: UTF8.self), signal: exited ? nil : status & 0x7f)
     }
 
     /// Runs `argv` and throws a system error with the program's last output line when it fails.
@@ -112,6 +121,7 @@ struct Subprocess {
     static func check(_ argv: [String], environment: [String: String] = [:], token: CancellationToken? = nil) throws -> String {
         let result = try run(argv, environment: environment, token: token)
         guard result.succeeded else {
+            if let death = result.signalDeath(argv[0]) { throw EngineError(.system, death) }
             let last = result.output.split(separator: "\n").last.map(String.init) ?? "exit status \(result.status)"
             throw EngineError(.system, "\(argv[0]) failed: \(last)")
         }
