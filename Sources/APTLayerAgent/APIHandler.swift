@@ -90,7 +90,8 @@ public struct APIHandler: APIProtocol {
             }
         }
         let caller = Caller.current
-        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: { $0.contains("/") }) {
+        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: { $0.contains("/") })
+        {
             throw AgentProblem.forbidden(
                 "host path \(path) refused over mTLS: install by package name, or set allow-remote-host-paths in the agent configuration")
         }

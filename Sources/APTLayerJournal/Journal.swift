@@ -220,7 +220,8 @@ public final class Journal: Sendable {
                 if record.state == .running, let checksum = record.resultChecksum, deployed.contains(checksum) {
                     try record.move(to: .succeeded, at: now)
                     record.changed = true
-                    record.summary = "Deployed \(checksum.prefix(12)) (\(record.operation.kind.rawValue)); confirmed from the sysroot after a restart."
+                    record.summary =
+                        "Deployed \(checksum.prefix(12)) (\(record.operation.kind.rawValue)); confirmed from the sysroot after a restart."
                 } else if record.state == .running {
                     try record.move(to: .interrupted, at: now)
                     record.error = "the process running the transaction stopped; the sysroot was left as its last completed write"

@@ -74,9 +74,22 @@ struct AgentAPITests {
         #expect(queued.json["state"] as? String == "queued")
         let full = try agent.request("POST", "/v1/transactions?wait=true", body: #"{"operation":"rollback"}"#)
         #expect(full.status == 429)
-        let replay = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rollback","idempotencyKey":"k-1"}"#)
+        let replay = try agent.request(
+            "POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["fixture-conf"]},"idempotencyKey":"k-1"}"#)
         #expect(replay.status == 200)
         #expect(replay.json["id"] as? String == queued.json["id"] as? String)
+        // The same key with another request is refused; another requester's key is its own.
+        let reused = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rollback","idempotencyKey":"k-1"}"#)
+        #expect(reused.status == 422)
+        #expect(reused.json["type"] as? String == "urn:apt-layer:problem:idempotency-key-reused")
+        let other = try agent.request(
+            "POST", "/v1/transactions?wait=true", as: "admin",
+            body: #"{"operation":"install","arguments":{"packages":["fixture-conf"]},"idempotencyKey":"k-1"}"#)
+        #expect(other.status == 429)  // not a replay of the operator's: a new request, and the queue is full
+        for key in ["", String(repeating: "k", count: 201)] {
+            let bad = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rollback","idempotencyKey":"\#(key)"}"#)
+            #expect(bad.status == 400)
+        }
         // Reads are answered while the transaction runs.
         let started = Date()
         #expect(try agent.request("GET", "/v1/status", as: "reader").status == 200)

@@ -9,20 +9,27 @@ import Testing
 @Suite("apt-layerd lifecycle and journal")
 struct AgentLifecycleTests {
     /// `after-install` dies with a half-built tree in the repository; `before-deploy` with the
-    /// layered commit written but not deployed.
-    @Test(arguments: ["after-install", "before-deploy"])
+    /// layered commit written but not deployed; `after-deploy` with the deployment written but the
+    /// journal still saying `running` (the restart must call it `succeeded`, not `interrupted`).
+    @Test(arguments: ["after-install", "before-deploy", "after-deploy"])
     func killedDuringATransactionRecovers(_ fault: String) throws {
         let agent = try AgentBed(environment: ["APT_LAYER_TEST_FAULT": fault])
         let before = try agent.bed.status
         let posted = try agent.request("POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["fixture-app"]}}"#)
         let id = try #require(posted.json["id"] as? String)
         #expect(agent.waitForExit(seconds: 60) != nil)  // killed at the fault point with SIGKILL
-        #expect(try agent.bed.status == before)
+        let deployed = fault == "after-deploy"
+        #expect(try (agent.bed.status == before) != deployed)
         #expect(fault != "after-install" || !agent.bed.leftovers.isEmpty)
         try agent.start()
         let record = try agent.request("GET", "/v1/transactions/\(id)", as: "reader").json
-        #expect(record["state"] as? String == "interrupted")
-        #expect(try agent.bed.status == before)
+        #expect(record["state"] as? String == (deployed ? "succeeded" : "interrupted"))
+        if deployed { #expect(record["resultChecksum"] as? String == (try agent.bed.defaultChecksum)) }
+        #expect(try (agent.bed.status == before) != deployed)
+        // Its event stream ends, whatever happened.
+        let events = try agent.request("GET", "/v1/transactions/\(id)/events", as: "reader", extra: "--max-time 10")
+        #expect(events.body.contains("event: finished"), "\(events.body)")
+        #expect(events.body.contains(#""state":"\#(deployed ? "succeeded" : "interrupted")""#))
         #expect(agent.bed.leftovers.isEmpty)
         try Shell.run("ostree fsck --repo=\(agent.bed.sysroot)/ostree/repo -q")
         let again = try agent.request("POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["fixture-conf"]}}"#)

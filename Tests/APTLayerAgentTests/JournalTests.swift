@@ -10,7 +10,10 @@ import Testing
 struct JournalTests {
     @Test func freshJournalHasEveryMigration() throws {
         let fresh = try Journal(writer: DatabaseQueue())
-        #expect(try fresh.appliedMigrations() == ["1-transactions-and-events", "2-requester-role", "3-operation-format-owner"])
+        #expect(
+            try fresh.appliedMigrations() == [
+                "1-transactions-and-events", "2-requester-role", "3-operation-format-owner", "4-idempotency-per-requester",
+            ])
     }
 
     /// Rows exactly as the agent before typed operations wrote them (schema 2, the API's canonical
@@ -45,7 +48,7 @@ struct JournalTests {
             }
         }
         let journal = try Journal(writer: old)
-        #expect(try journal.appliedMigrations().count == 3)
+        #expect(try journal.appliedMigrations().count == 4)
         let byID = Dictionary(uniqueKeysWithValues: try journal.transactions(limit: 100).map { ($0.id, $0) })
         #expect(
             byID["t1"]?.operation
@@ -114,6 +117,36 @@ struct JournalTests {
         #expect(try journal.transaction(id: "live")?.state == .running)
         #expect(try journal.transaction(id: "gone")?.state == .interrupted)
         #expect(try journal.transaction(id: "other-boot")?.state == .cancelled)
+    }
+
+    /// A transaction whose owner died after it journaled the commit it was deploying is
+    /// `succeeded` when the sysroot has that deployment, `interrupted` otherwise; either way its
+    /// events end with `finished`, and so do a finished row's that lost it.
+    @Test func recoveryReconcilesWithTheSysrootAndEndsEveryStream() throws {
+        let journal = try Journal(writer: DatabaseQueue())
+        for (id, checksum) in [("deployed", "aaaa"), ("not-deployed", "bbbb"), ("no-checksum", nil)] as [(String, String?)] {
+            var r = TransactionRecord(id: id, operation: .install(packages: ["x"], flags: .init()), requester: "op", pid: 999_999, bootID: "gone")
+            try r.move(to: .running)
+            _ = try journal.insert(r)
+            try journal.append(EventRecord(txnId: id, number: 1, event: .taskBegin(task: "Deploying")))
+            if let checksum { try journal.recordIntendedResult(transaction: id, checksum: checksum) }
+        }
+        var done = TransactionRecord(id: "done-without-finished", operation: .rollback, requester: "op", pid: 999_999, bootID: "gone")
+        try done.move(to: .running)
+        try done.move(to: .succeeded)
+        _ = try journal.insert(done)
+        #expect(try journal.recover(deployed: ["aaaa"]).map(\.id).sorted() == ["no-checksum", "not-deployed"])
+        #expect(try journal.transaction(id: "deployed")?.state == .succeeded)
+        #expect(try journal.transaction(id: "deployed")?.resultChecksum == "aaaa")
+        #expect(try journal.transaction(id: "not-deployed")?.state == .interrupted)
+        for id in ["deployed", "not-deployed", "no-checksum", "done-without-finished"] {
+            let last = try #require(try journal.events(transaction: id).last)
+            guard case .finished(let state, _, _) = last.event else { Issue.record("\(id) does not end with finished"); continue }
+            #expect(state == (try journal.transaction(id: id)?.state))
+        }
+        // A second recovery adds nothing.
+        _ = try journal.recover(deployed: ["aaaa"])
+        #expect(try journal.events(transaction: "deployed").count == 2)
     }
 
     @Test func retentionByAgeAndCount() throws {

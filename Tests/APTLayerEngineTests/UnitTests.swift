@@ -92,3 +92,16 @@ struct UnitTests {
         #expect(packages.map(\.nameVersionArch) == ["a_1:1.0_all", "b_2_amd64"])
     }
 }
+
+/// Finding 15 of issue 7: a child killed by a signal is reported as such, not as its last line.
+@Suite("signal deaths")
+struct SignalDeathTests {
+    @Test func aKilledChildIsNamedWithItsSignal() throws {
+        let error = try #require(throws: EngineError.self) { try Subprocess.check(["sh", "-c", "echo Reading package lists...; kill -9 $$"]) }
+        #expect(error.message.hasPrefix("sh killed by signal 9"), "\(error.message)")
+        let result = try Subprocess.run(["sh", "-c", "echo Reading package lists...; kill -TERM $$"])
+        #expect(AptFailure.error(result, program: "apt-get").message.hasPrefix("apt-get killed by signal 15"))
+        let exited = try Subprocess.run(["sh", "-c", "echo 'E: boom'; exit 100"])
+        #expect(AptFailure.error(exited, program: "apt-get").message == "boom")
+    }
+}

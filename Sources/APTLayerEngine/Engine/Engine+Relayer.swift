@@ -80,6 +80,7 @@ extension Engine {
             try writeDeployment(
                 sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
                 accounts: accounts, lockFinalization: flags.lockFinalization, token: token)
+            FaultPoint.hit("after-deploy")
             return ChangeResult(changed: true, summary: "Deployed \(target.prefix(12)) (\(operation)).", diff: diff, checksum: target)
         }
     }

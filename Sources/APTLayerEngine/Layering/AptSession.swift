@@ -124,7 +124,8 @@ struct AptSession {
         let errors = result.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("Err:") }
         guard result.succeeded, errors.isEmpty else {
             throw EngineError(
-                .system, result.signalDeath("apt-get update") ?? "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
+                .system,
+                result.signalDeath("apt-get update") ?? "apt-get update failed: \(errors.first.map(String.init) ?? "exit status \(result.status)")")
         }
         try FileTree.write(stamp, fingerprint.hash)
     }

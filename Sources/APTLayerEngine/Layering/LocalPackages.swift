@@ -26,7 +26,8 @@ struct LocalPackages {
     /// FIFO or a device is refused, never waited on), a regular file of at most ``maximumSize``.
     /// Every refusal says the same words, so an error does not tell whether a file exists.
     static func readOnce(_ file: String, into copy: String, token: CancellationToken) throws {
-        let refused = EngineError(.invalidArgument, "cannot use package file \(file): it must be a readable regular .deb file (no symlink, FIFO or device)")
+        let refused = EngineError(
+            .invalidArgument, "cannot use package file \(file): it must be a readable regular .deb file (no symlink, FIFO or device)")
         let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else { throw refused }
         defer { close(fd) }
@@ -45,8 +46,12 @@ struct LocalPackages {
             guard n > 0 else { throw refused }
             total += Int64(n)
             guard total <= maximumSize else { throw EngineError(.badPackage, "package file \(file) is larger than 2 GiB") }
-            let written = buffer.withUnsafeBytes { write(out, $0.baseAddress, n) }
-            guard written == n else { throw FileTree.posixError("store \(file)") }
+            var offset = 0
+            while offset < n {
+                let written = buffer.withUnsafeBytes { write(out, $0.baseAddress! + offset, n - offset) }
+                guard written > 0 else { throw FileTree.posixError("store \(file)") }
+                offset += written
+            }
         }
     }
 

@@ -44,8 +44,10 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
     /// ``maximumArgumentLength`` bytes, and not libostree's own `ostree=` argument.
     public static func validate(_ word: String, what: String = "kernel argument") throws {
         func refuse(_ why: String) -> EngineError {
-            let shown = word.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value != 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
-                .joined()
+            let shown = word.unicodeScalars.prefix(64).map {
+                $0.isASCII && $0.value >= 0x20 && $0.value != 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+            }
+            .joined()
             return EngineError(.invalidArgument, "\(what) \"\(shown)\(word.unicodeScalars.count > 64 ? "…" : "")\" \(why)")
         }
         guard !word.isEmpty else { throw EngineError(.invalidArgument, "\(what) is empty") }

@@ -1,0 +1,121 @@
+import APTLayerEngine
+import APTLayerJournal
+import Foundation
+import Testing
+
+/// Hostile input against the real agent (issue 7's findings, each reproduced).
+@Suite("hardening")
+struct HardeningTests {
+    /// The BLS entries hold only the keys libostree writes, one per line.
+    static func entriesAreClean(_ bed: TestBed) throws -> Bool {
+        let text = try Shell.run("cat \(bed.sysroot)/boot/loader/entries/*.conf")
+        return text.split(separator: "\n").allSatisfy { line in
+            ["title ", "version ", "options ", "linux ", "initrd ", "devicetree "].contains { line.hasPrefix($0) }
+        }
+    }
+
+    /// Finding 1: kernel arguments that would inject a line, break quoting or overflow the command
+    /// line are refused before 202 with a problem naming the argument; the sysroot stays loadable.
+    @Test func hostileKernelArgumentsAreRefusedAndTheSysrootStaysLoadable() throws {
+        let agent = try AgentBed()
+        let before = try agent.bed.status
+        let hostile: [(String, String)] = [
+            (#"{"append":["quiet\ninitrd /evil.img"]}"#, "control"), (#"{"append":["probe=1\ntitle X"]}"#, "control"),
+            (#"{"append":["probe a b"]}"#, "spaces"), (#"{"append":["probe=a b"]}"#, "space outside"), (#"{"append":[""]}"#, "empty"),
+            (#"{"append":["a=\"b"]}"#, "unbalanced"),
+            (#"{"append":["\"a\"=b"]}"#, "key"), (#"{"append":["=b"]}"#, "key"), (#"{"append":["tab\tx"]}"#, "control"),
+            (#"{"append":["nul\u0000x"]}"#, "control"), (#"{"append":["caf\u00e9"]}"#, "non-ASCII"),
+            (#"{"append":["ostree=/ostree/boot.1/evil"]}"#, "libostree"), (#"{"delete":["ostree"]}"#, "libostree"),
+            (#"{"replace":["x=1\n"]}"#, "control"), ("{\"append\":[\"long=\(String(repeating: "x", count: 10_000))\"]}", "longer than"),
+        ]
+        for (arguments, words) in hostile {
+            let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":\#(arguments)}"#)
+            #expect(reply.status == 400, "\(arguments): \(reply.body)")
+            #expect((reply.json["detail"] as? String)?.contains(words) == true, "\(arguments): \(reply.body)")
+        }
+        // Many valid words that together pass the kernel's limit are refused when applied.
+        let many = (0..<60).map { "\"k\($0)=\(String(repeating: "v", count: 40))\"" }.joined(separator: ",")
+        let tooLong = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":[\#(many)]}}"#)
+        let id = try #require(tooLong.json["id"] as? String)
+        let done = try agent.waitForTransaction(id)
+        #expect(done["state"] as? String == "failed")
+        #expect((done["error"] as? String)?.contains("over the kernel's 2048") == true, "\(done)")
+        #expect(try agent.bed.status == before)
+        // A quoted value with spaces round-trips: appended as one word, deleted as one word.
+        let quoted = #"dyndbg=\"file a.c +p\""#
+        for edit in ["append", "delete"] {
+            let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"\#(edit)":["\#(quoted)"]}}"#)
+            let done = try agent.waitForTransaction(try #require(reply.json["id"] as? String))
+            #expect(done["state"] as? String == "succeeded", "\(done)")
+            let kargs = try agent.bed.status.deployments[0].kernelArguments
+            #expect(kargs.contains(#"dyndbg="file a.c +p""#) == (edit == "append"), "\(kargs)")
+        }
+        #expect(try Self.entriesAreClean(agent.bed))
+        #expect(try Shell.status("ostree admin status --sysroot=\(agent.bed.sysroot)").0 == 0)
+        #expect(try agent.request("GET", "/v1/status", as: "reader").status == 200)
+    }
+
+    /// Finding 3: a certificate with two CNs is nobody; `dns-san` takes the one DNS SAN.
+    @Test func ambiguousIdentitiesAreRefused() throws {
+        let agent = try AgentBed()
+        let twoCN = try agent.request("GET", "/v1/status", as: "twocn")
+        #expect(twoCN.status == 403, "\(twoCN.body)")
+        #expect((twoCN.json["detail"] as? String)?.contains("exactly one subject CN") == true)
+        #expect(agent.logText.contains("client refused"))
+        #expect(try agent.request("GET", "/v1/status", as: "sanop").status == 403)  // no CN at all
+        agent.stop()
+        let bySAN = try AgentBed(bed: agent.bed, extraConfig: "identity-source: dns-san")
+        #expect(
+            try bySAN.request("POST", "/v1/transactions", as: "sanop", body: #"{"operation":"kargs","arguments":{"append":["by=san"]}}"#).status
+                == 202)
+        #expect(try bySAN.request("GET", "/v1/status", as: "reader").status == 403)  // a CN-only certificate has no DNS SAN
+    }
+
+    /// Finding 5: package files are read once, as regular files, never waited on; relative paths,
+    /// control characters and (over mTLS) host paths are refused before anything runs.
+    @Test func hostilePackagePathsNeverBlockOrLeak() throws {
+        let agent = try AgentBed()
+        let dir = agent.bed.fixtures
+        try Shell.run("mkfifo \(dir)/fifo.deb && ln -s \(agent.bed.debs)/fixture-app-1.0.deb \(dir)/link.deb")
+        let before = try agent.bed.status
+        for path in ["\(dir)/fifo.deb", "/dev/zero.deb", "\(dir)/link.deb", "/root/does-not-exist.deb"] {
+            let started = Date()
+            let (code, output) = try Shell.status("\(Paths.cli) install -q --agent unix:\(agent.socket) \(path) 2>&1")
+            #expect(code == 1, "\(path): \(output)")
+            #expect(output.contains("must be a readable regular .deb file"), "\(path): \(output)")
+            #expect(Date().timeIntervalSince(started) < 20)
+        }
+        for body in [#"["relative/x.deb"]"#, #"["/tmp/a\u0000b.deb"]"#, #"["/tmp/../etc/x.deb"]"#] {
+            let viaSocket = try Shell.run(
+                "curl -s --unix-socket \(agent.socket) -H 'content-type: application/json' -d \(Shell.quote(#"{"operation":"install","arguments":{"packages":\#(body)}}"#)) -w '%{http_code}' -o /dev/null http://localhost/v1/transactions"
+            )
+            #expect(viaSocket == "400", "\(body)")
+        }
+        let remote = try agent.request(
+            "POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["\#(agent.bed.debs)/fixture-app-1.0.deb"]}}"#)
+        #expect(remote.status == 403, "\(remote.body)")
+        #expect(try agent.bed.status == before)
+        let local = try Shell.status("\(Paths.cli) install -q --agent unix:\(agent.socket) \(agent.bed.debs)/fixture-app-1.0.deb 2>&1")
+        #expect(local.0 == 0, "\(local.1)")
+    }
+
+    /// Finding 8: internal refs, short checksum prefixes and layered commits are not targets;
+    /// negative indexes never reach the engine.
+    @Test func targetsAreBasesOnly() throws {
+        let agent = try AgentBed()
+        _ = try agent.bed.engine().install(["fixture-app"])
+        let layered = try agent.bed.defaultChecksum
+        let base = agent.bed.baseChecksum
+        let refused = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rebase","arguments":{"ref":"apt-layer/base/\#(base)"}}"#)
+        #expect(refused.status == 400 && (refused.json["detail"] as? String)?.contains("internal ref") == true, "\(refused.body)")
+        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"pin","arguments":{"index":-1}}"#).status == 400)
+        for (target, words) in [(String(base.prefix(1)), "no commit"), (String(base.prefix(7)), "no commit"), (layered, "layered commit")] {
+            let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"deploy","arguments":{"target":"\#(target)"}}"#)
+            let done = try agent.waitForTransaction(try #require(reply.json["id"] as? String))
+            #expect(done["state"] as? String == "failed")
+            #expect((done["error"] as? String)?.contains(words) == true, "\(target): \(done)")
+        }
+        let ok = try agent.request("POST", "/v1/transactions", body: #"{"operation":"deploy","arguments":{"target":"\#(base.prefix(8))"}}"#)
+        #expect(try agent.waitForTransaction(try #require(ok.json["id"] as? String))["state"] as? String == "succeeded")
+    }
+}
