@@ -48,12 +48,36 @@ public struct JournaldLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Control characters (newlines above all) in a message or a value written as `\n`, `\u{1b}`…:
+    /// a request field cannot forge a log line.
+    static func escape(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += "\\u{\(String(scalar.value, radix: 16))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func escape(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        metadata.mapValues { .string(escape("\($0)")) }
+    }
+
     public func log(event: LogEvent) {
         guard Systemd.underJournal else {
             var handler = stderr
             handler.logLevel = logLevel
-            handler.metadata = metadata
-            handler.log(event: event)
+            handler.metadata = Self.escape(metadata)
+            var escaped = event
+            escaped.message = "\(Self.escape("\(event.message)"))"
+            escaped.metadata = event.metadata.map(Self.escape)
+            handler.log(event: escaped)
             return
         }
         let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
@@ -69,7 +93,8 @@ public struct JournaldLogHandler: LogHandler {
         case .error: priority = 3
         case .critical: priority = 2
         }
-        let extra = all.filter { $0.key != "txn" && $0.key != "operation" }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
-        Systemd.journal(message: "\(event.message)\(extra.isEmpty ? "" : " \(extra)")", priority: priority, fields: fields)
+        let extra = all.filter { $0.key != "txn" && $0.key != "operation" }.map { "\($0.key)=\(Self.escape("\($0.value)"))" }.sorted()
+            .joined(separator: " ")
+        Systemd.journal(message: "\(Self.escape("\(event.message)"))\(extra.isEmpty ? "" : " \(extra)")", priority: priority, fields: fields)
     }
 }

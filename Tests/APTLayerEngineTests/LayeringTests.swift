@@ -220,3 +220,21 @@ struct LayeringTests {
         #expect(bed.leftovers.isEmpty)
     }
 }
+
+/// Finding 17 of issue 7: a sysroot that is not booted keeps the default, its rollback and pinned
+/// deployments, not every deployment ever made.
+@Suite("retention on a sysroot that is not booted")
+struct RetentionTests {
+    @Test func onlyDefaultRollbackAndPinnedStay() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().setPinned(index: 0, true)
+        for n in 1...5 { _ = try bed.engine().kernelArguments(.init(append: ["round=\(n)"])) }
+        let status = try bed.status
+        #expect(status.deployments.count == 3, "\(status.deployments.map(\.kernelArguments))")
+        #expect(status.deployments[0].kernelArguments.hasSuffix("round=5"))
+        #expect(status.deployments[1].kernelArguments.hasSuffix("round=4"))
+        #expect(status.deployments[2].pinned && status.deployments[2].checksum == bed.baseChecksum)
+        let directories = try FileManager.default.contentsOfDirectory(atPath: "\(bed.sysroot)/ostree/deploy/debian/deploy").filter { !$0.hasSuffix(".origin") }
+        #expect(directories.count == 3, "\(directories)")
+    }
+}

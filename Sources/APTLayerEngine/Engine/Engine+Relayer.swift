@@ -119,6 +119,8 @@ extension Engine {
                     try FileTree.replaceContents(path, SystemUsers.appending(lines, to: FileTree.read(path) ?? ""))
                 }
                 try sysroot.writeNewDefault(osname: osname, new: new, merge: merge)
+                try sysroot.load()
+                try retainDefaultRollbackAndPinned(sysroot, osname: osname)
             }
             try sysroot.load()
         } catch {
@@ -127,6 +129,20 @@ extension Engine {
         try refreshBaseRefs(sysroot, extra: [])
         do { try sysroot.cleanup() } catch { progress.message("warning: cleanup failed: \(error)") }
         pruneLocalPackages(sysroot)
+    }
+
+    /// On a sysroot that is not booted (an image being built, a test), libostree's rollback
+    /// retention keeps every earlier deployment; keep what a booted host keeps instead: the new
+    /// default, the one before it (the rollback) and pinned ones. Other stateroots are untouched.
+    func retainDefaultRollbackAndPinned(_ sysroot: Sysroot, osname: String) throws {
+        let all = sysroot.deployments
+        var seen = 0
+        let kept = all.filter { d in
+            guard d.osname == osname else { return true }
+            seen += 1
+            return seen <= 2 || d.isPinned
+        }
+        if kept.count < all.count { try sysroot.writeDeployments(kept) }
     }
 
     /// Keeps `apt-layer/base/CHECKSUM` for the base of every deployment (plus `extra` commits'
