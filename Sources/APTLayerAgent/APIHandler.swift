@@ -15,13 +15,15 @@ public struct APIHandler: APIProtocol {
     let started: ContinuousClock.Instant
     let statusCache: StatusCache
     let allowRemoteHostPaths: Bool
+    let journalReset: Journal.Reset?
     static let version = "0.3.0"
 
     /// Creates the handler.
     public init(
         manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, statusCache: StatusCache,
-        allowRemoteHostPaths: Bool = false, started: ContinuousClock.Instant = .now
+        allowRemoteHostPaths: Bool = false, journalReset: Journal.Reset? = nil, started: ContinuousClock.Instant = .now
     ) {
+        self.journalReset = journalReset
         self.allowRemoteHostPaths = allowRemoteHostPaths
         self.manager = manager
         self.journal = journal
@@ -57,7 +59,11 @@ public struct APIHandler: APIProtocol {
         let uptime = ContinuousClock.now - started
         let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
         let status = Components.Schemas.StatusDocument(
-            document, agent: .init(version: Self.version, uptimeSeconds: seconds), transaction: current.map(Components.Schemas.Transaction.init))
+            document,
+            agent: .init(
+                version: Self.version, uptimeSeconds: seconds,
+                journalReset: journalReset.map { .init(at: $0.at, movedTo: $0.movedTo, reason: $0.reason) }),
+            transaction: current.map(Components.Schemas.Transaction.init))
         return .ok(.init(body: .json(status)))
     }
 

@@ -67,8 +67,14 @@ public enum Agent {
         defer { close(lockFD) }
 
         let journal: Journal
-        do { journal = try Journal(creatingDirectoryFor: config.journalPath) } catch {
+        let journalReset: Journal.Reset?
+        do { (journal, journalReset) = try Journal.openOrReset(config.journalPath) } catch {
             throw StartError(message: "cannot open journal \(config.journalPath): \(error)")
+        }
+        if let reset = journalReset {
+            logger.critical(
+                "the journal was unreadable and was moved aside; a new journal was started",
+                metadata: ["moved-to": "\(reset.movedTo)", "reason": "\(reset.reason)"])
         }
         let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
         // What the sysroot holds decides the fate of a transaction that was deploying when it died.
@@ -91,7 +97,7 @@ public enum Agent {
         let faults = FaultCounter()
         let handler = APIHandler(
             manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache,
-            allowRemoteHostPaths: config.allowRemoteHostPaths, started: started)
+            allowRemoteHostPaths: config.allowRemoteHostPaths, journalReset: journalReset, started: started)
 
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
@@ -107,7 +113,8 @@ public enum Agent {
         let metricsRouter = Router()
         metricsRouter.get("/metrics") { _, _ -> Response in
             let text = await Metrics.render(
-                manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, started: started)
+                manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, journalReset: journalReset,
+                started: started)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerJournal
 import APTLayerTransaction
 import HTTPTypes
 
@@ -60,6 +61,10 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
             return .init(
                 status: 422, slug: "idempotency-key-reused", title: "Idempotency key reused with a different request",
                 detail: error.description, transaction: id)
+        case .journal(let id, let cause) where Journal.isDiskFull(cause):
+            return .init(
+                status: 507, slug: "insufficient-storage", title: "Insufficient storage",
+                detail: "the journal's filesystem is full; nothing was started", transaction: id, cause: cause)
         case .journal(let id, let cause):
             return .init(
                 status: 500, slug: "journal", title: "Journal failure", detail: "the agent could not use its journal", transaction: id,

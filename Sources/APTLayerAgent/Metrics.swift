@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerJournal
 import APTLayerTransaction
 import Foundation
 import Synchronization
@@ -20,7 +21,7 @@ public final class FaultCounter: Sendable {
 enum Metrics {
     static func render(
         manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
-        started: ContinuousClock.Instant
+        journalReset: Journal.Reset?, started: ContinuousClock.Instant
     ) async -> String {
         let counts = await manager.finishedCounts
         let running = await manager.current
@@ -49,6 +50,11 @@ enum Metrics {
         for (slug, value) in faults.snapshot.sorted(by: { $0.key < $1.key }) {
             lines.append("apt_layer_api_errors_total{type=\"\(slug)\"} \(value)")
         }
+        lines += [
+            "# HELP apt_layer_journal_reset 1 when the journal was unreadable at start and was moved aside for a new one.",
+            "# TYPE apt_layer_journal_reset gauge",
+            "apt_layer_journal_reset \(journalReset == nil ? 0 : 1)",
+        ]
         if let status = try? await statusCache.document(engineOptions) {
             lines += [
                 "# HELP apt_layer_deployments Deployments in the sysroot.",

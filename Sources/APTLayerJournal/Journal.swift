@@ -34,6 +34,47 @@ public final class Journal: Sendable {
         try self.init(path: path)
     }
 
+    /// A journal file that could not be read and was moved aside for a new one.
+    public struct Reset: Sendable, Equatable {
+        /// When it happened.
+        public var at: Date
+        /// Where the unreadable file went.
+        public var movedTo: String
+        /// SQLite's reason.
+        public var reason: String
+    }
+
+    /// Opens the journal at `path`; when SQLite says the file is not a database or is corrupt
+    /// (truncated, overwritten), moves it and its WAL aside as `…corrupt-TIMESTAMP` and starts a new
+    /// one, so that the agent keeps serving. Other failures (permissions, a full disk) are thrown.
+    public static func openOrReset(_ path: String, now: Date = Date()) throws -> (Journal, Reset?) {
+        do {
+            let journal = try Journal(creatingDirectoryFor: path)
+            try journal.check()
+            return (journal, nil)
+        } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
+            let stamp = Int(now.timeIntervalSince1970)
+            let aside = "\(path).corrupt-\(stamp)"
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                guard rename(path + suffix, aside + suffix) == 0 else { throw error }
+            }
+            let journal = try Journal(creatingDirectoryFor: path)
+            return (journal, Reset(at: now, movedTo: aside, reason: "\(error.message ?? "\(error.resultCode)")"))
+        }
+    }
+
+    /// SQLite's own consistency check of the whole file.
+    public func check() throws {
+        let result = try writer.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
+        guard result == "ok" else { throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: result ?? "quick_check failed") }
+    }
+
+    /// Whether an error is a full disk (SQLite's `SQLITE_FULL`, or `ENOSPC` underneath).
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError { return error.resultCode == .SQLITE_FULL }
+        return "\(error)".contains("No space left on device")
+    }
+
     /// Runs blocking journal work on the journal's queue, off Swift's cooperative pool.
     public func off<T: Sendable>(_ body: @escaping @Sendable (Journal) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in

@@ -119,3 +119,53 @@ struct HardeningTests {
         #expect(try agent.waitForTransaction(try #require(ok.json["id"] as? String))["state"] as? String == "succeeded")
     }
 }
+
+/// The journal's failures (findings 6 and 7).
+@Suite("journal failures")
+struct JournalFailureTests {
+    /// Finding 7: a corrupt journal is moved aside, a new one started, the event logged and shown
+    /// in status and metrics, and the API keeps working.
+    @Test func aCorruptJournalIsMovedAsideAndTheAgentServes() throws {
+        let agent = try AgentBed()
+        let path = Journal.defaultPath(sysroot: agent.bed.sysroot)
+        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["before=reset"]}}"#).status == 202)
+        Thread.sleep(forTimeInterval: 1)
+        agent.stop()
+        try Shell.run("head -c 3000 /dev/urandom > \(path) && rm -f \(path)-wal \(path)-shm")
+        try agent.start()
+        let status = try agent.request("GET", "/v1/status", as: "reader")
+        #expect(status.status == 200)
+        let reset = (status.json["agent"] as? [String: Any])?["journalReset"] as? [String: Any]
+        let movedTo = try #require(reset?["movedTo"] as? String, "\(status.body)")
+        #expect(FileManager.default.fileExists(atPath: movedTo))
+        #expect(agent.logText.contains("moved aside"))
+        #expect(try Shell.run("curl -sf http://127.0.0.1:\(agent.metricsPort)/metrics").contains("apt_layer_journal_reset 1"))
+        #expect(try agent.request("GET", "/v1/transactions", as: "reader").status == 200)
+        let next = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["after=reset"]}}"#)
+        #expect(try agent.waitForTransaction(try #require(next.json["id"] as? String))["state"] as? String == "succeeded")
+    }
+
+    /// Finding 6: a full journal filesystem answers 507, not 400, and starts nothing.
+    @Test func aFullJournalFilesystemIs507() throws {
+        let bed = try TestBed()
+        let directory = "\(bed.root)/journal"
+        try Shell.run("mkdir -p \(directory) && mount -t tmpfs -o size=2M tmpfs \(directory)")
+        defer { _ = try? Shell.run("umount -l \(directory)") }
+        let agent = try AgentBed(bed: bed, extraConfig: "journal: \(directory)/journal.sqlite")
+        _ = try? Shell.run("dd if=/dev/zero of=\(directory)/filler bs=4k 2>/dev/null")
+        var statuses: [Int] = []
+        for n in 0..<40 {
+            let reply = try agent.request(
+                "POST", "/v1/transactions",
+                body: #"{"operation":"kargs","arguments":{"append":["n=\#(n)"]},"idempotencyKey":"\#(String(repeating: "k", count: 190))\#(n)"}"#)
+            statuses.append(reply.status)
+            if reply.status == 507 {
+                #expect(reply.json["type"] as? String == "urn:apt-layer:problem:insufficient-storage")
+                break
+            }
+            if reply.status == 202 { _ = try agent.waitForTransaction(try #require(reply.json["id"] as? String)) }
+        }
+        #expect(statuses.last == 507, "\(statuses)")
+        #expect(!statuses.contains(400))
+    }
+}
