@@ -106,7 +106,7 @@ public enum Agent {
             router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
             router.add(middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger))
             // Compact JSON (the runtime's default pretty-prints every response).
-            try handler.registerHandlers(on: router, configuration: .init(jsonEncodingOptions: []))
+            try handler.registerHandlers(on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: []))
             return router
         }
 
@@ -126,7 +126,7 @@ public enum Agent {
         }
         let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
-            router: try apiRouter(),
+            responder: MethodResponder(try apiRouter()),
             server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(config.tls)),
             configuration: .init(address: .hostname(api.host, port: api.port), serverName: "apt-layerd"),
             onServerRunning: { channel in await ready.listening("API (mTLS)", channel) },
@@ -145,7 +145,7 @@ public enum Agent {
             let socketPath = config.socket
             services.append(
                 Application(
-                    router: try apiRouter(),
+                    responder: MethodResponder(try apiRouter()),
                     configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd"),
                     onServerRunning: { channel in
                         chmod(socketPath, 0o600)

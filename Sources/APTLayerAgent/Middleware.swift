@@ -176,10 +176,14 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         var request = request
         if request.method == .post || request.method == .put || request.method == .patch {
+            let body: ByteBuffer
             do {
-                _ = try await request.collectBody(upTo: maxBytes)
+                body = try await request.collectBody(upTo: maxBytes)
             } catch {
                 throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
+            }
+            if let key = JSONDuplicateKeys.first(in: body.readableBytesView) {
+                throw AgentProblem.badRequest("the key \(key.debugDescription) appears twice in one object")
             }
         }
         return try await next(request, context)

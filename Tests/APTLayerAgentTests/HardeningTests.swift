@@ -3,6 +3,8 @@ import APTLayerJournal
 import Foundation
 import Testing
 
+@testable import APTLayerAgent
+
 /// Hostile input against the real agent (issue 7's findings, each reproduced).
 @Suite("hardening")
 struct HardeningTests {
@@ -97,6 +99,38 @@ struct HardeningTests {
         #expect(try agent.bed.status == before)
         let local = try Shell.status("\(Paths.cli) install -q --agent unix:\(agent.socket) \(agent.bed.debs)/fixture-app-1.0.deb 2>&1")
         #expect(local.0 == 0, "\(local.1)")
+    }
+
+    /// Finding 9: HEAD, 405 with Allow, RFC 3339 with fractions and offsets, duplicate keys.
+    @Test func httpConformance() throws {
+        let agent = try AgentBed()
+        let head = try agent.request("HEAD", "/v1/status", as: "reader", extra: "-I")
+        #expect(head.status == 200, "\(head.headers)")
+        #expect(!head.body.contains("{"), "\(head.body)")  // curl -I prints only the head
+        let put = try agent.request("PUT", "/v1/status", as: "reader")
+        #expect(put.status == 405)
+        #expect(put.headers.lowercased().contains("allow: get, head"), "\(put.headers)")
+        let delete = try agent.request("DELETE", "/v1/transactions", as: "admin")
+        #expect(delete.status == 405)
+        #expect(delete.headers.lowercased().contains("allow: get, head, post"), "\(delete.headers)")
+        #expect(try agent.request("PATCH", "/v1/transactions/some-id", as: "admin").headers.lowercased().contains("allow: delete, get, head"))
+        #expect(try agent.request("GET", "/v1/nothing-here", as: "reader").status == 404)
+        for since in ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.250Z", "2026-01-01T00:00:00%2B01:00", "2026-01-01T00:00:00.5-07:00"] {
+            #expect(try agent.request("GET", "/v1/transactions?since=\(since)", as: "reader").status == 200, "\(since)")
+        }
+        #expect(try agent.request("GET", "/v1/transactions?since=yesterday", as: "reader").status == 400)
+        let twice = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rollback","operation":"kargs"}"#)
+        #expect(twice.status == 400)
+        #expect((twice.json["detail"] as? String)?.contains("appears twice") == true, "\(twice.body)")
+        let nested = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1"],"append":["b=2"]}}"#)
+        #expect(nested.status == 400)
+        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1","a=1"]}}"#).status == 202)
+    }
+
+    /// Finding 10: control characters in logged fields are escaped.
+    @Test func logFieldsAreEscaped() {
+        #expect(JournaldLogHandler.escape("x\ninjected line\r\t\u{1b}[31m") == #"x\ninjected line\r\t\u{1b}[31m"#)
+        #expect(JournaldLogHandler.escape("plain") == "plain")
     }
 
     /// Finding 8: internal refs, short checksum prefixes and layered commits are not targets;

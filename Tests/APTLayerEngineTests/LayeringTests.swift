@@ -234,7 +234,9 @@ struct RetentionTests {
         #expect(status.deployments[0].kernelArguments.hasSuffix("round=5"))
         #expect(status.deployments[1].kernelArguments.hasSuffix("round=4"))
         #expect(status.deployments[2].pinned && status.deployments[2].checksum == bed.baseChecksum)
-        let directories = try FileManager.default.contentsOfDirectory(atPath: "\(bed.sysroot)/ostree/deploy/debian/deploy").filter { !$0.hasSuffix(".origin") }
+        let directories = try FileManager.default.contentsOfDirectory(atPath: "\(bed.sysroot)/ostree/deploy/debian/deploy").filter {
+            !$0.hasSuffix(".origin")
+        }
         #expect(directories.count == 3, "\(directories)")
     }
 }

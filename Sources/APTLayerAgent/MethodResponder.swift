@@ -1,0 +1,60 @@
+import HTTPTypes
+import Hummingbird
+
+/// In front of the router: `HEAD` on every `GET` route (the `GET` answer without its body), and
+/// `405 Method Not Allowed` with `Allow` for a known path asked with a method it does not take.
+/// The routes come from the router itself, which the generated server filled from openapi.yaml.
+struct MethodResponder: HTTPResponder {
+    typealias Context = AgentRequestContext
+
+    struct Route {
+        var segments: [Substring]
+        var methods: Set<HTTPRequest.Method>
+    }
+
+    let inner: RouterResponder<AgentRequestContext>
+    let routes: [Route]
+
+    init(_ router: Router<AgentRequestContext>) {
+        inner = router.buildResponder()
+        var table: [String: Set<HTTPRequest.Method>] = [:]
+        for route in router.routes { table["\(route.path)", default: []].insert(route.method) }
+        routes = table.map { Route(segments: Self.segments($0.key), methods: $0.value) }
+    }
+
+    static func segments(_ path: String) -> [Substring] { path.split(separator: "/", omittingEmptySubsequences: true) }
+
+    /// The methods a path takes, if it is one of the router's.
+    func methods(for path: String) -> Set<HTTPRequest.Method>? {
+        let parts = Self.segments(path)
+        return routes.first { route in
+            route.segments.count == parts.count
+                && zip(route.segments, parts).allSatisfy { template, part in
+                    template == part || template.hasPrefix(":") || template.hasPrefix("{") || template == "*"
+                }
+        }?.methods
+    }
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        guard let methods = methods(for: request.uri.path) else { return try await inner.respond(to: request, context: context) }
+        if request.method == .head && methods.contains(.get) {
+            var head = request.head
+            head.method = .get
+            var response = try await inner.respond(to: Request(head: head, body: request.body), context: context)
+            response.body = ResponseBody()
+            return response
+        }
+        guard methods.contains(request.method) else {
+            var allowed = methods
+            if methods.contains(.get) { allowed.insert(.head) }
+            let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+            var response = ProblemMiddleware<Context>.response(
+                AgentProblem(
+                    status: 405, slug: "method-not-allowed", title: "Method Not Allowed",
+                    detail: "\(request.uri.path) takes \(allow), not \(request.method.rawValue)"))
+            response.headers[.allow] = allow
+            return response
+        }
+        return try await inner.respond(to: request, context: context)
+    }
+}
