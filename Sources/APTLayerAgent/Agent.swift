@@ -5,6 +5,7 @@ import APTLayerTransaction
 import Foundation
 import Glibc
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
@@ -110,11 +111,24 @@ public enum Agent {
             return router
         }
 
+        let limits = [
+            ConnectionStats(listener: "api", limit: config.maxConnections), ConnectionStats(listener: "socket", limit: config.maxConnections),
+            ConnectionStats(listener: "metrics", limit: config.maxConnections),
+        ]
+        /// HTTP/1 with the idle timeout and the request-head timeout.
+        func http1() -> HTTPServerBuilder {
+            let headTimeout = TimeAmount.milliseconds(Int64(config.requestHeadTimeoutSeconds * 1000))
+            return .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headTimeout)],
+                    idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000))))
+        }
+
         let metricsRouter = Router()
         metricsRouter.get("/metrics") { _, _ -> Response in
             let text = await Metrics.render(
                 manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, journalReset: journalReset,
-                started: started)
+                connections: limits, started: started)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -127,13 +141,17 @@ public enum Agent {
         let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
             responder: MethodResponder(try apiRouter()),
-            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration(config.tls)),
-            configuration: .init(address: .hostname(api.host, port: api.port), serverName: "apt-layerd"),
+            server: try .tls(http1(), tlsConfiguration: tlsConfiguration(config.tls)),
+            configuration: .init(
+                address: .hostname(api.host, port: api.port), serverName: "apt-layerd",
+                availableConnectionsDelegate: CappedConnections(stats: limits[0])),
             onServerRunning: { channel in await ready.listening("API (mTLS)", channel) },
             logger: logger)
         let metricsApp = Application(
-            router: metricsRouter,
-            configuration: .init(address: .hostname(metrics.host, port: metrics.port), serverName: "apt-layerd-metrics"),
+            router: metricsRouter, server: http1(),
+            configuration: .init(
+                address: .hostname(metrics.host, port: metrics.port), serverName: "apt-layerd-metrics",
+                availableConnectionsDelegate: CappedConnections(stats: limits[2])),
             onServerRunning: { channel in await ready.listening("metrics", channel) },
             logger: logger)
 
@@ -145,8 +163,10 @@ public enum Agent {
             let socketPath = config.socket
             services.append(
                 Application(
-                    responder: MethodResponder(try apiRouter()),
-                    configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd"),
+                    responder: MethodResponder(try apiRouter()), server: http1(),
+                    configuration: .init(
+                        address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd",
+                        availableConnectionsDelegate: CappedConnections(stats: limits[1])),
                     onServerRunning: { channel in
                         chmod(socketPath, 0o600)
                         await ready.listening("local socket", channel)

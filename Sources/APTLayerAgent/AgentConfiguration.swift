@@ -56,6 +56,13 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var metricsListen = "127.0.0.1:9478"
     /// Largest accepted request body.
     public var maxBodyBytes = 65536
+    /// Most open connections per listener; more clients wait in the kernel's backlog.
+    public var maxConnections = 256
+    /// A connection with no traffic for this long is closed.
+    public var idleTimeoutSeconds: Double = 60
+    /// A connection whose request head (TLS handshake included) has not arrived within this long
+    /// after it opened, or after its last response, is closed.
+    public var requestHeadTimeoutSeconds: Double = 10
     /// The local Unix socket (0600) for the CLI on this host; empty disables it.
     public var socket = "/run/apt-layer/agent.sock"
 
@@ -85,6 +92,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case retention
         case metricsListen = "metrics-listen"
         case maxBodyBytes = "max-body-bytes"
+        case maxConnections = "max-connections"
+        case idleTimeoutSeconds = "idle-timeout-seconds"
+        case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
     }
 
@@ -108,6 +118,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
         metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? d.metricsListen
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+        idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
+        requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
     }
 }
@@ -185,6 +198,10 @@ extension AgentConfiguration {
         guard transactionTimeoutSeconds > 0 else { throw ConfigurationError(message: "transaction-timeout-seconds must be positive") }
         guard queueLength >= 0 else { throw ConfigurationError(message: "queue-length must be zero or more") }
         guard maxBodyBytes >= 1024 else { throw ConfigurationError(message: "max-body-bytes must be at least 1024") }
+        guard maxConnections >= 4 else { throw ConfigurationError(message: "max-connections must be at least 4") }
+        guard idleTimeoutSeconds > 0, requestHeadTimeoutSeconds > 0 else {
+            throw ConfigurationError(message: "idle-timeout-seconds and request-head-timeout-seconds must be positive")
+        }
     }
 
     /// Splits `HOST:PORT` (IPv6 in brackets).

@@ -21,7 +21,7 @@ public final class FaultCounter: Sendable {
 enum Metrics {
     static func render(
         manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
-        journalReset: Journal.Reset?, started: ContinuousClock.Instant
+        journalReset: Journal.Reset?, connections: [ConnectionStats], started: ContinuousClock.Instant
     ) async -> String {
         let counts = await manager.finishedCounts
         let running = await manager.current
@@ -50,6 +50,16 @@ enum Metrics {
         for (slug, value) in faults.snapshot.sorted(by: { $0.key < $1.key }) {
             lines.append("apt_layer_api_errors_total{type=\"\(slug)\"} \(value)")
         }
+        lines += [
+            "# HELP apt_layer_connections_open Open connections, by listener.",
+            "# TYPE apt_layer_connections_open gauge",
+        ]
+        lines += connections.map { "apt_layer_connections_open{listener=\"\($0.listener)\"} \($0.open)" }
+        lines += [
+            "# HELP apt_layer_connections_limit_reached_total Times a listener reached max-connections (further clients wait in the backlog).",
+            "# TYPE apt_layer_connections_limit_reached_total counter",
+        ]
+        lines += connections.map { "apt_layer_connections_limit_reached_total{listener=\"\($0.listener)\"} \($0.capped)" }
         lines += [
             "# HELP apt_layer_journal_reset 1 when the journal was unreadable at start and was moved aside for a new one.",
             "# TYPE apt_layer_journal_reset gauge",

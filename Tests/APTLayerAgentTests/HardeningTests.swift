@@ -127,6 +127,47 @@ struct HardeningTests {
         #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1","a=1"]}}"#).status == 202)
     }
 
+    /// Finding 2: more idle connections than the cap (TCP that never starts TLS) neither exhaust the
+    /// agent nor lock out an authorised client, and the local socket and metrics listener answer
+    /// throughout.
+    @Test func idleConnectionFloodIsBoundedAndTimedOut() throws {
+        let agent = try AgentBed(extraConfig: "max-connections: 16\nrequest-head-timeout-seconds: 2\nidle-timeout-seconds: 30")
+        let flood = Process()
+        flood.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        flood.arguments = [
+            "-c",
+            """
+            import socket, sys, time
+            held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(60)]
+            print("open", flush=True)
+            time.sleep(1)
+            held[0].settimeout(10)
+            closed = held[0].recv(1) == b""
+            print("closed-by-server" if closed else "still-open", flush=True)
+            time.sleep(20)
+            """,
+            "\(agent.port)",
+        ]
+        let out = Pipe()
+        flood.standardOutput = out
+        try flood.run()
+        defer { flood.terminate() }
+        let reader = out.fileHandleForReading
+        #expect(String(decoding: reader.availableData, as: UTF8.self).contains("open"))
+        // While the TLS port is flooded, the other listeners answer at once.
+        let started = Date()
+        #expect(try Shell.status("curl -sf --max-time 3 http://127.0.0.1:\(agent.metricsPort)/v1/healthz").0 == 0)
+        #expect(try Shell.status("curl -sf --max-time 3 --unix-socket \(agent.socket) http://localhost/v1/status").0 == 0)
+        #expect(Date().timeIntervalSince(started) < 5)
+        // An authorised client gets through once the idle connections time out.
+        let status = try agent.request("GET", "/v1/status", as: "reader", extra: "--max-time 30")
+        #expect(status.status == 200, "\(status.body)")
+        #expect(String(decoding: reader.availableData, as: UTF8.self).contains("closed-by-server"))
+        let metrics = try Shell.run("curl -sf http://127.0.0.1:\(agent.metricsPort)/metrics")
+        let reached = metrics.split(separator: "\n").first { $0.hasPrefix("apt_layer_connections_limit_reached_total{listener=\"api\"}") }
+        #expect(reached.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 > 0 } == true, "\(metrics)")
+    }
+
     /// Finding 10: control characters in logged fields are escaped.
     @Test func logFieldsAreEscaped() {
         #expect(JournaldLogHandler.escape("x\ninjected line\r\t\u{1b}[31m") == #"x\ninjected line\r\t\u{1b}[31m"#)
