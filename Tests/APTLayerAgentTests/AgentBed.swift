@@ -20,8 +20,8 @@ final class AgentBed: @unchecked Sendable {
         pki = "\(self.bed.fixtures)/pki"
         state = "\(self.bed.fixtures)/state"
         log = "\(self.bed.fixtures)/agent.log"
-        port = Int.random(in: 20000..<40000)
-        metricsPort = port + 20000
+        port = try Self.freePort()
+        metricsPort = try Self.freePort()
         configPath = "\(self.bed.fixtures)/agent.yaml"
         if !FileManager.default.fileExists(atPath: "\(pki)/ca.crt") {
             try Shell.run("\(Paths.packageRoot)/scripts/make-test-pki.sh \(pki)")
@@ -38,6 +38,24 @@ final class AgentBed: @unchecked Sendable {
         \(extraConfig)
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         try start(environment: environment)
+    }
+
+    /// A loopback TCP port nobody listens on now (the kernel picks it), below the ephemeral range
+    /// only by chance: asking the kernel avoids collisions between beds running in parallel.
+    static func freePort() throws -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Shell.Failure(command: "socket", status: errno, output: "") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw Shell.Failure(command: "bind", status: errno, output: "") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static var binary: String { URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().appendingPathComponent("apt-layerd").path }

@@ -133,7 +133,9 @@ struct OnePathTests {
         let id = try #require(posted.json["id"] as? String)
         try await agent.bed.waitForConfigure()
         let busy = try agent.request("GET", "/v1/status", as: "reader")
-        #expect((busy.json["transaction"] as? [String: Any])?["id"] as? String == id)
+        let record = try agent.request("GET", "/v1/transactions/\(id)", as: "reader").body
+        let events = try agent.request("GET", "/v1/transactions/\(id)/events", as: "reader", extra: "--max-time 5").body
+        #expect((busy.json["transaction"] as? [String: Any])?["id"] as? String == id, "\(record)\n\(events)\n\(agent.logText)")
         try busy.body.write(toFile: "\(dir)/api-running.json", atomically: true, encoding: .utf8)
         #expect(try agent.request("DELETE", "/v1/transactions/\(id)").status == 202)
         _ = try agent.waitForTransaction(id)

@@ -1,6 +1,7 @@
-import APTLayerEngine
 import Foundation
 import Testing
+
+@testable import APTLayerEngine
 
 /// Every bad input ends with a one-line error, the default deployment and requested state unchanged,
 /// and no temporary tree left behind.

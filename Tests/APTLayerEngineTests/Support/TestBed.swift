@@ -81,11 +81,14 @@ final class TestBed: @unchecked Sendable {
 
     /// Waits (up to 30 s) until dpkg runs maintainer scripts for this bed.
     func waitForConfigure() async throws {
+        var last = (Int32(0), "")
         for _ in 0..<300 {
-            if try Shell.status("pgrep -f -- \(configurePattern)").0 == 0 { return }
+            last = try Shell.status("pgrep -f -- \(configurePattern)")
+            if last.0 == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        Issue.record("dpkg never reached --configure")
+        let ps = (try? Shell.run("ps -eo pid,args | grep -F -- '\(sysroot)' | cut -c1-400")) ?? ""
+        Issue.record("dpkg never reached --configure (pgrep \(last.0): \(last.1))\n\(ps)")
     }
 
     func repoHandle() throws -> Repo { try Repo(path: "\(sysroot)/ostree/repo") }
