@@ -91,7 +91,7 @@ public struct APIHandler: APIProtocol {
         let operation: HostOperation
         do { operation = try HostOperation(request) } catch { throw AgentProblem.badRequest(error.message) }
         if let key = request.idempotencyKey {
-            guard (1...200).contains(key.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            guard (1...200).contains(key.count), !key.containsControlCharacters else {
                 throw AgentProblem.badRequest("idempotencyKey must be 1 to 200 printable characters")
             }
         }

@@ -1,3 +1,4 @@
+import APTLayerEngine
 import CSystemd
 import Foundation
 import Logging
@@ -51,7 +52,7 @@ public struct JournaldLogHandler: LogHandler {
     /// Control characters (newlines above all) in a message or a value written as `\n`, `\u{1b}`…:
     /// a request field cannot forge a log line.
     static func escape(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        guard text.containsControlCharacters else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {

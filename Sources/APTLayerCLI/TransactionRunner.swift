@@ -96,8 +96,13 @@ enum TransactionRunner {
     /// In this process, through the same transaction manager the agent uses, on the sysroot's journal.
     static func local(_ operation: HostOperation, _ global: GlobalOptions) async throws -> TransactionOutcome {
         let journal = try localJournal(global.sysrootPath)
-        let engine = Engine(options: global.engineOptions)
-        let deployed = (try? await Engine.run { _ in try engine.status() })?.deployments.map(\.checksum) ?? []
+        // The sysroot is read only when a dead run left a running row to reconcile (rare); every
+        // other local run skips that load.
+        var deployed: [String] = []
+        if let running = try? journal.transactions(state: .running, limit: 1), !running.isEmpty {
+            let engine = Engine(options: global.engineOptions)
+            deployed = (try? await Engine.run { _ in try engine.status() })?.deployments.map(\.checksum) ?? []
+        }
         _ = try? journal.recover(deployed: Set(deployed))
         let requester = "local:uid:\(getuid())"
         let manager = TransactionManager(

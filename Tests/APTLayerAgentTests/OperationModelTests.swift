@@ -1,5 +1,6 @@
 import APTLayerAPI
 import APTLayerEngine
+import APTLayerJournal
 import APTLayerModel
 import Foundation
 import Testing
@@ -19,7 +20,7 @@ struct OperationModelTests {
         for move in drawn { #expect(doc.contains("`\(move.replacingOccurrences(of: ">", with: " → "))`"), "docs/agent.md lacks \(move)") }
         for from in TransactionState.allCases {
             for to in TransactionState.allCases {
-                var record = TransactionRecordProbe(state: from)
+                var record = TransactionRecord(id: "walk", operation: .rollback, state: from, requester: "test")
                 if drawn.contains("\(from.rawValue)>\(to.rawValue)") {
                     try record.move(to: to)
                     #expect(record.state == to)
@@ -84,15 +85,6 @@ struct OperationModelTests {
             #expect(try TransactionEvent(kind: event.kind, json: event.json) == event)
             #expect(event.json.contains("\"kind\":\"\(event.kind.rawValue)\""))
         }
-    }
-}
-
-/// A bare state holder that moves like a journal row.
-struct TransactionRecordProbe {
-    var state: TransactionState
-    mutating func move(to next: TransactionState) throws(IllegalTransition) {
-        guard state.canMove(to: next) else { throw IllegalTransition(from: state, to: next) }
-        state = next
     }
 }
 

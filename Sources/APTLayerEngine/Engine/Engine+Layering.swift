@@ -165,7 +165,7 @@ extension Engine {
 
     /// Refuses refspecs that are not a plain `REF` or `REMOTE:REF`, and apt-layer's own refs.
     public static func checkRefspec(_ refspec: String) throws {
-        guard !refspec.isEmpty, refspec.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+        guard !refspec.isEmpty, refspec.isPrintableASCII(allowingSpace: false) else {
             throw EngineError(.invalidArgument, "invalid ref \(refspec.debugDescription): printable ASCII without spaces only")
         }
         let ref = refspec.split(separator: ":", maxSplits: 1).last.map(String.init) ?? refspec

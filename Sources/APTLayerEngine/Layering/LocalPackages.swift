@@ -15,7 +15,7 @@ struct LocalPackages {
 
     /// Checks that a host path may name a package file: absolute, printable, no `..`.
     static func checkPath(_ file: String) throws {
-        guard file.hasPrefix("/"), file.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }),
+        guard file.hasPrefix("/"), !file.containsControlCharacters,
             !file.split(separator: "/").contains("..")
         else {
             throw EngineError(.invalidArgument, "package file \(file.debugDescription) must be an absolute path without control characters or ..")

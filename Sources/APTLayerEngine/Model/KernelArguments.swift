@@ -52,7 +52,7 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
         }
         guard !word.isEmpty else { throw EngineError(.invalidArgument, "\(what) is empty") }
         guard word.utf8.count <= maximumArgumentLength else { throw refuse("is longer than \(maximumArgumentLength) bytes") }
-        guard word.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) else {
+        guard word.isPrintableASCII(allowingSpace: true) else {
             throw refuse("has a control or non-ASCII character")
         }
         let key = word.prefix { $0 != "=" }

@@ -79,10 +79,11 @@ final class TestBed: @unchecked Sendable {
     /// A `pgrep -f` pattern matching dpkg configuring packages in this bed's build.
     var configurePattern: String { Shell.quote("[-]-root=\(sysroot)/.*[-]-configure") }
 
-    /// Waits (up to 30 s) until dpkg runs maintainer scripts for this bed.
+    /// Waits (up to 120 s: with the realistic tier and a dozen agents in parallel on two cores,
+    /// apt alone has been seen to take over 30 s) until dpkg runs maintainer scripts for this bed.
     func waitForConfigure() async throws {
         var last = (Int32(0), "")
-        for _ in 0..<300 {
+        for _ in 0..<1200 {
             last = try Shell.status("pgrep -f -- \(configurePattern)")
             if last.0 == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
