@@ -41,11 +41,13 @@ let package = Package(
             dependencies: ["COSTree"],
             swiftSettings: swiftSettings
         ),
+        // fork/exec with the parent-death signal armed before exec (posix_spawn cannot) and pidfd_open.
+        .target(name: "CSpawn"),
         // The layering engine: compose, layer, deploy, roll back; apt/dpkg/bwrap as subprocesses.
         .target(
             name: "APTLayerEngine",
             dependencies: [
-                "OSTree",
+                "OSTree", "CSpawn",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings

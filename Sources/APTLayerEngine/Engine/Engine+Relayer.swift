@@ -102,6 +102,7 @@ extension Engine {
     ) throws {
         // Protect the new base before anything can prune it.
         try refreshBaseRefs(sysroot, extra: [checksum])
+        FaultPoint.hit("after-base-refs")
         progress.phase("Deploying \(checksum.prefix(12))")
         let stage = sysroot.isBooted
         if stage && lockFinalization {
@@ -119,6 +120,7 @@ extension Engine {
                     try FileTree.replaceContents(path, SystemUsers.appending(lines, to: FileTree.read(path) ?? ""))
                 }
                 try sysroot.writeNewDefault(osname: osname, new: new, merge: merge)
+                FaultPoint.hit("after-new-default")
                 try sysroot.load()
                 try retainDefaultRollbackAndPinned(sysroot, osname: osname)
             }

@@ -85,6 +85,12 @@ public struct Engine: Sendable {
         }
         try FileTree.makeDirectory(stateDirectory, mode: 0o700)
         LockInfo(operation: operation, started: Date(), pid: getpid()).write(stateDirectory)
+        // Processes of a run that died (apt, dpkg, maintainer scripts) must be gone before their
+        // build tree is swept; every child of this run holds the guard until it exits.
+        let guardian = try ChildGuard.acquire(stateDirectory: stateDirectory) { pids in
+            progress.phase("Stopping \(pids.count) process(es) left by an interrupted run")
+        }
+        defer { guardian.release() }
         sweepTemporaryTrees()
         do { try sysroot.load() } catch { throw EngineError.wrap(error, "reload sysroot") }
         return try body(sysroot)

@@ -56,6 +56,7 @@ struct AptSession {
             APT::Architectures { \(Self.architectures(admindir: admindir, native: architecture).map { "\"\($0)\";" }.joined(separator: " ")) };
             APT::Install-Recommends "false";
             APT::Sandbox::User "root";
+            APT::Keep-Fds { "3"; };
             Acquire::Languages "none";
             Dpkg::Use-Pty "false";
             DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; "--force-unsafe-io"; };

@@ -61,6 +61,7 @@ struct LayerBuilder {
         } catch {
             throw EngineError.wrap(error, "check out base")
         }
+        FaultPoint.hit("after-checkout")
         let basePackages = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
         try validate(request.requested, basePackages: basePackages)
         try token.check()
@@ -75,6 +76,7 @@ struct LayerBuilder {
         progress.phase("Resolving packages")
         let arguments = aptArguments(request.requested)
         let plan = try apt.plan(arguments)
+        FaultPoint.hit("after-plan")
         try check(plan, request)
         let inputs = inputsSHA256(request, plan: plan)
         if inputs == request.currentInputsSHA256 { return .unchanged }
@@ -113,6 +115,7 @@ struct LayerBuilder {
         } catch {
             throw EngineError.wrap(error, "commit layered tree")
         }
+        FaultPoint.hit("after-commit")
         return .built(Build(checksum: checksum, diff: PackageDiff(from: basePackages, to: packages), newAccounts: accounts))
     }
 

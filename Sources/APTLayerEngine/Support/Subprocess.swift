@@ -1,8 +1,5 @@
+import CSpawn
 import Glibc
-
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), not exported to Swift without _GNU_SOURCE.
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
 
 /// Runs a program in its own process group, capturing stdout and stderr together.
 ///
@@ -43,32 +40,13 @@ struct Subprocess {
         if env["LC_ALL"] == nil { env["LC_ALL"] = "C.UTF-8" }
 
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw EngineError(.system, "pipe: \(String(cString: strerror(errno)))") }
+        guard apt_layer_pipe(&fds) == 0 else { throw EngineError(.system, "pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-        // Nothing else this process has open (other threads' pipes, libostree and journal fds)
-        // reaches the child: tools like mmdebstrap pass their own descriptors by number.
-        _ = spawnCloseFrom(&actions, 3)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaultSignals = sigset_t()
-        sigfillset(&defaultSignals)
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        guard let executable = resolve(argv[0], path: env["PATH"] ?? "") else {
+            close(readEnd)
+            close(writeEnd)
+            throw EngineError(.system, "cannot run \(argv[0]): not found")
+        }
 
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -76,8 +54,12 @@ struct Subprocess {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
+        // The child dies with this thread (parent-death signal armed before exec), runs in its own
+        // process group, and gets nothing this process has open but the output pipe and, during a
+        // locked run, the child guard as fd 3.
         var pid: pid_t = 0
-        let spawnStatus = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let keep = ChildGuard.inherited
+        let spawnStatus = apt_layer_spawn(executable, cArgs, cEnv, writeEnd, keep, &pid)
         close(writeEnd)
         guard spawnStatus == 0 else {
             close(readEnd)
@@ -86,34 +68,86 @@ struct Subprocess {
         token?.register(processGroup: pid)
         defer { token?.unregister(processGroup: pid) }
 
-        var output: [UInt8] = []
-        var pending: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            let chunk = buffer[0..<n]
-            output.append(contentsOf: chunk)
-            if let onLine {
-                pending.append(contentsOf: chunk)
-                while let newline = pending.firstIndex(of: 10) {
-                    onLine(String(decoding: pending[..<newline], as: UTF8.self))
-                    pending.removeSubrange(...newline)
-                }
-            }
-        }
+        let (output, status) = collect(pid: pid, readEnd: readEnd, onLine: onLine)
         close(readEnd)
-        if let onLine, !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
-
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // Reap anything left in the group (bwrap children) so nothing outlives the run.
+        // Kill anything left in the group (bwrap children) so nothing outlives the run.
         kill(-pid, SIGKILL)
         try token?.check()
         let exited = (status & 0x7f) == 0
         let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return Result(status: code, output: String(decoding: output, as: UTF8.self), signal: exited ? nil : status & 0x7f)
+    }
+
+    /// How long output is still read after the program itself exited: a descendant that escaped
+    /// the group kill (an inner bwrap orphaned before it armed its parent-death signal) may hold the
+    /// pipe open forever.
+    static let drainAfterExit: Int32 = 2000
+
+    /// Reads the program's output until end of file, or until ``drainAfterExit`` after it exited,
+    /// and reaps it. Returns everything read and the raw wait status.
+    private static func collect(pid: pid_t, readEnd: Int32, onLine: ((String) -> Void)?) -> ([UInt8], Int32) {
+        let pidfd = apt_layer_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        var output: [UInt8] = []
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var status: Int32 = 0
+        var exitedAt: timespec? = nil
+        func reap(block: Bool) -> Bool {
+            while true {
+                let r = waitpid(pid, &status, block ? 0 : WNOHANG)
+                if r == pid { return true }
+                if r < 0 && errno == EINTR { continue }
+                return false
+            }
+        }
+        func millisecondsSince(_ start: timespec) -> Int32 {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            return Int32((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
+        }
+        reading: while true {
+            var polls = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)]
+            if exitedAt == nil, pidfd >= 0 { polls.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            let timeout: Int32 =
+                if let exitedAt { max(0, drainAfterExit - millisecondsSince(exitedAt)) } else { pidfd >= 0 ? -1 : 200 }
+            let ready = poll(&polls, nfds_t(polls.count), timeout)
+            if ready < 0 && errno == EINTR { continue }
+            if polls[0].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break reading }
+                let chunk = buffer[0..<n]
+                output.append(contentsOf: chunk)
+                if let onLine {
+                    pending.append(contentsOf: chunk)
+                    while let newline = pending.firstIndex(of: 10) {
+                        onLine(String(decoding: pending[..<newline], as: UTF8.self))
+                        pending.removeSubrange(...newline)
+                    }
+                }
+            }
+            if let exitedAt {
+                if ready == 0 || millisecondsSince(exitedAt) >= drainAfterExit { break reading }
+            } else if pidfd < 0 || polls[1].revents != 0, reap(block: false) {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                exitedAt = now
+            }
+        }
+        if let onLine, !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
+        if exitedAt == nil { _ = reap(block: true) }
+        return (output, status)
+    }
+
+    /// `name` when it contains a slash, else the first executable `name` in `path`'s directories.
+    private static func resolve(_ name: String, path: String) -> String? {
+        if name.contains("/") { return name }
+        for directory in path.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
     }
 
     /// Runs `argv` and throws a system error with the program's last output line when it fails.

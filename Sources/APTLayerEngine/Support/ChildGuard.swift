@@ -1,0 +1,90 @@
+import Foundation
+import Glibc
+
+/// Keeps a sysroot busy until every process an engine run started is gone, even when the run
+/// itself was killed.
+///
+/// A locked run holds an exclusive `flock` on `STATE/children.lock` and hands that open file to
+/// every child as descriptor 3 (apt keeps it for dpkg through `APT::Keep-Fds`). A flock belongs to
+/// the open file, not to a process, so it stays held while any child still has the descriptor.
+/// The next locked run takes the lock first; when it cannot, processes of a dead run are still
+/// alive: it kills every process that holds the file (found through `/proc/PID/fd`) with its
+/// process group, and waits until the lock is free before it touches the build tree.
+final class ChildGuard {
+    /// The descriptor children inherit as fd 3 while a locked run is active on this thread; -1
+    /// otherwise. Per thread: one process may run engines on several sysroots at once (tests), and
+    /// a locked run starts all its children from the thread that holds the lock.
+    static var inherited: Int32 {
+        get { (Thread.current.threadDictionary[key] as? NSNumber)?.int32Value ?? -1 }
+        set { Thread.current.threadDictionary[key] = newValue >= 0 ? NSNumber(value: newValue) : nil }
+    }
+    private static let key = "apt-layer.child-guard"
+
+    /// How long to wait for killed leftovers to exit before giving up.
+    static let killTimeout: Double = 30
+
+    private let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// Takes the guard for a run, killing leftovers of an earlier run that died.
+    /// - Parameter report: told once when leftovers are found, with their pids.
+    static func acquire(stateDirectory: String, report: ([pid_t]) -> Void) throws -> ChildGuard {
+        let path = "\(stateDirectory)/children.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw EngineError(.system, "open \(path): \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            var file = stat()
+            fstat(fd, &file)
+            let deadline = Date().addingTimeInterval(killTimeout)
+            var reported = false
+            var holders: [pid_t] = []
+            repeat {
+                holders = Self.holders(device: file.st_dev, inode: file.st_ino)
+                if !reported, !holders.isEmpty {
+                    report(holders)
+                    reported = true
+                }
+                for pid in holders {
+                    let group = getpgid(pid)
+                    if group > 1, group != getpgrp() { kill(-group, SIGKILL) }
+                    kill(pid, SIGKILL)
+                }
+                usleep(20_000)
+            } while flock(fd, LOCK_EX | LOCK_NB) != 0 && Date() < deadline
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                close(fd)
+                throw EngineError(
+                    .busy,
+                    "busy: processes of an interrupted run (pids \(holders.map(String.init).joined(separator: ", "))) did not exit within \(Int(killTimeout)) s"
+                )
+            }
+        }
+        inherited = fd
+        return ChildGuard(fd: fd)
+    }
+
+    /// Ends the run's hold: children were waited for and their groups killed.
+    func release() {
+        Self.inherited = -1
+        close(fd)
+    }
+
+    /// Processes other than this one with an open descriptor on the file `device`/`inode`.
+    static func holders(device: dev_t, inode: ino_t) -> [pid_t] {
+        let me = getpid()
+        var found: [pid_t] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), pid != me else { continue }
+            let fdDirectory = "/proc/\(entry)/fd"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: fdDirectory)) ?? [] {
+                var target = stat()
+                if stat("\(fdDirectory)/\(name)", &target) == 0, target.st_dev == device, target.st_ino == inode {
+                    found.append(pid)
+                    break
+                }
+            }
+        }
+        return found
+    }
+}
