@@ -15,14 +15,17 @@ public struct APIHandler: APIProtocol {
     let started: ContinuousClock.Instant
     let statusCache: StatusCache
     let allowRemoteHostPaths: Bool
+    let uploadLimits: UploadLimits
     let journalReset: Journal.Reset?
     static let version = "0.3.0"
 
     /// Creates the handler.
     public init(
         manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, statusCache: StatusCache,
-        allowRemoteHostPaths: Bool = false, journalReset: Journal.Reset? = nil, started: ContinuousClock.Instant = .now
+        allowRemoteHostPaths: Bool = false, uploadLimits: UploadLimits = .init(), journalReset: Journal.Reset? = nil,
+        started: ContinuousClock.Instant = .now
     ) {
+        self.uploadLimits = uploadLimits
         self.journalReset = journalReset
         self.allowRemoteHostPaths = allowRemoteHostPaths
         self.manager = manager

@@ -98,13 +98,15 @@ public enum Agent {
         let faults = FaultCounter()
         let handler = APIHandler(
             manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache,
-            allowRemoteHostPaths: config.allowRemoteHostPaths, journalReset: journalReset, started: started)
+            allowRemoteHostPaths: config.allowRemoteHostPaths,
+            uploadLimits: .init(maxFileBytes: config.maxUploadBytes, maxStoreBytes: config.maxUploadStoreBytes), journalReset: journalReset,
+            started: started)
 
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
             router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))
             router.add(middleware: LocationHeaderMiddleware())
-            router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes))
+            router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes, streamed: ["/v1/package-files": config.maxUploadBytes]))
             router.add(middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger))
             // Compact JSON (the runtime's default pretty-prints every response).
             try handler.registerHandlers(on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: []))

@@ -54,8 +54,12 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var retention = Retention()
     /// `HOST:PORT` of the plaintext metrics/health listener (keep it on loopback).
     public var metricsListen = "127.0.0.1:9478"
-    /// Largest accepted request body.
+    /// Largest accepted request body (uploads of .deb files have their own limits).
     public var maxBodyBytes = 65536
+    /// Largest uploaded .deb.
+    public var maxUploadBytes: Int64 = 512 << 20
+    /// Most bytes the upload store may hold.
+    public var maxUploadStoreBytes: Int64 = 4 << 30
     /// Most open connections per listener; more clients wait in the kernel's backlog.
     public var maxConnections = 256
     /// A connection with no traffic for this long is closed.
@@ -92,6 +96,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case retention
         case metricsListen = "metrics-listen"
         case maxBodyBytes = "max-body-bytes"
+        case maxUploadBytes = "max-upload-bytes"
+        case maxUploadStoreBytes = "max-upload-store-bytes"
         case maxConnections = "max-connections"
         case idleTimeoutSeconds = "idle-timeout-seconds"
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
@@ -118,6 +124,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
         metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? d.metricsListen
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+        maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? d.maxUploadBytes
+        maxUploadStoreBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadStoreBytes) ?? d.maxUploadStoreBytes
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
         requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds

@@ -43,6 +43,7 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
         case .invalidArgument: return .badRequest(error.message)
         case .notFound: return .notFound(error.message)
         case .refused: return .init(status: 422, slug: "refused", title: "Refused", detail: error.message)
+        case .badPackage: return .init(status: 400, slug: "bad-package", title: "Bad package", detail: error.message)
         default: return .init(status: 500, slug: "engine", title: "Engine failure", detail: error.message, cause: error)
         }
     }

@@ -166,12 +166,23 @@ struct AuthMiddleware: RouterMiddleware {
     }
 }
 
-/// Rejects request bodies over the configured size with 413 before anything parses them.
+/// Rejects request bodies over the configured size with 413 before anything parses them. Paths in
+/// `streamed` (uploads) are not collected: their handler streams the body under its own limit;
+/// a declared length over that limit is refused here already.
 struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let maxBytes: Int
+    var streamed: [String: Int64] = [:]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
+        let length = request.headers[.contentLength].flatMap(Int64.init)
+        if request.method == .post, let limit = streamed[request.uri.path] {
+            if let length, length > limit {
+                throw AgentProblem(
+                    status: 413, slug: "body-too-large", title: "Upload too large", detail: "limit is \(limit) bytes (max-upload-bytes)")
+            }
+            return try await next(request, context)
+        }
+        if let length, length > maxBytes {
             throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
         }
         var request = request

@@ -66,6 +66,7 @@ enum TransactionRunner {
     /// Through the agent: start, stream events (Ctrl-C asks the agent to cancel), read the result.
     static func remote(_ operation: HostOperation, _ endpoint: AgentClient.Endpoint, _ global: GlobalOptions) async throws -> TransactionOutcome {
         try await AgentClient.with(endpoint) { client in
+            let operation = try await client.uploadingHostFiles(operation, quiet: global.quiet)
             let (transaction, joined) = try await client.start(operation, wait: global.wait)
             let id = transaction.id
             if joined && !global.quiet { FileHandle.standardError.write(Data("Joined running transaction \(id)\n".utf8)) }

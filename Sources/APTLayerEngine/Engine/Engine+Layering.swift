@@ -31,7 +31,16 @@ extension Engine {
         return try relayer("install", flags: flags, token: token) { origin in
             var requested = origin.requested
             for item in items {
-                if item.hasSuffix(".deb") || item.contains("/") {
+                if let digest = try PackageUploads.digest(in: item) {
+                    let uploads = PackageUploads(stateDirectory: stateDirectory)
+                    guard FileTree.exists(uploads.path(digest)) else {
+                        throw EngineError(.notFound, "no uploaded package \(item); upload it first (POST /v1/package-files)")
+                    }
+                    let local = try LocalPackages(stateDirectory: stateDirectory).add(uploads.path(digest), token: token)
+                    guard local.sha256 == digest else { throw EngineError(.badPackage, "uploaded package \(item) changed on disk") }
+                    requested.localPackages.removeAll { $0.name == local.name }
+                    requested.localPackages.append(local)
+                } else if item.hasSuffix(".deb") || item.contains("/") {
                     let local = try LocalPackages(stateDirectory: stateDirectory).add(item, token: token)
                     if requested.localPackages.contains(where: { $0.name == local.name }) {
                         requested.localPackages.removeAll { $0.name == local.name }
@@ -174,8 +183,10 @@ extension Engine {
         }
     }
 
-    /// Checks one `install` item before anything runs: a package name, or an absolute path to a .deb.
+    /// Checks one `install` item before anything runs: a package name, `sha256:HEX` naming an
+    /// upload, or an absolute path to a .deb.
     public static func checkPackageItem(_ item: String) throws {
+        if try PackageUploads.digest(in: item) != nil { return }
         if item.hasSuffix(".deb") || item.contains("/") { try LocalPackages.checkPath(item) } else { try checkPackageName(item) }
     }
 

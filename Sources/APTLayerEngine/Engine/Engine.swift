@@ -34,6 +34,8 @@ public struct Engine: Sendable {
     public init(options: Options) { self.options = options }
 
     var progress: any ProgressSink { options.progress }
+    /// The store of .deb files uploaded through the agent.
+    public var uploads: PackageUploads { PackageUploads(stateDirectory: stateDirectory) }
     var stateDirectory: String { options.sysroot == "/" ? "/\(Layout.stateDirectory)" : "\(options.sysroot)/\(Layout.stateDirectory)" }
 
     /// Opens and loads the sysroot, refusing `/` when it is not OSTree-booted.

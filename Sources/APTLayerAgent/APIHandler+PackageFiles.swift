@@ -1,0 +1,137 @@
+import APTLayerAPI
+import APTLayerEngine
+import Foundation
+import Glibc
+import OpenAPIRuntime
+
+/// How much the agent accepts in uploaded .deb files.
+public struct UploadLimits: Sendable, Equatable {
+    /// Largest single upload.
+    public var maxFileBytes: Int64
+    /// Most bytes the upload store may hold.
+    public var maxStoreBytes: Int64
+
+    /// Creates limits.
+    public init(maxFileBytes: Int64 = 512 << 20, maxStoreBytes: Int64 = 4 << 30) {
+        self.maxFileBytes = maxFileBytes
+        self.maxStoreBytes = maxStoreBytes
+    }
+}
+
+/// Uploads of .deb files: streamed to the state directory under a size limit, checked (a
+/// well-formed .deb whose paths stay inside the root), kept by SHA-256, installed as `sha256:HEX`.
+/// An upload that fails for any reason leaves no file behind.
+extension APIHandler {
+    var uploads: PackageUploads { Engine(options: engineOptions).uploads }
+
+    public func uploadPackageFile(_ input: Operations.UploadPackageFile.Input) async throws -> Operations.UploadPackageFile.Output {
+        let body: HTTPBody
+        switch input.body {
+        case .applicationVnd_debian_binaryPackage(let b), .binary(let b): body = b
+        }
+        let (uploads, limits) = (self.uploads, uploadLimits)
+        var announced: Int64 = 0
+        if case .known(let length) = body.length {
+            guard length <= limits.maxFileBytes else { throw Self.tooLarge(limits) }
+            announced = length
+        }
+        let expected = announced
+        let (incoming, storedBefore) = try await Self.offPool { () throws -> ((path: String, descriptor: Int32), Int64) in
+            uploads.prune()
+            let stored = uploads.totalBytes()
+            guard stored + expected <= limits.maxStoreBytes else { throw Self.storeFull(limits) }
+            return (try uploads.incoming(), stored)
+        }
+        var written: Int64 = 0
+        do {
+            defer { close(incoming.descriptor) }
+            for try await chunk in body {
+                written += Int64(chunk.count)
+                guard written <= limits.maxFileBytes else { throw Self.tooLarge(limits) }
+                guard storedBefore + written <= limits.maxStoreBytes else { throw Self.storeFull(limits) }
+                try Self.writeAll(incoming.descriptor, chunk)
+            }
+            guard written > 0 else { throw AgentProblem.badRequest("the upload is empty") }
+        } catch {
+            unlink(incoming.path)
+            throw error
+        }
+        let (stored, created) = try await Self.offPool { try uploads.accept(incoming.path) }
+        let file = Components.Schemas.PackageFile(stored)
+        return created
+            ? .created(.init(headers: .init(location: "/v1/package-files/\(stored.sha256)"), body: .json(file)))
+            : .ok(.init(body: .json(file)))
+    }
+
+    public func listPackageFiles(_ input: Operations.ListPackageFiles.Input) async throws -> Operations.ListPackageFiles.Output {
+        let uploads = self.uploads
+        let files = try await Self.offPool { uploads.list() }
+        return .ok(.init(body: .json(.init(files: files.map(Components.Schemas.PackageFile.init)))))
+    }
+
+    public func getPackageFile(_ input: Operations.GetPackageFile.Input) async throws -> Operations.GetPackageFile.Output {
+        let (uploads, sha256) = (self.uploads, try Self.digest(input.path.sha256))
+        guard let file = try await Self.offPool({ uploads.file(sha256) }) else { throw AgentProblem.notFound("no uploaded package sha256:\(sha256)") }
+        return .ok(.init(body: .json(.init(file))))
+    }
+
+    public func deletePackageFile(_ input: Operations.DeletePackageFile.Input) async throws -> Operations.DeletePackageFile.Output {
+        let (uploads, sha256) = (self.uploads, try Self.digest(input.path.sha256))
+        guard try await Self.offPool({ uploads.delete(sha256) }) else { throw AgentProblem.notFound("no uploaded package sha256:\(sha256)") }
+        return .noContent(.init())
+    }
+
+    /// A path's digest, checked against the schema's pattern (64 lowercase hex digits).
+    static func digest(_ text: String) throws -> String {
+        do {
+            guard let digest = try PackageUploads.digest(in: PackageUploads.referencePrefix + text) else { throw AgentProblem.badRequest("") }
+            return digest
+        } catch let error as EngineError {
+            throw AgentProblem.badRequest(error.message)
+        }
+    }
+
+    /// Runs blocking file work (and dpkg-deb) on a thread of its own, not the cooperative pool.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await Engine.run { _ in try body() }
+        } catch let error as EngineError {
+            if error.message.contains("No space left") || error.message.contains("Disk quota") { throw diskFull(cause: error) }
+            throw AgentProblem.engine(error)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ chunk: ArraySlice<UInt8>) throws {
+        try chunk.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    let code = errno
+                    let cause = POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+                    if code == ENOSPC || code == EDQUOT { throw diskFull(cause: cause) }
+                    throw AgentProblem(status: 500, slug: "upload", title: "Upload failed", detail: "cannot store the upload", cause: cause)
+                }
+                offset += n
+            }
+        }
+    }
+
+    static func tooLarge(_ limits: UploadLimits) -> AgentProblem {
+        AgentProblem(
+            status: 413, slug: "body-too-large", title: "Upload too large", detail: "limit is \(limits.maxFileBytes) bytes (max-upload-bytes)")
+    }
+
+    static func storeFull(_ limits: UploadLimits) -> AgentProblem {
+        AgentProblem(
+            status: 507, slug: "insufficient-storage", title: "Upload store full",
+            detail: "uploads may hold \(limits.maxStoreBytes) bytes (max-upload-store-bytes); delete uploads that were installed")
+    }
+
+    static func diskFull(cause: any Error) -> AgentProblem {
+        AgentProblem(
+            status: 507, slug: "insufficient-storage", title: "Insufficient storage", detail: "the state directory's filesystem is full",
+            cause: cause)
+    }
+}
