@@ -51,7 +51,7 @@ extension APIHandler {
                 guard storedBefore + written <= limits.maxStoreBytes else { throw Self.storeFull(limits) }
                 try Self.writeAll(incoming.descriptor, chunk)
             }
-            guard written > 0 else { throw AgentProblem.badRequest("the upload is empty") }
+            guard written > 0 else { throw AgentProblem(status: 422, slug: "bad-package", title: "Bad package", detail: "the upload is empty") }
         } catch {
             unlink(incoming.path)
             throw error

@@ -92,11 +92,10 @@ public struct APIHandler: APIProtocol {
     public func createTransaction(_ input: Operations.CreateTransaction.Input) async throws -> Operations.CreateTransaction.Output {
         guard case .json(let request) = input.body else { throw AgentProblem.badRequest("expected application/json") }
         let operation: HostOperation
-        do { operation = try HostOperation(request) } catch { throw AgentProblem.badRequest(error.message) }
+        do { operation = try HostOperation(request) } catch { throw AgentProblem.invalidOperation(error.message) }
         if let key = request.idempotencyKey {
-            guard (1...200).contains(key.count), !key.containsControlCharacters else {
-                throw AgentProblem.badRequest("idempotencyKey must be 1 to 200 printable characters")
-            }
+            guard (1...200).contains(key.count) else { throw AgentProblem.badRequest("idempotencyKey must be 1 to 200 characters") }
+            guard !key.containsControlCharacters else { throw AgentProblem.invalidOperation("idempotencyKey must be printable") }
         }
         let caller = Caller.current
         if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: { $0.contains("/") })
@@ -122,9 +121,9 @@ public struct APIHandler: APIProtocol {
     public func listTransactions(_ input: Operations.ListTransactions.Input) async throws -> Operations.ListTransactions.Output {
         var before: Int64?
         if let cursor = input.query.cursor {
-            guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("seq:"),
-                let seq = Int64(text.dropFirst(4)), seq > 0
-            else { throw AgentProblem.badRequest("invalid cursor") }
+            guard let seq = Int64(cursor), seq > 0, cursor.allSatisfy(\.isASCII) else {
+                throw AgentProblem.badRequest("invalid cursor")
+            }
             before = seq
         }
         let limit = input.query.limit ?? 50
@@ -132,7 +131,7 @@ public struct APIHandler: APIProtocol {
         let (state, kind, since, cursor) = (input.query.state?.model, input.query.operation?.model, input.query.since, before)
         let records = try await fromJournal { try $0.transactions(state: state, operation: kind, since: since, before: cursor, limit: limit + 1) }
         let page = Array(records.prefix(limit))
-        let next = records.count > limit ? page.last?.seq.map { Data("seq:\($0)".utf8).base64EncodedString() } : nil
+        let next = records.count > limit ? page.last?.seq.map { String($0) } : nil
         return .ok(.init(body: .json(.init(transactions: page.map(Components.Schemas.Transaction.init), nextCursor: next))))
     }
 

@@ -33,6 +33,11 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(status) \(title)\(detail.map { ": \($0)" } ?? "")" }
 
     static func badRequest(_ detail: String) -> AgentProblem { .init(status: 400, slug: "bad-request", title: "Bad request", detail: detail) }
+    /// A request that matches the schema but names an operation that cannot be done as asked
+    /// (an argument that does not apply, a hostile kernel argument, an internal ref): 422.
+    static func invalidOperation(_ detail: String) -> AgentProblem {
+        .init(status: 422, slug: "invalid-operation", title: "Invalid operation", detail: detail)
+    }
     static func notFound(_ detail: String) -> AgentProblem { .init(status: 404, slug: "not-found", title: "Not found", detail: detail) }
     static func forbidden(_ detail: String) -> AgentProblem { .init(status: 403, slug: "forbidden", title: "Forbidden", detail: detail) }
 
@@ -43,7 +48,7 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
         case .invalidArgument: return .badRequest(error.message)
         case .notFound: return .notFound(error.message)
         case .refused: return .init(status: 422, slug: "refused", title: "Refused", detail: error.message)
-        case .badPackage: return .init(status: 400, slug: "bad-package", title: "Bad package", detail: error.message)
+        case .badPackage: return .init(status: 422, slug: "bad-package", title: "Bad package", detail: error.message)
         default: return .init(status: 500, slug: "engine", title: "Engine failure", detail: error.message, cause: error)
         }
     }

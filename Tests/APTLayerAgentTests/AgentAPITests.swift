@@ -175,8 +175,8 @@ struct AgentAPITests {
         ("wrong types", #"{"operation":"install","arguments":{"packages":"fixture-app"}}"#, 400),
         ("unknown operation", #"{"operation":"format-disk"}"#, 400),
         ("unknown argument", #"{"operation":"install","arguments":{"packages":["a"],"force":true}}"#, 400),
-        ("argument for another operation", #"{"operation":"rollback","arguments":{"packages":["a"]}}"#, 400),
-        ("missing packages", #"{"operation":"install","arguments":{}}"#, 400),
+        ("argument for another operation", #"{"operation":"rollback","arguments":{"packages":["a"]}}"#, 422),
+        ("missing packages", #"{"operation":"install","arguments":{}}"#, 422),
         ("unknown top-level key", #"{"operation":"rollback","extra":1}"#, 400),
     ])
     func badInputGetsProblems(_ name: String, _ body: String, _ expected: Int) throws {
@@ -207,7 +207,7 @@ struct AgentAPITests {
         #expect(try agent.request("GET", "/v1/transactions/nope", as: "reader").status == 404)
         #expect(try agent.request("DELETE", "/v1/transactions/nope", as: "admin").status == 404)
         #expect(try agent.request("GET", "/v1/transactions/nope/events", as: "reader").status == 404)
-        #expect(try agent.request("GET", "/v1/deployments/9/packages", as: "reader").status == 400)
+        #expect(try agent.request("GET", "/v1/deployments/9/packages", as: "reader").status == 404)
     }
 
     @Test func timeoutCancelsWithAReason() throws {

@@ -32,7 +32,7 @@ struct HardeningTests {
         ]
         for (arguments, words) in hostile {
             let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":\#(arguments)}"#)
-            #expect(reply.status == 400, "\(arguments): \(reply.body)")
+            #expect(reply.status == 422, "\(arguments): \(reply.body)")
             #expect((reply.json["detail"] as? String)?.contains(words) == true, "\(arguments): \(reply.body)")
         }
         // Many valid words that together pass the kernel's limit are refused when applied.
@@ -91,7 +91,7 @@ struct HardeningTests {
             let viaSocket = try Shell.run(
                 "curl -s --unix-socket \(agent.socket) -H 'content-type: application/json' -d \(Shell.quote(#"{"operation":"install","arguments":{"packages":\#(body)}}"#)) -w '%{http_code}' -o /dev/null http://localhost/v1/transactions"
             )
-            #expect(viaSocket == "400", "\(body)")
+            #expect(viaSocket == "422", "\(body)")
         }
         let remote = try agent.request(
             "POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["\#(agent.bed.debs)/fixture-app-1.0.deb"]}}"#)
@@ -182,8 +182,8 @@ struct HardeningTests {
         let layered = try agent.bed.defaultChecksum
         let base = agent.bed.baseChecksum
         let refused = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rebase","arguments":{"ref":"apt-layer/base/\#(base)"}}"#)
-        #expect(refused.status == 400 && (refused.json["detail"] as? String)?.contains("internal ref") == true, "\(refused.body)")
-        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"pin","arguments":{"index":-1}}"#).status == 400)
+        #expect(refused.status == 422 && (refused.json["detail"] as? String)?.contains("internal ref") == true, "\(refused.body)")
+        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"pin","arguments":{"index":-1}}"#).status == 422)
         for (target, words) in [(String(base.prefix(1)), "no commit"), (String(base.prefix(7)), "no commit"), (layered, "layered commit")] {
             let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"deploy","arguments":{"target":"\#(target)"}}"#)
             let done = try agent.waitForTransaction(try #require(reply.json["id"] as? String))

@@ -185,7 +185,7 @@ struct OnePathTests {
         #expect(metrics.contains("apt_layer_api_errors_total{type=\"journal\"} 1"), "\(metrics)")
         #expect(try bed.status == before)
         // A client's mistake on the same agent is still a 400, not counted as ours.
-        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs"}"#).status == 400)
+        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs"}"#).status == 422)
         #expect(try Shell.run("curl -sf http://127.0.0.1:\(agent.metricsPort)/metrics").contains("apt_layer_api_errors_total{type=\"journal\"} 1"))
     }
 }

@@ -55,11 +55,11 @@ struct UploadTests {
     @Test func badUploadsAreRefusedAndLeaveNothing() throws {
         let agent = try AgentBed(extraConfig: "max-upload-bytes: 4096")
         let before = try agent.bed.status
-        // Not a .deb; a truncated .deb; a .deb with a path leaving the root: 400.
+        // Not a .deb; a truncated .deb; a .deb with a path leaving the root: 422.
         try Shell.run("head -c 2000 /dev/urandom > \(agent.bed.fixtures)/noise.deb")
         for file in ["\(agent.bed.fixtures)/noise.deb", "\(agent.bed.bad)/corrupt.deb", "\(agent.bed.bad)/escape.deb"] {
             let reply = try agent.request("POST", "/v1/package-files", extra: "\(Self.debType) --data-binary @\(file)")
-            #expect(reply.status == 400, "\(file): \(reply.body)")
+            #expect(reply.status == 422, "\(file): \(reply.body)")
             #expect(reply.json["type"] as? String == "urn:apt-layer:problem:bad-package", "\(reply.body)")
         }
         // Over the limit, declared (Content-Length) or streamed (chunked): 413.
@@ -70,10 +70,10 @@ struct UploadTests {
             "POST", "/v1/package-files", extra: "\(Self.debType) -H 'transfer-encoding: chunked' --data-binary @\(agent.bed.fixtures)/big.deb")
         #expect(chunked.status == 413, "\(chunked.body)")
         // Empty: 400.
-        #expect(try agent.request("POST", "/v1/package-files", extra: "\(Self.debType) --data-binary ''").status == 400)
+        #expect(try agent.request("POST", "/v1/package-files", extra: "\(Self.debType) --data-binary ''").status == 422)
         // A malformed reference is refused before anything is queued.
         let malformed = try agent.request("POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["sha256:ABC"]}}"#)
-        #expect(malformed.status == 400, "\(malformed.body)")
+        #expect(malformed.status == 422, "\(malformed.body)")
         #expect(try agent.request("GET", "/v1/package-files/not-a-digest", as: "reader").status == 400)
         #expect(Self.stored(agent).isEmpty, "\(Self.stored(agent))")
         #expect(try agent.bed.status == before)

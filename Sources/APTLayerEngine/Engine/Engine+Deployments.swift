@@ -68,7 +68,7 @@ extension Engine {
         try locked(pinned ? "pin" : "unpin") { sysroot in
             let all = sysroot.deployments
             guard all.indices.contains(index) else {
-                throw EngineError(.invalidArgument, "no deployment at index \(index) (there are \(all.count))")
+                throw EngineError(.notFound, "no deployment at index \(index) (there are \(all.count))")
             }
             if all[index].isPinned == pinned {
                 return ChangeResult(changed: false, summary: "Deployment \(index) is already \(pinned ? "pinned" : "unpinned").")

@@ -39,7 +39,7 @@ extension Engine {
         let all = sysroot.deployments
         let chosen: Deployment
         if let index {
-            guard all.indices.contains(index) else { throw EngineError(.invalidArgument, "no deployment at index \(index) (there are \(all.count))") }
+            guard all.indices.contains(index) else { throw EngineError(.notFound, "no deployment at index \(index) (there are \(all.count))") }
             chosen = all[index]
         } else {
             guard let first = sysroot.booted ?? all.first else { throw EngineError(.invalidArgument, "no deployment") }
@@ -56,7 +56,7 @@ extension Engine {
         let bootedIndex = sysroot.booted.flatMap { b in all.firstIndex { $0.isSame(as: b) } }
         let toIndex = to ?? 0
         guard let fromIndex = from ?? bootedIndex ?? (all.count > 1 ? 1 : nil) else {
-            throw EngineError(.invalidArgument, "only one deployment: name the deployments to compare")
+            throw EngineError(.notFound, "only one deployment: there is no other deployment to compare with")
         }
         return PackageDiff(from: try packages(deployment: fromIndex), to: try packages(deployment: toIndex))
     }
