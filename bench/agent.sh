@@ -94,6 +94,7 @@ read -r agent_rps agent_p99 agent_err <<<"$(bench https://127.0.0.1:17443/v1/sta
 read -r nginx_rps nginx_p99 nginx_err <<<"$(bench https://127.0.0.1:18443/v1/status)" || true
 after_load_rss=$(rss "$agent" VmRSS); after_load_anon=$(rss "$agent" RssAnon)
 
+
 # Peak memory during a layering transaction (sampled every 20 ms).
 peak_rss=0; peak_anon=0
 id=$($C --cert "$work/pki/operator.crt" --key "$work/pki/operator.key" -H 'content-type: application/json' \
@@ -107,6 +108,37 @@ while :; do
   sleep 0.02
 done
 
+# 200 concurrent readers (wrk) and 100 SSE clients following a running transaction (a postinst
+# that sleeps), sampled every 100 ms; then everything closes and the transaction is cancelled.
+# Prints "rps p99 before peak after2s after15s errors" (anonymous RSS in kB).
+readers() {
+  local O="--cert $work/pki/operator.crt --key $work/pki/operator.key" slow sse_pids=() wrk_pid peak=0 a s before
+  before=$(rss "$agent" RssAnon)
+  slow=$($C $O -H 'content-type: application/json' -d '{"operation":"install","arguments":{"packages":["fixture-slow"]}}' \
+    https://127.0.0.1:17443/v1/transactions | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  for i in $(seq 100); do $C -N "https://127.0.0.1:17443/v1/transactions/$slow/events" >/dev/null 2>&1 & sse_pids+=($!); done
+  (LD_PRELOAD=$work/wrk-client-cert.so WRK_CLIENT_CERT=$work/pki/reader.crt WRK_CLIENT_KEY=$work/pki/reader.key \
+    wrk -t2 -c200 -d"${DURATION}s" --latency https://127.0.0.1:17443/v1/status > "$work/wrk200.out" 2>&1) & wrk_pid=$!
+  while kill -0 "$wrk_pid" 2>/dev/null; do a=$(rss "$agent" RssAnon); [ "$a" -gt "$peak" ] && peak=$a; sleep 0.1; done
+  kill "${sse_pids[@]}" 2>/dev/null; wait "${sse_pids[@]}" 2>/dev/null || true
+  $C $O -X DELETE "https://127.0.0.1:17443/v1/transactions/$slow" >/dev/null
+  for i in $(seq 100); do
+    s=$($C "https://127.0.0.1:17443/v1/transactions/$slow" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+    case $s in cancelled|failed|succeeded) break ;; esac; sleep 0.1
+  done
+  sleep 2; local after2; after2=$(rss "$agent" RssAnon)
+  sleep 13; local after15; after15=$(rss "$agent" RssAnon)
+  echo "$(awk '/Requests\/sec/ {print $2}' "$work/wrk200.out") $(awk '$1=="99%" {print $2}' "$work/wrk200.out") $before $peak $after2 $after15 $(awk '/Non-2xx|Socket errors/' "$work/wrk200.out" | tr '\n' ' ')"
+}
+read -r r_rps r_p99 r_before r_peak r_after2 r_after15 r_err <<<"$(readers)" || true
+# The same with trim-memory off (the agent restarted on the same sysroot and state).
+kill "$agent"; wait "$agent" 2>/dev/null || true; sleep 0.3
+echo "trim-memory: false" >> "$work/agent.yaml"
+python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none" >/dev/null
+agent=$(cat "$work/agent.pid")
+$C https://127.0.0.1:17443/v1/status >/dev/null; sleep 1
+read -r n_rps n_p99 n_before n_peak n_after2 n_after15 n_err <<<"$(readers)" || true
+
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k/1024}'; }
 printf '\n| apt-layerd measurement | value |\n|---|---|\n'
 printf '| GET /v1/status over mTLS, wrk 64 connections, %ss (%s bytes) | %s req/s, p99 %s %s|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$agent_rps" "$agent_p99" "$agent_err"
@@ -114,5 +146,8 @@ printf '| nginx, same bytes over TLS with client-certificate verification | %s r
 printf '| ratio apt-layerd / nginx | %s |\n' "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')"
 printf '| idle RSS / anonymous RSS | %s / %s |\n' "$(mb "$idle_rss")" "$(mb "$idle_anon")"
 printf '| after the wrk run RSS / anonymous RSS | %s / %s |\n' "$(mb "$after_load_rss")" "$(mb "$after_load_anon")"
+printf '| 200 readers (wrk, %ss) + 100 SSE clients on a running transaction | %s req/s, p99 %s %s|\n' "$DURATION" "$r_rps" "$r_p99" "$r_err"
+printf '| anonymous RSS then: before / peak / 2 s after / 15 s after | %s / %s / %s / %s |\n' "$(mb "$r_before")" "$(mb "$r_peak")" "$(mb "$r_after2")" "$(mb "$r_after15")"
+printf '| the same with trim-memory: false | %s / %s / %s / %s |\n' "$(mb "$n_before")" "$(mb "$n_peak")" "$(mb "$n_after2")" "$(mb "$n_after15")"
 printf '| peak during a layering transaction (%s) RSS / anonymous RSS | %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")"
 printf '| exec to READY=1 (median of 5) | %s ms |\n' "$ready_ms"

@@ -158,6 +158,7 @@ public enum Agent {
             logger: logger)
 
         var services: [any Service] = [ManagerService(manager: manager), apiApp, metricsApp]
+        if config.trimMemory { services.append(MemoryTrimmer(connections: limits)) }
         if !config.socket.isEmpty {
             let directory = (config.socket as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

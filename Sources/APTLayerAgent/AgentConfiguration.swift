@@ -67,6 +67,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     /// A connection whose request head (TLS handshake included) has not arrived within this long
     /// after it opened, or after its last response, is closed.
     public var requestHeadTimeoutSeconds: Double = 10
+    /// Return freed memory to the kernel when a burst of connections ends (``MemoryTrimmer``).
+    public var trimMemory = true
     /// The local Unix socket (0600) for the CLI on this host; empty disables it.
     public var socket = "/run/apt-layer/agent.sock"
 
@@ -102,6 +104,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case idleTimeoutSeconds = "idle-timeout-seconds"
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
+        case trimMemory = "trim-memory"
     }
 
     /// The defaults.
@@ -130,6 +133,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
         requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
+        trimMemory = try c.decodeIfPresent(Bool.self, forKey: .trimMemory) ?? d.trimMemory
     }
 }
 
