@@ -132,7 +132,7 @@ readers() {
 }
 read -r r_rps r_p99 r_before r_peak r_after2 r_after15 r_err <<<"$(readers)" || true
 # The same with trim-memory off (the agent restarted on the same sysroot and state).
-kill "$agent"; wait "$agent" 2>/dev/null || true; sleep 0.3
+kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.1; done
 echo "trim-memory: false" >> "$work/agent.yaml"
 python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none" >/dev/null
 agent=$(cat "$work/agent.pid")

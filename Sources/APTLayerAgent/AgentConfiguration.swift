@@ -176,8 +176,10 @@ extension AgentConfiguration {
             merged = merge(merged, mapping)
         }
         do {
-            let yaml = try Yams.dump(object: merged)
-            let config = try YAMLDecoder().decode(AgentConfiguration.self, from: yaml)
+            // Decoded from JSON, not from re-dumped YAML: the YAML round trip turned an empty
+            // string (`socket: ""`, which disables the socket) into null, so the default won.
+            let json = try JSONSerialization.data(withJSONObject: merged)
+            let config = try JSONDecoder().decode(AgentConfiguration.self, from: json)
             try config.validate()
             return config
         } catch let error as ConfigurationError {

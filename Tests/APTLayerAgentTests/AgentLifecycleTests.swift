@@ -69,6 +69,12 @@ struct AgentLifecycleTests {
         #expect(throws: ConfigurationError.self) { try AgentConfiguration.load(files: ["\(dir)/bad.yaml"]) }
         try "roles: { x: superuser }\n".write(toFile: "\(dir)/bad2.yaml", atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) { try AgentConfiguration.load(files: ["\(dir)/bad2.yaml"]) }
+        // An empty socket path disables the socket (it used to come back as the default).
+        try "socket: \"\"\ntrim-memory: false\nmax-upload-bytes: 4096\n".write(toFile: "\(dir)/nosock.yaml", atomically: true, encoding: .utf8)
+        let noSocket = try AgentConfiguration.load(files: ["\(dir)/nosock.yaml"])
+        #expect(noSocket.socket == "")
+        #expect(noSocket.trimMemory == false)
+        #expect(noSocket.maxUploadBytes == 4096)
 
         let (code, output) = try Shell.status(
             "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert /nonexistent"
