@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // libostree's C API. Only the `OSTree` wrapper module may import it.
@@ -102,6 +103,13 @@ let package = Package(
             ],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // The fleet half (issue 8, in progress): signed policies (OpenSSH signatures, allowed
+        // signers, threshold), host identity and buckets, waves, maintenance windows.
+        .target(
+            name: "APTLayerFleet",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // The SQLite transaction journal (GRDB over the system libsqlite3).
         .target(
             name: "APTLayerJournal",
@@ -139,6 +147,11 @@ let package = Package(
                 "APTLayerTransaction",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "APTLayerFleetTests",
+            dependencies: ["APTLayerFleet"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,159 @@
+import Foundation
+import Yams
+
+/// Why a policy was not accepted. The agent keeps its last good policy and starts nothing new.
+public enum PolicyError: Error, Equatable, CustomStringConvertible {
+    /// Not a policy document: YAML, fields, values.
+    case invalid(String)
+    /// The signature file or the trust file cannot be used.
+    case signature(String)
+    /// Fewer distinct trusted keys signed it than the threshold.
+    case belowThreshold(valid: Int, threshold: Int)
+    /// A policy for another fleet.
+    case wrongFleet(expected: String, got: String)
+    /// Not newer than the last accepted version.
+    case notNewer(version: Int64, accepted: Int64)
+    /// The same version as the accepted one with other bytes: someone signed two different
+    /// policies under one version.
+    case equivocation(version: Int64)
+    case expired(Date)
+
+    public var description: String {
+        switch self {
+        case .invalid(let why): "invalid policy: \(why)"
+        case .signature(let why): "policy signature: \(why)"
+        case .belowThreshold(let valid, let threshold): "policy signed by \(valid) trusted key(s); \(threshold) required"
+        case .wrongFleet(let expected, let got): "policy is for fleet \(got), this host is in \(expected)"
+        case .notNewer(let version, let accepted): "policy version \(version) is not newer than the accepted \(accepted)"
+        case .equivocation(let version): "equivocation: policy version \(version) was signed with different contents"
+        case .expired(let at): "policy expired at \(at.formatted(.iso8601))"
+        }
+    }
+}
+
+/// The signed fleet policy (docs/fleet.md): what release each stream should run, how it rolls out,
+/// when hosts may reboot.
+public struct FleetPolicy: Codable, Sendable, Equatable {
+    public struct Remote: Codable, Sendable, Equatable {
+        public var name: String
+        public var url: String
+    }
+
+    public struct Release: Codable, Sendable, Equatable {
+        public var id: String
+        /// The OSTree commit: the content pin.
+        public var commit: String
+        public var published: Date
+        /// Waves with an index up to this one (0 = the first) are open.
+        public var openThroughWave: Int
+        public var waves: [Wave]
+
+        enum CodingKeys: String, CodingKey {
+            case id, commit, published, waves
+            case openThroughWave = "open-through-wave"
+        }
+    }
+
+    public struct Stream: Codable, Sendable, Equatable {
+        public var ref: String
+        /// `stream` (the same canaries every release) or `release` (reshuffled per release).
+        public var salt: String?
+        public var release: Release?
+    }
+
+    public var apiVersion: String
+    public var kind: String
+    public var fleet: String
+    public var version: Int64
+    public var expires: Date
+    public var remote: Remote?
+    public var streams: [String: Stream]
+    public var windows: [MaintenanceWindow]?
+
+    /// Decodes a policy document and checks what decoding cannot.
+    public static func decode(_ bytes: Data) throws -> FleetPolicy {
+        guard bytes.count <= 1 << 20 else { throw PolicyError.invalid("larger than 1 MiB") }
+        let decoder = YAMLDecoder()
+        let policy: FleetPolicy
+        do {
+            policy = try decoder.decode(FleetPolicy.self, from: bytes)
+        } catch {
+            throw PolicyError.invalid(String(describing: error).split(separator: "\n").first.map(String.init) ?? "undecodable")
+        }
+        try policy.validate()
+        return policy
+    }
+
+    func validate() throws {
+        guard apiVersion == "apt-layer/v1", kind == "FleetPolicy" else {
+            throw PolicyError.invalid("expected apiVersion apt-layer/v1, kind FleetPolicy")
+        }
+        guard version > 0 else { throw PolicyError.invalid("version must be positive") }
+        for (name, stream) in streams {
+            guard let release = stream.release else { continue }
+            guard release.commit.count == 64, release.commit.allSatisfy(\.isHexDigit) else {
+                throw PolicyError.invalid("stream \(name): release commit must be a full 64-character checksum")
+            }
+            guard [nil, "stream", "release"].contains(stream.salt) else {
+                throw PolicyError.invalid("stream \(name): salt must be stream or release")
+            }
+            try Wave.validate(release.waves)
+            guard release.openThroughWave >= -1, release.openThroughWave < release.waves.count else {
+                throw PolicyError.invalid("stream \(name): open-through-wave must name one of its waves")
+            }
+        }
+        for window in windows ?? [] { try window.validate() }
+    }
+
+    /// The salt of a stream's bucket: the stream's name, or the release id with `salt: release`.
+    public func salt(stream name: String) -> String {
+        guard let stream = streams[name] else { return name }
+        return stream.salt == "release" ? (stream.release?.id ?? name) : name
+    }
+}
+
+/// A policy that passed every check, with the exact bytes and signature that were verified.
+public struct AcceptedPolicy: Sendable, Equatable {
+    public var policy: FleetPolicy
+    public var bytes: Data
+    public var signature: String
+    /// Principals of the trusted keys that signed it.
+    public var signers: [String]
+}
+
+/// Trust for fleet policies: an allowed-signers file, a threshold of distinct keys, this host's fleet.
+public struct PolicyTrust: Sendable {
+    public static let namespace = "apt-layer-policy"
+    public var signers: AllowedSigners
+    public var threshold: Int
+    public var fleet: String
+
+    public init(signers: AllowedSigners, threshold: Int, fleet: String) {
+        self.signers = signers
+        self.threshold = max(threshold, 1)
+        self.fleet = fleet
+    }
+
+    /// Accepts `bytes` (verified exactly as received, never re-serialised) with `signature` (one
+    /// or more concatenated `ssh-keygen -Y sign -n apt-layer-policy` blocks) when the threshold is
+    /// met, the fleet matches, the version is newer than `last`, and it has not expired.
+    public func accept(_ bytes: Data, signature: String, last: AcceptedPolicy?, now: Date = Date()) throws -> AcceptedPolicy {
+        let signatures = try SSHSignature.parseAll(signature)
+        var keys: [Data] = []
+        var principals: [String] = []
+        for sig in signatures where sig.verifies(bytes, namespace: Self.namespace) {
+            guard let entry = signers.entry(for: sig.publicKey, namespace: Self.namespace), !keys.contains(sig.publicKey) else { continue }
+            keys.append(sig.publicKey)
+            principals.append(entry.principals.joined(separator: ","))
+        }
+        guard keys.count >= threshold else { throw PolicyError.belowThreshold(valid: keys.count, threshold: threshold) }
+        let policy = try FleetPolicy.decode(bytes)
+        guard policy.fleet == fleet else { throw PolicyError.wrongFleet(expected: fleet, got: policy.fleet) }
+        if let last {
+            if policy.version == last.policy.version && bytes != last.bytes { throw PolicyError.equivocation(version: policy.version) }
+            guard policy.version > last.policy.version else { throw PolicyError.notNewer(version: policy.version, accepted: last.policy.version) }
+        }
+        guard policy.expires > now else { throw PolicyError.expired(policy.expires) }
+        return AcceptedPolicy(policy: policy, bytes: bytes, signature: signature, signers: principals)
+    }
+}
