@@ -48,7 +48,7 @@ for i in 1 2 3 4 5; do
   rm -rf "$work/state"
   ready+=("$(python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none")")
   agent=$(cat "$work/agent.pid")
-  if [ "$i" -lt 5 ]; then kill "$agent"; wait "$agent" 2>/dev/null || true; sleep 0.2; fi
+  if [ "$i" -lt 5 ]; then kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; fi
 done
 ready_ms=$(printf '%s\n' "${ready[@]}" | sort -n | sed -n 3p)
 

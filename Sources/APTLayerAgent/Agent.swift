@@ -224,7 +224,7 @@ struct WatchdogService: Service {
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             Systemd.notify("WATCHDOG=1")
-            try? await Task.sleep(for: interval / 2)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval / 2) }
         }
     }
 }

@@ -17,7 +17,8 @@ struct MemoryTrimmer: Service {
     func run() async throws {
         var previous = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
+            // Graceful shutdown ends the wait at once (a plain sleep held SIGTERM up for 5 s).
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             let open = connections.reduce(0) { $0 + $1.open }
             if open < previous { _ = mallocTrim(0) }
             previous = open

@@ -17,7 +17,11 @@ proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open
 with open(pidfile, "w") as f:
     f.write(str(proc.pid))
 while True:
-    message = sock.recv(4096).decode()
+    try:
+        message = sock.recv(4096).decode()
+    except TimeoutError:
+        sys.stderr.write("no READY=1 within 30 s; the agent's log:\n" + open(pidfile + ".log").read())
+        sys.exit(1)
     if "READY=1" in message.split("\n"):
         print(f"{(time.monotonic() - start) * 1000:.0f}")
         break
