@@ -7,6 +7,7 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # The two targets run one after the other: together, the synchronous tests that block Swift
 # Testing's two pool threads (on two cores) starved the agent tests' async waits.
+swift test --skip-build --filter APTLayerFleetTests
 swift test --skip-build --filter APTLayerEngineTests
 swift test --skip-build --filter APTLayerAgentTests --skip SchemathesisTests
 # schemathesis drives its own agent with two workers for 100 s: alone, so it starves nothing.
