@@ -83,12 +83,10 @@ extension APIHandler {
 
     /// A path's digest, checked against the schema's pattern (64 lowercase hex digits).
     static func digest(_ text: String) throws -> String {
-        do {
-            guard let digest = try PackageUploads.digest(in: PackageUploads.referencePrefix + text) else { throw AgentProblem.badRequest("") }
-            return digest
-        } catch let error as EngineError {
-            throw AgentProblem.badRequest(error.message)
+        guard let digest = try? PackageUploads.digest(in: PackageUploads.referencePrefix + text) else {
+            throw AgentProblem.badRequest("\(text.debugDescription) is not a SHA-256 digest (64 lowercase hex digits)")
         }
+        return digest
     }
 
     /// Runs blocking file work (and dpkg-deb) on a thread of its own, not the cooperative pool.
@@ -96,11 +94,11 @@ extension APIHandler {
         do {
             return try await Engine.run { _ in try body() }
         } catch let error as EngineError {
-            if error.message.contains("No space left") || error.message.contains("Disk quota") { throw diskFull(cause: error) }
             throw AgentProblem.engine(error)
         }
     }
 
+    /// Writes a chunk of an upload; a full filesystem is 507 (``AgentProblem/engine(_:)``).
     static func writeAll(_ fd: Int32, _ chunk: ArraySlice<UInt8>) throws {
         try chunk.withUnsafeBytes { bytes in
             var offset = 0
@@ -109,9 +107,10 @@ extension APIHandler {
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else {
                     let code = errno
-                    let cause = POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
-                    if code == ENOSPC || code == EDQUOT { throw diskFull(cause: cause) }
-                    throw AgentProblem(status: 500, slug: "upload", title: "Upload failed", detail: "cannot store the upload", cause: cause)
+                    throw AgentProblem.engine(
+                        EngineError(
+                            .system, "store the upload: \(String(cString: strerror(code)))",
+                            underlying: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)))
                 }
                 offset += n
             }
@@ -129,9 +128,4 @@ extension APIHandler {
             detail: "uploads may hold \(limits.maxStoreBytes) bytes (max-upload-store-bytes); delete uploads that were installed")
     }
 
-    static func diskFull(cause: any Error) -> AgentProblem {
-        AgentProblem(
-            status: 507, slug: "insufficient-storage", title: "Insufficient storage", detail: "the state directory's filesystem is full",
-            cause: cause)
-    }
 }

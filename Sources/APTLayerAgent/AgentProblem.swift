@@ -43,6 +43,9 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
 
     /// Maps an engine error to a problem.
     static func engine(_ error: EngineError) -> AgentProblem {
+        if error.isOutOfSpace {
+            return .init(status: 507, slug: "insufficient-storage", title: "Insufficient storage", detail: error.message, cause: error)
+        }
         switch error.kind {
         case .busy: return .init(status: 409, slug: "busy", title: "Busy", detail: error.message)
         case .invalidArgument: return .badRequest(error.message)

@@ -25,7 +25,7 @@ extension AgentClient {
     /// Uploads one .deb file, streamed from disk.
     func upload(_ path: String) async throws -> Components.Schemas.PackageFile {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw Failure(message: "cannot read \(path)") }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value
         // Read on demand, one MiB at a time: the file never sits in memory whole.
         let chunks = AsyncThrowingStream<ArraySlice<UInt8>, any Error> {
             guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else {

@@ -47,30 +47,19 @@ public struct AllowedSigners: Sendable {
     }
 
     /// Whitespace-separated fields, keeping quoted strings (options) together.
-    static func fields(_ line: String) -> [String] {
-        var result: [String] = []
-        var current = ""
-        var quoted = false
-        for c in line {
-            if c == "\"" { quoted.toggle() }
-            if (c == " " || c == "\t") && !quoted {
-                if !current.isEmpty { result.append(current) }
-                current = ""
-            } else {
-                current.append(c)
-            }
-        }
-        if !current.isEmpty { result.append(current) }
-        return result
-    }
+    static func fields(_ line: String) -> [String] { split(line, at: [" ", "\t"]).filter { !$0.isEmpty } }
 
-    static func splitOptions(_ text: String) -> [String] {
+    /// Comma-separated options, keeping quoted values together.
+    static func splitOptions(_ text: String) -> [String] { split(text, at: [","]) }
+
+    /// `text` split at `separators` outside double quotes (quotes are kept).
+    static func split(_ text: String, at separators: Set<Character>) -> [String] {
         var result: [String] = []
         var current = ""
         var quoted = false
         for c in text {
             if c == "\"" { quoted.toggle() }
-            if c == "," && !quoted {
+            if separators.contains(c) && !quoted {
                 result.append(current)
                 current = ""
             } else {

@@ -7,6 +7,8 @@ public struct SSHSignature: Sendable, Equatable {
     /// The signer's public key blob (`string "ssh-ed25519" || string key`).
     public var publicKey: Data
     public var namespace: String
+    /// The blob's reserved field (empty from ssh-keygen); part of the signed data.
+    public var reserved: Data
     public var hashAlgorithm: String
     /// The raw ed25519 signature (64 bytes).
     public var signature: Data
@@ -43,19 +45,20 @@ public struct SSHSignature: Sendable, Equatable {
     public static func parse(blob: Data) throws -> SSHSignature {
         var reader = SSHReader(blob)
         guard reader.bytes(6) == Data("SSHSIG".utf8), reader.uint32() == 1, let publicKey = reader.string(), let namespace = reader.string(),
-            reader.string() != nil, let hash = reader.string(), let wrapped = reader.string(), reader.atEnd
+            let reserved = reader.string(), let hash = reader.string(), let wrapped = reader.string(), reader.atEnd
         else { throw PolicyError.signature("malformed SSH signature") }
         var inner = SSHReader(wrapped)
         guard let type = inner.string(), String(decoding: type, as: UTF8.self) == "ssh-ed25519", let raw = inner.string(), raw.count == 64,
             inner.atEnd
         else { throw PolicyError.signature("unsupported signature type (only ssh-ed25519)") }
         return SSHSignature(
-            publicKey: publicKey, namespace: String(decoding: namespace, as: UTF8.self), hashAlgorithm: String(decoding: hash, as: UTF8.self),
+            publicKey: publicKey, namespace: String(decoding: namespace, as: UTF8.self), reserved: reserved,
+            hashAlgorithm: String(decoding: hash, as: UTF8.self),
             signature: raw)
     }
 
     /// Whether this signature signs `message` in `namespace` (the bytes ssh-keygen signed:
-    /// `"SSHSIG" || string namespace || string "" || string hash || string H(message)`).
+    /// `"SSHSIG" || string namespace || string reserved || string hash || string H(message)`).
     public func verifies(_ message: Data, namespace expected: String) -> Bool {
         guard namespace == expected, let key = ed25519Key, let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: key) else {
             return false
@@ -68,7 +71,7 @@ public struct SSHSignature: Sendable, Equatable {
         }
         var signed = Data("SSHSIG".utf8)
         SSHReader.appendString(&signed, Data(namespace.utf8))
-        SSHReader.appendString(&signed, Data())
+        SSHReader.appendString(&signed, reserved)
         SSHReader.appendString(&signed, Data(hashAlgorithm.utf8))
         SSHReader.appendString(&signed, digest)
         return publicKey.isValidSignature(signature, for: signed)

@@ -31,20 +31,12 @@ extension Engine {
         return try relayer("install", flags: flags, token: token) { origin in
             var requested = origin.requested
             for item in items {
-                if let digest = try PackageUploads.digest(in: item) {
-                    let uploads = PackageUploads(stateDirectory: stateDirectory)
-                    guard FileTree.exists(uploads.path(digest)) else {
-                        throw EngineError(.notFound, "no uploaded package \(item); upload it first (POST /v1/package-files)")
+                if let file = try localFile(item) {
+                    let local = try LocalPackages(stateDirectory: stateDirectory).add(file.path, token: token)
+                    if let digest = file.digest, local.sha256 != digest {
+                        throw EngineError(.badPackage, "uploaded package \(item) changed on disk")
                     }
-                    let local = try LocalPackages(stateDirectory: stateDirectory).add(uploads.path(digest), token: token)
-                    guard local.sha256 == digest else { throw EngineError(.badPackage, "uploaded package \(item) changed on disk") }
                     requested.localPackages.removeAll { $0.name == local.name }
-                    requested.localPackages.append(local)
-                } else if item.hasSuffix(".deb") || item.contains("/") {
-                    let local = try LocalPackages(stateDirectory: stateDirectory).add(item, token: token)
-                    if requested.localPackages.contains(where: { $0.name == local.name }) {
-                        requested.localPackages.removeAll { $0.name == local.name }
-                    }
                     requested.localPackages.append(local)
                 } else {
                     try Self.checkPackageName(item)
@@ -181,6 +173,19 @@ extension Engine {
         guard !ref.hasPrefix("apt-layer/"), !ref.hasPrefix("ostree/") else {
             throw EngineError(.invalidArgument, "\(refspec) is an internal ref, not a base to rebase onto")
         }
+    }
+
+    /// The .deb an install item names: an upload (`sha256:HEX`, with the digest it must have) or a
+    /// host path; nil for a package name.
+    func localFile(_ item: String) throws -> (path: String, digest: String?)? {
+        if let digest = try PackageUploads.digest(in: item) {
+            let path = uploads.path(digest)
+            guard FileTree.exists(path) else {
+                throw EngineError(.notFound, "no uploaded package \(item); upload it first (POST /v1/package-files)")
+            }
+            return (path, digest)
+        }
+        return item.hasSuffix(".deb") || item.contains("/") ? (item, nil) : nil
     }
 
     /// Checks one `install` item before anything runs: a package name, `sha256:HEX` naming an

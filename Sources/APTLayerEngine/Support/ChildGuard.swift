@@ -32,27 +32,26 @@ final class ChildGuard {
     static func acquire(stateDirectory: String, report: ([pid_t]) -> Void) throws -> ChildGuard {
         let path = "\(stateDirectory)/children.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw EngineError(.system, "open \(path): \(String(cString: strerror(errno)))") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        guard fd >= 0 else { throw FileTree.posixError("open \(path)") }
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        if !locked {
             var file = stat()
             fstat(fd, &file)
             let deadline = Date().addingTimeInterval(killTimeout)
-            var reported = false
             var holders: [pid_t] = []
-            repeat {
-                holders = Self.holders(device: file.st_dev, inode: file.st_ino)
-                if !reported, !holders.isEmpty {
-                    report(holders)
-                    reported = true
-                }
-                for pid in holders {
+            while !locked && Date() < deadline {
+                let found = Self.holders(device: file.st_dev, inode: file.st_ino)
+                if holders.isEmpty, !found.isEmpty { report(found) }
+                holders = found.isEmpty ? holders : found
+                for pid in found {
                     let group = getpgid(pid)
                     if group > 1, group != getpgrp() { kill(-group, SIGKILL) }
                     kill(pid, SIGKILL)
                 }
                 usleep(20_000)
-            } while flock(fd, LOCK_EX | LOCK_NB) != 0 && Date() < deadline
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+            }
+            guard locked else {
                 close(fd)
                 throw EngineError(
                     .busy,

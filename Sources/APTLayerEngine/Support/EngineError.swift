@@ -1,3 +1,5 @@
+import Foundation
+
 /// An engine failure: what kind it is, a one-line reason for the user, and the cause underneath.
 public struct EngineError: Error, CustomStringConvertible, Sendable {
     /// The class of failure; the agent maps it to an HTTP status, the CLI to an exit code.
@@ -37,6 +39,13 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+
+    /// Whether a filesystem filled up underneath (ENOSPC or EDQUOT, or the text libostree and
+    /// dpkg use for it).
+    public var isOutOfSpace: Bool {
+        if let posix = underlying as? POSIXError { return posix.code == .ENOSPC || posix.code == .EDQUOT }
+        return message.localizedCaseInsensitiveContains("no space left on device")
+    }
 }
 
 extension EngineError {

@@ -114,8 +114,10 @@ enum FileTree {
         }
     }
 
+    /// `what` failed with the current `errno`, kept as the underlying `POSIXError`.
     static func posixError(_ what: String) -> EngineError {
-        EngineError(.system, "\(what): \(String(cString: strerror(errno)))")
+        let code = errno
+        return EngineError(.system, "\(what): \(String(cString: strerror(code)))", underlying: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO))
     }
 }
 

@@ -81,7 +81,7 @@ struct Subprocess {
     /// How long output is still read after the program itself exited: a descendant that escaped
     /// the group kill (an inner bwrap orphaned before it armed its parent-death signal) may hold the
     /// pipe open forever.
-    static let drainAfterExit: Int32 = 2000
+    static let drainAfterExit: Duration = .seconds(2)
 
     /// Reads the program's output until end of file, or until ``drainAfterExit`` after it exited,
     /// and reaps it. Returns everything read and the raw wait status.
@@ -92,7 +92,7 @@ struct Subprocess {
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         var status: Int32 = 0
-        var exitedAt: timespec? = nil
+        var exitedAt: ContinuousClock.Instant? = nil
         func reap(block: Bool) -> Bool {
             while true {
                 let r = waitpid(pid, &status, block ? 0 : WNOHANG)
@@ -101,16 +101,16 @@ struct Subprocess {
                 return false
             }
         }
-        func millisecondsSince(_ start: timespec) -> Int32 {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            return Int32((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
+        /// Milliseconds of the drain left (0 when it is over).
+        func drainLeft(_ exitedAt: ContinuousClock.Instant) -> Int32 {
+            let left = drainAfterExit - (ContinuousClock.now - exitedAt)
+            return left <= .zero ? 0 : Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
         }
         reading: while true {
             var polls = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)]
             if exitedAt == nil, pidfd >= 0 { polls.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
             let timeout: Int32 =
-                if let exitedAt { max(0, drainAfterExit - millisecondsSince(exitedAt)) } else { pidfd >= 0 ? -1 : 200 }
+                if let exitedAt { drainLeft(exitedAt) } else { pidfd >= 0 ? -1 : 200 }
             let ready = poll(&polls, nfds_t(polls.count), timeout)
             if ready < 0 && errno == EINTR { continue }
             if polls[0].revents != 0 {
@@ -128,11 +128,9 @@ struct Subprocess {
                 }
             }
             if let exitedAt {
-                if ready == 0 || millisecondsSince(exitedAt) >= drainAfterExit { break reading }
+                if ready == 0 || drainLeft(exitedAt) == 0 { break reading }
             } else if pidfd < 0 || polls[1].revents != 0, reap(block: false) {
-                var now = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &now)
-                exitedAt = now
+                exitedAt = .now
             }
         }
         if let onLine, !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
