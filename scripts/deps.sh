@@ -8,12 +8,3 @@ if ! dpkg -s $PACKAGES >/dev/null 2>&1; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES
 fi
-# schemathesis (PyPI; SchemathesisTests runs it against the agent) in a virtual environment of
-# Debian's python3, pinned, under .build/ (not committed).
-ST_VERSION=4.32.5
-ST=$(dirname "$0")/../.build/schemathesis
-if ! "$ST/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-  rm -rf "$ST"
-  /usr/bin/python3 -m venv "$ST"
-  "$ST/bin/pip" install -q "schemathesis==$ST_VERSION"
-fi

@@ -3,6 +3,15 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
+# schemathesis (PyPI; SchemathesisTests runs it against the agent) in a virtual environment of
+# Debian's python3, pinned, under .build/ (not committed); only the tests need it.
+ST_VERSION=4.32.5
+ST=.build/schemathesis
+if ! "$ST/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  rm -rf "$ST"
+  /usr/bin/python3 -m venv "$ST"
+  "$ST/bin/pip" install -q "schemathesis==$ST_VERSION"
+fi
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # The two targets run one after the other: together, the synchronous tests that block Swift

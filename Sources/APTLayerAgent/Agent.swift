@@ -78,9 +78,9 @@ public enum Agent {
                 metadata: ["moved-to": "\(reset.movedTo)", "reason": "\(reset.reason)"])
         }
         let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
-        // What the sysroot holds decides the fate of a transaction that was deploying when it died.
-        let deployed = (try? await Engine.run { _ in try Engine(options: engineOptions).status() })?.deployments.map(\.checksum) ?? []
-        let interrupted = try journal.recover(deployed: Set(deployed))
+        // The default deployment decides the fate of a transaction that was deploying when it died
+        // (read only when such a transaction exists).
+        let interrupted = try journal.recover(defaultChecksum: { try? Engine(options: engineOptions).defaultChecksum() })
         if !interrupted.isEmpty {
             for record in interrupted {
                 logger.warning(

@@ -97,14 +97,8 @@ enum TransactionRunner {
     /// In this process, through the same transaction manager the agent uses, on the sysroot's journal.
     static func local(_ operation: HostOperation, _ global: GlobalOptions) async throws -> TransactionOutcome {
         let journal = try localJournal(global.sysrootPath)
-        // The sysroot is read only when a dead run left a running row to reconcile (rare); every
-        // other local run skips that load.
-        var deployed: [String] = []
-        if let running = try? journal.transactions(state: .running, limit: 1), !running.isEmpty {
-            let engine = Engine(options: global.engineOptions)
-            deployed = (try? await Engine.run { _ in try engine.status() })?.deployments.map(\.checksum) ?? []
-        }
-        _ = try? journal.recover(deployed: Set(deployed))
+        let options = global.engineOptions
+        _ = try? journal.recover(defaultChecksum: { try? Engine(options: options).defaultChecksum() })
         let requester = "local:uid:\(getuid())"
         let manager = TransactionManager(
             journal: journal, engineOptions: global.engineOptions, timeout: .seconds(100 * 365 * 86400), queueLength: 0,

@@ -249,16 +249,19 @@ public final class Journal: Sendable {
     }
 
     /// Crash recovery: transactions whose owning process died while they ran become `interrupted`
-    /// — or `succeeded` when the commit they were about to deploy is among `deployed` (the
-    /// deployment was written; only the journal missed it) — and queued ones `cancelled`. Rows of
-    /// live processes (a CLI run next to the agent) are left alone. Every finished row that lacks
-    /// a `finished` event gets one, so every event stream ends. Returns the interrupted ones.
-    public func recover(deployed: Set<String> = [], now: Date = Date()) throws -> [TransactionRecord] {
+    /// — or `succeeded` when the commit they were about to deploy is the default deployment's
+    /// (the deployment was written; only the journal missed it: being deployed anywhere is not
+    /// enough, the commit may be the rollback's) — and queued ones `cancelled`. `defaultChecksum`
+    /// reads the sysroot, and only when a dead row has a commit to compare. Rows of live processes
+    /// (a CLI run next to the agent) are left alone. Every finished row that lacks a `finished`
+    /// event gets one, so every event stream ends. Returns the interrupted ones.
+    public func recover(defaultChecksum: () -> String? = { nil }, now: Date = Date()) throws -> [TransactionRecord] {
         try writer.write { db in
             var interrupted: [TransactionRecord] = []
-            let open = try TransactionRecord.filter(["running", "queued"].contains(Column("state"))).fetchAll(db)
-            for var record in open where Self.ownerIsGone(record) {
-                if record.state == .running, let checksum = record.resultChecksum, deployed.contains(checksum) {
+            let open = try TransactionRecord.filter(["running", "queued"].contains(Column("state"))).fetchAll(db).filter(Self.ownerIsGone)
+            let current = open.contains { $0.state == .running && $0.resultChecksum != nil } ? defaultChecksum() : nil
+            for var record in open {
+                if record.state == .running, let checksum = record.resultChecksum, checksum == current {
                     try record.move(to: .succeeded, at: now)
                     record.changed = true
                     record.summary =

@@ -135,7 +135,7 @@ struct JournalTests {
         try done.move(to: .running)
         try done.move(to: .succeeded)
         _ = try journal.insert(done)
-        #expect(try journal.recover(deployed: ["aaaa"]).map(\.id).sorted() == ["no-checksum", "not-deployed"])
+        #expect(try journal.recover(defaultChecksum: { "aaaa" }).map(\.id).sorted() == ["no-checksum", "not-deployed"])
         #expect(try journal.transaction(id: "deployed")?.state == .succeeded)
         #expect(try journal.transaction(id: "deployed")?.resultChecksum == "aaaa")
         #expect(try journal.transaction(id: "not-deployed")?.state == .interrupted)
@@ -145,7 +145,7 @@ struct JournalTests {
             #expect(state == (try journal.transaction(id: id)?.state))
         }
         // A second recovery adds nothing.
-        _ = try journal.recover(deployed: ["aaaa"])
+        _ = try journal.recover(defaultChecksum: { "aaaa" })
         #expect(try journal.events(transaction: "deployed").count == 2)
     }
 

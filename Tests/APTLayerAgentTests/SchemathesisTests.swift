@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// schemathesis (property-based testing from the OpenAPI document) against the real agent over
-/// mTLS with every check, bounded in examples and time. It is installed by scripts/deps.sh into
+/// mTLS with every check, bounded in examples and time. It is installed by scripts/test.sh into
 /// `.build/schemathesis`; when it is missing this test fails, it does not skip. The coverage phase is
 /// left out: on this Python (3.11) it stops with an internal error in hypothesis ("AST constructor
 /// recursion depth mismatch" while describing a filter lambda) before sending a request.
@@ -13,7 +13,7 @@ struct SchemathesisTests {
     }
 
     @Test func everyOperationConformsWithNoServerError() throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "schemathesis is not installed: run scripts/deps.sh")
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "schemathesis is not installed: run scripts/test.sh")
         let agent = try AgentBed()
         let report = "\(agent.bed.fixtures)/schemathesis"
         let (code, output) = try Shell.status(

@@ -92,6 +92,21 @@ struct UploadTests {
         #expect(Self.stored(agent).count == 2)  // the first upload and its metadata, nothing else
     }
 
+    /// A full state filesystem while the body streams in: 507, and the partial file is gone.
+    @Test func fullFilesystemAnswers507() throws {
+        let agent = try AgentBed(bed: try TestBed(sysrootSize: "64M"))
+        try Shell.run("head -c 2M /dev/urandom > \(agent.bed.fixtures)/two-mib.deb")
+        // Leave less than the upload needs on the sysroot's tmpfs.
+        let free = try Shell.run("df --output=avail -B1 \(agent.bed.sysroot) | tail -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        let filler = max((Int(free) ?? 0) - 512 * 1024, 0)
+        try Shell.run("head -c \(filler) /dev/zero > \(agent.bed.sysroot)/filler")
+        let full = try agent.request("POST", "/v1/package-files", extra: "\(Self.debType) --data-binary @\(agent.bed.fixtures)/two-mib.deb")
+        #expect(full.status == 507, "\(full.body)")
+        #expect(full.json["type"] as? String == "urn:apt-layer:problem:insufficient-storage")
+        #expect(Self.stored(agent).isEmpty, "\(Self.stored(agent))")
+        try Shell.run("rm \(agent.bed.sysroot)/filler")
+    }
+
     /// The CLI over mTLS uploads a .deb path and installs it by digest; the agent never reads the
     /// client's path.
     @Test func cliUploadsHostFilesOverMutualTLS() throws {

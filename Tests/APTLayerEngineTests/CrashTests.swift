@@ -21,6 +21,13 @@ struct CrashTests {
         try killedAt(fault, verb: "install fixture-app", deployed: deployed)
     }
 
+    /// Removing every layered package targets the base commit, which is already deployed as the
+    /// rollback: a crash before the new deployment is written must still be `interrupted`, not
+    /// "confirmed" because some deployment has that commit.
+    @Test func uninstallAllKilledBeforeDeployIsInterrupted() throws {
+        try killedAt("before-deploy", verb: "uninstall --all", deployed: false)
+    }
+
     /// A kernel-argument change deploys the same commit again, so the journal cannot tell from the
     /// sysroot whether it landed: it says `interrupted`; the boot entries say which arguments won.
     @Test(arguments: ["after-base-refs", "after-new-default"])

@@ -1,6 +1,13 @@
 import OSTree
 
 extension Engine {
+    /// The checksum of the stateroot's default deployment (the staged one on a booted host), read
+    /// without building the whole status document.
+    public func defaultChecksum() throws -> String? {
+        let sysroot = try openSysroot()
+        return deployments(sysroot, try osname(sysroot)).first?.checksum
+    }
+
     /// The status document; no lock is taken (reads never wait for a mutation).
     public func status() throws -> StatusDocument {
         let sysroot = try openSysroot()
@@ -42,7 +49,7 @@ extension Engine {
             guard all.indices.contains(index) else { throw EngineError(.notFound, "no deployment at index \(index) (there are \(all.count))") }
             chosen = all[index]
         } else {
-            guard let first = sysroot.booted ?? all.first else { throw EngineError(.invalidArgument, "no deployment") }
+            guard let first = sysroot.booted ?? all.first else { throw EngineError(.notFound, "no deployment") }
             chosen = first
         }
         let status = FileTree.read("\(sysroot.directory(of: chosen))/\(Layout.dpkgDatabase)/status") ?? ""
