@@ -55,11 +55,6 @@ extension HostOperation {
     public init(_ request: Components.Schemas.TransactionRequest) throws(OperationError) {
         try self.init(kind: request.operation.model, arguments: request.arguments?.model ?? .init())
     }
-
-    /// The operation a transaction document describes.
-    public init(_ transaction: Components.Schemas.Transaction) throws(OperationError) {
-        try self.init(kind: transaction.operation.model, arguments: transaction.arguments.model)
-    }
 }
 
 extension Components.Schemas.Transaction {

@@ -3,6 +3,7 @@ import APTLayerEngine
 import Foundation
 import Glibc
 import OpenAPIRuntime
+import Synchronization
 
 /// How much the agent accepts in uploaded .deb files.
 public struct UploadLimits: Sendable, Equatable {
@@ -18,6 +19,23 @@ public struct UploadLimits: Sendable, Equatable {
     }
 }
 
+/// Bytes that uploads are writing right now, so that concurrent uploads share the store's cap
+/// instead of each checking it against what was stored when it began.
+final class UploadsInFlight: Sendable {
+    private let bytes = Mutex<Int64>(0)
+
+    /// Takes `n` more bytes if everything in flight still fits in `available`.
+    func reserve(_ n: Int64, within available: Int64) -> Bool {
+        bytes.withLock { total in
+            guard total + n <= available else { return false }
+            total += n
+            return true
+        }
+    }
+
+    func release(_ n: Int64) { bytes.withLock { $0 -= n } }
+}
+
 /// Uploads of .deb files: streamed to the state directory under a size limit, checked (a
 /// well-formed .deb whose paths stay inside the root), kept by SHA-256, installed as `sha256:HEX`.
 /// An upload that fails for any reason leaves no file behind.
@@ -29,26 +47,23 @@ extension APIHandler {
         switch input.body {
         case .applicationVnd_debian_binaryPackage(let b), .binary(let b): body = b
         }
-        let (uploads, limits) = (self.uploads, uploadLimits)
-        var announced: Int64 = 0
-        if case .known(let length) = body.length {
-            guard length <= limits.maxFileBytes else { throw Self.tooLarge(limits) }
-            announced = length
-        }
-        let expected = announced
-        let (incoming, storedBefore) = try await Self.offPool { () throws -> ((path: String, descriptor: Int32), Int64) in
+        // A declared length over max-upload-bytes was refused by BodyLimitMiddleware already.
+        let (uploads, limits, inFlight) = (self.uploads, uploadLimits, uploadsInFlight)
+        let announced: Int64 = if case .known(let length) = body.length { length } else { 0 }
+        let (incoming, available) = try await Self.offPool { () throws -> ((path: String, descriptor: Int32), Int64) in
             uploads.prune()
-            let stored = uploads.totalBytes()
-            guard stored + expected <= limits.maxStoreBytes else { throw Self.storeFull(limits) }
-            return (try uploads.incoming(), stored)
+            let available = limits.maxStoreBytes - uploads.totalBytes()
+            guard announced <= available else { throw Self.storeFull(limits) }
+            return (try uploads.incoming(), available)
         }
         var written: Int64 = 0
+        defer { inFlight.release(written) }
         do {
             defer { close(incoming.descriptor) }
             for try await chunk in body {
+                guard written + Int64(chunk.count) <= limits.maxFileBytes else { throw AgentProblem.uploadTooLarge(limit: limits.maxFileBytes) }
+                guard inFlight.reserve(Int64(chunk.count), within: available) else { throw Self.storeFull(limits) }
                 written += Int64(chunk.count)
-                guard written <= limits.maxFileBytes else { throw Self.tooLarge(limits) }
-                guard storedBefore + written <= limits.maxStoreBytes else { throw Self.storeFull(limits) }
                 try Self.writeAll(incoming.descriptor, chunk)
             }
             guard written > 0 else { throw AgentProblem(status: 422, slug: "bad-package", title: "Bad package", detail: "the upload is empty") }
@@ -89,7 +104,8 @@ extension APIHandler {
         return digest
     }
 
-    /// Runs blocking file work (and dpkg-deb) on a thread of its own, not the cooperative pool.
+    /// Runs blocking work (file work, dpkg-deb, libostree reads) on a thread of its own, not the
+    /// cooperative pool; engine errors become problems.
     static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         do {
             return try await Engine.run { _ in try body() }
@@ -115,11 +131,6 @@ extension APIHandler {
                 offset += n
             }
         }
-    }
-
-    static func tooLarge(_ limits: UploadLimits) -> AgentProblem {
-        AgentProblem(
-            status: 413, slug: "body-too-large", title: "Upload too large", detail: "limit is \(limits.maxFileBytes) bytes (max-upload-bytes)")
     }
 
     static func storeFull(_ limits: UploadLimits) -> AgentProblem {

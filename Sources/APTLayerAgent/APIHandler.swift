@@ -16,6 +16,7 @@ public struct APIHandler: APIProtocol {
     let statusCache: StatusCache
     let allowRemoteHostPaths: Bool
     let uploadLimits: UploadLimits
+    let uploadsInFlight = UploadsInFlight()
     let journalReset: Journal.Reset?
     static let version = "0.3.0"
 
@@ -38,11 +39,7 @@ public struct APIHandler: APIProtocol {
     /// Runs a read-only engine call off the cooperative pool; reads never take the sysroot lock.
     func read<T: Sendable>(_ body: @escaping @Sendable (Engine) throws -> T) async throws -> T {
         let options = engineOptions
-        do {
-            return try await Engine.run { _ in try body(Engine(options: options)) }
-        } catch let error as EngineError {
-            throw AgentProblem.engine(error)
-        }
+        return try await Self.offPool { try body(Engine(options: options)) }
     }
 
     /// A journal read on the journal's own queue; a failure is our fault (500).
@@ -98,8 +95,7 @@ public struct APIHandler: APIProtocol {
             guard !key.containsControlCharacters else { throw AgentProblem.invalidOperation("idempotencyKey must be printable") }
         }
         let caller = Caller.current
-        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: { $0.contains("/") })
-        {
+        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: Engine.isHostPath) {
             throw AgentProblem.forbidden(
                 "host path \(path) refused over mTLS: install by package name, or set allow-remote-host-paths in the agent configuration")
         }

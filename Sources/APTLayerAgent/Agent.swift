@@ -106,8 +106,9 @@ public enum Agent {
             let router = Router(context: AgentRequestContext.self)
             router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))
             router.add(middleware: LocationHeaderMiddleware())
-            router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes, streamed: ["/v1/package-files": config.maxUploadBytes]))
+            // Who is asking first: a caller without the role is refused before its body is read.
             router.add(middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger))
+            router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes, streamed: ["/v1/package-files": config.maxUploadBytes]))
             // Compact JSON (the runtime's default pretty-prints every response).
             try handler.registerHandlers(on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: []))
             return router

@@ -38,6 +38,10 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
     static func invalidOperation(_ detail: String) -> AgentProblem {
         .init(status: 422, slug: "invalid-operation", title: "Invalid operation", detail: detail)
     }
+    /// An upload over `max-upload-bytes`, declared or streamed.
+    static func uploadTooLarge(limit: Int64) -> AgentProblem {
+        .init(status: 413, slug: "body-too-large", title: "Upload too large", detail: "limit is \(limit) bytes (max-upload-bytes)")
+    }
     static func notFound(_ detail: String) -> AgentProblem { .init(status: 404, slug: "not-found", title: "Not found", detail: detail) }
     static func forbidden(_ detail: String) -> AgentProblem { .init(status: 403, slug: "forbidden", title: "Forbidden", detail: detail) }
 

@@ -177,8 +177,7 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         let length = request.headers[.contentLength].flatMap(Int64.init)
         if request.method == .post, let limit = streamed[request.uri.path] {
             if let length, length > limit {
-                throw AgentProblem(
-                    status: 413, slug: "body-too-large", title: "Upload too large", detail: "limit is \(limit) bytes (max-upload-bytes)")
+                throw AgentProblem.uploadTooLarge(limit: limit)
             }
             return try await next(request, context)
         }

@@ -40,12 +40,6 @@ public final class StatusCache: Sendable {
 
     /// The status document, read by the engine on its own thread when the cache is stale.
     func document(_ options: Engine.Options) async throws -> StatusDocument {
-        try await document {
-            do {
-                return try await Engine.run { _ in try Engine(options: options).status() }
-            } catch let error as EngineError {
-                throw AgentProblem.engine(error)
-            }
-        }
+        try await document { try await APIHandler.offPool { try Engine(options: options).status() } }
     }
 }

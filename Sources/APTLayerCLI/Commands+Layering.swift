@@ -12,13 +12,7 @@ protocol OperationCommand: ParsableCommand {
 }
 
 extension OperationCommand {
-    func run() throws {
-        let requested = operation()
-        // The same validation the API applies, before anything is journaled or sent.
-        let checked: HostOperation
-        do { checked = try HostOperation(kind: requested.kind, arguments: requested.arguments) } catch { throw fail(error.message) }
-        try TransactionRunner.run(checked, global)
-    }
+    func run() throws { try TransactionRunner.run(operation(), global) }
 }
 
 struct LayeringOptions: ParsableArguments {
@@ -45,7 +39,7 @@ struct Install: OperationCommand {
     @Argument(help: "Package names or paths to .deb files.") var packages: [String] = []
     func operation() -> HostOperation {
         // .deb paths are made absolute: the agent reads them from the host's filesystem.
-        let items = packages.map { $0.hasSuffix(".deb") ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
+        let items = packages.map { Engine.isHostPath($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
         return .install(packages: items, flags: layering.flags)
     }
 }

@@ -42,6 +42,8 @@ struct TransactionOutcome: Sendable {
 /// and the exit code is 0 (done), 77 (nothing changed) or 1 (failed, cancelled).
 enum TransactionRunner {
     static func run(_ operation: HostOperation, _ global: GlobalOptions) throws {
+        // The same validation the API applies, for every verb, before anything is journaled or sent.
+        do { try operation.validate() } catch { throw fail(error.message) }
         let outcome: TransactionOutcome
         do {
             outcome = try blocking {
@@ -102,7 +104,7 @@ enum TransactionRunner {
         let requester = "local:uid:\(getuid())"
         let manager = TransactionManager(
             journal: journal, engineOptions: global.engineOptions, timeout: .seconds(100 * 365 * 86400), queueLength: 0,
-            retention: (90 * 86400, 1000), logger: Logger(label: "apt-layer") { _ in SwiftLogNoOpLogHandler() })
+            retention: nil, logger: Logger(label: "apt-layer") { _ in SwiftLogNoOpLogHandler() })
         let (record, _) = try await manager.submit(operation, requester: requester, role: nil, wait: false)
         SignalCancellation.onSignal { Task { _ = try? await manager.cancel(id: record.id, requester: requester, mayCancelOthers: true) } }
         guard let events = try await manager.events(id: record.id) else { throw TransactionError.notFound(id: record.id) }

@@ -1,3 +1,4 @@
+import APTLayerEngine
 import APTLayerModel
 import Dispatch
 import Foundation
@@ -22,7 +23,7 @@ public final class Journal: Sendable {
     /// with `--sysroot` keeps its history with it).
     public static func defaultPath(sysroot: String) -> String {
         let trimmed = sysroot.count > 1 && sysroot.hasSuffix("/") ? String(sysroot.dropLast()) : sysroot
-        return trimmed == "/" ? "/var/lib/apt-layer/journal.sqlite" : "\(trimmed)/ostree/apt-layer/journal.sqlite"
+        return trimmed == "/" ? "/var/lib/apt-layer/journal.sqlite" : "\(trimmed)/\(Layout.stateDirectory)/journal.sqlite"
     }
 
     /// Opens (creating its directory, 0700) the journal at `path`.
@@ -300,7 +301,8 @@ public final class Journal: Sendable {
             let finished = TransactionState.allCases.filter(\.isFinished).map(\.rawValue)
             var deleted = try TransactionRecord.filter(finished.contains(Column("state")) && Column("createdAt") < now.addingTimeInterval(-maxAge))
                 .deleteAll(db)
-            let keep = try TransactionRecord.order(Column("seq").desc).limit(maxCount).fetchAll(db).compactMap(\.seq)
+            // Only the positions: decoding whole rows would fail on a row of a newer format.
+            let keep = try Int64.fetchAll(db, sql: "SELECT seq FROM txn ORDER BY seq DESC LIMIT ?", arguments: [maxCount])
             if let oldestKept = keep.last, keep.count == maxCount {
                 deleted += try TransactionRecord.filter(finished.contains(Column("state")) && Column("seq") < oldestKept).deleteAll(db)
             }

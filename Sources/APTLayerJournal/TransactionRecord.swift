@@ -69,9 +69,6 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { seq = inserted.rowID }
 
-    /// Whether the transaction has ended.
-    public var isFinished: Bool { state.isFinished }
-
     /// The `txn` table's columns.
     public enum Columns: String, ColumnExpression {
         case seq, id, operation, arguments, format, state, requester, role, idempotencyKey, createdAt, startedAt, finishedAt

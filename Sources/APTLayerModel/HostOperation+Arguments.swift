@@ -118,8 +118,10 @@ extension HostOperation {
             throw OperationError("at most 100 kernel argument edits of each kind")
         }
         switch self {
-        case .install(let packages, _), .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
+        case .install(let packages, _):
             for item in packages { try checked { try Engine.checkPackageItem(item) } }
+        case .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
+            for name in packages { try checked { try Engine.checkPackageName(name) } }
         case .deploy(let target, _):
             guard target.isPrintableASCII(allowingSpace: false), target.utf8.count <= 256 else {
                 throw OperationError("deploy target \(target.debugDescription) must be printable ASCII without spaces, at most 256 bytes")

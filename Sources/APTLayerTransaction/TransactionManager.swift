@@ -41,7 +41,7 @@ public actor TransactionManager {
     let engineOptions: Engine.Options
     let timeout: Duration
     let queueLength: Int
-    let retention: (maxAge: TimeInterval, maxCount: Int)
+    let retention: (maxAge: TimeInterval, maxCount: Int)?
     let logger: Logger
     let onStatus: @Sendable (String) -> Void
     private let executor = ThreadExecutor(name: "apt-layer.transactions")
@@ -56,11 +56,12 @@ public actor TransactionManager {
     /// Creates a manager.
     /// - Parameters:
     ///   - retention: finished transactions older than `maxAge` seconds, and all but the newest
-    ///     `maxCount`, are deleted after each transaction.
+    ///     `maxCount`, are deleted after each transaction; nil keeps everything (a local CLI run:
+    ///     the journal's retention is the agent's configuration, which the CLI does not read).
     ///   - onStatus: receives one line whenever the running transaction changes (systemd `STATUS=`).
     public init(
         journal: Journal, engineOptions: Engine.Options, timeout: Duration, queueLength: Int,
-        retention: (maxAge: TimeInterval, maxCount: Int), logger: Logger, onStatus: @escaping @Sendable (String) -> Void = { _ in }
+        retention: (maxAge: TimeInterval, maxCount: Int)?, logger: Logger, onStatus: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.journal = journal
         self.engineOptions = engineOptions
@@ -181,7 +182,7 @@ public actor TransactionManager {
             metadata: ["txn": "\(id)", "operation": "\(entry.record.operation.kind.rawValue)", "error": "\(entry.record.error ?? "")"])
         entry.timer?.cancel()
         running = nil
-        _ = try? journal.applyRetention(maxAge: retention.maxAge, maxCount: retention.maxCount)
+        if let retention { _ = try? journal.applyRetention(maxAge: retention.maxAge, maxCount: retention.maxCount) }
         if !queue.isEmpty {
             start(queue.removeFirst())
         } else {

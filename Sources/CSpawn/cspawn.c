@@ -5,13 +5,20 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE (1U << 1)
-#endif
+/* Closes descriptors first..last (last < 0: all above first): close_range(2), or, on a kernel
+   without it (before 5.9), one close(2) per possible descriptor up to the soft limit. */
+static void close_from_to(int first, int last) {
+    if (syscall(SYS_close_range, (unsigned)first, last < 0 ? ~0U : (unsigned)last, 0) == 0) return;
+    struct rlimit limit;
+    int top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY ? (int)limit.rlim_cur - 1 : 65535;
+    if (last >= 0 && last < top) top = last;
+    for (int fd = first; fd <= top; fd++) (void)close(fd);
+}
 
 /* Only async-signal-safe system calls run between fork and exec: the parent has many threads. */
 static void child(const char *path, char *const argv[], char *const envp[], int output_fd, int keep_fd,
@@ -49,8 +56,8 @@ static void child(const char *path, char *const argv[], char *const envp[], int 
     }
     int first_closed = keep_fd >= 0 ? 4 : 3;
     /* Close everything else except the exec-error pipe (close-on-exec, closed by exec itself). */
-    if (error_fd > first_closed) syscall(SYS_close_range, (unsigned)first_closed, (unsigned)error_fd - 1, 0);
-    syscall(SYS_close_range, (unsigned)error_fd + 1, ~0U, 0);
+    if (error_fd > first_closed) close_from_to(first_closed, error_fd - 1);
+    close_from_to(error_fd + 1, -1);
     execve(path, argv, envp);
 fail:
     err = errno;

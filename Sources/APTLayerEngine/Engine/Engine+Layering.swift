@@ -2,7 +2,7 @@ import Foundation
 import OSTree
 
 /// What `install`-like verbs may tolerate.
-public struct LayeringFlags: Sendable, Equatable, Hashable, Codable {
+public struct LayeringFlags: Sendable, Equatable, Hashable {
     /// Tolerate already-requested or absent names.
     public var idempotent = false
     /// Print what would change; build nothing.
@@ -185,17 +185,22 @@ extension Engine {
             }
             return (path, digest)
         }
-        return item.hasSuffix(".deb") || item.contains("/") ? (item, nil) : nil
+        return Self.isHostPath(item) ? (item, nil) : nil
     }
+
+    /// Whether an install item names a .deb on the host (ends in `.deb` or has a slash) rather than
+    /// a package or an upload. Every layer asks this one question the same way.
+    public static func isHostPath(_ item: String) -> Bool { item.hasSuffix(".deb") || item.contains("/") }
 
     /// Checks one `install` item before anything runs: a package name, `sha256:HEX` naming an
     /// upload, or an absolute path to a .deb.
     public static func checkPackageItem(_ item: String) throws {
         if try PackageUploads.digest(in: item) != nil { return }
-        if item.hasSuffix(".deb") || item.contains("/") { try LocalPackages.checkPath(item) } else { try checkPackageName(item) }
+        if isHostPath(item) { try LocalPackages.checkPath(item) } else { try checkPackageName(item) }
     }
 
-    static func checkPackageName(_ name: String) throws {
+    /// Checks a Debian package name (what uninstall and override take).
+    public static func checkPackageName(_ name: String) throws {
         let allowed = name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.:".contains($0) }
         guard !name.isEmpty, allowed, name.first?.isLetter == true || name.first?.isNumber == true else {
             throw EngineError(.invalidArgument, "invalid package name: \(name)")

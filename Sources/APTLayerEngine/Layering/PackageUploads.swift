@@ -106,10 +106,10 @@ public struct PackageUploads: Sendable {
         return true
     }
 
-    /// Bytes the store holds (uploads and incoming files).
+    /// Bytes the stored uploads hold (incoming files are counted by whoever is writing them).
     public func totalBytes() -> Int64 {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.reduce(0) { total, name in
+        return names.filter { !$0.hasPrefix(".incoming-") }.reduce(0) { total, name in
             var info = stat()
             return total + (stat("\(directory)/\(name)", &info) == 0 ? Int64(info.st_size) : 0)
         }

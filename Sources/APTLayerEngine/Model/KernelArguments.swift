@@ -1,7 +1,7 @@
 /// A kernel command line as an ordered list of `key` / `key=value` words.
 public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
     /// Requested changes, applied in order: deletions, replacements, then appends.
-    public struct Edits: Sendable, Equatable, Hashable, Codable {
+    public struct Edits: Sendable, Equatable, Hashable {
         public var append: [String] = []
         public var delete: [String] = []
         public var replace: [String] = []
