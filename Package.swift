@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "APTLayerCLI",
             dependencies: [
-                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerAPI",
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerAPI", "APTLayerFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),

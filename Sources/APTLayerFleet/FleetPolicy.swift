@@ -47,10 +47,14 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         /// Waves with an index up to this one (0 = the first) are open.
         public var openThroughWave: Int
         public var waves: [Wave]
+        /// A release denylisted on a host (its health check failed there) is retried only when a
+        /// signed policy raises this above the epoch it was denylisted at. Default 0.
+        public var retryEpoch: Int?
 
         enum CodingKeys: String, CodingKey {
             case id, commit, published, waves
             case openThroughWave = "open-through-wave"
+            case retryEpoch = "retry-epoch"
         }
     }
 
@@ -69,6 +73,9 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
     public var remote: Remote?
     public var streams: [String: Stream]
     public var windows: [MaintenanceWindow]?
+    public var reboot: Reboot?
+    public var health: Health?
+    public var telemetry: Telemetry?
 
     /// Decodes a policy document and checks what decoding cannot.
     public static func decode(_ bytes: Data) throws -> FleetPolicy {
@@ -77,11 +84,43 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         let policy: FleetPolicy
         do {
             policy = try decoder.decode(FleetPolicy.self, from: bytes)
+        } catch let error as DecodingError {
+            throw PolicyError.invalid(Self.describe(error))
         } catch {
-            throw PolicyError.invalid(String(describing: error).split(separator: "\n").first.map(String.init) ?? "undecodable")
+            throw PolicyError.invalid("not valid YAML: \(error)".split(separator: "\n").first.map(String.init) ?? "not valid YAML")
         }
         try policy.validate()
         return policy
+    }
+
+    /// One line naming the field (as a dotted path) and what is wrong with it.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.isEmpty ? "the document" : String(text.drop { $0 == "." })
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is missing"
+        case .typeMismatch(let type, let context): return "\(path(context.codingPath)) must be \(typeName(type))"
+        case .valueNotFound(let type, let context): return "\(path(context.codingPath)) must be \(typeName(type))"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                let underlying = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+                return "not valid YAML: " + (underlying.split(separator: "\n").first.map(String.init) ?? "")
+            }
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Bool.Type: "true or false"
+        case is Date.Type: "an RFC 3339 time"
+        default: "a \(type)".replacingOccurrences(of: "Dictionary<String, Any>", with: "mapping")
+        }
     }
 
     func validate() throws {
@@ -103,6 +142,20 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
             }
         }
         for window in windows ?? [] { try window.validate() }
+        for check in health?.checks ?? [] { try check.validate() }
+        if let lock = reboot?.fleetlock {
+            guard let url = URL(string: lock), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw PolicyError.invalid("reboot.fleetlock must be an http(s) URL, got \(lock.debugDescription)")
+            }
+        }
+        if let remote {
+            guard !remote.name.isEmpty, remote.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw PolicyError.invalid("remote name must be letters, digits, - _ . only")
+            }
+            guard let url = URL(string: remote.url), ["http", "https", "file"].contains(url.scheme ?? "") else {
+                throw PolicyError.invalid("remote url must be an http(s) or file URL")
+            }
+        }
     }
 
     /// The salt of a stream's bucket: the stream's name, or the release id with `salt: release`.
@@ -126,9 +179,10 @@ public struct PolicyTrust: Sendable {
     public static let namespace = "apt-layer-policy"
     public var signers: AllowedSigners
     public var threshold: Int
-    public var fleet: String
+    /// This host's fleet; nil accepts any fleet (`apt-layer policy verify` without `--fleet`).
+    public var fleet: String?
 
-    public init(signers: AllowedSigners, threshold: Int, fleet: String) {
+    public init(signers: AllowedSigners, threshold: Int, fleet: String?) {
         self.signers = signers
         self.threshold = max(threshold, 1)
         self.fleet = fleet
@@ -148,7 +202,7 @@ public struct PolicyTrust: Sendable {
         }
         guard keys.count >= threshold else { throw PolicyError.belowThreshold(valid: keys.count, threshold: threshold) }
         let policy = try FleetPolicy.decode(bytes)
-        guard policy.fleet == fleet else { throw PolicyError.wrongFleet(expected: fleet, got: policy.fleet) }
+        if let fleet, policy.fleet != fleet { throw PolicyError.wrongFleet(expected: fleet, got: policy.fleet) }
         if let last {
             if policy.version == last.policy.version && bytes != last.bytes { throw PolicyError.equivocation(version: policy.version) }
             guard policy.version > last.policy.version else { throw PolicyError.notNewer(version: policy.version, accepted: last.policy.version) }

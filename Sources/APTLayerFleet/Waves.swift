@@ -26,15 +26,16 @@ public struct WavePosition: Sendable, Equatable {
 
 extension Wave {
     /// The host's wave and start time: the first wave with `bucket < until`; start =
-    /// published + start-after + ramp × (bucket − previous until) / (until − previous until).
-    /// Nil when no wave covers the bucket.
+    /// published + start-after + ⌊ramp × (bucket − previous until) / (until − previous until)⌋, in
+    /// whole seconds (integer arithmetic, so anyone recomputes the same instant). Nil when no wave
+    /// covers the bucket.
     public static func position(of bucket: Int, in waves: [Wave], published: Date) -> WavePosition? {
         var previous = 0
         for (index, wave) in waves.enumerated() {
             if bucket < wave.until {
                 let width = max(wave.until - previous, 1)
-                let offset = Double(wave.ramp?.seconds ?? 0) * Double(bucket - previous) / Double(width)
-                let start = published.addingTimeInterval(Double(wave.startAfter.seconds) + offset)
+                let offset = (wave.ramp?.seconds ?? 0) * (bucket - previous) / width
+                let start = published.addingTimeInterval(Double(wave.startAfter.seconds + offset))
                 return WavePosition(index: index, name: wave.name, start: start)
             }
             previous = wave.until

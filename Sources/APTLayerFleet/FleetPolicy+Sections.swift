@@ -1,0 +1,82 @@
+import Foundation
+
+extension FleetPolicy {
+    /// How hosts take reboot slots: a FleetLock server and the group they count against.
+    public struct Reboot: Codable, Sendable, Equatable {
+        /// Base URL of a FleetLock server (`POST {base}/v1/pre-reboot`); none: no slots, reboot
+        /// when eligible and in a window.
+        public var fleetlock: String?
+        /// The FleetLock group: a literal name, or `wave` for the host's wave name. Default
+        /// `default` (as Zincati).
+        public var group: String?
+
+        public init(fleetlock: String? = nil, group: String? = nil) {
+            self.fleetlock = fleetlock
+            self.group = group
+        }
+
+        /// The group this host asks in, given its wave.
+        public func group(wave: String?) -> String {
+            switch group {
+            case nil, "": "default"
+            case "wave": wave ?? "default"
+            case let literal?: literal
+            }
+        }
+    }
+
+    /// What makes a freshly booted release healthy.
+    public struct Health: Codable, Sendable, Equatable {
+        /// How long the checks may take to pass after boot (default 10m).
+        public var timeout: PolicyDuration?
+        /// How long they must keep passing afterwards (default 60s).
+        public var settle: PolicyDuration?
+        public var checks: [HealthCheck]?
+
+        public init(timeout: PolicyDuration? = nil, settle: PolicyDuration? = nil, checks: [HealthCheck]? = nil) {
+            self.timeout = timeout
+            self.settle = settle
+            self.checks = checks
+        }
+    }
+
+    /// One health check: exactly one of a systemd unit that must be active, a command that must
+    /// exit 0, or an HTTP URL that must answer with `expect` (default 200).
+    public struct HealthCheck: Codable, Sendable, Equatable {
+        public var unit: String?
+        public var command: [String]?
+        public var http: String?
+        public var expect: Int?
+        /// Per-attempt limit for a command or request (default 30s).
+        public var timeout: PolicyDuration?
+
+        public init(unit: String? = nil, command: [String]? = nil, http: String? = nil, expect: Int? = nil, timeout: PolicyDuration? = nil) {
+            self.unit = unit
+            self.command = command
+            self.http = http
+            self.expect = expect
+            self.timeout = timeout
+        }
+
+        func validate() throws {
+            let kinds = [unit != nil, command != nil, http != nil].filter { $0 }.count
+            guard kinds == 1 else { throw PolicyError.invalid("a health check has exactly one of unit, command, http") }
+            if let command, command.isEmpty || !command[0].hasPrefix("/") {
+                throw PolicyError.invalid("a health check command starts with an absolute path")
+            }
+            if let http {
+                guard let url = URL(string: http), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                    throw PolicyError.invalid("health check http must be an http(s) URL, got \(http.debugDescription)")
+                }
+            }
+            if let expect, !(100...599).contains(expect) { throw PolicyError.invalid("health check expect must be an HTTP status") }
+        }
+    }
+
+    /// What the agent reports, and where (issue 9 consumes it).
+    public struct Telemetry: Codable, Sendable, Equatable {
+        public var countme: Bool?
+        public var report: String?
+        public var heartbeat: PolicyDuration?
+    }
+}
