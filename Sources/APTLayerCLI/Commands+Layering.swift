@@ -95,5 +95,6 @@ struct Rebase: OperationCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "REF or REMOTE:REF.") var ref: String
-    func operation() -> HostOperation { .rebase(ref: ref, flags: layering.flags) }
+    @Argument(help: "A version or commit checksum of REF to pin (a full checksum is pulled by itself).") var revision: String?
+    func operation() -> HostOperation { .rebase(ref: ref, target: revision, flags: layering.flags) }
 }

@@ -165,6 +165,7 @@ public final class Journal: Sendable {
                     CREATE INDEX txn_createdAt ON txn(createdAt);
                     """)
         }
+        registerFleetMigrations(&migrator)
         return migrator
     }
 

@@ -89,7 +89,7 @@ extension HostOperation {
         case .uninstall, .overrideReset: return flags.union(["packages", "all"])
         case .upgrade: return flags.union(["check"])
         case .deploy: return flags.union(["target"])
-        case .rebase: return flags.union(["ref"])
+        case .rebase: return flags.union(["ref", "target"])
         case .rollback, .finalize: return []
         case .cleanup: return ["pending", "rollback"]
         case .pin, .unpin: return ["index"]
@@ -123,17 +123,22 @@ extension HostOperation {
         case .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
             for name in packages { try checked { try Engine.checkPackageName(name) } }
         case .deploy(let target, _):
-            guard target.isPrintableASCII(allowingSpace: false), target.utf8.count <= 256 else {
-                throw OperationError("deploy target \(target.debugDescription) must be printable ASCII without spaces, at most 256 bytes")
-            }
-        case .rebase(let ref, _):
+            try Self.checkTarget(target, of: "deploy")
+        case .rebase(let ref, let target, _):
             try checked { try Engine.checkRefspec(ref) }
+            if let target { try Self.checkTarget(target, of: "rebase") }
         case .pin(let index), .unpin(let index):
             guard index >= 0 else { throw OperationError("index must be zero or more") }
         case .kargs(let edits):
             try checked { try KernelArguments.validate(edits) }
         case .upgrade, .rollback, .cleanup, .finalize:
             break
+        }
+    }
+
+    private static func checkTarget(_ target: String, of kind: String) throws(OperationError) {
+        guard target.isPrintableASCII(allowingSpace: false), target.utf8.count <= 256 else {
+            throw OperationError("\(kind) target \(target.debugDescription) must be printable ASCII without spaces, at most 256 bytes")
         }
     }
 
@@ -170,7 +175,8 @@ extension HostOperation {
             self = .deploy(target: target, flags: flags)
         case .rebase:
             guard let ref = a.ref, !ref.isEmpty else { throw OperationError("rebase needs a ref") }
-            self = .rebase(ref: ref, flags: flags)
+            if let target = a.target, target.isEmpty { throw OperationError("rebase target must not be empty") }
+            self = .rebase(ref: ref, target: a.target, flags: flags)
         case .rollback: self = .rollback
         case .finalize: self = .finalize
         case .cleanup: self = .cleanup(pending: a.pending ?? false, rollback: a.rollback ?? false)
@@ -196,7 +202,9 @@ extension HostOperation {
             a.all = all ? true : nil
         case .upgrade(let check, _): a.check = check ? true : nil
         case .deploy(let target, _): a.target = target
-        case .rebase(let ref, _): a.ref = ref
+        case .rebase(let ref, let target, _):
+            a.ref = ref
+            a.target = target
         case .rollback, .finalize: break
         case .cleanup(let pending, let rollback):
             a.pending = pending ? true : nil

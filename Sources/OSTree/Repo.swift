@@ -75,6 +75,26 @@ public final class Repo: @unchecked Sendable {
         takeStrv(ostree_repo_remote_list(raw, nil)) ?? []
     }
 
+    /// Adds the remote `name` at `url`, or points an existing one there, without GPG verification:
+    /// what is pulled from it is pinned by commit checksum.
+    public func setRemote(name: String, url: String) throws {
+        let builder = aptl_vardict_new()!
+        aptl_vardict_add_bool(builder, "gpg-verify", 0)
+        let options = aptl_vardict_end(builder)
+        defer { g_variant_unref(options) }
+        try gCheck("configure remote \(name)") {
+            ostree_repo_remote_change(raw, nil, OSTREE_REPO_REMOTE_CHANGE_REPLACE, name, url, options, nil, $0)
+        }
+    }
+
+    /// The URL of remote `name`, if configured.
+    public func remoteURL(_ name: String) -> String? {
+        var out: UnsafeMutablePointer<CChar>?
+        guard ostree_repo_remote_get_url(raw, name, &out, nil) != 0, let out else { return nil }
+        defer { g_free(out) }
+        return String(cString: out)
+    }
+
     /// Pulls `ref` from `remote` (the network, or a `file://` remote).
     public func pull(remote: String, ref: String, cancellable: Cancellable? = nil) throws {
         try withStrv([ref]) { refs in

@@ -116,6 +116,36 @@ struct LayeringTests {
         #expect(try bed.packageNames().contains("fixture-app"))
     }
 
+    /// What the fleet driver does: a remote configured from the policy, then `rebase REMOTE:REF
+    /// CHECKSUM` pulls just the pinned commit (not the ref's newer head) and keeps the layering.
+    @Test func rebaseToAPinnedCommitOfARemote() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app"])
+        let remote = "\(bed.fixtures)/remote-repo"
+        try Shell.run("ostree init --repo=\(remote) --mode=archive")
+        let dir = "\(bed.fixtures)/rootfs-r"
+        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(dir)1 \(bed.debs) \(bed.repo) r1 && \(Paths.fixtures)/make-rootfs.sh \(dir)2 \(bed.debs) \(bed.repo) r2")
+        let pinned = try bed.engine().composeRootfs("\(dir)1", repo: remote, options: .init(ref: "acme/stable", version: "2026.1", stubKernel: true))
+        let head = try bed.engine().composeRootfs("\(dir)2", repo: remote, options: .init(ref: "acme/stable", version: "2026.2", stubKernel: true))
+        #expect(try bed.engine().setRemote(name: "acme", url: "file://\(remote)"))
+        #expect(try !bed.engine().setRemote(name: "acme", url: "file://\(remote)"))
+
+        let missing = String(repeating: "ab", count: 32)
+        let before = try bed.status
+        #expect(throws: EngineError.self) { try bed.engine().rebase("acme:acme/stable", revision: missing) }
+        #expect(try bed.status == before)
+        #expect(bed.leftovers.isEmpty)
+
+        _ = try bed.engine().rebase("acme:acme/stable", revision: pinned)
+        let status = try bed.status
+        #expect(status.deployments[0].baseChecksum == pinned)
+        #expect(status.deployments[0].origin == "acme:acme/stable")
+        #expect(try bed.packageNames().contains("fixture-app"))
+        #expect(try String(contentsOfFile: "\(bed.deploymentDirectory())/etc/base-note", encoding: .utf8) == "base-note r1\n")
+        // Only the pinned commit came over: the newer head is not in the host's repository.
+        #expect(try Shell.status("ostree --repo=\(bed.sysroot)/ostree/repo show \(head) >/dev/null 2>&1").0 != 0)
+    }
+
     @Test func rollbackAndRollbackOfRollback() throws {
         let bed = try TestBed()
         _ = try bed.engine().install(["fixture-app"])

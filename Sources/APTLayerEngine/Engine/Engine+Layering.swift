@@ -147,17 +147,54 @@ extension Engine {
         }
     }
 
-    /// Switches the base to another ref, keeping the layering. On a sysroot with no deployment yet it
-    /// makes the first one.
-    public func rebase(_ refspec: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
+    /// Switches the base to another ref, keeping the layering; with `revision` (a version or checksum
+    /// of that ref, as `rpm-ostree rebase REF REVISION`) pinned to that commit. A full checksum on a
+    /// remote ref pulls just that commit (its checksum is the trust: libostree verifies every
+    /// object against it). On a sysroot with no deployment yet it makes the first one.
+    public func rebase(_ refspec: String, revision: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws
+        -> ChangeResult
+    {
         try Self.checkRefspec(refspec)
-        return try relayer("rebase \(refspec)", flags: flags, token: token, allowEmpty: true) { origin in
+        let what = revision.map { "rebase \(refspec) \($0)" } ?? "rebase \(refspec)"
+        return try relayer(what, flags: flags, token: token, allowEmpty: true) { origin in
             var next = origin
             next.baseRefspec = refspec
             next.overrideCommit = nil
             return next
         } base: { sysroot, _ in
-            try resolveBase(sysroot, refspec: refspec, pull: true, token: token)
+            guard let revision else { return try resolveBase(sysroot, refspec: refspec, pull: true, token: token) }
+            if Self.isFullChecksum(revision) {
+                try pullCommit(sysroot, refspec: refspec, checksum: revision, token: token)
+            } else {
+                _ = try resolveBase(sysroot, refspec: refspec, pull: true, token: token)
+            }
+            return try findCommit(sysroot, refspec: refspec, target: revision)
+        } adjust: { origin, checksum in
+            guard revision != nil else { return origin }
+            var next = origin
+            next.overrideCommit = checksum
+            return next
+        }
+    }
+
+    /// Whether `text` is a full 64-character lowercase commit checksum.
+    public static func isFullChecksum(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// Pulls one commit by checksum from the remote `refspec` names, unless it is already local.
+    func pullCommit(_ sysroot: Sysroot, refspec: String, checksum: String, token: CancellationToken) throws {
+        let repo = try sysroot.repo()
+        guard (try? repo.commit(checksum)) == nil else { return }
+        guard let colon = refspec.firstIndex(of: ":"), repo.remotes.contains(String(refspec[..<colon])) else {
+            throw EngineError(.notFound, "commit \(checksum) is not in the repository and \(refspec) names no configured remote")
+        }
+        let remote = String(refspec[..<colon])
+        progress.phase("Pulling \(checksum.prefix(12)) from \(remote)")
+        do {
+            try repo.pull(remote: remote, ref: checksum, cancellable: token.cancellable)
+        } catch {
+            throw EngineError.wrap(error, "pull \(checksum) from \(remote)")
         }
     }
 
