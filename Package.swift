@@ -110,6 +110,17 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The fleet update driver: fetches and trusts the signed policy, stages the release, waits for
+        // wave, window and FleetLock slot, reboots, verifies health, rolls back and denylists.
+        .target(
+            name: "APTLayerDriver",
+            dependencies: [
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerFleet",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The SQLite transaction journal (GRDB over the system libsqlite3).
         .target(
             name: "APTLayerJournal",
@@ -120,7 +131,8 @@ let package = Package(
         .target(
             name: "APTLayerAgent",
             dependencies: [
-                "APTLayerEngine", "APTLayerModel", "APTLayerTransaction", "APTLayerAPI", "APTLayerJournal", "CSystemd",
+                "APTLayerEngine", "APTLayerModel", "APTLayerTransaction", "APTLayerAPI", "APTLayerJournal", "APTLayerDriver", "APTLayerFleet",
+                "CSystemd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),

@@ -18,6 +18,19 @@ public enum PolicyError: Error, Equatable, CustomStringConvertible {
     case equivocation(version: Int64)
     case expired(Date)
 
+    /// The refusal's kind as the journal and the API name it.
+    public var kind: String {
+        switch self {
+        case .invalid: "invalid"
+        case .signature: "signature"
+        case .belowThreshold: "below-threshold"
+        case .wrongFleet: "wrong-fleet"
+        case .notNewer: "not-newer"
+        case .equivocation: "equivocation"
+        case .expired: "expired"
+        }
+    }
+
     public var description: String {
         switch self {
         case .invalid(let why): "invalid policy: \(why)"
@@ -172,6 +185,13 @@ public struct AcceptedPolicy: Sendable, Equatable {
     public var signature: String
     /// Principals of the trusted keys that signed it.
     public var signers: [String]
+
+    public init(policy: FleetPolicy, bytes: Data, signature: String, signers: [String]) {
+        self.policy = policy
+        self.bytes = bytes
+        self.signature = signature
+        self.signers = signers
+    }
 }
 
 /// Trust for fleet policies: an allowed-signers file, a threshold of distinct keys, this host's fleet.

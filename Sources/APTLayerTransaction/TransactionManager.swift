@@ -50,6 +50,7 @@ public actor TransactionManager {
     private var channels: [String: EventChannel] = [:]
     private var counts: [FinishedKey: Int] = [:]
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var finishWaiters: [String: [CheckedContinuation<TransactionRecord, Never>]] = [:]
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -176,6 +177,7 @@ public actor TransactionManager {
         persist(entry.record)
         entry.channel.emit(.finished(state: entry.record.state, error: entry.record.error, changed: entry.record.changed))
         channels[id] = nil
+        resumeFinishWaiters(entry.record)
         counts[FinishedKey(kind: entry.record.operation.kind, state: entry.record.state), default: 0] += 1
         logger.info(
             "transaction \(entry.record.state.rawValue)",
@@ -208,6 +210,7 @@ public actor TransactionManager {
             do { try journal.update(entry.record) } catch { throw .journal(transaction: id, cause: error) }
             entry.channel.emit(.finished(state: .cancelled, error: entry.record.error, changed: nil))
             channels[id] = nil
+            resumeFinishWaiters(entry.record)
             return entry.record
         }
         if let active = running, active.record.id == id {
@@ -240,6 +243,18 @@ public actor TransactionManager {
         } catch { throw .journal(transaction: id, cause: error) }
     }
 
+    /// Waits until transaction `id` has finished and returns its final record (nil for an unknown id).
+    public func finished(id: String) async -> TransactionRecord? {
+        if running?.record.id == id || queue.contains(where: { $0.record.id == id }) {
+            return await withCheckedContinuation { finishWaiters[id, default: []].append($0) }
+        }
+        return try? journal.transaction(id: id)
+    }
+
+    private func resumeFinishWaiters(_ record: TransactionRecord) {
+        for waiter in finishWaiters.removeValue(forKey: record.id) ?? [] { waiter.resume(returning: record) }
+    }
+
     /// Waits until no transaction runs or is queued.
     public func idle() async {
         guard running != nil || !queue.isEmpty else { return }
@@ -254,6 +269,7 @@ public actor TransactionManager {
             record.error = "the agent stopped before it ran"
             persist(record)
             entry.channel.emit(.finished(state: .cancelled, error: record.error, changed: nil))
+            resumeFinishWaiters(record)
         }
         queue.removeAll()
         guard running != nil else { return }

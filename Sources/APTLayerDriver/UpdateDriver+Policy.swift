@@ -1,0 +1,110 @@
+import APTLayerFleet
+import APTLayerJournal
+import Foundation
+
+extension UpdateDriver {
+    /// Fetches the policy; accepts it, or journals why not and keeps the last good one.
+    func poll() async {
+        let before = record.state
+        if [.idle, .upToDate, .healthy, .failed].contains(before) {
+            move(.checking, "fetching the policy from \(configuration.policyURL)")
+        }
+        let now = Date()
+        do {
+            switch try await fetcher.fetch(etag: etag) {
+            case .notModified:
+                lastFetch = .init(at: now, outcome: .notModified, message: "not modified")
+            case .document(let bytes, let signature, let newEtag):
+                if let policy, policy.bytes == bytes {
+                    lastFetch = .init(at: now, outcome: .unchanged, message: "unchanged (version \(policy.policy.version))")
+                } else {
+                    accept(bytes: bytes, signature: signature, etag: newEtag, now: now)
+                }
+            }
+        } catch {
+            lastFetch = .init(at: now, outcome: .error, message: error.message)
+            reject(kind: "fetch", message: error.message, version: nil, now: now)
+        }
+        if record.state == .checking { decide() } else if [.updateAvailable, .staged, .waiting].contains(record.state) { reconsider() }
+    }
+
+    private func accept(bytes: Data, signature: String, etag newEtag: String?, now: Date) {
+        let trust: PolicyTrust
+        do {
+            let text = try String(contentsOfFile: configuration.signers, encoding: .utf8)
+            trust = PolicyTrust(signers: try AllowedSigners(text), threshold: configuration.threshold, fleet: configuration.name)
+        } catch {
+            let message = "cannot read the trusted signers \(configuration.signers): \(error)"
+            lastFetch = .init(at: now, outcome: .rejected, message: message)
+            reject(kind: "signature", message: message, version: nil, now: now)
+            return
+        }
+        do {
+            let accepted = try trust.accept(bytes, signature: signature, last: policy, now: now)
+            let row = PolicyRecord(
+                fleet: accepted.policy.fleet, version: accepted.policy.version, bytes: bytes, signature: signature,
+                signers: accepted.signers.joined(separator: ","), etag: newEtag, acceptedAt: now)
+            _ = try journal.recordAccepted(row)
+            policy = accepted
+            policyAcceptedAt = now
+            etag = newEtag
+            lastFetch = .init(at: now, outcome: .accepted, message: "accepted version \(accepted.policy.version)")
+            logger.info("fleet policy accepted", metadata: ["version": "\(accepted.policy.version)", "signers": "\(row.signers)"])
+            clearDenylistOnNewEpoch()
+        } catch let error as PolicyError {
+            let version = try? FleetPolicy.decode(bytes).version
+            lastFetch = .init(at: now, outcome: .rejected, message: error.description)
+            reject(kind: error.kind, message: error.description, version: version, now: now)
+        } catch {
+            lastFetch = .init(at: now, outcome: .error, message: "journal: \(error)")
+            logger.error("fleet policy not journaled", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func reject(kind: String, message: String, version: Int64?, now: Date) {
+        logger.warning("fleet policy refused", metadata: ["kind": "\(kind)", "reason": "\(message)"])
+        try? journal.recordRejection(PolicyRejectionRecord(at: now, kind: kind, message: message, version: version))
+    }
+
+    /// A signed policy that raises a denylisted release's retry epoch lifts the denylist entry.
+    private func clearDenylistOnNewEpoch() {
+        guard let release = policy?.policy.streams[configuration.stream]?.release,
+            let entry = try? journal.denylisted(releaseId: release.id, commit: release.commit), (release.retryEpoch ?? 0) > entry.retryEpoch
+        else { return }
+        try? journal.removeFromDenylist(releaseId: release.id, commit: release.commit)
+        logger.info("fleet release retried: retry-epoch raised", metadata: ["release": "\(release.id)"])
+    }
+
+    /// From `checking`: what the policy in force asks of this host.
+    func decide() {
+        guard let explanation = explain() else {
+            move(.idle, lastFetch.map { "no accepted policy (\($0.message))" } ?? "no accepted policy")
+            return
+        }
+        switch explanation.waitingFor {
+        case .policyExpired, .noRelease, .upToDate, .denylisted, .notInAnyWave, .noPolicy:
+            move(.upToDate, explanation.reason)
+        default:
+            guard let release = policy?.policy.streams[configuration.stream]?.release else { return }
+            move(.updateAvailable, "release \(release.id) is available") { r in
+                if r.releaseId != release.id || r.commit != release.commit { r.attempts = 0 }
+                r.releaseId = release.id
+                r.commit = release.commit
+                r.rolledBack = false
+            }
+        }
+    }
+
+    /// A new policy while a release is on its way: if it pins another release (or none), start
+    /// over from `checking`.
+    func reconsider() {
+        let release = policy?.policy.streams[configuration.stream]?.release
+        guard release?.id != record.releaseId || release?.commit != record.commit else { return }
+        move(.checking, "the policy now pins \(release.map { "release \($0.id)" } ?? "no release")")
+        decide()
+    }
+}
+
+extension Error {
+    var message: String { "\(self)" }
+}

@@ -1,0 +1,278 @@
+import APTLayerEngine
+import APTLayerFleet
+import APTLayerJournal
+import APTLayerModel
+import APTLayerTransaction
+import Foundation
+
+extension UpdateDriver {
+    /// After a start: finish what the journal says was under way. A new boot id in `rebooting`
+    /// means the reboot happened; a healthy host whose slot is held or unknown gives it back.
+    func resumeAfterStart() async {
+        if record.state == .rebooting, record.bootID != bootID {
+            if record.rolledBack {
+                await finishRollback()
+            } else {
+                move(.verifying, "booted after finalizing release \(record.releaseId ?? "?")")
+            }
+            return
+        }
+        if [.idle, .upToDate, .healthy, .failed, .checking].contains(record.state), record.lockHeld != false {
+            await releaseSlot(reason: "steady state at start")
+        }
+    }
+
+    /// Moves the machine as far as it goes now.
+    func advance() async {
+        for _ in 0..<8 {
+            let before = record
+            switch record.state {
+            case .updateAvailable, .staging: await stage()
+            case .staged: move(.waiting, "staged; waiting for the wave start, a window and a reboot slot")
+            case .waiting: await waitForSlot()
+            case .finalizing: await finalize()
+            case .rebooting: await rebootAgainIfStillUp()
+            case .verifying: await verify()
+            case .rollingBack: await rollBack()
+            case .idle, .checking, .upToDate, .healthy, .failed: return
+            }
+            if record == before { return }
+        }
+    }
+
+    /// Runs one operation as an ordinary transaction of the agent and waits for its end.
+    func transact(_ operation: HostOperation) async -> Result<TransactionRecord, TransactionFailure> {
+        let submitted: TransactionRecord
+        do {
+            submitted = try await transactions.submit(operation, requester: requester, role: "admin", wait: true).0
+        } catch {
+            return .failure(TransactionFailure(message: error.description))
+        }
+        guard let finished = await transactions.finished(id: submitted.id) else {
+            return .failure(TransactionFailure(message: "transaction \(submitted.id) vanished"))
+        }
+        guard finished.state == .succeeded else {
+            return .failure(TransactionFailure(message: "\(operation.kind.rawValue) \(finished.state.rawValue): \(finished.error ?? "")"))
+        }
+        return .success(finished)
+    }
+
+    /// A transaction of the driver that did not succeed.
+    struct TransactionFailure: Error {
+        let message: String
+    }
+
+    /// `update-available` / `staging`: configure the policy's remote, pull the pinned commit,
+    /// re-apply the layered packages and stage it with finalization locked.
+    func stage() async {
+        guard let policy = policy?.policy, let stream = policy.streams[configuration.stream], let release = stream.release,
+            release.id == record.releaseId, release.commit == record.commit
+        else {
+            move(.checking, "the release changed before staging")
+            decide()
+            return
+        }
+        let previous = currentBase()
+        move(.staging, "staging release \(release.id) (\(release.commit.prefix(12)))") { r in r.previousCommit = previous }
+        var refspec = stream.ref
+        if let remote = policy.remote {
+            do {
+                try await offPool { [engineOptions] in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
+            } catch {
+                move(.failed, "configure remote \(remote.name): \(error.message)")
+                return
+            }
+            refspec = "\(remote.name):\(stream.ref)"
+        }
+        let flags = LayeringFlags(idempotent: true, lockFinalization: true)
+        switch await transact(.rebase(ref: refspec, target: release.commit, flags: flags)) {
+        case .success(let txn):
+            move(.staged, "release \(release.id) staged by transaction \(txn.id)")
+        case .failure(let failure):
+            move(.failed, "staging release \(release.id) failed: \(failure.message)")
+        }
+    }
+
+    /// `waiting`: the wave start, a window (the policy's and the local one), then a slot.
+    func waitForSlot() async {
+        guard let explanation = explain() else { return }
+        if explanation.waitingFor == .upToDate {
+            move(.checking, "the host already runs release \(explanation.release ?? "")")
+            decide()
+            return
+        }
+        guard explanation.waitingFor == nil || explanation.waitingFor == .lockBusy else {
+            if record.lockHeld == true && explanation.waitingFor == .outsideWindow {
+                // The window closed before the reboot started: give the unused slot back.
+                await releaseSlot(reason: "the window closed before the reboot")
+            }
+            if record.reason != explanation.reason { move(.waiting, explanation.reason) }
+            return
+        }
+        if record.lockHeld != true {
+            guard let lock = lockClient(wave: explanation.wave) else {
+                move(.finalizing, "eligible and inside a window (no FleetLock server)")
+                return
+            }
+            move(.waiting, "asking \(lock.base) for a reboot slot") { r in
+                r.lockHeld = nil
+                r.lockGroup = lock.group
+            }
+            do {
+                switch try await lock.preReboot() {
+                case .granted:
+                    lockBusy = false
+                    move(.waiting, "reboot slot granted") { r in r.lockHeld = true }
+                case .refused(let kind, let value):
+                    lockBusy = true
+                    move(.waiting, "no reboot slot: \(kind): \(value)") { r in r.lockHeld = false }
+                    return
+                }
+            } catch {
+                lockBusy = true
+                move(.waiting, "FleetLock unreachable: \(error.message)") { r in r.lockHeld = false }
+                return
+            }
+        }
+        move(.finalizing, "reboot slot held; finalizing release \(record.releaseId ?? "")")
+    }
+
+    func lockClient(wave: String?) -> FleetLockClient? {
+        guard let policy = policy?.policy, let base = policy.reboot?.fleetlock else { return nil }
+        let group = record.lockGroup ?? policy.reboot?.group(wave: wave) ?? "default"
+        return FleetLockClient(client: http, base: base, id: hostID, group: group)
+    }
+
+    /// Gives the slot back (`steady-state`) when it is held or unknown.
+    func releaseSlot(reason: String) async {
+        guard record.lockHeld != false else { return }
+        guard let lock = lockClient(wave: explain()?.wave) else {
+            move(record.state, record.reason) { r in r.lockHeld = false }
+            return
+        }
+        do {
+            if case .granted = try await lock.steadyState() {
+                move(record.state, record.reason) { r in r.lockHeld = false }
+                logger.info("reboot slot released", metadata: ["why": "\(reason)"])
+            }
+        } catch {
+            logger.warning("reboot slot not released", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    /// `finalizing`: unlock the staged deployment and reboot into it, unless this release has
+    /// already used every attempt.
+    func finalize() async {
+        guard record.attempts < configuration.maxAttempts else {
+            await giveUp("release \(record.releaseId ?? "") did not come up healthy in \(record.attempts) reboot(s)")
+            return
+        }
+        let staged = (try? await offPool { [engineOptions] in try Engine(options: engineOptions).status() })?.deployments.contains(where: \.staged) ?? false
+        if staged {
+            if case .failure(let failure) = await transact(.finalize) {
+                move(.failed, "finalizing failed: \(failure.message)")
+                await releaseSlot(reason: "finalizing failed")
+                return
+            }
+        }
+        move(.rebooting, "rebooting into release \(record.releaseId ?? "")") { r in r.attempts += 1 }
+        await runReboot()
+    }
+
+    /// `rebooting` in the same boot: the reboot has not happened (the command failed, or the agent
+    /// was killed before it ran): run it again.
+    func rebootAgainIfStillUp() async {
+        guard record.bootID == bootID else { return }
+        guard Date().timeIntervalSince(record.since) > 20 else { return }
+        move(.rebooting, record.reason) { _ in }
+        await runReboot()
+    }
+
+    func runReboot() async {
+        let command = configuration.rebootCommand
+        logger.notice("rebooting", metadata: ["command": "\(command.joined(separator: " "))"])
+        let result = await HealthChecker.program(command, timeout: 120)
+        if result.status != 0 {
+            logger.error("reboot command failed", metadata: ["status": "\(result.status)", "output": "\(result.output.suffix(300))"])
+        }
+    }
+
+    /// `verifying`: the booted commit must be the release's (else the bootloader fell back), then
+    /// every check must pass within the timeout and keep passing for the settle time.
+    func verify() async {
+        guard let commit = record.commit else { return }
+        let booted = currentBase()
+        guard booted == commit else {
+            move(.rollingBack, "booted \(booted?.prefix(12) ?? "nothing") instead of \(commit.prefix(12)): the bootloader fell back")
+            return
+        }
+        let healthPolicy = policy?.policy.health
+        let checks = healthPolicy?.checks ?? []
+        let deadline = Date().addingTimeInterval(Double(healthPolicy?.timeout?.seconds ?? 600))
+        let settle = Double(healthPolicy?.settle?.seconds ?? 60)
+        var failing: [HealthChecker.Result] = []
+        var passingSince: Date?
+        while !Task.isCancelled {
+            failing = await health.run(checks).filter { !$0.passed }
+            let now = Date()
+            if failing.isEmpty {
+                if passingSince == nil { passingSince = now }
+                if let since = passingSince, now.timeIntervalSince(since) >= settle { break }
+            } else if passingSince != nil || now >= deadline {
+                break  // failed during the settle time, or never passed in time
+            }
+            try? await Task.sleep(for: .milliseconds(Int(min(5, max(0.5, settle / 10)) * 1000)))
+        }
+        guard !Task.isCancelled else { return }
+        if failing.isEmpty {
+            move(.healthy, "release \(record.releaseId ?? "") is healthy") { r in r.attempts = 0 }
+            await releaseSlot(reason: "healthy boot")
+        } else {
+            let why = failing.map { "\($0.check): \($0.detail)" }.joined(separator: "; ")
+            move(.rollingBack, "unhealthy: \(why)")
+        }
+    }
+
+    /// `rolling-back`: the previous deployment becomes the default and the host reboots into it,
+    /// still holding its slot (a failure counts against the fleet's budget).
+    func rollBack() async {
+        let booted = currentBase()
+        guard booted == record.commit else {
+            // Not running the release (the bootloader fell back): nothing to undo on disk.
+            await finishRollback()
+            return
+        }
+        switch await transact(.rollback) {
+        case .success:
+            move(.rebooting, "rolled back from release \(record.releaseId ?? ""); rebooting into the previous deployment") { r in
+                r.rolledBack = true
+            }
+            await runReboot()
+        case .failure(let failure):
+            move(.failed, "rollback failed: \(failure.message)")
+        }
+    }
+
+    /// After the rollback reboot (or a bootloader fallback): denylist the release, give the slot
+    /// back, report.
+    func finishRollback() async {
+        await giveUp("release \(record.releaseId ?? "") failed verification and was rolled back")
+    }
+
+    private func giveUp(_ reason: String) async {
+        if let id = record.releaseId, let commit = record.commit {
+            let epoch = policy?.policy.streams[configuration.stream]?.release.flatMap { $0.id == id ? $0.retryEpoch : nil } ?? 0
+            try? journal.denylist(DenylistRecord(releaseId: id, commit: commit, retryEpoch: epoch, at: Date(), reason: reason))
+            logger.warning("release denylisted", metadata: ["release": "\(id)", "reason": "\(reason)"])
+        }
+        move(.failed, reason) { r in r.rolledBack = false }
+        await releaseSlot(reason: "release given up")
+    }
+}
+
+/// Runs blocking work off the cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}

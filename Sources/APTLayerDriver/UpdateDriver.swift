@@ -1,0 +1,223 @@
+import APTLayerEngine
+import APTLayerFleet
+import APTLayerJournal
+import APTLayerModel
+import APTLayerTransaction
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOSSL
+
+/// The fleet update driver: polls the signed policy, and rolls this host to the policy's release
+/// through the ``UpdateState`` machine — stage (finalization locked), wait for wave start, window
+/// and reboot slot, finalize, reboot, verify, then keep or roll back. Every state is journaled
+/// before the driver acts on it, so a kill -9 or a reboot resumes where it was; every change to
+/// the host is an ordinary transaction of the agent's ``TransactionManager``.
+public actor UpdateDriver {
+    let configuration: FleetConfiguration
+    let journal: Journal
+    let transactions: TransactionManager
+    let engineOptions: Engine.Options
+    let logger: Logger
+    let http: HTTPClient
+    let fetcher: PolicyFetcher
+    let health: HealthChecker
+    /// This host's fleet identity (from the machine-id, which never leaves the host).
+    public let hostID: String
+    /// The requester name the driver's transactions carry.
+    public nonisolated var requester: String { "fleet:\(configuration.name)" }
+
+    var record: DriverRecord
+    var policy: AcceptedPolicy?
+    var policyAcceptedAt: Date?
+    var etag: String?
+    var lastFetch: FleetStatus.LastFetch?
+    var nextPoll = Date.distantPast
+    /// Set while the FleetLock server refuses a slot, for the explanation.
+    var lockBusy = false
+    var wake: CheckedContinuation<Void, Never>?
+    let bootID: String
+
+    /// Sets the driver up from the journal; throws a one-line error when the configuration cannot
+    /// be used (machine-id, TLS files).
+    public init(
+        configuration: FleetConfiguration, journal: Journal, transactions: TransactionManager, engineOptions: Engine.Options, logger: Logger,
+        userAgent: String = "apt-layer"
+    ) throws {
+        self.configuration = configuration
+        self.journal = journal
+        self.transactions = transactions
+        self.engineOptions = engineOptions
+        self.logger = logger
+        hostID = try HostIdentity.hostID(machineIDFile: configuration.machineIDFile)
+        bootID = (try? String(contentsOfFile: configuration.bootIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            if let ca = configuration.ca { tls.trustRoots = .file(ca) }
+            if let cert = configuration.certificate { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } }
+            if let key = configuration.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
+        } catch {
+            throw ConfigurationFailure(message: "fleet TLS files: \(error)")
+        }
+        var http = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60)))
+        http.redirectConfiguration = .follow(max: 5, allowCycles: false)
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
+        fetcher = PolicyFetcher(
+            client: self.http, policyURL: configuration.policyURL, signatureURL: configuration.resolvedSignatureURL, userAgent: userAgent)
+        health = HealthChecker(client: self.http)
+        record = (try? journal.driver()) ?? DriverRecord(state: .idle, reason: "no policy fetched yet", since: Date())
+        if let stored = try? journal.acceptedPolicy(), let decoded = try? FleetPolicy.decode(stored.bytes) {
+            policy = AcceptedPolicy(
+                policy: decoded, bytes: stored.bytes, signature: stored.signature, signers: stored.signers.split(separator: ",").map(String.init))
+            policyAcceptedAt = stored.acceptedAt
+            etag = stored.etag
+        }
+    }
+
+    /// A fleet configuration that cannot be used.
+    public struct ConfigurationFailure: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Runs until the task is cancelled.
+    public func run() async {
+        logger.info("fleet driver started", metadata: ["state": "\(record.state.rawValue)", "host-id": "\(hostID)"])
+        await resumeAfterStart()
+        while !Task.isCancelled {
+            await tick()
+            let delay = max(0.05, nextWakeup().timeIntervalSinceNow)
+            await sleep(seconds: delay)
+        }
+        try? await http.shutdown()
+    }
+
+    /// Polls now (the API's refresh, and tests).
+    public func pollNow() {
+        nextPoll = .distantPast
+        wake?.resume()
+        wake = nil
+    }
+
+    private func sleep(seconds: Double) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                wake = continuation
+                Task { [weak self] in
+                    try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                    await self?.wakeUp()
+                }
+            }
+        } onCancel: {
+            Task { await self.wakeUp() }
+        }
+    }
+
+    private func wakeUp() {
+        wake?.resume()
+        wake = nil
+    }
+
+    /// One round: fetch when due, then move the state machine as far as it goes now.
+    func tick() async {
+        if Date() >= nextPoll {
+            await poll()
+            let jitter = configuration.jitterSeconds > 0 ? Double.random(in: 0...Double(configuration.jitterSeconds)) : 0
+            nextPoll = Date().addingTimeInterval(Double(configuration.pollInterval.seconds) + jitter)
+        }
+        await advance()
+    }
+
+    /// When the next tick is due: the next poll, or sooner while waiting for a start time, a
+    /// window or a slot.
+    func nextWakeup() -> Date {
+        var next = nextPoll
+        if record.state == .waiting, let explanation = explain() {
+            if lockBusy { next = min(next, Date().addingTimeInterval(Double.random(in: 1...3))) }
+            if explanation.waitingFor == .notEligibleYet, let at = explanation.eligibleAt { next = min(next, at) }
+            if let window = nextLocalAndPolicyWindow(after: Date()), window > Date() { next = min(next, window) }
+            // A window closing matters only while a slot is held.
+            if record.lockHeld == true { next = min(next, Date().addingTimeInterval(1)) }
+        }
+        if [.updateAvailable, .staging, .staged, .finalizing, .rebooting, .verifying, .rollingBack].contains(record.state) {
+            next = min(next, Date().addingTimeInterval(record.state == .rebooting ? 30 : 0))
+        }
+        return next
+    }
+
+    /// Moves the driver to `state`, journaling it first; a move the machine forbids is logged and
+    /// not made.
+    func move(_ state: UpdateState, _ reason: String, change: (inout DriverRecord) -> Void = { _ in }) {
+        var next = record
+        next.state = state
+        next.reason = reason
+        next.since = Date()
+        next.bootID = bootID
+        change(&next)
+        guard next != record else { return }
+        do {
+            try journal.saveDriver(next)
+            if next.state != record.state {
+                logger.info(
+                    "fleet driver \(record.state.rawValue) -> \(state.rawValue)", metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
+            }
+            record = next
+        } catch {
+            logger.error("fleet driver state not journaled", metadata: ["to": "\(state.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// The explanation under the policy in force, for the host's current base commit.
+    func explain(now: Date = Date()) -> PolicyExplanation? {
+        guard let policy = policy?.policy else { return nil }
+        let release = policy.streams[configuration.stream]?.release
+        let denylisted = release.map { isDenylisted($0) } ?? false
+        var explanation = policy.explain(
+            stream: configuration.stream, hostID: hostID, at: now, current: currentBase(), denylisted: denylisted)
+        let local = configuration.windows ?? []
+        if explanation.waitingFor == nil && !local.isOpen(at: now) {
+            explanation.waitingFor = .outsideWindow
+            explanation.reason = "eligible; the local maintenance window is closed"
+            explanation.windowOpen = false
+        }
+        if explanation.waitingFor == nil && lockBusy && record.state == .waiting {
+            explanation.waitingFor = .lockBusy
+            explanation.reason = "eligible and inside a window; the FleetLock server has no free slot"
+        }
+        return explanation
+    }
+
+    func nextLocalAndPolicyWindow(after date: Date) -> Date? {
+        let windows = (policy?.policy.windows ?? []) + []
+        let local = configuration.windows ?? []
+        // Both must be open: step through openings of either until both are open (bounded).
+        var t = date
+        for _ in 0..<64 {
+            if windows.isOpen(at: t) && local.isOpen(at: t) { return t }
+            let candidates = [windows.nextOpening(after: t), local.nextOpening(after: t)].compactMap { $0 }.filter { $0 > t }
+            guard let next = candidates.min() else { return nil }
+            t = next
+        }
+        return nil
+    }
+
+    func isDenylisted(_ release: FleetPolicy.Release) -> Bool {
+        guard let entry = try? journal.denylisted(releaseId: release.id, commit: release.commit) else { return false }
+        return (release.retryEpoch ?? 0) <= entry.retryEpoch
+    }
+
+    /// The base commit of the booted deployment (of the default one on a sysroot nothing booted).
+    func currentBase() -> String? {
+        guard let commits = try? Engine(options: engineOptions).baseCommits() else { return nil }
+        return commits.booted ?? commits.default
+    }
+
+    /// The status `GET /v1/policy` shows.
+    public func status() -> FleetStatus {
+        FleetStatus(
+            fleet: configuration.name, stream: configuration.stream, hostID: hostID, policy: policy, acceptedAt: policyAcceptedAt,
+            lastFetch: lastFetch, rejections: (try? journal.rejections()) ?? [], explanation: explain(), driver: record,
+            denylist: (try? journal.denylist()) ?? [])
+    }
+}
