@@ -1,4 +1,5 @@
 import APTLayerAPI
+import APTLayerDriver
 import APTLayerEngine
 import APTLayerJournal
 import APTLayerModel
@@ -18,14 +19,17 @@ public struct APIHandler: APIProtocol {
     let uploadLimits: UploadLimits
     let uploadsInFlight = UploadsInFlight()
     let journalReset: Journal.Reset?
+    /// The fleet update driver, when the configuration has a `fleet:` section.
+    let driver: UpdateDriver?
     static let version = "0.3.0"
 
     /// Creates the handler.
     public init(
         manager: TransactionManager, journal: Journal, engineOptions: Engine.Options, statusCache: StatusCache,
         allowRemoteHostPaths: Bool = false, uploadLimits: UploadLimits = .init(), journalReset: Journal.Reset? = nil,
-        started: ContinuousClock.Instant = .now
+        started: ContinuousClock.Instant = .now, driver: UpdateDriver? = nil
     ) {
+        self.driver = driver
         self.uploadLimits = uploadLimits
         self.journalReset = journalReset
         self.allowRemoteHostPaths = allowRemoteHostPaths

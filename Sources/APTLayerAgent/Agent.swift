@@ -1,4 +1,5 @@
 import APTLayerAPI
+import APTLayerDriver
 import APTLayerEngine
 import APTLayerJournal
 import APTLayerTransaction
@@ -96,11 +97,21 @@ public enum Agent {
         ) { Systemd.notify("STATUS=\($0)") }
         let statusCache = StatusCache(sysroot: config.sysroot)
         let faults = FaultCounter()
+        var driver: UpdateDriver?
+        if let fleet = config.fleet {
+            do {
+                driver = try UpdateDriver(
+                    configuration: fleet, journal: journal, transactions: manager, engineOptions: engineOptions, logger: logger,
+                    userAgent: "apt-layerd/\(APIHandler.version)")
+            } catch {
+                throw StartError(message: "fleet: \(error)")
+            }
+        }
         let handler = APIHandler(
             manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache,
             allowRemoteHostPaths: config.allowRemoteHostPaths,
             uploadLimits: .init(maxFileBytes: config.maxUploadBytes, maxStoreBytes: config.maxUploadStoreBytes), journalReset: journalReset,
-            started: started)
+            started: started, driver: driver)
 
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
@@ -160,6 +171,7 @@ public enum Agent {
 
         var services: [any Service] = [ManagerService(manager: manager), apiApp, metricsApp]
         if config.trimMemory { services.append(MemoryTrimmer(connections: limits)) }
+        if let driver { services.append(DriverService(driver: driver)) }
         if !config.socket.isEmpty {
             let directory = (config.socket as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -215,6 +227,15 @@ struct ManagerService: Service {
         try? await gracefulShutdown()
         Systemd.notify("STOPPING=1")
         await manager.shutdown()
+    }
+}
+
+/// Runs the fleet update driver until graceful shutdown.
+struct DriverService: Service {
+    let driver: UpdateDriver
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await driver.run() }
     }
 }
 

@@ -1,3 +1,4 @@
+import APTLayerDriver
 import APTLayerJournal
 import Foundation
 import Yams
@@ -71,6 +72,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var trimMemory = true
     /// The local Unix socket (0600) for the CLI on this host; empty disables it.
     public var socket = "/run/apt-layer/agent.sock"
+    /// Staged updates from a signed fleet policy (docs/fleet.md); absent: the agent changes the
+    /// host only when asked through its API.
+    public var fleet: FleetConfiguration?
 
     public struct TLSFiles: Codable, Sendable, Equatable {
         public var certificate = "/etc/apt-layer/tls/server.crt"
@@ -105,6 +109,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
         case trimMemory = "trim-memory"
+        case fleet
     }
 
     /// The defaults.
@@ -134,6 +139,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
         trimMemory = try c.decodeIfPresent(Bool.self, forKey: .trimMemory) ?? d.trimMemory
+        fleet = try c.decodeIfPresent(FleetConfiguration.self, forKey: .fleet)
     }
 }
 
@@ -216,6 +222,7 @@ extension AgentConfiguration {
         guard idleTimeoutSeconds > 0, requestHeadTimeoutSeconds > 0 else {
             throw ConfigurationError(message: "idle-timeout-seconds and request-head-timeout-seconds must be positive")
         }
+        if let problem = try fleet?.validate() { throw ConfigurationError(message: problem) }
     }
 
     /// Splits `HOST:PORT` (IPv6 in brackets).

@@ -77,7 +77,7 @@ extension UpdateDriver {
         var refspec = stream.ref
         if let remote = policy.remote {
             do {
-                try await offPool { [engineOptions] in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
+                _ = try await offPool { [engineOptions] in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
             } catch {
                 move(.failed, "configure remote \(remote.name): \(error.message)")
                 return

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Yams
 
@@ -156,6 +157,14 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         }
         for window in windows ?? [] { try window.validate() }
         for check in health?.checks ?? [] { try check.validate() }
+        // FleetLock groups match ^[a-zA-Z0-9.-]+$; with `group: wave` the wave names are the groups.
+        let groupSyntax = { (g: String) in !g.isEmpty && g.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") } }
+        if let group = reboot?.group {
+            let names = group == "wave" ? streams.values.compactMap(\.release).flatMap { $0.waves.map(\.name) } : [group]
+            if let bad = names.first(where: { !groupSyntax($0) }) {
+                throw PolicyError.invalid("FleetLock group \(bad.debugDescription) must match ^[a-zA-Z0-9.-]+$")
+            }
+        }
         if let lock = reboot?.fleetlock {
             guard let url = URL(string: lock), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw PolicyError.invalid("reboot.fleetlock must be an http(s) URL, got \(lock.debugDescription)")
@@ -185,6 +194,9 @@ public struct AcceptedPolicy: Sendable, Equatable {
     public var signature: String
     /// Principals of the trusted keys that signed it.
     public var signers: [String]
+
+    /// SHA-256 of the verified bytes, hex: what `GET /v1/policy` shows to compare with the file served.
+    public var sha256: String { HostIdentity.hex(Data(SHA256.hash(data: bytes))) }
 
     public init(policy: FleetPolicy, bytes: Data, signature: String, signers: [String]) {
         self.policy = policy

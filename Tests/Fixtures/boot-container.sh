@@ -154,6 +154,11 @@ s=$(readlink -f "$1"); st=$2; shift 2
 [ "${1:-}" = -- ] && shift
 [ $# -ge 1 ] || die "no COMMAND"
 [ -d "$s/ostree/repo" ] || die "$s is not an OSTree sysroot"
+# libostree freezes (FIFREEZE) the filesystem holding /boot when it writes deployments; never let
+# that be the host's root filesystem.
+fstype=$(findmnt -n -o FSTYPE --target "$s/boot")
+[ "$fstype" = tmpfs ] || [ "${BOOT_CONTAINER_ANY_FS:-}" = 1 ] ||
+  die "$s/boot is on $fstype, not tmpfs (deploys freeze that filesystem); set BOOT_CONTAINER_ANY_FS=1 to override"
 mkdir -p "$st"; st=$(readlink -f "$st")
 
 entry=$(boot_entry "$s")
@@ -196,9 +201,19 @@ exit "$rc"
 EOF
 chmod 755 "$run/harness/init" "$run/harness/reboot"
 
+# Stage 2 (below, in a private mount namespace) assembles the tree and execs bwrap. If this
+# script is signalled, bwrap goes too (and with it, --die-with-parent, the whole container).
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" \
-  unshare --mount --propagation private "$me" __stage2 "$s" "$st" "$n" "$dep" "$usrmode" -- "$@" && rc=0 || rc=$?
-if [ -f "$run/harness/rebooted" ]; then
+  unshare --mount --propagation private "$me" __stage2 "$s" "$st" "$n" "$dep" "$usrmode" -- "$@" &
+pid=$! sig=
+trap 'sig=TERM; kill -TERM $pid 2>/dev/null' TERM HUP
+trap 'sig=INT; kill -TERM $pid 2>/dev/null' INT
+rc=0; wait $pid || rc=$?
+while kill -0 $pid 2>/dev/null; do wait $pid || rc=$?; done
+trap - TERM HUP INT
+if [ -n "$sig" ]; then
+  echo "$n $dep killed $sig" >"$st/last"; exit 130
+elif [ -f "$run/harness/rebooted" ]; then
   rc=$(cat "$run/harness/rebooted")
   echo "$n $dep reboot $rc" >"$st/last"
   [ "$rc" = 0 ] || { echo "boot-container: finalize-staged failed ($rc):" >&2; cat "$run/harness/finalize.log" >&2; }
