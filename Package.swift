@@ -156,7 +156,7 @@ let package = Package(
             name: "APTLayerAgentTests",
             dependencies: [
                 "APTLayerAgent", "APTLayerJournal", "APTLayerEngine", "APTLayerModel", "APTLayerAPI", "APTLayerCLI",
-                "APTLayerTransaction",
+                "APTLayerTransaction", "APTLayerFleet",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

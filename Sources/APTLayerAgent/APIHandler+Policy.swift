@@ -26,7 +26,9 @@ extension Components.Schemas.FleetStatus {
                     version: accepted.policy.version, acceptedAt: s.acceptedAt ?? Date(timeIntervalSince1970: 0), expires: accepted.policy.expires,
                     signers: accepted.signers, sha256: accepted.sha256)
             },
-            lastFetch: s.lastFetch.map { .init(at: $0.at, outcome: .init(rawValue: $0.outcome.rawValue) ?? .error, message: $0.message) },
+            lastFetch: s.lastFetch.map {
+                .init(count: $0.count, at: $0.at, outcome: .init(rawValue: $0.outcome.rawValue) ?? .error, message: $0.message)
+            },
             rejections: s.rejections.map { r in
                 .init(at: r.at, kind: .init(rawValue: r.kind) ?? .invalid, message: r.message, version: r.version)
             },

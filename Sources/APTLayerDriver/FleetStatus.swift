@@ -24,6 +24,8 @@ public struct FleetStatus: Sendable {
         public var at: Date
         public var outcome: FetchOutcome
         public var message: String
+        /// Fetches since the agent started (this one included).
+        public var count: Int
     }
 
     public var fleet: String

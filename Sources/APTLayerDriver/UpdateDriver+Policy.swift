@@ -10,19 +10,20 @@ extension UpdateDriver {
             move(.checking, "fetching the policy from \(configuration.policyURL)")
         }
         let now = Date()
+        fetches += 1
         do {
             switch try await fetcher.fetch(etag: etag) {
             case .notModified:
-                lastFetch = .init(at: now, outcome: .notModified, message: "not modified")
+                lastFetch = .init(at: now, outcome: .notModified, message: "not modified", count: fetches)
             case .document(let bytes, let signature, let newEtag):
                 if let policy, policy.bytes == bytes {
-                    lastFetch = .init(at: now, outcome: .unchanged, message: "unchanged (version \(policy.policy.version))")
+                    lastFetch = .init(at: now, outcome: .unchanged, message: "unchanged (version \(policy.policy.version))", count: fetches)
                 } else {
                     accept(bytes: bytes, signature: signature, etag: newEtag, now: now)
                 }
             }
         } catch {
-            lastFetch = .init(at: now, outcome: .error, message: error.message)
+            lastFetch = .init(at: now, outcome: .error, message: error.message, count: fetches)
             reject(kind: "fetch", message: error.message, version: nil, now: now)
         }
         if record.state == .checking { decide() } else if [.updateAvailable, .staged, .waiting].contains(record.state) { reconsider() }
@@ -35,7 +36,7 @@ extension UpdateDriver {
             trust = PolicyTrust(signers: try AllowedSigners(text), threshold: configuration.threshold, fleet: configuration.name)
         } catch {
             let message = "cannot read the trusted signers \(configuration.signers): \(error)"
-            lastFetch = .init(at: now, outcome: .rejected, message: message)
+            lastFetch = .init(at: now, outcome: .rejected, message: message, count: fetches)
             reject(kind: "signature", message: message, version: nil, now: now)
             return
         }
@@ -48,15 +49,15 @@ extension UpdateDriver {
             policy = accepted
             policyAcceptedAt = now
             etag = newEtag
-            lastFetch = .init(at: now, outcome: .accepted, message: "accepted version \(accepted.policy.version)")
+            lastFetch = .init(at: now, outcome: .accepted, message: "accepted version \(accepted.policy.version)", count: fetches)
             logger.info("fleet policy accepted", metadata: ["version": "\(accepted.policy.version)", "signers": "\(row.signers)"])
             clearDenylistOnNewEpoch()
         } catch let error as PolicyError {
             let version = try? FleetPolicy.decode(bytes).version
-            lastFetch = .init(at: now, outcome: .rejected, message: error.description)
+            lastFetch = .init(at: now, outcome: .rejected, message: error.description, count: fetches)
             reject(kind: error.kind, message: error.description, version: version, now: now)
         } catch {
-            lastFetch = .init(at: now, outcome: .error, message: "journal: \(error)")
+            lastFetch = .init(at: now, outcome: .error, message: "journal: \(error)", count: fetches)
             logger.error("fleet policy not journaled", metadata: ["error": "\(error)"])
         }
     }

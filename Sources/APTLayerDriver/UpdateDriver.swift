@@ -32,6 +32,7 @@ public actor UpdateDriver {
     var policyAcceptedAt: Date?
     var etag: String?
     var lastFetch: FleetStatus.LastFetch?
+    var fetches = 0
     var nextPoll = Date.distantPast
     /// Set while the FleetLock server refuses a slot, for the explanation.
     var lockBusy = false

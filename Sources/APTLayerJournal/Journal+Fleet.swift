@@ -165,6 +165,8 @@ extension Journal {
                 t.column("reason", .text).notNull()
             }
             try db.create(table: "fleet_denylist") { t in
+                t.column("releaseId", .text).notNull()
+                t.column("commit", .text).notNull()
                 t.primaryKey(["releaseId", "commit"])
                 t.column("retryEpoch", .integer).notNull()
                 t.column("at", .datetime).notNull()

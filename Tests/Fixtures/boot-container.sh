@@ -74,7 +74,7 @@ boot_entry() {
 case ${1:-} in
 which)
   [ $# -eq 2 ] || die "usage: boot-container.sh which SYSROOT"
-  s=$(readlink -f "$2"); boot_entry "$s" | cut -f1; exit 0 ;;
+  s=$(readlink -f "$2"); e=$(boot_entry "$s") || exit 125; printf '%s\n' "$e" | cut -f1; exit 0 ;;
 last)
   [ $# -eq 2 ] || die "usage: boot-container.sh last STATEDIR"
   cat "$2/last"; exit 0 ;;
@@ -203,7 +203,8 @@ chmod 755 "$run/harness/init" "$run/harness/reboot"
 
 # Stage 2 (below, in a private mount namespace) assembles the tree and execs bwrap. If this
 # script is signalled, bwrap goes too (and with it, --die-with-parent, the whole container).
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" \
+# sh starts a background job with SIGINT/SIGQUIT ignored; COMMAND must not inherit that.
+env --default-signal=INT,QUIT -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM="${TERM:-dumb}" \
   unshare --mount --propagation private "$me" __stage2 "$s" "$st" "$n" "$dep" "$usrmode" -- "$@" &
 pid=$! sig=
 trap 'sig=TERM; kill -TERM $pid 2>/dev/null' TERM HUP
