@@ -185,11 +185,15 @@ printf '%s' "$binds" >"$run/harness/binds"
   done
   echo 'exec "$@"'
 } >"$run/harness/init"
+sed -n 's/^export /export /p' "$run/harness/init" >"$run/harness/env"
 # Shutdown: finalize the staged deployment like ostree-finalize-staged.service (ExecStop), then
 # end every process in the container's pid namespace (never outside it: pid 1 must be bwrap's).
 cat >"$run/harness/reboot" <<'EOF'
 #!/bin/sh
 [ "$(cat /proc/1/comm)" = bwrap ] || { echo "reboot: not inside boot-container" >&2; exit 1; }
+# Shutdown runs with the boot's environment (as systemd's units do), not the caller's: a caller
+# that cleared its environment must not make finalize-staged mark the deployment immutable.
+. /run/harness/env
 # finalize-staged reports "not finalizing" only to the journal; record what it will see.
 { [ -e /run/ostree/staged-deployment ] && echo "harness: staged" || echo "harness: nothing staged"
   [ -e /run/ostree/staged-deployment-locked ] && echo "harness: finalization locked"; } >/run/harness/finalize.log

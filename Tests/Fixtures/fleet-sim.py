@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Fleet simulation: N hosts, each a real apt-layerd on its own tmpfs sysroot booted in the
+booted-container harness (Tests/Fixtures/boot-container.sh), with its own machine-id and client
+certificate; one signed policy served by nginx over HTTPS (client certificate required); the OSTree
+repository served by nginx over HTTP; the protocol-exact FleetLock server
+(Tests/Fixtures/fleetlock-server.py) over HTTPS. A new base release is composed and published
+during the run and rolls through waves, a window and reboot slots; one canary fails its health
+check and rolls back.
+
+    fleet-sim.py --bin .build/debug [--hosts 20] [--slots 2] [--check] [--json FILE]
+
+Prints a table of what it measured and checked. With --check, exits 1 when any property fails.
+Needs root, nginx, ostree, bwrap, unshare, ssh-keygen, openssl, curl.
+"""
+import argparse, datetime, hashlib, hmac, json, os, random, re, shutil, signal, socket, ssl
+import subprocess, sys, tempfile, threading, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FLEET, STREAM, SLOTS = "acme-prod", "stable", 2
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def utc(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The pinned algorithm of docs/fleet.md, written independently of the Swift code.
+def host_id(machine_id):
+    return hmac.new(machine_id.encode(), b"apt-layer/host-id/v1", hashlib.sha256).hexdigest()[:32]
+
+
+def bucket(fleet, salt, hid):
+    d = hashlib.sha256(b"apt-layer/bucket/v1\0" + fleet.encode() + b"\0" + salt.encode() + b"\0" + hid.encode()).digest()
+    return int.from_bytes(d[:8], "big") % 10000
+
+
+def wave_of(b, waves, published):
+    prev = 0
+    for i, (name, until, after, ramp) in enumerate(waves):
+        if b < until:
+            return i, name, published + after + ramp * (b - prev) // (until - prev)
+        prev = until
+    return None, None, None
+
+
+class Sim:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.abspath(args.bin)
+        self.cli = f"{self.bin}/apt-layer"
+        self.work = tempfile.mkdtemp(prefix="apt-layer-fleet.")
+        self.procs = []
+        self.hosts = []
+        self.results = []  # (property, ok, detail)
+        self.measure = {}
+        self.rss = {}
+        self.stop_sampling = False
+
+    # ---------- setup ----------
+    def setup(self):
+        w = self.work
+        sh(f"mount -t tmpfs -o size=1G tmpfs {w}")
+        sh(f"{HERE}/make-debs.sh {w}/fx >/dev/null")
+        sh(f"{HERE}/make-rootfs.sh {w}/rootfs1 {w}/fx/debs {w}/fx/repo r1")
+        sh(f"{ROOT}/scripts/make-test-pki.sh {w}/pki")
+        os.makedirs(f"{w}/keys")
+        signers = ""
+        for name in ["alice", "mallory"]:
+            sh(f"ssh-keygen -q -t ed25519 -N '' -C {name} -f {w}/keys/{name}")
+            if name == "alice":
+                signers += "ops@acme " + " ".join(open(f"{w}/keys/{name}.pub").read().split()[:2]) + "\n"
+        open(f"{w}/keys/allowed_signers", "w").write(signers)
+        # nginx: the policy over HTTPS with a client certificate, the OSTree repository over HTTP.
+        os.makedirs(f"{w}/www")
+        os.makedirs(f"{w}/nginx")
+        self.https, self.http, self.lockport = free_port(), free_port(), free_port()
+        open(f"{w}/nginx.conf", "w").write(f"""daemon off; user root; worker_processes 2; pid {w}/nginx/pid; error_log {w}/nginx/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
+  client_body_temp_path {w}/nginx; proxy_temp_path {w}/nginx; fastcgi_temp_path {w}/nginx; uwsgi_temp_path {w}/nginx; scgi_temp_path {w}/nginx;
+  server {{ listen 127.0.0.1:{self.https} ssl; ssl_certificate {w}/pki/server.crt; ssl_certificate_key {w}/pki/server.key;
+           ssl_client_certificate {w}/pki/ca.crt; ssl_verify_client on; root {w}/www; }}
+  server {{ listen 127.0.0.1:{self.http}; root {w}/www; }}
+}}
+""")
+        self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
+        self.spawn([sys.executable, f"{HERE}/fleetlock-server.py", "--port", str(self.lockport), "--slots", str(self.args.slots),
+                    "--cert", f"{w}/pki/server.crt", "--key", f"{w}/pki/server.key"])
+        sh(f"ostree init --repo={w}/www/repo --mode=archive")
+        self.commit1 = self.compose("rootfs1", "2026.12.1")
+        for _ in range(100):
+            if subprocess.run(f"curl -sf -o /dev/null http://127.0.0.1:{self.http}/repo/config", shell=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        # One template host: deployed from the remote, with a layered package; copied per host.
+        t = f"{w}/template"
+        os.makedirs(t)
+        sh(f"mount -t tmpfs -o size=256M tmpfs {t}")
+        sh(f"{self.cli} init --sysroot {t} --os debian")
+        sh(f"ostree --repo={t}/ostree/repo remote add --no-gpg-verify acme http://127.0.0.1:{self.http}/repo")
+        sh(f"{self.cli} rebase -q --sysroot {t} acme:acme/stable")
+        sh(f"{self.cli} install -q --sysroot {t} fixture-app")
+        for i in range(self.args.hosts):
+            self.hosts.append(self.make_host(i, t))
+
+    def compose(self, rootfs, version):
+        out = sh(f"{self.cli} compose rootfs -q --repo {self.work}/www/repo --ref acme/stable --version {version} --stub-kernel {self.work}/{rootfs}")
+        return sh(f"ostree --repo={self.work}/www/repo rev-parse acme/stable").strip()
+
+    def make_host(self, i, template):
+        w = self.work
+        d = f"{w}/hosts/h{i:02d}"
+        os.makedirs(f"{d}/sysroot")
+        sh(f"mount -t tmpfs -o size=256M tmpfs {d}/sysroot && cp -a {template}/. {d}/sysroot/")
+        mid = "%032x" % random.getrandbits(128)
+        open(f"{d}/machine-id", "w").write(mid + "\n")
+        sh(f"cd {d} && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=host-{i:02d} -keyout client.key -out client.csr 2>/dev/null"
+           f" && printf 'extendedKeyUsage=clientAuth\\n' > ext && openssl x509 -req -in client.csr -CA {w}/pki/ca.crt -CAkey {w}/pki/ca.key"
+           f" -CAcreateserial -days 2 -extfile ext -out client.crt 2>/dev/null && rm client.csr ext")
+        api, metrics = free_port(), free_port()
+        open(f"{d}/agent.yaml", "w").write(f"""listen: "127.0.0.1:{api}"
+metrics-listen: "127.0.0.1:{metrics}"
+tls: {{ certificate: {w}/pki/server.crt, key: {w}/pki/server.key, client-ca: {w}/pki/ca.crt }}
+roles: {{ reader: reader, operator: operator }}
+sysroot: /
+os: debian
+state-directory: /var/lib/apt-layer
+socket: ""
+trim-memory: true
+fleet:
+  name: {FLEET}
+  stream: {STREAM}
+  policy-url: https://127.0.0.1:{self.https}/policy.yaml
+  signers: {w}/keys/allowed_signers
+  ca: {w}/pki/ca.crt
+  certificate: {d}/client.crt
+  key: {d}/client.key
+  poll-interval: 2s
+  poll-jitter: 1s
+  reboot-command: [/run/harness/reboot]
+  machine-id-file: {d}/machine-id
+  boot-id-file: /run/harness/boot
+""")
+        # Each boot runs a supervisor (as systemd's Restart=always would): a killed agent restarts
+        # in the same boot; the host loop starts the next boot after a reboot.
+        open(f"{d}/run.sh", "w").write(f"""#!/bin/sh
+while [ ! -e {d}/stop ]; do
+  {HERE}/boot-container.sh -b {w} -B {d} -b {self.bin} {d}/sysroot {d}/state -- /bin/sh -c \\
+    'while [ ! -e {d}/stop ]; do {self.bin}/apt-layerd --config {d}/agent.yaml >> {d}/agent.log 2>&1; sleep 0.3; done' \\
+    >> {d}/boots.log 2>&1
+  case "$({HERE}/boot-container.sh last {d}/state)" in *reboot*) ;; *) sleep 0.5 ;; esac
+done
+""")
+        os.chmod(f"{d}/run.sh", 0o755)
+        return {"i": i, "dir": d, "mid": mid, "hid": host_id(mid), "api": api, "metrics": metrics}
+
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    # ---------- talking to hosts ----------
+    def ssl(self):
+        ctx = ssl.create_default_context(cafile=f"{self.work}/pki/ca.crt")
+        ctx.load_cert_chain(f"{self.work}/pki/reader.crt", f"{self.work}/pki/reader.key")
+        return ctx
+
+    def get(self, host, path):
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{host['api']}{path}", context=self.ctx, timeout=5) as r:
+                return json.load(r)
+        except Exception:
+            return None
+
+    def lock_state(self):
+        ctx = ssl.create_default_context(cafile=f"{self.work}/pki/ca.crt")
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.lockport}/debug/state", context=ctx, timeout=5) as r:
+            return json.load(r)
+
+    def publish(self, text, signer="alice"):
+        w = self.work
+        open(f"{w}/keys/policy.yaml", "w").write(text)
+        sh(f"rm -f {w}/keys/policy.yaml.sig && ssh-keygen -q -Y sign -f {w}/keys/{signer} -n apt-layer-policy {w}/keys/policy.yaml")
+        self.mtime = getattr(self, "mtime", 1700000000) + 1
+        for f in ["policy.yaml.sig", "policy.yaml"]:
+            shutil.copy(f"{w}/keys/{f}", f"{w}/www/{f}.new")
+            os.utime(f"{w}/www/{f}.new", (self.mtime, self.mtime))
+            os.rename(f"{w}/www/{f}.new", f"{w}/www/{f}")
+
+    def policy(self, version, release, commit, published, waves, open_through, windows="", health="", fleet=FLEET, expires="2099-01-01T00:00:00Z"):
+        wl = "\n".join(f"        - {{name: {n}, until: {u}, start-after: {a}s, ramp: {r}s}}" for n, u, a, r in waves)
+        return f"""apiVersion: apt-layer/v1
+kind: FleetPolicy
+fleet: {fleet}
+version: {version}
+expires: {expires}
+remote: {{name: acme, url: "http://127.0.0.1:{self.http}/repo"}}
+streams:
+  {STREAM}:
+    ref: acme/stable
+    salt: stream
+    release:
+      id: "{release}"
+      commit: {commit}
+      published: {utc(published)}
+      open-through-wave: {open_through}
+      waves:
+{wl}
+{windows}
+reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
+{health}
+"""
+
+    def wait(self, what, predicate, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def check(self, name, ok, detail=""):
+        self.results.append((name, bool(ok), detail))
+        print(("ok   " if ok else "FAIL ") + name + (f": {detail}" if detail else ""), flush=True)
+
+    def sample_memory(self):
+        while not self.stop_sampling:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    if not open(f"/proc/{pid}/cmdline", "rb").read().startswith(f"{self.bin}/apt-layerd".encode()):
+                        continue
+                    rss = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))
+                    self.rss[pid] = max(self.rss.get(pid, 0), rss)
+                except Exception:
+                    pass
+            time.sleep(1)
+
+    def agent_pids(self, host):
+        pids = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and f"{host['dir']}/agent.yaml".encode() in open(f"/proc/{pid}/cmdline", "rb").read() and \
+                        open(f"/proc/{pid}/cmdline", "rb").read().startswith(f"{self.bin}/apt-layerd".encode()):
+                    pids.append(int(pid))
+            except Exception:
+                pass
+        return pids
+
+    def boots(self, host):
+        state = f"{host['dir']}/state"
+        return len([n for n in os.listdir(state) if n.startswith("run-")]) if os.path.isdir(state) else 0
+
+    # ---------- the run ----------
+    def run(self):
+        t0 = time.time()
+        self.setup()
+        self.ctx = self.ssl()
+        n = len(self.hosts)
+        self.measure["setup_s"] = time.time() - t0
+        # Release 1 is what the hosts run: the first policy pins it.
+        self.publish(self.policy(1, "2026.12.1", self.commit1, time.time() - 3600, [("all", 10000, 0, 0)], 0))
+        for h in self.hosts:
+            h["proc"] = self.spawn(["/bin/sh", f"{h['dir']}/run.sh"])
+        threading.Thread(target=self.sample_memory, daemon=True).start()
+        up = self.wait("agents up", lambda: all((self.get(h, "/v1/policy") or {}).get("driver", {}).get("state") == "up-to-date" for h in self.hosts), 180)
+        self.check(f"{n} agents booted in the harness accept policy 1 and are up to date", up,
+                   "" if up else str([(h["i"], (self.get(h, "/v1/policy") or {}).get("driver")) for h in self.hosts][:3]))
+        if not up:
+            return
+
+        # Release 2, composed now. Waves from the hosts' own buckets: 3 canaries, then early, then broad.
+        sh(f"{HERE}/make-rootfs.sh {self.work}/rootfs2 {self.work}/fx/debs {self.work}/fx/repo r2")
+        self.commit2 = self.compose("rootfs2", "2026.12.2")
+        for h in self.hosts:
+            h["bucket"] = bucket(FLEET, STREAM, h["hid"])
+        order = sorted(self.hosts, key=lambda h: h["bucket"])
+        canary_until = order[min(2, n - 1)]["bucket"] + 1
+        early_until = max(canary_until + 1, order[min(n // 2, n - 1)]["bucket"] + 1)
+        waves = [("canary", canary_until, 0, 0), ("early", early_until, 20, 0), ("broad", 10000, 35, 15)]
+        failing = order[0]
+        os.makedirs(f"{failing['dir']}/sysroot/ostree/deploy/debian/var/lib", exist_ok=True)
+        open(f"{failing['dir']}/sysroot/ostree/deploy/debian/var/lib/sim-unhealthy", "w").write("broken\n")
+        now = time.time()
+        window_start = (int(now + 8) // 60 + 1) * 60 if (int(now + 8) % 60) else int(now + 8)
+        windows = f"""windows:
+  - {{days: [Mon, Tue, Wed, Thu, Fri, Sat, Sun], start: "{time.strftime('%H:%M', time.gmtime(window_start))}", length: 30m, tz: UTC}}"""
+        health = """health:
+  timeout: 20s
+  settle: 3s
+  checks:
+    - {command: [/bin/sh, -c, "test ! -e /var/lib/sim-unhealthy"], timeout: 5s}"""
+        published = int(time.time())
+        for h in self.hosts:
+            h["wave_index"], h["wave"], h["start"] = wave_of(h["bucket"], waves, published)
+        self.publish(self.policy(2, "2026.12.2", self.commit2, published, waves, 2, windows, health))
+        t_publish = time.time()
+
+        # kill -9 agents in the states they pass through (each state once, on some host).
+        killed = {}
+
+        def killer():
+            states = {"staged", "waiting", "finalizing", "verifying", "rebooting", "staging", "healthy"}
+            while not self.stop_sampling and states - set(killed):
+                for h in self.hosts:
+                    st = (self.get(h, "/v1/policy") or {}).get("driver", {}).get("state")
+                    if st in states and st not in killed and h is not failing:
+                        for pid in self.agent_pids(h):
+                            os.kill(pid, signal.SIGKILL)
+                        killed[st] = h["i"]
+                time.sleep(0.3)
+
+        threading.Thread(target=killer, daemon=True).start()
+
+        def settled():
+            # Healthy hosts end up-to-date on release 2 (healthy, then the next poll finds nothing
+            # to do); the failing canary ends with release 2 denylisted and waits for that reason.
+            for h in self.hosts:
+                s = self.get(h, "/v1/policy") or {}
+                st = s.get("driver", {}).get("state")
+                waiting = (s.get("rollout") or {}).get("waitingFor")
+                if h is failing:
+                    if st not in ("failed", "up-to-date") or waiting != "denylisted":
+                        return False
+                elif st not in ("healthy", "up-to-date") or waiting != "up-to-date":
+                    return False
+            return True
+
+        done = self.wait("rollout", settled, self.args.timeout)
+        self.measure["publish_to_fleet_s"] = time.time() - t_publish
+        self.check("rollout settled: every host on 2026.12.2 and healthy but the failing canary (rolled back, denylisted)", done,
+                   "" if done else str([(h["i"], (self.get(h, "/v1/policy") or {}).get("driver", {}).get("state")) for h in self.hosts]))
+
+        # Where each host landed, and when it finalized.
+        wave_ok, start_ok, window_ok, first = True, True, True, {}
+        for h in self.hosts:
+            s = self.get(h, "/v1/policy") or {}
+            r = s.get("rollout") or {}
+            if r.get("wave") != h["wave"] or r.get("bucket") != h["bucket"]:
+                wave_ok = False
+            txns = (self.get(h, "/v1/transactions?limit=100") or {}).get("transactions", [])
+            fin = [t for t in txns if t.get("operation") == "finalize" and t.get("requester") == f"fleet:{FLEET}"]
+            for t in fin:
+                at = datetime.datetime.fromisoformat(t["startedAt"].replace("Z", "+00:00")).timestamp()
+                if at + 1 < h["start"]:  # startedAt has whole seconds
+                    start_ok = False
+                if at + 1 < window_start:
+                    window_ok = False
+                first[h["wave"]] = min(first.get(h["wave"], 1e18), at)
+            h["finalizes"] = len(fin)
+            status = self.get(h, "/v1/status") or {}
+            booted = [d for d in status.get("deployments", []) if d.get("booted")]
+            h["booted"] = booted[0].get("base-checksum") if booted else None
+            h["layered"] = booted[0].get("requested-packages") if booted else None
+        self.check("each host is in the wave the pinned algorithm predicts (independent Python)", wave_ok)
+        self.check("no host finalized before its wave start", start_ok,
+                   ", ".join(f"{w}: first {first[w] - published:.0f}s after publish" for w in sorted(first)))
+        self.check("no finalization before the window opened", window_ok, f"window opened {window_start - published:.0f}s after publish")
+        healthy = [h for h in self.hosts if h is not failing]
+        self.check("healthy hosts booted release 2 with their layered package re-applied",
+                   all(h["booted"] == self.commit2 and h["layered"] == ["fixture-app"] for h in healthy),
+                   str([(h["i"], (h["booted"] or "")[:8], h["layered"]) for h in healthy if h["booted"] != self.commit2][:4]))
+        self.check("the failing canary rolled back to release 1 and denylisted release 2",
+                   failing["booted"] == self.commit1 and any(d.get("commit") == self.commit2 for d in (self.get(failing, "/v1/policy") or {}).get("denylist", [])),
+                   f"booted {(failing['booted'] or '')[:12]}")
+        boots = {h["i"]: self.boots(h) for h in self.hosts}
+        self.check("one reboot per healthy host, two for the failing canary (no second reboot of a release)",
+                   all(boots[h["i"]] == 2 for h in healthy) and boots[failing["i"]] == 3, str(boots))
+        lock = self.lock_state()
+        self.check(f"at most {self.args.slots} concurrent reboot slots", lock["maxConcurrent"] <= self.args.slots and lock["maxConcurrent"] >= 1,
+                   f"max {lock['maxConcurrent']}, grants {lock['grants']}, refusals {lock['refusals']}")
+        self.check("no slot leaked and no protocol violation", not lock["holders"] and lock["violations"] == 0, str(lock["holders"]))
+        self.check("agents killed with SIGKILL in driver states resumed", len(killed) >= 4, str(killed))
+
+        # The canary never retries: still failed, still on release 1, a few polls later.
+        time.sleep(6)
+        s = self.get(failing, "/v1/policy") or {}
+        self.check("the denylisted release is not retried", (s.get("rollout") or {}).get("waitingFor") == "denylisted" and self.boots(failing) == 3,
+                   f"waiting for: {(s.get('rollout') or {}).get('waitingFor')}")
+
+        # Refused policies leave version 2 in force everywhere.
+        bad = [("bad signature", self.policy(3, "x", self.commit1, published, waves, 2), "mallory", "below-threshold"),
+               ("replayed older version", self.policy(1, "2026.12.1", self.commit1, time.time() - 3600, [("all", 10000, 0, 0)], 0), "alice", "not-newer"),
+               ("another fleet", self.policy(3, "x", self.commit1, published, waves, 2, fleet="acme-lab"), "alice", "wrong-fleet"),
+               ("expired", self.policy(3, "x", self.commit1, published, waves, 2, expires="2020-01-01T00:00:00Z"), "alice", "expired")]
+        for label, text, signer, kind in bad:
+            self.publish(text, signer)
+            ok = self.wait(label, lambda: all(((self.get(h, "/v1/policy") or {}).get("rejections") or [{}])[0].get("kind") == kind for h in self.hosts), 30)
+            in_force = all(((self.get(h, "/v1/policy") or {}).get("policy") or {}).get("version") == 2 for h in self.hosts)
+            self.check(f"policy with {label} refused by every host ({kind}); version 2 stays", ok and in_force)
+        self.stop_sampling = True
+        per_agent = sorted(self.rss.values())
+        self.measure["agent_rss_max_mb"] = (per_agent[-1] / 1024) if per_agent else 0
+        self.measure["agent_rss_median_mb"] = (per_agent[len(per_agent) // 2] / 1024) if per_agent else 0
+        self.measure["hosts"] = n
+        self.measure["slots"] = self.args.slots
+        self.measure["max_concurrent"] = lock["maxConcurrent"]
+        self.measure["waves"] = {w: sum(1 for h in self.hosts if h["wave"] == w) for w, *_ in waves}
+
+    def cleanup(self):
+        self.stop_sampling = True
+        for h in self.hosts:
+            open(f"{h['dir']}/stop", "w").close()
+        for h in self.hosts:
+            for pid in self.agent_pids(h):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except Exception:
+                    pass
+        time.sleep(1)
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except Exception:
+                pass
+        if self.args.keep:
+            print(f"kept {self.work} (mounted; umount -l its mounts when done)")
+            return
+        subprocess.run(f"grep -o '{self.work}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l", shell=True)
+        if True:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--slots", type=int, default=SLOTS)
+    ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    os.environ["OSTREE_SYSROOT_DEBUG"] = "mutable-deployments"
+    sim = Sim(args)
+    try:
+        sim.run()
+    except Exception as e:
+        sim.check("simulation ran", False, repr(e))
+    finally:
+        sim.cleanup()
+    failed = [r for r in sim.results if not r[1]]
+    m = sim.measure
+    print()
+    print("| fleet simulation | value |")
+    print("|---|---|")
+    print(f"| hosts (agents in booted containers) | {m.get('hosts', '?')} |")
+    print(f"| hosts per wave | {', '.join(f'{k} {v}' for k, v in m.get('waves', {}).items())} |")
+    print(f"| reboot slots allowed / max concurrent | {m.get('slots', '?')} / {m.get('max_concurrent', '?')} |")
+    print(f"| publish → whole fleet on the release (waves squeezed to seconds) | {m.get('publish_to_fleet_s', 0):.0f} s |")
+    print(f"| agent memory, median / max RSS | {m.get('agent_rss_median_mb', 0):.1f} / {m.get('agent_rss_max_mb', 0):.1f} MB |")
+    print(f"| checks passed | {len(sim.results) - len(failed)} of {len(sim.results)} |")
+    if args.json:
+        json.dump({"measure": m, "results": sim.results}, open(args.json, "w"), indent=2)
+    sys.exit(1 if (args.check and (failed or not sim.results)) else 0)
+
+
+if __name__ == "__main__":
+    main()
