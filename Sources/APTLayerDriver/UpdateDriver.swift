@@ -135,7 +135,9 @@ public actor UpdateDriver {
     func nextWakeup() -> Date {
         var next = nextPoll
         if record.state == .waiting, let explanation = explain() {
-            if lockBusy { next = min(next, Date().addingTimeInterval(Double.random(in: 1...3))) }
+            // Ask again for a slot at about the poll interval, at most every minute, jittered.
+            let retry = Double(min(configuration.pollInterval.seconds, 60))
+            if lockBusy { next = min(next, Date().addingTimeInterval(retry * Double.random(in: 0.5...1.5))) }
             if explanation.waitingFor == .notEligibleYet, let at = explanation.eligibleAt { next = min(next, at) }
             if let window = nextLocalAndPolicyWindow(after: Date()), window > Date() { next = min(next, window) }
             // A window closing matters only while a slot is held.

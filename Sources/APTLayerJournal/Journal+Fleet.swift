@@ -257,5 +257,11 @@ extension Journal {
 public struct IllegalUpdateTransition: Error, Sendable, Equatable, CustomStringConvertible {
     public let from: UpdateState
     public let to: UpdateState
+
+    public init(from: UpdateState, to: UpdateState) {
+        self.from = from
+        self.to = to
+    }
+
     public var description: String { "the update driver cannot move from \(from.rawValue) to \(to.rawValue)" }
 }
