@@ -88,6 +88,22 @@ struct AgentClient: Sendable {
         }
     }
 
+    /// The fleet status: the policy in force, refusals, this host's rollout, the update driver.
+    func policy() async throws -> Components.Schemas.FleetStatus {
+        switch try await reach({ try await api.getPolicy() }) {
+        case .ok(let ok): return try ok.body.json
+        case .default(let code, let problem): throw Self.failure(code, try? problem.body.applicationProblemJson)
+        }
+    }
+
+    /// Asks the agent to fetch the policy now.
+    func refreshPolicy() async throws {
+        switch try await reach({ try await api.refreshPolicy() }) {
+        case .accepted: return
+        case .default(let code, let problem): throw Self.failure(code, try? problem.body.applicationProblemJson)
+        }
+    }
+
     /// One transaction.
     func transaction(_ id: String) async throws -> Components.Schemas.Transaction {
         switch try await reach({ try await api.getTransaction(path: .init(id: id)) }) {

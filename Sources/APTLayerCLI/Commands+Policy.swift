@@ -1,3 +1,4 @@
+import APTLayerAPI
 import APTLayerFleet
 import ArgumentParser
 import Foundation
@@ -6,7 +7,7 @@ import Foundation
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify a signed fleet policy, or explain a host's wave, start time and windows.",
-        subcommands: [Verify.self, Explain.self]
+        subcommands: [Verify.self, Explain.self, PolicyStatus.self]
     )
 
     /// `apt-layer policy verify POLICY --signature SIG --signers ALLOWED_SIGNERS [--threshold N]`.
@@ -85,6 +86,66 @@ struct Policy: ParsableCommand {
                 print(explanation.text)
             }
         }
+    }
+}
+
+/// `apt-layer policy status [--refresh] [--json]`: what the agent on this host (or `--agent`) says.
+struct PolicyStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "The agent's fleet status: policy in force, last fetch, refusals, this host's wave and window, why it waits, the driver's state, the denylist.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Fetch the policy now first.") var refresh = false
+    @Flag(help: "Print the JSON document of GET /v1/policy.") var json = false
+
+    func run() throws {
+        guard let endpoint = global.agentEndpoint else {
+            throw fail("policy status needs an agent (its local socket, or --agent); `policy explain` works offline")
+        }
+        let status: Components.Schemas.FleetStatus
+        do {
+            status = try blocking {
+                try await AgentClient.with(endpoint) { client in
+                    if refresh {
+                        let before = try await client.policy().lastFetch?.count
+                        try await client.refreshPolicy()
+                        for _ in 0..<100 {
+                            if try await client.policy().lastFetch?.count != before { break }
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
+                    return try await client.policy()
+                }
+            }
+        } catch { throw fail(oneLine(error)) }
+        if json { printJSON(status) } else { print(status.text) }
+    }
+}
+
+extension Components.Schemas.FleetStatus {
+    /// `Key: value` lines, as `apt-layer status` prints.
+    var text: String {
+        guard configured else { return "This agent has no fleet configuration." }
+        var lines = ["Fleet: \(fleet ?? "?") (stream \(stream ?? "?"))", "Host-id: \(hostId ?? "?")"]
+        if let p = policy {
+            lines.append("Policy: version \(p.version), signed by \(p.signers.joined(separator: ", ")), expires \(FleetPolicy.format(p.expires))")
+        } else {
+            lines.append("Policy: none accepted")
+        }
+        if let f = lastFetch { lines.append("Last fetch: \(FleetPolicy.format(f.at)) \(f.outcome.rawValue): \(f.message)") }
+        if let r = rejections?.first { lines.append("Last refusal: \(FleetPolicy.format(r.at)) \(r.kind.rawValue): \(r.message)") }
+        if let r = rollout {
+            if let release = r.release { lines.append("Release: \(release) (\((r.commit ?? "").prefix(12)))") }
+            lines.append("Bucket: \(r.bucket), wave \(r.wave ?? "none")\(r.eligibleAt.map { ", eligible at \(FleetPolicy.format($0))" } ?? "")")
+            lines.append("Window: \(r.windowOpen ? "open" : "closed")\(r.nextWindow.map { r.windowOpen ? "" : "; next opens \(FleetPolicy.format($0))" } ?? "")")
+            lines.append("Waiting for: \(r.waitingFor?.rawValue ?? "nothing") - \(r.reason)")
+        }
+        if let d = driver {
+            lines.append("State: \(d.state.rawValue) since \(FleetPolicy.format(d.since)) - \(d.reason)")
+            if d.attempts > 0 { lines.append("Attempts: \(d.attempts)") }
+        }
+        for entry in denylist ?? [] { lines.append("Denylisted: \(entry.release) (\(entry.commit.prefix(12))) - \(entry.reason)") }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -104,7 +104,8 @@ struct FleetPolicyTests {
         try server.put("policy.yaml", String(repeating: "# padding\n", count: 110_000))
         status = try Self.refresh(agent)
         #expect((status["lastFetch"] as? [String: Any])?["outcome"] as? String == "error")
-        #expect(((status["lastFetch"] as? [String: Any])?["message"] as? String ?? "").contains("1048576"), "\(status)")
+        let message = (status["lastFetch"] as? [String: Any])?["message"] as? String
+        #expect(message?.contains("1048576") == true, "\(status)")
 
         // A newer, properly signed version is accepted, and survives a restart (the journal).
         try keys.publish(PolicyKeys.policy(version: 7, commit: commit), on: server)
@@ -116,6 +117,15 @@ struct FleetPolicyTests {
         status = try agent.request("GET", "/v1/policy", as: "reader").json
         #expect((status["policy"] as? [String: Any])?["version"] as? Int == 7)
         #expect(try agent.request("GET", "/v1/policy", as: nil).status < 0 || agent.request("GET", "/v1/policy", as: nil).status == 403)
+
+        // The CLI says the same, through the agent.
+        let cli = try Shell.run(
+            "\(Paths.cli) policy status --refresh --agent https://127.0.0.1:\(agent.port) --cert \(pki)/operator.crt --key \(pki)/operator.key --ca \(pki)/ca.crt")
+        #expect(cli.contains("Policy: version 7, signed by alice@acme"), "\(cli)")
+        #expect(cli.contains("Host-id: \(hostID)"))
+        // The file now served does not match its signature.
+        #expect(cli.contains("Last refusal: ") && cli.contains("below-threshold"), "\(cli)")
+        #expect(cli.contains("Waiting for: up-to-date"))
     }
 
     @Test func anAgentWithoutFleetConfigurationSaysSo() throws {
