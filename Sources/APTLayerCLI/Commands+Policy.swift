@@ -93,7 +93,9 @@ struct Policy: ParsableCommand {
 struct PolicyStatus: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "The agent's fleet status: policy in force, last fetch, refusals, this host's wave and window, why it waits, the driver's state, the denylist.")
+        abstract:
+            "The agent's fleet status: policy in force, last fetch, refusals, this host's wave and window, why it waits, the driver's state, the denylist."
+    )
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Fetch the policy now first.") var refresh = false
     @Flag(help: "Print the JSON document of GET /v1/policy.") var json = false
@@ -137,7 +139,9 @@ extension Components.Schemas.FleetStatus {
         if let r = rollout {
             if let release = r.release { lines.append("Release: \(release) (\((r.commit ?? "").prefix(12)))") }
             lines.append("Bucket: \(r.bucket), wave \(r.wave ?? "none")\(r.eligibleAt.map { ", eligible at \(FleetPolicy.format($0))" } ?? "")")
-            lines.append("Window: \(r.windowOpen ? "open" : "closed")\(r.nextWindow.map { r.windowOpen ? "" : "; next opens \(FleetPolicy.format($0))" } ?? "")")
+            lines.append(
+                "Window: \(r.windowOpen ? "open" : "closed")\(r.nextWindow.map { r.windowOpen ? "" : "; next opens \(FleetPolicy.format($0))" } ?? "")"
+            )
             lines.append("Waiting for: \(r.waitingFor?.rawValue ?? "nothing") - \(r.reason)")
         }
         if let d = driver {
@@ -161,7 +165,8 @@ extension PolicyExplanation {
         if let release, let commit { lines.append("Release: \(release) (\(commit.prefix(12)))") }
         lines.append("Wave: \(wave.map { "\($0) (index \(waveIndex ?? 0))" } ?? "none")")
         if let eligibleAt { lines.append("Eligible at: \(FleetPolicy.format(eligibleAt))") }
-        lines.append("Window: \(windowOpen ? "open" : "closed")\(nextWindow.map { windowOpen ? "" : "; next opens \(FleetPolicy.format($0))" } ?? "")")
+        lines.append(
+            "Window: \(windowOpen ? "open" : "closed")\(nextWindow.map { windowOpen ? "" : "; next opens \(FleetPolicy.format($0))" } ?? "")")
         lines.append("Waiting for: \(waitingFor?.rawValue ?? "nothing") - \(reason)")
         return lines.joined(separator: "\n")
     }

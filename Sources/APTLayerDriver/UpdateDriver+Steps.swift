@@ -167,7 +167,8 @@ extension UpdateDriver {
             await giveUp("release \(record.releaseId ?? "") did not come up healthy in \(record.attempts) reboot(s)")
             return
         }
-        let staged = (try? await offPool { [engineOptions] in try Engine(options: engineOptions).status() })?.deployments.contains(where: \.staged) ?? false
+        let staged =
+            (try? await offPool { [engineOptions] in try Engine(options: engineOptions).status() })?.deployments.contains(where: \.staged) ?? false
         if staged {
             if case .failure(let failure) = await transact(.finalize) {
                 move(.failed, "finalizing failed: \(failure.message)")

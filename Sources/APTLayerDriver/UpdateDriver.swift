@@ -163,9 +163,13 @@ public actor UpdateDriver {
             try journal.saveDriver(next)
             if next.state != record.state {
                 logger.info(
-                    "fleet driver \(record.state.rawValue) -> \(state.rawValue)", metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
+                    "fleet driver \(record.state.rawValue) -> \(state.rawValue)",
+                    metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
             }
+            let moved = next.state != record.state
             record = next
+            // Crash tests: killed right after the state was journaled, before acting on it.
+            if moved { FaultPoint.hit("driver-\(state.rawValue)") }
         } catch {
             logger.error("fleet driver state not journaled", metadata: ["to": "\(state.rawValue)", "error": "\(error)"])
         }

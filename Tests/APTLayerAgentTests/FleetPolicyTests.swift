@@ -120,7 +120,8 @@ struct FleetPolicyTests {
 
         // The CLI says the same, through the agent.
         let cli = try Shell.run(
-            "\(Paths.cli) policy status --refresh --agent https://127.0.0.1:\(agent.port) --cert \(pki)/operator.crt --key \(pki)/operator.key --ca \(pki)/ca.crt")
+            "\(Paths.cli) policy status --refresh --agent https://127.0.0.1:\(agent.port) --cert \(pki)/operator.crt --key \(pki)/operator.key --ca \(pki)/ca.crt"
+        )
         #expect(cli.contains("Policy: version 7, signed by alice@acme"), "\(cli)")
         #expect(cli.contains("Host-id: \(hostID)"))
         // The file now served does not match its signature.

@@ -48,7 +48,8 @@ struct UpdateStateTests {
                 if from.canMove(to: to) {
                     try journal.saveDriver(move)
                     #expect(try journal.driver()?.state == to)
-                    #expect(try journal.driverTransitions().first.map { "\($0.from.rawValue)>\($0.to.rawValue)" } == "\(from.rawValue)>\(to.rawValue)")
+                    #expect(
+                        try journal.driverTransitions().first.map { "\($0.from.rawValue)>\($0.to.rawValue)" } == "\(from.rawValue)>\(to.rawValue)")
                 } else {
                     #expect(throws: IllegalUpdateTransition(from: from, to: to)) { try journal.saveDriver(move) }
                     #expect(try journal.driver()?.state == from)

@@ -124,7 +124,9 @@ struct LayeringTests {
         let remote = "\(bed.fixtures)/remote-repo"
         try Shell.run("ostree init --repo=\(remote) --mode=archive")
         let dir = "\(bed.fixtures)/rootfs-r"
-        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(dir)1 \(bed.debs) \(bed.repo) r1 && \(Paths.fixtures)/make-rootfs.sh \(dir)2 \(bed.debs) \(bed.repo) r2")
+        try Shell.run(
+            "\(Paths.fixtures)/make-rootfs.sh \(dir)1 \(bed.debs) \(bed.repo) r1 && \(Paths.fixtures)/make-rootfs.sh \(dir)2 \(bed.debs) \(bed.repo) r2"
+        )
         let pinned = try bed.engine().composeRootfs("\(dir)1", repo: remote, options: .init(ref: "acme/stable", version: "2026.1", stubKernel: true))
         let head = try bed.engine().composeRootfs("\(dir)2", repo: remote, options: .init(ref: "acme/stable", version: "2026.2", stubKernel: true))
         #expect(try bed.engine().setRemote(name: "acme", url: "file://\(remote)"))

@@ -18,6 +18,11 @@ import subprocess, sys, tempfile, threading, time, urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FLEET, STREAM, SLOTS = "acme-prod", "stable", 2
+# Every host's agent kills itself (SIGKILL) once right after journaling each of these driver
+# states, before acting on it (FaultPoint "driver-STATE"); the supervisor restarts it in the same boot.
+DRIVER_STATES = ["checking", "up-to-date", "update-available", "staging", "staged", "waiting", "finalizing", "rebooting",
+                 "verifying", "healthy", "rolling-back", "failed"]
+FAULTS = ",".join("driver-" + s for s in DRIVER_STATES)
 
 
 def sh(cmd, **kw):
@@ -168,13 +173,15 @@ fleet:
         # in the same boot; the host loop starts the next boot after a reboot.
         open(f"{d}/run.sh", "w").write(f"""#!/bin/sh
 while [ ! -e {d}/stop ]; do
-  {HERE}/boot-container.sh -b {w} -B {d} -b {self.bin} {d}/sysroot {d}/state -- /bin/sh -c \\
+  {HERE}/boot-container.sh -b {w} -B {d} -b {self.bin} -e APT_LAYER_TEST_FAULT={FAULTS} -e APT_LAYER_TEST_FAULT_ONCE={d}/faults \\
+    {d}/sysroot {d}/state -- /bin/sh -c \\
     'while [ ! -e {d}/stop ]; do {self.bin}/apt-layerd --config {d}/agent.yaml >> {d}/agent.log 2>&1; sleep 0.3; done' \\
     >> {d}/boots.log 2>&1
   case "$({HERE}/boot-container.sh last {d}/state)" in *reboot*) ;; *) sleep 0.5 ;; esac
 done
 """)
         os.chmod(f"{d}/run.sh", 0o755)
+        os.makedirs(f"{d}/faults")
         return {"i": i, "dir": d, "mid": mid, "hid": host_id(mid), "api": api, "metrics": metrics}
 
     def spawn(self, argv, **kw):
@@ -395,7 +402,11 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
         self.check(f"at most {self.args.slots} concurrent reboot slots", lock["maxConcurrent"] <= self.args.slots and lock["maxConcurrent"] >= 1,
                    f"max {lock['maxConcurrent']}, grants {lock['grants']}, refusals {lock['refusals']}")
         self.check("no slot leaked and no protocol violation", not lock["holders"] and lock["violations"] == 0, str(lock["holders"]))
-        self.check("agents killed with SIGKILL in driver states resumed", len(killed) >= 4, str(killed))
+        fired = set()
+        for h in self.hosts:
+            fired |= {f[len("driver-"):] for f in os.listdir(f"{h['dir']}/faults")}
+        self.check("agents killed with SIGKILL right after journaling every driver state resumed",
+                   fired == set(DRIVER_STATES), "missing: %s; external kill -9 in: %s" % (sorted(set(DRIVER_STATES) - fired), sorted(killed)))
 
         # The canary never retries: still failed, still on release 1, a few polls later.
         time.sleep(6)
