@@ -36,7 +36,9 @@ extension UpdateDriver {
             case .rollingBack: await rollBack()
             case .idle, .checking, .upToDate, .healthy, .failed: return
             }
-            if record == before { return }
+            // Go on only when the state moved: a step that only updated its reason (a refused slot,
+            // a closed window) waits for the next tick.
+            if record.state == before.state { return }
         }
     }
 
@@ -181,10 +183,12 @@ extension UpdateDriver {
     }
 
     /// `rebooting` in the same boot: the reboot has not happened (the command failed, or the agent
-    /// was killed before it ran): run it again.
+    /// was killed before it ran): run it again, 5 s after the last try.
     func rebootAgainIfStillUp() async {
         guard record.bootID == bootID else { return }
-        guard Date().timeIntervalSince(record.since) > 20 else { return }
+        // During a real shutdown systemd does not restart the agent; a restart in the same boot
+        // means the command never ran or failed.
+        guard Date().timeIntervalSince(record.since) > 5 else { return }
         move(.rebooting, record.reason) { _ in }
         await runReboot()
     }

@@ -144,7 +144,7 @@ public actor UpdateDriver {
             if record.lockHeld == true { next = min(next, Date().addingTimeInterval(1)) }
         }
         if [.updateAvailable, .staging, .staged, .finalizing, .rebooting, .verifying, .rollingBack].contains(record.state) {
-            next = min(next, Date().addingTimeInterval(record.state == .rebooting ? 30 : 0))
+            next = min(next, Date().addingTimeInterval(record.state == .rebooting ? 5 : 0))
         }
         return next
     }
