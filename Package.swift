@@ -156,8 +156,9 @@ let package = Package(
             name: "APTLayerAgentTests",
             dependencies: [
                 "APTLayerAgent", "APTLayerJournal", "APTLayerEngine", "APTLayerModel", "APTLayerAPI", "APTLayerCLI",
-                "APTLayerTransaction", "APTLayerFleet",
+                "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
