@@ -241,15 +241,21 @@ extension UpdateDriver {
     /// `rolling-back`: the previous deployment becomes the default and the host reboots into it,
     /// still holding its slot (a failure counts against the fleet's budget).
     func rollBack() async {
-        let booted = currentBase()
-        guard booted == record.commit else {
-            // Not running the release (the bootloader fell back): nothing to undo on disk.
-            await finishRollback()
+        let cause = record.reason
+        let commits = try? await offPool { [engineOptions] in try Engine(options: engineOptions).baseCommits() }
+        guard commits?.booted == record.commit else {
+            // Not running the release (the bootloader fell back): no reboot needed, but the
+            // release must not stay the default, or the next reboot would boot it again.
+            if commits?.default == record.commit, case .failure(let failure) = await transact(.rollback) {
+                move(.failed, "rollback after a bootloader fallback failed: \(failure.message)")
+                return
+            }
+            await giveUp("release \(record.releaseId ?? "") not booted: \(cause)")
             return
         }
         switch await transact(.rollback) {
         case .success:
-            move(.rebooting, "rolled back from release \(record.releaseId ?? ""); rebooting into the previous deployment") { r in
+            move(.rebooting, "rolled back from release \(record.releaseId ?? "") (\(cause)); rebooting into the previous deployment") { r in
                 r.rolledBack = true
             }
             await runReboot()
@@ -261,7 +267,8 @@ extension UpdateDriver {
     /// After the rollback reboot (or a bootloader fallback): denylist the release, give the slot
     /// back, report.
     func finishRollback() async {
-        await giveUp("release \(record.releaseId ?? "") failed verification and was rolled back")
+        // The reason of `rebooting` carries the cause: "rolled back from release X (unhealthy: …); …".
+        await giveUp("release \(record.releaseId ?? "") failed verification and was rolled back: \(record.reason)")
     }
 
     private func giveUp(_ reason: String) async {

@@ -19,8 +19,12 @@ struct HealthCheckTests {
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
-        // Not waitUntilExit(): in this process it spun forever after the engine had run children.
-        defer { server.terminate() }
+        // SIGKILL: children of this process start with SIGTERM blocked (the mask is inherited), so
+        // terminate() would leave the server running and waitUntilExit() would wait forever.
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
         for _ in 0..<100 where try Shell.status("curl -sf -o /dev/null http://127.0.0.1:\(port)/healthz").0 != 0 {
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -22,6 +22,8 @@
 #                   /root, /srv, /mnt (they are the persistent stateroot /var).
 #   -B PATH[:DEST]  likewise, read-write.
 #   -e NAME=VALUE   set an environment variable in the container; repeatable.
+#   --fallback      boot the second entry, as a bootloader that falls back after a failed boot
+#                   would (the default entry stays the default)
 #   --host-usr      bind the host /usr as /usr unchanged (default: an overlay of the host /usr
 #                   over the deployment's /usr, so host tools run and the deployment's own files,
 #                   layered packages' included, are visible where the host has no such file).
@@ -48,20 +50,15 @@ me=$(readlink -f "$0")
 die() { echo "boot-container: $*" >&2; exit 125; }
 
 # The deployment the bootloader picks: the BLS entry with the highest "version" (libostree's own
-# order, compare_boot_loader_configs), its ostree= argument resolved inside the sysroot.
-# Prints "DEPLOYMENT<TAB>ENTRY-FILE<TAB>OPTIONS".
+# order, compare_boot_loader_configs), its ostree= argument resolved inside the sysroot; with RANK 2
+# the next one (what a bootloader falls back to). Prints "DEPLOYMENT<TAB>ENTRY-FILE<TAB>OPTIONS".
 boot_entry() {
-  s=$1 best= bestv=
-  for e in "$s"/boot/loader/entries/*.conf; do
+  s=$1 rank=${2:-1} tab=$(printf '\t')
+  best=$(for e in "$s"/boot/loader/entries/*.conf; do
     [ -f "$e" ] || continue
-    v=$(sed -n 's/^version[[:space:]]*//p' "$e" | head -n1)
-    if [ -z "$best" ]; then
-      best=$e bestv=$v
-    elif [ "$v" != "$bestv" ] && [ "$(printf '%s\n%s\n' "$bestv" "$v" | sort -V | tail -n1)" = "$v" ]; then
-      best=$e bestv=$v
-    fi
-  done
-  [ -n "$best" ] || die "no boot entries in $s/boot/loader/entries"
+    printf '%s\t%s\n' "$(sed -n 's/^version[[:space:]]*//p' "$e" | head -n1)" "$e"
+  done | sort -t "$tab" -k1,1Vr | sed -n "${rank}p" | cut -f2)
+  [ -n "$best" ] || die "no boot entry of rank $rank in $s/boot/loader/entries"
   opts=$(sed -n 's/^options[[:space:]]*//p' "$best" | head -n1)
   link=$(printf '%s\n' "$opts" | tr ' ' '\n' | sed -n 's/^ostree=//p' | head -n1)
   [ -n "$link" ] || die "no ostree= in $best"
@@ -132,7 +129,7 @@ __stage2)
 esac
 
 # ---- one boot ----
-usrmode=overlay binds= envs=
+usrmode=overlay binds= envs= rank=1
 while [ $# -gt 0 ]; do
   case $1 in
   -b|-B) [ $# -ge 2 ] || die "$1 needs PATH"
@@ -143,6 +140,7 @@ while [ $# -gt 0 ]; do
   -e) [ $# -ge 2 ] || die "-e needs NAME=VALUE"; envs="$envs$2
 "; shift 2 ;;
   --host-usr) usrmode=host; shift ;;
+  --fallback) rank=2; shift ;;
   --) break ;;
   -*) die "unknown option $1" ;;
   *) break ;;
@@ -161,7 +159,7 @@ fstype=$(findmnt -n -o FSTYPE --target "$s/boot")
   die "$s/boot is on $fstype, not tmpfs (deploys freeze that filesystem); set BOOT_CONTAINER_ANY_FS=1 to override"
 mkdir -p "$st"; st=$(readlink -f "$st")
 
-entry=$(boot_entry "$s")
+entry=$(boot_entry "$s" "$rank")
 dep=$(printf '%s\n' "$entry" | cut -f1)
 opts=$(printf '%s\n' "$entry" | cut -f3-)
 

@@ -172,12 +172,17 @@ fleet:
         # Each boot runs a supervisor (as systemd's Restart=always would): a killed agent restarts
         # in the same boot; the host loop starts the next boot after a reboot.
         open(f"{d}/run.sh", "w").write(f"""#!/bin/sh
+fb=
 while [ ! -e {d}/stop ]; do
-  {HERE}/boot-container.sh -b {w} -B {d} -b {self.bin} -e APT_LAYER_TEST_FAULT={FAULTS} -e APT_LAYER_TEST_FAULT_ONCE={d}/faults \\
+  {HERE}/boot-container.sh $fb -b {w} -B {d} -b {self.bin} -e APT_LAYER_TEST_FAULT={FAULTS} -e APT_LAYER_TEST_FAULT_ONCE={d}/faults \\
     {d}/sysroot {d}/state -- /bin/sh -c \\
     'while [ ! -e {d}/stop ]; do {self.bin}/apt-layerd --config {d}/agent.yaml >> {d}/agent.log 2>&1; sleep 0.3; done' \\
     >> {d}/boots.log 2>&1
-  case "$({HERE}/boot-container.sh last {d}/state)" in *reboot*) ;; *) sleep 0.5 ;; esac
+  fb=
+  case "$({HERE}/boot-container.sh last {d}/state)" in
+  *reboot*) [ -e {d}/fallback-armed ] && rm {d}/fallback-armed && fb=--fallback ;;  # a bootloader falling back, once
+  *) sleep 0.5 ;;
+  esac
 done
 """)
         os.chmod(f"{d}/run.sh", 0o755)
@@ -311,6 +316,9 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
         early_until = max(canary_until + 1, order[min(n // 2, n - 1)]["bucket"] + 1)
         waves = [("canary", canary_until, 0, 0), ("early", early_until, 20, 0), ("broad", 10000, 35, 15)]
         failing = order[0]
+        # The last host's bootloader falls back to the previous entry on its next reboot.
+        fallback = order[-1]
+        open(f"{fallback['dir']}/fallback-armed", "w").close()
         os.makedirs(f"{failing['dir']}/sysroot/ostree/deploy/debian/var/lib", exist_ok=True)
         open(f"{failing['dir']}/sysroot/ostree/deploy/debian/var/lib/sim-unhealthy", "w").write("broken\n")
         now = time.time()
@@ -336,7 +344,7 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
             while not self.stop_sampling and states - set(killed):
                 for h in self.hosts:
                     st = (self.get(h, "/v1/policy") or {}).get("driver", {}).get("state")
-                    if st in states and st not in killed and h is not failing:
+                    if st in states and st not in killed and h is not failing and h is not fallback:
                         for pid in self.agent_pids(h):
                             os.kill(pid, signal.SIGKILL)
                         killed[st] = h["i"]
@@ -351,7 +359,7 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
                 s = self.get(h, "/v1/policy") or {}
                 st = s.get("driver", {}).get("state")
                 waiting = (s.get("rollout") or {}).get("waitingFor")
-                if h is failing:
+                if h is failing or h is fallback:
                     if st not in ("failed", "up-to-date") or waiting != "denylisted":
                         return False
                 elif st not in ("healthy", "up-to-date") or waiting != "up-to-date":
@@ -383,21 +391,30 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
             status = self.get(h, "/v1/status") or {}
             booted = [d for d in status.get("deployments", []) if d.get("booted")]
             h["booted"] = booted[0].get("base-checksum") if booted else None
+            h["default"] = (status.get("deployments") or [{}])[0].get("base-checksum")
             h["layered"] = booted[0].get("requested-packages") if booted else None
         self.check("each host is in the wave the pinned algorithm predicts (independent Python)", wave_ok)
         self.check("no host finalized before its wave start", start_ok,
                    ", ".join(f"{w}: first {first[w] - published:.0f}s after publish" for w in sorted(first)))
         self.check("no finalization before the window opened", window_ok, f"window opened {window_start - published:.0f}s after publish")
-        healthy = [h for h in self.hosts if h is not failing]
+        healthy = [h for h in self.hosts if h is not failing and h is not fallback]
         self.check("healthy hosts booted release 2 with their layered package re-applied",
                    all(h["booted"] == self.commit2 and h["layered"] == ["fixture-app"] for h in healthy),
                    str([(h["i"], (h["booted"] or "")[:8], h["layered"]) for h in healthy if h["booted"] != self.commit2][:4]))
         self.check("the failing canary rolled back to release 1 and denylisted release 2",
                    failing["booted"] == self.commit1 and any(d.get("commit") == self.commit2 for d in (self.get(failing, "/v1/policy") or {}).get("denylist", [])),
                    f"booted {(failing['booted'] or '')[:12]}")
-        boots = {h["i"]: self.boots(h) for h in self.hosts}
+        fb_status = self.get(fallback, "/v1/policy") or {}
+        self.check("a host whose bootloader fell back is seen as unhealthy: release 2 denylisted, release 1 booted and the default again",
+                   fallback["booted"] == self.commit1 and fallback["default"] == self.commit1
+                   and any(d.get("commit") == self.commit2 and "fell back" in d.get("reason", "") + (fb_status.get("driver") or {}).get("reason", "")
+                           for d in fb_status.get("denylist", [])) and self.boots(fallback) == 2,
+                   f"booted {(fallback['booted'] or '')[:12]}, default {(fallback['default'] or '')[:12]}, boots {self.boots(fallback)}, "
+                   f"{fb_status.get('denylist')}")
+        boots = {h["i"]: self.boots(h) for h in self.hosts if h is not fallback}
         self.check("one reboot per healthy host, two for the failing canary (no second reboot of a release)",
                    all(boots[h["i"]] == 2 for h in healthy) and boots[failing["i"]] == 3, str(boots))
+        self.results_hosts = {"failing": failing["i"], "fallback": fallback["i"]}
         lock = self.lock_state()
         self.check(f"at most {self.args.slots} concurrent reboot slots", lock["maxConcurrent"] <= self.args.slots and lock["maxConcurrent"] >= 1,
                    f"max {lock['maxConcurrent']}, grants {lock['grants']}, refusals {lock['refusals']}")
