@@ -23,4 +23,4 @@ swift test --skip-build --filter APTLayerAgentTests --skip SchemathesisTests
 swift test --skip-build --filter SchemathesisTests
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and
 # FleetLock slots, one canary rolls back; it exits 1 when any checked property fails.
-python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts 20 --check
+python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check
