@@ -90,6 +90,10 @@ public enum Agent {
             try await Engine.run { _ in try Engine(options: engineOptions).recoverAfterCrash() }
         }
         try journal.applyRetention(maxAge: config.retention.maxAgeDays * 86400, maxCount: config.retention.maxCount)
+        // After a reboot into a staged deployment: accounts its package scripts created.
+        do { try await Engine.run { _ in try Engine(options: engineOptions).afterBoot() } } catch {
+            logger.error("after-boot fix-ups failed", metadata: ["error": "\(error)"])
+        }
 
         let manager = TransactionManager(
             journal: journal, engineOptions: engineOptions, timeout: .milliseconds(Int64(config.transactionTimeoutSeconds * 1000)),

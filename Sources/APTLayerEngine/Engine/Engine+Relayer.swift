@@ -113,7 +113,9 @@ extension Engine {
             let new = try sysroot.deploy(
                 osname: osname, revision: checksum, origin: origin.keyFile, merge: merge,
                 kernelArguments: kernelArguments, stage: stage, cancellable: token.cancellable)
-            if !stage {
+            if stage {
+                try rememberStagedAccounts(accounts, checksum: new.checksum)
+            } else {
                 let etc = "\(sysroot.directory(of: new))/etc"
                 for (name, lines) in accounts where !lines.isEmpty {
                     let path = "\(etc)/\(name)"

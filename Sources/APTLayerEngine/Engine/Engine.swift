@@ -95,6 +95,7 @@ public struct Engine: Sendable {
         defer { guardian.release() }
         sweepTemporaryTrees()
         do { try sysroot.load() } catch { throw EngineError.wrap(error, "reload sysroot") }
+        applyStagedAccounts(sysroot)
         return try body(sysroot)
     }
 
