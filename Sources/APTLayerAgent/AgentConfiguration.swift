@@ -222,7 +222,7 @@ extension AgentConfiguration {
         guard idleTimeoutSeconds > 0, requestHeadTimeoutSeconds > 0 else {
             throw ConfigurationError(message: "idle-timeout-seconds and request-head-timeout-seconds must be positive")
         }
-        if let problem = try fleet?.validate() { throw ConfigurationError(message: problem) }
+        do { try fleet?.validate() } catch { throw ConfigurationError(message: error.message) }
     }
 
     /// Splits `HOST:PORT` (IPv6 in brackets).

@@ -1,5 +1,6 @@
 import APTLayerAPI
 import APTLayerFleet
+import APTLayerModel
 import ArgumentParser
 import Foundation
 
@@ -178,12 +179,4 @@ private func read(_ path: String) throws -> Data {
         throw PolicyError.invalid("cannot read \(path)")
     }
     return data
-}
-
-/// RFC 3339 timestamps as typed on a command line (fractional seconds optional).
-enum RFC3339 {
-    static func parse(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: .iso8601) { return date }
-        return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
 }

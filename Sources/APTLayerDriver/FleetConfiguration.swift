@@ -77,24 +77,23 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Checks what decoding cannot; the message names the key.
-    public func validate() throws -> String? {
-        if name.isEmpty || stream.isEmpty { return "fleet.name and fleet.stream must not be empty" }
+    public func validate() throws(DriverFailure) {
+        if name.isEmpty || stream.isEmpty { throw DriverFailure("fleet.name and fleet.stream must not be empty") }
         for (key, value) in [("policy-url", policyURL), ("signature-url", signatureURL ?? policyURL)] {
             guard let url = URL(string: value), ["https", "http"].contains(url.scheme ?? ""), url.host != nil else {
-                return "fleet.\(key) must be an http(s) URL, got \(value.debugDescription)"
+                throw DriverFailure("fleet.\(key) must be an http(s) URL, got \(value.debugDescription)")
             }
         }
-        if threshold < 1 { return "fleet.threshold must be at least 1" }
-        if pollInterval.seconds < 1 { return "fleet.poll-interval must be at least 1s" }
-        if rebootCommand.isEmpty || !rebootCommand[0].hasPrefix("/") && rebootCommand[0].contains("/") {
-            return "fleet.reboot-command must be a non-empty argument list"
+        if threshold < 1 { throw DriverFailure("fleet.threshold must be at least 1") }
+        if pollInterval.seconds < 1 { throw DriverFailure("fleet.poll-interval must be at least 1s") }
+        if rebootCommand.first?.isEmpty ?? true {
+            throw DriverFailure("fleet.reboot-command must be a non-empty argument list")
         }
-        if maxAttempts < 1 { return "fleet.max-attempts must be at least 1" }
-        if (certificate == nil) != (key == nil) { return "fleet.certificate and fleet.key go together" }
+        if maxAttempts < 1 { throw DriverFailure("fleet.max-attempts must be at least 1") }
+        if (certificate == nil) != (key == nil) { throw DriverFailure("fleet.certificate and fleet.key go together") }
         for window in windows ?? [] {
-            do { try window.validate() } catch { return "fleet.windows: \(error)" }
+            do { try window.validate() } catch { throw DriverFailure("fleet.windows: \(error)") }
         }
-        return nil
     }
 
     /// The signature's URL.

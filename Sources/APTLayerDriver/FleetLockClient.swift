@@ -14,12 +14,6 @@ public struct FleetLockClient: Sendable {
         case refused(kind: String, value: String)
     }
 
-    /// The server could not be asked (network, TLS, malformed answer).
-    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
-    }
-
     let client: HTTPClient
     let base: String
     let id: String
@@ -33,10 +27,10 @@ public struct FleetLockClient: Sendable {
     }
 
     /// Asks for a reboot slot.
-    public func preReboot() async throws(Failure) -> Answer { try await call("pre-reboot") }
+    public func preReboot() async throws(DriverFailure) -> Answer { try await call("pre-reboot") }
 
     /// Releases the slot (a host that holds none is granted too).
-    public func steadyState() async throws(Failure) -> Answer { try await call("steady-state") }
+    public func steadyState() async throws(DriverFailure) -> Answer { try await call("steady-state") }
 
     struct Body: Codable {
         struct Params: Codable {
@@ -52,7 +46,7 @@ public struct FleetLockClient: Sendable {
         var value: String
     }
 
-    private func call(_ endpoint: String) async throws(Failure) -> Answer {
+    private func call(_ endpoint: String) async throws(DriverFailure) -> Answer {
         do {
             var request = HTTPClientRequest(url: "\(base)/v1/\(endpoint)")
             request.method = .POST
@@ -66,10 +60,10 @@ public struct FleetLockClient: Sendable {
             let data = Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
             if let error = try? JSONDecoder().decode(ErrorBody.self, from: data) { return .refused(kind: error.kind, value: error.value) }
             return .refused(kind: "http-\(response.status.code)", value: String(decoding: data.prefix(200), as: UTF8.self))
-        } catch let failure as Failure {
+        } catch let failure as DriverFailure {
             throw failure
         } catch {
-            throw Failure(message: "FleetLock \(endpoint) at \(base): \(error)")
+            throw DriverFailure("FleetLock \(endpoint) at \(base): \(error)")
         }
     }
 }

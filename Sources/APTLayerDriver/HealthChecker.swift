@@ -63,8 +63,7 @@ public struct HealthChecker: Sendable {
 
     /// Runs a program off the cooperative pool.
     static func program(_ argv: [String], timeout: Double) async -> Engine.ProgramResult {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: Engine.runProgram(argv, timeout: timeout)) }
-        }
+        (try? await Engine.run { _ in Engine.runProgram(argv, timeout: timeout) })
+            ?? Engine.ProgramResult(status: -1, output: "cancelled", timedOut: false)
     }
 }

@@ -19,12 +19,6 @@ public struct PolicyFetcher: Sendable {
         case document(bytes: Data, signature: String, etag: String?)
     }
 
-    /// A fetch that failed: the server, the network, or the size.
-    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
-    }
-
     let client: HTTPClient
     let policyURL: String
     let signatureURL: String
@@ -38,37 +32,34 @@ public struct PolicyFetcher: Sendable {
     }
 
     /// Fetches the policy (conditionally, with `etag`) and, when it changed, its signature.
-    public func fetch(etag: String?) async throws(Failure) -> Fetched {
+    public func fetch(etag: String?) async throws(DriverFailure) -> Fetched {
         var headers: [(String, String)] = [("user-agent", userAgent)]
         if let etag { headers.append(("if-none-match", etag)) }
         let (status, body, responseHeaders) = try await get(policyURL, headers: headers, limit: Self.maxPolicyBytes)
         if status == 304 { return .notModified }
-        guard status == 200 else { throw Failure(message: "policy server answered HTTP \(status) for \(policyURL)") }
+        guard status == 200 else { throw DriverFailure("policy server answered HTTP \(status) for \(policyURL)") }
         let (sigStatus, signature, _) = try await get(signatureURL, headers: [("user-agent", userAgent)], limit: Self.maxSignatureBytes)
-        guard sigStatus == 200 else { throw Failure(message: "policy server answered HTTP \(sigStatus) for \(signatureURL)") }
+        guard sigStatus == 200 else { throw DriverFailure("policy server answered HTTP \(sigStatus) for \(signatureURL)") }
         return .document(bytes: body, signature: String(decoding: signature, as: UTF8.self), etag: responseHeaders.first(name: "etag"))
     }
 
-    private func get(_ url: String, headers: [(String, String)], limit: Int) async throws(Failure) -> (Int, Data, HTTPHeaders) {
+    private func get(_ url: String, headers: [(String, String)], limit: Int) async throws(DriverFailure) -> (Int, Data, HTTPHeaders) {
         do {
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             let response = try await client.execute(request, timeout: .seconds(60))
-            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > limit {
-                throw Failure(message: "\(url) is \(length) bytes, more than the \(limit) allowed")
-            }
             var buffer: ByteBuffer
             do {
                 buffer = try await response.body.collect(upTo: limit)
             } catch is NIOTooManyBytesError {
-                throw Failure(message: "\(url) is more than the \(limit) bytes allowed")
+                throw DriverFailure("\(url) is more than the \(limit) bytes allowed")
             }
             return (Int(response.status.code), Data(buffer.readBytes(length: buffer.readableBytes) ?? []), response.headers)
-        } catch let failure as Failure {
+        } catch let failure as DriverFailure {
             throw failure
         } catch {
-            throw Failure(message: "cannot fetch \(url): \(error)")
+            throw DriverFailure("cannot fetch \(url): \(error)")
         }
     }
 }

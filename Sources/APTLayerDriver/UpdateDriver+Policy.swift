@@ -5,8 +5,7 @@ import Foundation
 extension UpdateDriver {
     /// Fetches the policy; accepts it, or journals why not and keeps the last good one.
     func poll() async {
-        let before = record.state
-        if [.idle, .upToDate, .healthy, .failed].contains(before) {
+        if [.idle, .upToDate, .healthy, .failed].contains(record.state) {
             move(.checking, "fetching the policy from \(configuration.policyURL)")
         }
         let now = Date()
@@ -14,16 +13,16 @@ extension UpdateDriver {
         do {
             switch try await fetcher.fetch(etag: etag) {
             case .notModified:
-                lastFetch = .init(at: now, outcome: .notModified, message: "not modified", count: fetches)
+                noteFetch(.notModified, "not modified", at: now)
             case .document(let bytes, let signature, let newEtag):
                 if let policy, policy.bytes == bytes {
-                    lastFetch = .init(at: now, outcome: .unchanged, message: "unchanged (version \(policy.policy.version))", count: fetches)
+                    noteFetch(.unchanged, "unchanged (version \(policy.policy.version))", at: now)
                 } else {
                     accept(bytes: bytes, signature: signature, etag: newEtag, now: now)
                 }
             }
         } catch {
-            lastFetch = .init(at: now, outcome: .error, message: error.message, count: fetches)
+            noteFetch(.error, error.message, at: now)
             reject(kind: "fetch", message: error.message, version: nil, now: now)
         }
         if record.state == .checking { decide() } else if [.updateAvailable, .staged, .waiting].contains(record.state) { reconsider() }
@@ -36,7 +35,7 @@ extension UpdateDriver {
             trust = PolicyTrust(signers: try AllowedSigners(text), threshold: configuration.threshold, fleet: configuration.name)
         } catch {
             let message = "cannot read the trusted signers \(configuration.signers): \(error)"
-            lastFetch = .init(at: now, outcome: .rejected, message: message, count: fetches)
+            noteFetch(.rejected, message, at: now)
             reject(kind: "signature", message: message, version: nil, now: now)
             return
         }
@@ -49,17 +48,21 @@ extension UpdateDriver {
             policy = accepted
             policyAcceptedAt = now
             etag = newEtag
-            lastFetch = .init(at: now, outcome: .accepted, message: "accepted version \(accepted.policy.version)", count: fetches)
+            noteFetch(.accepted, "accepted version \(accepted.policy.version)", at: now)
             logger.info("fleet policy accepted", metadata: ["version": "\(accepted.policy.version)", "signers": "\(row.signers)"])
             clearDenylistOnNewEpoch()
         } catch let error as PolicyError {
             let version = try? FleetPolicy.decode(bytes).version
-            lastFetch = .init(at: now, outcome: .rejected, message: error.description, count: fetches)
+            noteFetch(.rejected, error.description, at: now)
             reject(kind: error.kind, message: error.description, version: version, now: now)
         } catch {
-            lastFetch = .init(at: now, outcome: .error, message: "journal: \(error)", count: fetches)
+            noteFetch(.error, "journal: \(error)", at: now)
             logger.error("fleet policy not journaled", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func noteFetch(_ outcome: FleetStatus.FetchOutcome, _ message: String, at now: Date) {
+        lastFetch = .init(at: now, outcome: outcome, message: message, count: fetches)
     }
 
     private func reject(kind: String, message: String, version: Int64?, now: Date) {

@@ -43,25 +43,20 @@ extension UpdateDriver {
     }
 
     /// Runs one operation as an ordinary transaction of the agent and waits for its end.
-    func transact(_ operation: HostOperation) async -> Result<TransactionRecord, TransactionFailure> {
+    func transact(_ operation: HostOperation) async -> Result<TransactionRecord, DriverFailure> {
         let submitted: TransactionRecord
         do {
             submitted = try await transactions.submit(operation, requester: requester, role: "admin", wait: true).0
         } catch {
-            return .failure(TransactionFailure(message: error.description))
+            return .failure(DriverFailure(error.description))
         }
         guard let finished = await transactions.finished(id: submitted.id) else {
-            return .failure(TransactionFailure(message: "transaction \(submitted.id) vanished"))
+            return .failure(DriverFailure("transaction \(submitted.id) vanished"))
         }
         guard finished.state == .succeeded else {
-            return .failure(TransactionFailure(message: "\(operation.kind.rawValue) \(finished.state.rawValue): \(finished.error ?? "")"))
+            return .failure(DriverFailure("\(operation.kind.rawValue) \(finished.state.rawValue): \(finished.error ?? "")"))
         }
         return .success(finished)
-    }
-
-    /// A transaction of the driver that did not succeed.
-    struct TransactionFailure: Error {
-        let message: String
     }
 
     /// `update-available` / `staging`: configure the policy's remote, pull the pinned commit,
@@ -79,7 +74,7 @@ extension UpdateDriver {
         var refspec = stream.ref
         if let remote = policy.remote {
             do {
-                _ = try await offPool { [engineOptions] in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
+                _ = try await Engine.run { [engineOptions] _ in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
             } catch {
                 move(.failed, "configure remote \(remote.name): \(error.message)")
                 return
@@ -139,9 +134,11 @@ extension UpdateDriver {
         move(.finalizing, "reboot slot held; finalizing release \(record.releaseId ?? "")")
     }
 
-    func lockClient(wave: String?) -> FleetLockClient? {
+    /// The FleetLock client, in the group recorded when the slot was asked for (else the policy's,
+    /// which may depend on the host's wave); nil without a FleetLock server.
+    func lockClient(wave: @autoclosure () -> String?) -> FleetLockClient? {
         guard let policy = policy?.policy, let base = policy.reboot?.fleetlock else { return nil }
-        let group = record.lockGroup ?? policy.reboot?.group(wave: wave) ?? "default"
+        let group = record.lockGroup ?? policy.reboot?.group(wave: wave()) ?? "default"
         return FleetLockClient(client: http, base: base, id: hostID, group: group)
     }
 
@@ -169,9 +166,8 @@ extension UpdateDriver {
             await giveUp("release \(record.releaseId ?? "") did not come up healthy in \(record.attempts) reboot(s)")
             return
         }
-        let staged =
-            (try? await offPool { [engineOptions] in try Engine(options: engineOptions).status() })?.deployments.contains(where: \.staged) ?? false
-        if staged {
+        let commits = try? await Engine.run { [engineOptions] _ in try Engine(options: engineOptions).baseCommits() }
+        if commits?.hasStaged == true {
             if case .failure(let failure) = await transact(.finalize) {
                 move(.failed, "finalizing failed: \(failure.message)")
                 await releaseSlot(reason: "finalizing failed")
@@ -189,7 +185,7 @@ extension UpdateDriver {
         // During a real shutdown systemd does not restart the agent; a restart in the same boot
         // means the command never ran or failed.
         guard Date().timeIntervalSince(record.since) > 5 else { return }
-        move(.rebooting, record.reason) { _ in }
+        move(.rebooting, record.reason)
         await runReboot()
     }
 
@@ -242,7 +238,7 @@ extension UpdateDriver {
     /// still holding its slot (a failure counts against the fleet's budget).
     func rollBack() async {
         let cause = record.reason
-        let commits = try? await offPool { [engineOptions] in try Engine(options: engineOptions).baseCommits() }
+        let commits = try? await Engine.run { [engineOptions] _ in try Engine(options: engineOptions).baseCommits() }
         guard commits?.booted == record.commit else {
             // Not running the release (the bootloader fell back): no reboot needed, but the
             // release must not stay the default, or the next reboot would boot it again.
@@ -279,12 +275,5 @@ extension UpdateDriver {
         }
         move(.failed, reason) { r in r.rolledBack = false }
         await releaseSlot(reason: "release given up")
-    }
-}
-
-/// Runs blocking work off the cooperative pool.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }

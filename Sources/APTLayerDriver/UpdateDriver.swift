@@ -38,6 +38,9 @@ public actor UpdateDriver {
     var lockBusy = false
     var wake: CheckedContinuation<Void, Never>?
     let bootID: String
+    /// The booted deployment's base commit, read once: it changes only with a reboot, which
+    /// restarts the agent (nil on a sysroot that is not booted).
+    let bootedBase: String?
 
     /// Sets the driver up from the journal; throws a one-line error when the configuration cannot
     /// be used (machine-id, TLS files).
@@ -52,6 +55,7 @@ public actor UpdateDriver {
         self.logger = logger
         hostID = try HostIdentity.hostID(machineIDFile: configuration.machineIDFile)
         bootID = (try? String(contentsOfFile: configuration.bootIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        bootedBase = try? Engine(options: engineOptions).baseCommits().booted
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         do {
@@ -59,7 +63,7 @@ public actor UpdateDriver {
             if let cert = configuration.certificate { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } }
             if let key = configuration.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
         } catch {
-            throw ConfigurationFailure(message: "fleet TLS files: \(error)")
+            throw DriverFailure("fleet TLS files: \(error)")
         }
         var http = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60)))
         http.redirectConfiguration = .follow(max: 5, allowCycles: false)
@@ -74,12 +78,6 @@ public actor UpdateDriver {
             policyAcceptedAt = stored.acceptedAt
             etag = stored.etag
         }
-    }
-
-    /// A fleet configuration that cannot be used.
-    public struct ConfigurationFailure: Error, CustomStringConvertible, Sendable {
-        public let message: String
-        public var description: String { message }
     }
 
     /// Runs until the task is cancelled.
@@ -161,15 +159,13 @@ public actor UpdateDriver {
         guard next != record else { return }
         do {
             try journal.saveDriver(next)
-            if next.state != record.state {
-                logger.info(
-                    "fleet driver \(record.state.rawValue) -> \(state.rawValue)",
-                    metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
-            }
-            let moved = next.state != record.state
+            let from = record.state
             record = next
+            guard from != state else { return }
+            logger.info(
+                "fleet driver \(from.rawValue) -> \(state.rawValue)", metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
             // Crash tests: killed right after the state was journaled, before acting on it.
-            if moved { FaultPoint.hit("driver-\(state.rawValue)") }
+            FaultPoint.hit("driver-\(state.rawValue)")
         } catch {
             logger.error("fleet driver state not journaled", metadata: ["to": "\(state.rawValue)", "error": "\(error)"])
         }
@@ -196,7 +192,7 @@ public actor UpdateDriver {
     }
 
     func nextLocalAndPolicyWindow(after date: Date) -> Date? {
-        let windows = (policy?.policy.windows ?? []) + []
+        let windows = policy?.policy.windows ?? []
         let local = configuration.windows ?? []
         // Both must be open: step through openings of either until both are open (bounded).
         var t = date
@@ -216,8 +212,7 @@ public actor UpdateDriver {
 
     /// The base commit of the booted deployment (of the default one on a sysroot nothing booted).
     func currentBase() -> String? {
-        guard let commits = try? Engine(options: engineOptions).baseCommits() else { return nil }
-        return commits.booted ?? commits.default
+        bootedBase ?? (try? Engine(options: engineOptions).baseCommits().default) ?? nil
     }
 
     /// The status `GET /v1/policy` shows.

@@ -9,6 +9,12 @@ extension Engine {
         public var output: String
         /// Killed because it ran longer than the timeout.
         public var timedOut: Bool
+
+        public init(status: Int32, output: String, timedOut: Bool) {
+            self.status = status
+            self.output = output
+            self.timedOut = timedOut
+        }
     }
 
     /// Runs `argv` with the engine's child discipline (own process group, parent-death signal,

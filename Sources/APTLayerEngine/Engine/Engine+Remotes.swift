@@ -19,12 +19,22 @@ extension Engine {
         }
     }
 
-    /// The base commit of the booted deployment (nil when the sysroot is not booted), and of the
-    /// default one: what the update driver compares a release's commit with.
-    public func baseCommits() throws -> (booted: String?, default: String?) {
-        let status = try status()
-        let booted = status.deployments.first(where: \.booted)
-        let first = status.deployments.first
-        return (booted?.baseChecksum, first?.baseChecksum)
+    /// What the update driver compares a release with: the base commit of the booted deployment
+    /// (nil when the sysroot is not booted) and of the stateroot's default one, and whether a
+    /// deployment is staged.
+    public struct BaseCommits: Sendable, Equatable {
+        public var booted: String?
+        public var `default`: String?
+        public var hasStaged: Bool
+    }
+
+    /// Reads ``BaseCommits`` without building the status document (two commits, no package lists).
+    public func baseCommits() throws -> BaseCommits {
+        let sysroot = try openSysroot()
+        let repo: Repo
+        do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
+        func base(_ d: Deployment?) -> String? { d.map { (try? repo.commit($0.checksum)).map(baseChecksum(of:)) ?? $0.checksum } }
+        let list = deployments(sysroot, try osname(sysroot))
+        return BaseCommits(booted: base(sysroot.booted), default: base(list.first), hasStaged: list.contains(where: \.isStaged))
     }
 }
