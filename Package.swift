@@ -121,6 +121,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Reporting: anonymous countme, status reports through a durable SQLite outbox to an
+        // OpenTelemetry collector (OTLP/HTTP JSON logs).
+        .target(
+            name: "APTLayerTelemetry",
+            dependencies: [
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerFleet",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The SQLite transaction journal (GRDB over the system libsqlite3).
         .target(
             name: "APTLayerJournal",
@@ -132,7 +145,7 @@ let package = Package(
             name: "APTLayerAgent",
             dependencies: [
                 "APTLayerEngine", "APTLayerModel", "APTLayerTransaction", "APTLayerAPI", "APTLayerJournal", "APTLayerDriver", "APTLayerFleet",
-                "CSystemd",
+                "APTLayerTelemetry", "CSystemd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -156,7 +169,7 @@ let package = Package(
             name: "APTLayerAgentTests",
             dependencies: [
                 "APTLayerAgent", "APTLayerJournal", "APTLayerEngine", "APTLayerModel", "APTLayerAPI", "APTLayerCLI",
-                "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver",
+                "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver", "APTLayerTelemetry",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -164,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "APTLayerFleetTests",
-            dependencies: ["APTLayerFleet"],
+            dependencies: ["APTLayerFleet", "APTLayerTelemetry", "APTLayerJournal", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -122,6 +122,7 @@ extension UpdateDriver {
                     move(.waiting, "reboot slot granted") { r in r.lockHeld = true }
                 case .refused(let kind, let value):
                     lockBusy = true
+                    try? journal.increment(.rebootSlotWaits)
                     move(.waiting, "no reboot slot: \(kind): \(value)") { r in r.lockHeld = false }
                     return
                 }

@@ -186,6 +186,7 @@ extension Journal {
             var row = policy
             try row.insert(db)
             try db.execute(sql: "DELETE FROM fleet_policy WHERE seq <= ?", arguments: [(row.seq ?? 0) - Int64(keep)])
+            notify(db, .policy)
             return row
         }
     }
@@ -222,8 +223,10 @@ extension Journal {
                 var move = DriverTransitionRecord(at: record.since, from: from, to: record.state, releaseId: record.releaseId, reason: record.reason)
                 try move.insert(db)
                 try db.execute(sql: "DELETE FROM fleet_transition WHERE seq <= ?", arguments: [(move.seq ?? 0) - 1000])
+                for counter in JournalCounter.moved(from: from, to: record.state) { try Self.increment(db, counter) }
             }
             try record.save(db)
+            notify(db, .driver(record))
         }
     }
 
@@ -234,7 +237,10 @@ extension Journal {
 
     /// Denylists a release on this host.
     public func denylist(_ entry: DenylistRecord) throws {
-        try writer.write { db in try entry.save(db) }
+        try writer.write { db in
+            try entry.save(db)
+            notify(db, .denylist)
+        }
     }
 
     /// The denylist entry for a release, if any.
@@ -249,7 +255,9 @@ extension Journal {
 
     /// Removes a release from the denylist (a higher retry epoch, or `apt-layer fleet retry`).
     public func removeFromDenylist(releaseId: String, commit: String) throws {
-        _ = try writer.write { db in try DenylistRecord.deleteOne(db, key: ["releaseId": releaseId, "commit": commit]) }
+        try writer.write { db in
+            if try DenylistRecord.deleteOne(db, key: ["releaseId": releaseId, "commit": commit]) { notify(db, .denylist) }
+        }
     }
 }
 

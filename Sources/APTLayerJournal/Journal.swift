@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GRDB
 import Glibc
+import Synchronization
 
 /// The durable SQLite journal of transactions and their events.
 ///
@@ -16,6 +17,8 @@ import Glibc
 /// its owning process, so recovery only touches rows whose process is gone.
 public final class Journal: Sendable {
     let writer: any DatabaseWriter
+    /// The observer state-changing writes call (``observe(_:)``).
+    let observerSlot = Mutex<(any JournalObserver)?>(nil)
     private let queue = DispatchQueue(label: "apt-layer.journal", attributes: .concurrent)
 
     /// Where a sysroot's journal lives: `/var/lib/apt-layer/journal.sqlite` for the booted host
@@ -166,6 +169,7 @@ public final class Journal: Sendable {
                     """)
         }
         registerFleetMigrations(&migrator)
+        registerTelemetryMigrations(&migrator)
         return migrator
     }
 
@@ -185,7 +189,10 @@ public final class Journal: Sendable {
 
     /// Records a state change.
     public func update(_ record: TransactionRecord) throws {
-        try writer.write { db in try record.update(db) }
+        try writer.write { db in
+            try record.update(db)
+            notify(db, .transaction(record))
+        }
     }
 
     /// Records the commit a running transaction is about to deploy, before it does (its
