@@ -1,7 +1,9 @@
 import APTLayerAPI
 import APTLayerDriver
 import APTLayerEngine
+import APTLayerFleet
 import APTLayerJournal
+import APTLayerTelemetry
 import APTLayerTransaction
 import Foundation
 import Glibc
@@ -62,6 +64,35 @@ public enum Agent {
         return fd
     }
 
+    /// Reporting, when anything is to be reported: a fleet (countme goes to its policy URL, reports
+    /// to its policy's collector) or a collector or countme endpoint in the configuration.
+    static func makeTelemetry(
+        _ config: AgentConfiguration, journal: Journal, engineOptions: Engine.Options, driver: UpdateDriver?, logger: Logger
+    ) throws -> Telemetry? {
+        let t = config.telemetry
+        guard config.fleet != nil || (t.report && t.reportURL != nil) || (t.countme && !(t.countmeEndpoints ?? []).isEmpty) else {
+            return nil
+        }
+        let hostID: String
+        if let driver {
+            hostID = driver.hostID
+        } else {
+            do { hostID = try HostIdentity.hostID(machineIDFile: "/etc/machine-id") } catch {
+                throw StartError(message: "telemetry: \(error)")
+            }
+        }
+        do {
+            return try Telemetry(
+                configuration: t,
+                identity: .init(hostID: hostID, fleet: config.fleet?.name, stream: config.fleet?.stream, agentVersion: APIHandler.version),
+                journal: journal, engineOptions: engineOptions, policyURL: config.fleet?.policyURL,
+                tls: .init(ca: config.fleet?.ca, certificate: config.fleet?.certificate, key: config.fleet?.key),
+                stateDirectory: config.stateDirectory, logger: logger)
+        } catch {
+            throw StartError(message: error.message)
+        }
+    }
+
     /// Runs until SIGTERM/SIGINT.
     public static func run(configuration config: AgentConfiguration, logger: Logger) async throws {
         let started = ContinuousClock.now
@@ -111,6 +142,8 @@ public enum Agent {
                 throw StartError(message: "fleet: \(error)")
             }
         }
+        let fleetDriver = driver
+        let telemetry = try makeTelemetry(config, journal: journal, engineOptions: engineOptions, driver: fleetDriver, logger: logger)
         let handler = APIHandler(
             manager: manager, journal: journal, engineOptions: engineOptions, statusCache: statusCache,
             allowRemoteHostPaths: config.allowRemoteHostPaths,
@@ -146,7 +179,7 @@ public enum Agent {
         metricsRouter.get("/metrics") { _, _ -> Response in
             let text = await Metrics.render(
                 manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, journalReset: journalReset,
-                connections: limits, started: started)
+                connections: limits, started: started, journal: journal, driver: fleetDriver, telemetry: telemetry)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -176,6 +209,7 @@ public enum Agent {
         var services: [any Service] = [ManagerService(manager: manager), apiApp, metricsApp]
         if config.trimMemory { services.append(MemoryTrimmer(connections: limits)) }
         if let driver { services.append(DriverService(driver: driver)) }
+        if let telemetry { services.append(TelemetryService(telemetry: telemetry)) }
         if !config.socket.isEmpty {
             let directory = (config.socket as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -240,6 +274,15 @@ struct DriverService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await driver.run() }
+    }
+}
+
+/// Sends countme and the status reports until graceful shutdown.
+struct TelemetryService: Service {
+    let telemetry: Telemetry
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await telemetry.run() }
     }
 }
 

@@ -1,5 +1,6 @@
 import APTLayerDriver
 import APTLayerJournal
+import APTLayerTelemetry
 import Foundation
 import Yams
 
@@ -75,6 +76,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     /// Staged updates from a signed fleet policy (docs/fleet.md); absent: the agent changes the
     /// host only when asked through its API.
     public var fleet: FleetConfiguration?
+    /// Countme and status reports (docs/telemetry.md); each has an off switch.
+    public var telemetry = TelemetryConfiguration()
 
     public struct TLSFiles: Codable, Sendable, Equatable {
         public var certificate = "/etc/apt-layer/tls/server.crt"
@@ -109,7 +112,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
         case trimMemory = "trim-memory"
-        case fleet
+        case fleet, telemetry
     }
 
     /// The defaults.
@@ -140,6 +143,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
         trimMemory = try c.decodeIfPresent(Bool.self, forKey: .trimMemory) ?? d.trimMemory
         fleet = try c.decodeIfPresent(FleetConfiguration.self, forKey: .fleet)
+        telemetry = try c.decodeIfPresent(TelemetryConfiguration.self, forKey: .telemetry) ?? d.telemetry
     }
 }
 
@@ -223,6 +227,7 @@ extension AgentConfiguration {
             throw ConfigurationError(message: "idle-timeout-seconds and request-head-timeout-seconds must be positive")
         }
         do { try fleet?.validate() } catch { throw ConfigurationError(message: error.message) }
+        do { try telemetry.validate() } catch { throw ConfigurationError(message: error.message) }
     }
 
     /// Splits `HOST:PORT` (IPv6 in brackets).

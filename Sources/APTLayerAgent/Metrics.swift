@@ -1,5 +1,7 @@
+import APTLayerDriver
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerTelemetry
 import APTLayerTransaction
 import Foundation
 import Synchronization
@@ -21,13 +23,17 @@ public final class FaultCounter: Sendable {
 enum Metrics {
     static func render(
         manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
-        journalReset: Journal.Reset?, connections: [ConnectionStats], started: ContinuousClock.Instant
+        journalReset: Journal.Reset?, connections: [ConnectionStats], started: ContinuousClock.Instant, journal: Journal,
+        driver: UpdateDriver?, telemetry: Telemetry?
     ) async -> String {
         let counts = await manager.finishedCounts
         let running = await manager.current
         let queued = await manager.queued.count
         let uptime = ContinuousClock.now - started
         var lines = [
+            "# HELP apt_layer_agent_info The agent's version.",
+            "# TYPE apt_layer_agent_info gauge",
+            "apt_layer_agent_info{version=\"\(escape(APIHandler.version))\"} 1",
             "# HELP apt_layer_agent_uptime_seconds Seconds since the agent started.",
             "# TYPE apt_layer_agent_uptime_seconds gauge",
             "apt_layer_agent_uptime_seconds \(uptime.components.seconds)",
@@ -75,6 +81,7 @@ enum Metrics {
                 "apt_layer_layered_packages \(status.deployments.first.map { $0.requestedPackages.count + $0.requestedLocalPackages.count } ?? 0)",
             ]
         }
+        lines += await fleetLines(driver: driver, journal: journal, telemetry: telemetry)
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -7,7 +7,7 @@ import Foundation
 /// recent refusals, this host's place in the rollout, the driver's state and the denylist.
 public struct FleetStatus: Sendable {
     /// How the last fetch ended.
-    public enum FetchOutcome: String, Sendable, Codable {
+    public enum FetchOutcome: String, Sendable, Codable, CaseIterable {
         /// A new policy passed every check.
         case accepted
         /// The server answered 304 to our entity tag.
@@ -40,4 +40,8 @@ public struct FleetStatus: Sendable {
     public var explanation: PolicyExplanation?
     public var driver: DriverRecord
     public var denylist: [DenylistRecord]
+    /// Maintenance windows that opened and closed while the host was eligible and waiting.
+    public var windowsMissed = 0
+    /// Policy fetches since the agent started, by outcome.
+    public var fetchOutcomes: [FetchOutcome: Int] = [:]
 }

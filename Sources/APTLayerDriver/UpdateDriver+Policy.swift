@@ -63,6 +63,7 @@ extension UpdateDriver {
 
     private func noteFetch(_ outcome: FleetStatus.FetchOutcome, _ message: String, at now: Date) {
         lastFetch = .init(at: now, outcome: outcome, message: message, count: fetches)
+        fetchOutcomes[outcome, default: 0] += 1
     }
 
     private func reject(kind: String, message: String, version: Int64?, now: Date) {

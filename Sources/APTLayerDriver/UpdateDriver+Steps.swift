@@ -98,6 +98,7 @@ extension UpdateDriver {
             decide()
             return
         }
+        countMissedWindows(explanation)
         guard explanation.waitingFor == nil || explanation.waitingFor == .lockBusy else {
             if record.lockHeld == true && explanation.waitingFor == .outsideWindow {
                 // The window closed before the reboot started: give the unused slot back.
@@ -276,5 +277,19 @@ extension UpdateDriver {
         }
         move(.failed, reason) { r in r.rolledBack = false }
         await releaseSlot(reason: "release given up")
+    }
+}
+
+extension UpdateDriver {
+    /// Counts maintenance windows that opened and closed while this host was eligible and waiting
+    /// (a host stuck longer than its window: the `AptLayerUpdateStuckWaiting` alert).
+    func countMissedWindows(_ explanation: PolicyExplanation) {
+        guard explanation.eligible else {
+            windowWasOpen = nil
+            return
+        }
+        let open = explanation.windowOpen && explanation.waitingFor != .outsideWindow
+        if windowWasOpen == true && !open { windowsMissed += 1 }
+        windowWasOpen = open
     }
 }

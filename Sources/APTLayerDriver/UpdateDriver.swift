@@ -23,7 +23,7 @@ public actor UpdateDriver {
     let fetcher: PolicyFetcher
     let health: HealthChecker
     /// This host's fleet identity (from the machine-id, which never leaves the host).
-    public let hostID: String
+    public nonisolated let hostID: String
     /// The requester name the driver's transactions carry.
     public nonisolated var requester: String { "fleet:\(configuration.name)" }
 
@@ -36,6 +36,11 @@ public actor UpdateDriver {
     var nextPoll = Date.distantPast
     /// Set while the FleetLock server refuses a slot, for the explanation.
     var lockBusy = false
+    /// Whole windows missed while waiting, and whether the window was open at the last look.
+    var windowsMissed = 0
+    var windowWasOpen: Bool?
+    /// Policy fetches since start, by outcome.
+    var fetchOutcomes: [FleetStatus.FetchOutcome: Int] = [:]
     var wake: CheckedContinuation<Void, Never>?
     let bootID: String
     /// The booted deployment's base commit, read once: it changes only with a reboot, which
@@ -162,6 +167,10 @@ public actor UpdateDriver {
             let from = record.state
             record = next
             guard from != state else { return }
+            if state != .waiting {
+                windowsMissed = 0
+                windowWasOpen = nil
+            }
             logger.info(
                 "fleet driver \(from.rawValue) -> \(state.rawValue)", metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
             // Crash tests: killed right after the state was journaled, before acting on it.
@@ -220,6 +229,6 @@ public actor UpdateDriver {
         FleetStatus(
             fleet: configuration.name, stream: configuration.stream, hostID: hostID, policy: policy, acceptedAt: policyAcceptedAt,
             lastFetch: lastFetch, rejections: (try? journal.rejections()) ?? [], explanation: explain(), driver: record,
-            denylist: (try? journal.denylist()) ?? [])
+            denylist: (try? journal.denylist()) ?? [], windowsMissed: windowsMissed, fetchOutcomes: fetchOutcomes)
     }
 }

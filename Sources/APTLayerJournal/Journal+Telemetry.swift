@@ -66,6 +66,11 @@ public struct OutboxStats: Sendable, Equatable {
     public var count: Int
     /// When the oldest waiting report was written.
     public var oldest: Date?
+
+    public init(count: Int, oldest: Date?) {
+        self.count = count
+        self.oldest = oldest
+    }
 }
 
 /// Durable counters (table `counter`): they survive restarts and reboots, so an event that
