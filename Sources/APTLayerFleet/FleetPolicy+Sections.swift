@@ -73,10 +73,19 @@ extension FleetPolicy {
         }
     }
 
-    /// What the agent reports, and where (issue 9 consumes it).
+    /// What the agent reports, and where (docs/telemetry.md).
     public struct Telemetry: Codable, Sendable, Equatable {
+        /// false turns countme off on every host of the fleet.
         public var countme: Bool?
+        /// The collector's OTLP/HTTP logs URL.
         public var report: String?
+        /// How often a host reports when nothing changed.
         public var heartbeat: PolicyDuration?
+
+        public init(countme: Bool? = nil, report: String? = nil, heartbeat: PolicyDuration? = nil) {
+            self.countme = countme
+            self.report = report
+            self.heartbeat = heartbeat
+        }
     }
 }

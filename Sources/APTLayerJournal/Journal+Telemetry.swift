@@ -192,6 +192,12 @@ extension Journal {
         }
     }
 
+    /// Writes a report to the outbox on its own (``enqueue(_:report:hash:at:maxRows:)`` outside a
+    /// state change: tests and benchmarks).
+    public func enqueue(report body: Data, hash: String, at: Date, maxRows: Int) throws {
+        try writer.write { db in try Self.enqueue(db, report: body, hash: hash, at: at, maxRows: maxRows) }
+    }
+
     /// The oldest waiting reports.
     public func outbox(limit: Int) throws -> [OutboxRecord] {
         try writer.read { db in try OutboxRecord.order(Column("seq")).limit(limit).fetchAll(db) }
