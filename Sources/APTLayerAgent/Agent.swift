@@ -77,7 +77,7 @@ public enum Agent {
         if let driver {
             hostID = driver.hostID
         } else {
-            do { hostID = try HostIdentity.hostID(machineIDFile: "/etc/machine-id") } catch {
+            do { hostID = try HostIdentity.hostID(machineIDFile: t.machineIDFile) } catch {
                 throw StartError(message: "telemetry: \(error)")
             }
         }

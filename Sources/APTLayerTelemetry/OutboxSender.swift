@@ -50,12 +50,9 @@ actor OutboxSender {
                 await wakeup.wait(seconds: 10)
                 continue
             }
-            await heartbeatIfDue(settings)
             let batch = (try? await journal.off { [batchSize] in try $0.outbox(limit: batchSize) }) ?? []
             if batch.isEmpty {
-                let last = (try? await journal.off { try $0.lastReportAt() }) ?? nil
-                let due = last.map { $0.addingTimeInterval(Double(settings.heartbeat)).timeIntervalSinceNow } ?? 0
-                await wakeup.wait(seconds: min(max(due, 0.05), 30))
+                await wakeup.wait(seconds: 30)
                 continue
             }
             let outcome = await send(batch, to: url)
@@ -63,11 +60,25 @@ actor OutboxSender {
         }
     }
 
-    func heartbeatIfDue(_ settings: TelemetrySettings) async {
-        let last = (try? await journal.off { try $0.lastReportAt() }) ?? nil
-        guard last.map({ Date().timeIntervalSince($0) >= Double(settings.heartbeat) }) ?? true else { return }
-        do { try await journal.off { try $0.report(.heartbeat) } } catch {
-            logger.warning("heartbeat report not written", metadata: ["error": "\(error)"])
+    /// Writes the heartbeat report whenever none was written for the heartbeat interval (while
+    /// the collector is away too: the outbox shows the host was alive).
+    func heartbeats() async {
+        while !Task.isCancelled {
+            let settings = reporter.settings(try? await journal.off { try $0.acceptedPolicy() })
+            var wait = 10.0
+            if settings.reportURL != nil {
+                let last = (try? await journal.off { try $0.lastReportAt() }) ?? nil
+                let due = last.map { $0.addingTimeInterval(Double(settings.heartbeat)).timeIntervalSinceNow } ?? 0
+                if due <= 0 {
+                    do { try await journal.off { try $0.report(.heartbeat) } } catch {
+                        logger.warning("heartbeat report not written", metadata: ["error": "\(error)"])
+                    }
+                    wait = Double(settings.heartbeat)
+                } else {
+                    wait = due
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(Int64(min(max(wait, 0.05), 60) * 1000)))
         }
     }
 

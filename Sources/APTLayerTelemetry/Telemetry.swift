@@ -57,7 +57,7 @@ public final class Telemetry: Sendable {
         } catch {
             throw TelemetryError("telemetry TLS files: \(error)")
         }
-        var reportHTTP = HTTPClient.Configuration(tlsConfiguration: reportTLS, timeout: .init(connect: .seconds(10), read: .seconds(30)))
+        var reportHTTP = HTTPClient.Configuration(tlsConfiguration: reportTLS, timeout: .init(connect: .seconds(5), read: .seconds(30)))
         reportHTTP.redirectConfiguration = .disallow
         reportClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: reportHTTP)
         // A 3xx counts (rpm-ostree): redirects are not followed.
@@ -80,6 +80,7 @@ public final class Telemetry: Sendable {
         try? await journal.off { try $0.report(.deployments) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.sender.run() }
+            group.addTask { await self.sender.heartbeats() }
             group.addTask { await self.countme.run() }
         }
         journal.observe(nil)

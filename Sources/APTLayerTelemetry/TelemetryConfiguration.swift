@@ -29,6 +29,9 @@ public struct TelemetryConfiguration: Codable, Sendable, Equatable {
     public var ca: String?
     public var certificate: String?
     public var key: String?
+    /// Where the machine-id is read for the host id when no fleet is configured (it never leaves
+    /// the host).
+    public var machineIDFile = "/etc/machine-id"
 
     public init() {}
 
@@ -40,6 +43,7 @@ public struct TelemetryConfiguration: Codable, Sendable, Equatable {
         case batchSize = "batch-size"
         case maxOutboxReports = "max-outbox-reports"
         case maxBackoff = "max-backoff"
+        case machineIDFile = "machine-id-file"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -57,6 +61,7 @@ public struct TelemetryConfiguration: Codable, Sendable, Equatable {
         ca = try c.decodeIfPresent(String.self, forKey: .ca)
         certificate = try c.decodeIfPresent(String.self, forKey: .certificate)
         key = try c.decodeIfPresent(String.self, forKey: .key)
+        machineIDFile = try c.decodeIfPresent(String.self, forKey: .machineIDFile) ?? d.machineIDFile
     }
 
     /// Checks what decoding cannot; the message names the key.

@@ -44,6 +44,25 @@ KNOWN_METRICS = {
 METRIC_RE = re.compile(r"\bapt_layer_[a-zA-Z0-9_]+")
 
 
+# The string arguments of label_replace(v, DST, REPLACEMENT, SRC, REGEX): promtool parses these
+# but Prometheus only checks them when the query runs.
+LABEL_REPLACE_RE = re.compile(r'label_replace\(.*?,\s*"([^"]*)"\s*,\s*"([^"]*)"\s*,\s*"([^"]*)"\s*,\s*"([^"]*)"\s*\)', re.S)
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def label_replace_problems(expr, where):
+    problems = []
+    if expr.count("label_replace(") != len(LABEL_REPLACE_RE.findall(expr)):
+        problems.append(f"{where}: a label_replace() call whose arguments are not four string literals")
+    for dst, _, src, regex in LABEL_REPLACE_RE.findall(expr):
+        problems += [f"{where}: label_replace(): {n!r} is not a valid label name" for n in (dst, src) if not LABEL_NAME_RE.fullmatch(n)]
+        try:
+            re.compile(regex)
+        except re.error as e:
+            problems.append(f"{where}: label_replace(): bad regex {regex!r}: {e}")
+    return problems
+
+
 def fail(what, problems):
     print(f"FAIL: {what}", file=sys.stderr)
     for p in problems:
@@ -68,14 +87,15 @@ def check_alerts(alerts_path, tests_path):
             if name in alerts:
                 problems.append(f"{name}: defined twice")
             alerts[name] = rule
-            if not rule.get("for"):
-                problems.append(f"{name}: no `for:` duration")
+            if not re.fullmatch(r"(\d+[smhdwy])+", str(rule.get("for", ""))) or not re.search(r"[1-9]", str(rule["for"])):
+                problems.append(f"{name}: no `for:` duration (or a zero one)")
             if rule.get("labels", {}).get("severity") not in ("info", "warning", "critical"):
                 problems.append(f"{name}: severity label must be info, warning or critical")
             for key in ("summary", "description"):
                 if not rule.get("annotations", {}).get(key, "").strip():
                     problems.append(f"{name}: no {key} annotation")
             problems += unknown_metrics(rule["expr"], name)
+            problems += label_replace_problems(rule["expr"], name)
             for key, text in rule.get("annotations", {}).items():
                 problems += unknown_metrics(text, f"{name} annotation {key}")
     if not alerts:
@@ -150,10 +170,14 @@ def validator(schema, definition=None):
 def errors(v, instance, where):
     out = []
     for e in sorted(v.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
-        # For oneOf/anyOf (a panel is a Panel or a RowPanel), the error of the alternative that
-        # matched deepest into the instance (a stat panel's bad gridPos, not "not a row").
+        # For oneOf/anyOf (a panel is a Panel or a RowPanel): the errors of the alternative the
+        # instance's `type` selects, else of the one that matched deepest into the instance.
         while e.context:
-            e = max(e.context, key=lambda c: len(c.absolute_path))
+            alternatives = {}
+            for c in e.context:
+                alternatives.setdefault(c.relative_schema_path[0], []).append(c)
+            typed = [a for a in alternatives.values() if not any(list(c.relative_path) == ["type"] for c in a)]
+            e = max((c for a in (typed or alternatives.values()) for c in a), key=lambda c: len(c.absolute_path))
         message = e.message if len(e.message) <= 300 else e.message[:300] + "…"
         out.append(f"{where}/{'/'.join(map(str, e.absolute_path))}: {message}")
     return out
@@ -294,6 +318,7 @@ def check_dashboard(dash_path, schema_dir, rules_out):
             where = f"panel {p.get('id')} {p.get('title')!r} target {t.get('refId')}"
             expr = substitute(t.get("expr", ""), variables, where, problems)
             problems += unknown_metrics(expr, where)
+            problems += label_replace_problems(expr, where)
             groups.append({"name": where, "rules": [{"record": f"grafana:panel_{p.get('id')}:{t.get('refId')}", "expr": expr}]})
     if problems:
         fail(f"{dash_path} queries", problems)

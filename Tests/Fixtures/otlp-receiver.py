@@ -374,10 +374,11 @@ class Receiver:
         self.port = server.server_address[1]
 
     def close_otlp(self):
-        server, self.otlp = self.otlp, None
+        server = self.otlp
         if server is not None:
             server.shutdown()
             server.server_close()
+            self.otlp = None  # only now: "listening" false means connect() is refused
 
     def set_mode(self, mode, retry_after=None):
         with self.mode_lock:

@@ -96,19 +96,26 @@ class Receiver:
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
         self.proc = subprocess.Popen(
             [sys.executable, RECEIVER, "--port", "0", "--out", self.out, *args],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.port = int(self._line("LISTENING"))
-        self.control = int(self._line("CONTROL"))
-
-    def _line(self, word):
-        ready, _, _ = select.select([self.proc.stdout], [], [], 15)
-        if not ready:
-            raise AssertionError(f"receiver did not print {word} in time")
-        line = self.proc.stdout.readline()
-        if not line.startswith(word + " "):
+            stdout=subprocess.PIPE, stderr=self.stderr)
+        try:
+            words = self._ready()
+            self.port, self.control = int(words["LISTENING"]), int(words["CONTROL"])
+        except BaseException:
             self.stop()
-            raise AssertionError(f"expected {word}, got {line!r}; stderr: {self.read_stderr()}")
-        return line.split()[1]
+            raise
+
+    def _ready(self):
+        """Read stdout (raw, unbuffered) until the LISTENING and CONTROL lines are there."""
+        buf, deadline = b"", time.monotonic() + 15
+        fd = self.proc.stdout.fileno()
+        while buf.count(b"\n") < 2:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(left, 0))
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:
+                raise AssertionError(f"receiver not ready: stdout {buf!r}, stderr {self.read_stderr()}")
+            buf += chunk
+        return dict(line.split() for line in buf.decode().splitlines()[:2])
 
     def read_stderr(self):
         self.stderr.seek(0)
