@@ -12,6 +12,19 @@ if ! "$ST/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   /usr/bin/python3 -m venv "$ST"
   "$ST/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
+# The telemetry tiers' Python tools (PyPI, pinned): the official OTLP protobuf definitions for the
+# receiver that parses the agent's reports, and mirrors-countme for deploy/countme.
+PT=.build/pytools
+if ! "$PT/bin/python" -c 'import opentelemetry.proto, mirrors_countme' 2>/dev/null; then
+  rm -rf "$PT"
+  /usr/bin/python3 -m venv "$PT"
+  "$PT/bin/pip" install -q "opentelemetry-proto==1.45.2" "mirrors-countme==0.1.5"
+fi
+# deploy/: promtool check config / check rules / test rules, the Grafana dashboard against Grafana's
+# JSON schemas and every query through promtool, the collector example's structure.
+bash Tests/Fixtures/check-deploy.sh
+"$PT/bin/python" deploy/countme/test_apt_layer_countme.py
+"$PT/bin/python" Tests/Fixtures/test_otlp_receiver.py
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # The two targets run one after the other: together, the synchronous tests that block Swift
