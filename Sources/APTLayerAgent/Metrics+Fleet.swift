@@ -28,7 +28,9 @@ extension Metrics {
                 ("fleet", status.fleet), ("stream", status.stream), ("release", explanation?.release ?? ""),
                 ("wave", explanation?.wave ?? ""), ("booted_release", booted),
             ].map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
-            metric("apt_layer_update_info", "gauge", "The release the policy rolls out, this host's wave and booted release.", ["apt_layer_update_info{\(labels)} 1"])
+            metric(
+                "apt_layer_update_info", "gauge", "The release the policy rolls out, this host's wave and booted release.",
+                ["apt_layer_update_info{\(labels)} 1"])
             let reasons: [String] =
                 state == .waiting
                 ? [explanation?.waitingFor.map { "apt_layer_update_wait_reason{reason=\"\($0.rawValue)\"} 1" }].compactMap { $0 } : []
@@ -50,7 +52,8 @@ extension Metrics {
                 ["apt_layer_last_policy_fetch_timestamp_seconds \(Int(status.lastFetch?.at.timeIntervalSince1970 ?? 0))"])
             metric(
                 "apt_layer_policy_fetches_total", "counter", "Policy fetches since start, by outcome.",
-                FleetStatus.FetchOutcome.allCases.map { "apt_layer_policy_fetches_total{result=\"\($0.rawValue)\"} \(status.fetchOutcomes[$0] ?? 0)" })
+                FleetStatus.FetchOutcome.allCases.map { "apt_layer_policy_fetches_total{result=\"\($0.rawValue)\"} \(status.fetchOutcomes[$0] ?? 0)" }
+            )
         }
         let driverCounters: [(JournalCounter, String, String)] = [
             (.rebootSlotWaits, "apt_layer_reboot_slot_waits_total", "Times the FleetLock server had no free reboot slot."),
@@ -66,7 +69,9 @@ extension Metrics {
             metric(name, "counter", help + " Kept across restarts.", ["\(name) \(counters[counter] ?? 0)"])
         }
         let outbox = (try? await journal.off { try $0.outboxStats() }) ?? OutboxStats(count: 0, oldest: nil)
-        metric("apt_layer_telemetry_outbox_reports", "gauge", "Status reports waiting to be sent.", ["apt_layer_telemetry_outbox_reports \(outbox.count)"])
+        metric(
+            "apt_layer_telemetry_outbox_reports", "gauge", "Status reports waiting to be sent.",
+            ["apt_layer_telemetry_outbox_reports \(outbox.count)"])
         let age = outbox.oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0
         metric(
             "apt_layer_telemetry_outbox_oldest_age_seconds", "gauge", "Age of the oldest waiting report (0: none).",

@@ -40,9 +40,11 @@ struct FleetStatusCommand: ParsableCommand {
     func run() throws {
         let hosts: [String]
         do {
-            hosts = try inventory.map(Self.readInventory) ?? blocking { [prometheus, apiPort] in
-                try await Self.fromPrometheus(prometheus!, apiPort: apiPort)
-            }
+            hosts =
+                try inventory.map(Self.readInventory)
+                ?? blocking { [prometheus, apiPort] in
+                    try await Self.fromPrometheus(prometheus!, apiPort: apiPort)
+                }
         } catch { throw fail(oneLine(error)) }
         guard !hosts.isEmpty else { throw fail("the inventory names no agents") }
         let rows = try blocking { [cert, key, ca, timeout, concurrency] in
@@ -63,7 +65,8 @@ struct FleetStatusCommand: ParsableCommand {
         var seen = Set<String>()
         var hosts: [String] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+            let line =
+                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
                 .trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
             guard let url = URL(string: line), url.scheme == "https", url.host != nil else {

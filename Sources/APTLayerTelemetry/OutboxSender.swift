@@ -110,7 +110,8 @@ actor OutboxSender {
     }
 
     func deadLetter(_ batch: [OutboxRecord], status: Int, message: String) async {
-        logger.error("collector refused reports; dead-lettered", metadata: ["status": "\(status)", "reports": "\(batch.count)", "message": "\(message)"])
+        logger.error(
+            "collector refused reports; dead-lettered", metadata: ["status": "\(status)", "reports": "\(batch.count)", "message": "\(message)"])
         do { try await journal.off { try $0.deadLetter(batch, status: status, message: message) } } catch {
             logger.error("dead-lettering failed", metadata: ["error": "\(error)"])
         }

@@ -35,6 +35,8 @@ public final class StatusReporter: JournalObserver {
     let written: @Sendable () -> Void
     /// The last status document the engine gave, and the decoded policy by its row.
     private let cache = Mutex<(status: StatusDocument?, policySeq: Int64?, policy: FleetPolicy?)>((nil, nil, nil))
+    /// Releases named by each kept policy row, by row.
+    private let releaseCache = Mutex<[Int64: [String: String]]>([:])
 
     public init(
         identity: Identity, engineOptions: Engine.Options, configuration: TelemetryConfiguration, policyURL: String?,
@@ -97,7 +99,7 @@ public final class StatusReporter: JournalObserver {
         let running = try TransactionRecord.filter(sql: "finishedAt IS NULL").order(Column("seq")).fetchOne(db)
         let last = try TransactionRecord.filter(sql: "finishedAt IS NOT NULL").order(Column("seq").desc).fetchOne(db)
         let release = identity.stream.flatMap { policy?.streams[$0]?.release }
-        var releases: [String: String] = [:]
+        var releases = try knownReleases(db)
         if let driver, let id = driver.releaseId, let commit = driver.commit { releases[commit] = id }
         if let release { releases[release.commit] = release.id }
         var wave: String?
@@ -120,6 +122,29 @@ public final class StatusReporter: JournalObserver {
             },
             health: .init(driver, denylist: denylist),
             denylist: denylist.map { .init(release: $0.releaseId, commit: $0.commit, retryEpoch: $0.retryEpoch, at: $0.at, reason: $0.reason) })
+    }
+
+    /// Commit → release id of every release the kept policies (the newest 20) named, so that a
+    /// host rolled back to an older release still reports which one it runs.
+    func knownReleases(_ db: Database) throws -> [String: String] {
+        let seqs = try Int64.fetchAll(db, sql: "SELECT seq FROM fleet_policy ORDER BY seq")
+        var known = releaseCache.withLock { $0 }
+        var result: [String: String] = [:]
+        for seq in seqs {
+            if known[seq] == nil {
+                let row = try PolicyRecord.fetchOne(db, key: seq)
+                let policy = row.flatMap { try? FleetPolicy.decode($0.bytes) }
+                var map: [String: String] = [:]
+                for stream in policy?.streams.values.map({ $0 }) ?? [] {
+                    if let release = stream.release { map[release.commit] = release.id }
+                }
+                known[seq] = map
+            }
+            result.merge(known[seq] ?? [:]) { _, new in new }
+        }
+        let keep = Set(seqs)
+        releaseCache.withLock { $0 = known.filter { keep.contains($0.key) } }
+        return result
     }
 
     func decodedPolicy(_ row: PolicyRecord?) -> FleetPolicy? {

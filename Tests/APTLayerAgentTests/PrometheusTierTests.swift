@@ -64,8 +64,12 @@ struct PrometheusTierTests {
 
         // The shipped configuration, intervals shortened, targets written for file SD.
         let prom = "\(first.fixtures)/prometheus"
-        try Shell.run("mkdir -p \(prom)/targets && cp \(Paths.packageRoot)/deploy/prometheus/prometheus.yml \(Paths.packageRoot)/deploy/prometheus/alerts.yml \(prom)/")
-        try Shell.run("sed -i -e 's/: 30s/: 1s/' -e 's/scrape_timeout: 10s/scrape_timeout: 1s/' -e 's/refresh_interval: 5m/refresh_interval: 1s/' \(prom)/prometheus.yml")
+        try Shell.run(
+            "mkdir -p \(prom)/targets && cp \(Paths.packageRoot)/deploy/prometheus/prometheus.yml \(Paths.packageRoot)/deploy/prometheus/alerts.yml \(prom)/"
+        )
+        try Shell.run(
+            "sed -i -e 's/: 30s/: 1s/' -e 's/scrape_timeout: 10s/scrape_timeout: 1s/' -e 's/refresh_interval: 5m/refresh_interval: 1s/' \(prom)/prometheus.yml"
+        )
         var targets = ""
         for agent in agents {
             targets += """
@@ -103,7 +107,8 @@ struct PrometheusTierTests {
         #expect(upToDate.count == 1, "\(upToDate)")
         // The alert rules loaded and evaluate without error.
         let rules = try Shell.run("curl -sf http://127.0.0.1:\(port)/api/v1/rules")
-        let groups = ((try JSONSerialization.jsonObject(with: Data(rules.utf8)) as? [String: Any])?["data"] as? [String: Any])?["groups"] as? [[String: Any]]
+        let groups =
+            ((try JSONSerialization.jsonObject(with: Data(rules.utf8)) as? [String: Any])?["data"] as? [String: Any])?["groups"] as? [[String: Any]]
         let loaded = (groups ?? []).flatMap { ($0["rules"] as? [[String: Any]]) ?? [] }
         #expect(loaded.count >= 8)
         try agents[0].eventually("rules evaluated", seconds: 30) {

@@ -110,7 +110,9 @@ struct TelemetryAgentTests {
         // which countme never presents, so the plain listener is named as a second endpoint.
         let agent = try FleetPolicyTests.agent(
             server: server, keys: keys, bed: bed,
-            extra: "telemetry: {countme-delay: 1s, countme-endpoints: [\"\(server.base)/policy.yaml\", \"\(server.plainBase)/policy.yaml?stream=stable\"]}")
+            extra:
+                "telemetry: {countme-delay: 1s, countme-endpoints: [\"\(server.base)/policy.yaml\", \"\(server.plainBase)/policy.yaml?stream=stable\"]}"
+        )
         let cookie = "\(agent.state)/countme.json"
         try agent.eventually("the countme cookie") { FileManager.default.fileExists(atPath: cookie) }
         func countmeLines() -> [String] {
@@ -125,7 +127,9 @@ struct TelemetryAgentTests {
         let deployment = try Shell.run("ls -d \(bed.sysroot)/ostree/deploy/debian/deploy/*.0").trimmingCharacters(in: .whitespacesAndNewlines)
         let osRelease = try String(contentsOfFile: "\(deployment)/usr/lib/os-release", encoding: .utf8)
         func field(_ key: String) -> String {
-            osRelease.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) } ?? ""
+            osRelease.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map {
+                String($0.dropFirst(key.count + 1)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            } ?? ""
         }
         let arch = try Shell.run("uname -m").trimmingCharacters(in: .whitespacesAndNewlines)
         let userAgent = "apt-layer (\(field("NAME")) \(field("VERSION_ID")); \(field("VARIANT_ID")); Linux.\(arch))"

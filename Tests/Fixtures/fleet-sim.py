@@ -114,6 +114,15 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
         self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
         self.spawn([sys.executable, f"{HERE}/fleetlock-server.py", "--port", str(self.lockport), "--slots", str(self.args.slots),
                     "--cert", f"{w}/pki/server.crt", "--key", f"{w}/pki/server.key"])
+        # The status reports' collector: parses every request with the official OTLP definitions.
+        out = open(f"{w}/otlp.out", "w")
+        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{HERE}/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
+        for _ in range(200):
+            ports = dict(l.split() for l in open(f"{w}/otlp.out").read().splitlines() if len(l.split()) == 2)
+            if "CONTROL" in ports:
+                break
+            time.sleep(0.05)
+        self.otlp, self.otlp_control = int(ports["LISTENING"]), int(ports["CONTROL"])
         sh(f"ostree init --repo={w}/www/repo --mode=archive")
         self.commit1 = self.compose("rootfs1", "2026.12.1")
         for _ in range(100):
@@ -189,8 +198,8 @@ done
         os.makedirs(f"{d}/faults")
         return {"i": i, "dir": d, "mid": mid, "hid": host_id(mid), "api": api, "metrics": metrics}
 
-    def spawn(self, argv, **kw):
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    def spawn(self, argv, stdout=subprocess.DEVNULL, **kw):
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL,
                              start_new_session=True, **kw)
         self.procs.append(p)
         return p
@@ -244,6 +253,7 @@ streams:
 {wl}
 {windows}
 reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
+telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", heartbeat: 1h}}
 {health}
 """
 
@@ -424,6 +434,47 @@ reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
             fired |= {f[len("driver-"):] for f in os.listdir(f"{h['dir']}/faults")}
         self.check("agents killed with SIGKILL right after journaling every driver state resumed",
                    fired == set(DRIVER_STATES), "missing: %s; external kill -9 in: %s" % (sorted(set(DRIVER_STATES) - fired), sorted(killed)))
+
+        # Every host's status stream arrived whole through the kill -9s and reboots, and its newest
+        # report says where it ended.
+        def records():
+            by = {}
+            for line in open(f"{self.work}/otlp.jsonl").read().splitlines():
+                r = json.loads(line)
+                by.setdefault(r["resource"].get("host.id"), []).append(r)
+            return by
+
+        def reports_final():
+            by = records()
+            for h in self.hosts:
+                rs = by.get(h["hid"])
+                if not rs:
+                    return False
+                last = max(rs, key=lambda r: r["attributes"]["apt_layer.report.seq"])
+                if last["body"].get("update", {}).get("state") != (self.get(h, "/v1/policy") or {}).get("driver", {}).get("state"):
+                    return False
+            return True
+
+        arrived = self.wait("final reports", reports_final, 90)
+        by = records()
+        gaps, wrong = [], []
+        for h in self.hosts:
+            seqs = {r["attributes"]["apt_layer.report.seq"] for r in by.get(h["hid"], [])}
+            if not seqs or seqs != set(range(1, max(seqs) + 1)):
+                gaps.append(h["i"])
+            if not seqs:
+                continue
+            last = max(by[h["hid"]], key=lambda r: r["attributes"]["apt_layer.report.seq"])["body"]
+            booted = [d.get("release") for d in last.get("deployments", []) if d.get("role") == "booted"]
+            want = "2026.12.1" if h in (failing, fallback) else "2026.12.2"
+            health = last.get("health", {}).get("result")
+            if booted != [want] or (h in (failing, fallback) and not any(d.get("release") == "2026.12.2" for d in last.get("denylist", []))):
+                wrong.append((h["i"], booted, health))
+        otlp = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{self.otlp_control}/debug/state", timeout=5).read())
+        self.measure["reports"] = otlp["records"]
+        self.check("every host's status reports arrived, sequence 1..n without a gap, parsed as OTLP; the newest shows its final state and booted release",
+                   arrived and not gaps and not wrong and otlp["protocol_errors"] == 0,
+                   f"{otlp['records']} records; gaps on hosts {gaps}; wrong {wrong[:3]}; protocol errors {otlp["protocol_errors"]}; requests cut off by a killed agent {otlp.get("aborted")}")
 
         # The canary never retries: still failed, still on release 1, a few polls later.
         time.sleep(6)

@@ -27,7 +27,7 @@ Whatever the mode (but down/drop), a request that breaks the protocol is answere
 
 Debug API (on the OTLP port and on the plain-HTTP control port; not counted in the statistics):
   GET  /debug/state   {"mode", "retry_after", "listening", "port", "requests", "records", "bytes",
-                       "protocol_errors", "dropped", "tls_failures", "by_status": {"200": n, ...},
+                       "protocol_errors", "dropped", "aborted", "tls_failures", "by_status": {"200": n, ...},
                        "errors": [last 20 {"status", "message"}]}
        requests: every non-/debug request that reached the OTLP port (dropped ones included);
        bytes: request-body bytes as received (before gunzip) of the requests answered 200.
@@ -119,6 +119,11 @@ def valid_retry_after(value):
     if not value or any(c in value for c in "\r\n\0"):
         raise ValueError("retry_after must be a non-empty one-line string")
     return value
+
+
+class ClientAborted(Exception):
+    """The client closed the connection before the whole body arrived (e.g. it was killed): not a
+    protocol violation, and there is nobody to answer."""
 
 
 class ProtocolError(Exception):
@@ -312,6 +317,7 @@ class Receiver:
             self.bytes = 0
             self.protocol_errors = 0
             self.dropped = 0
+            self.aborted = 0
             self.tls_failures = 0
             self.by_status = {}
             self.errors = []
@@ -328,15 +334,18 @@ class Receiver:
                 "bytes": self.bytes,
                 "protocol_errors": self.protocol_errors,
                 "dropped": self.dropped,
+                "aborted": self.aborted,
                 "tls_failures": self.tls_failures,
                 "by_status": dict(self.by_status),
                 "errors": list(self.errors),
             }
 
-    def count(self, status=None, protocol_error=None, dropped=False, records=0, nbytes=0):
+    def count(self, status=None, protocol_error=None, dropped=False, records=0, nbytes=0, aborted=False):
         with self.lock:
             if dropped:
                 self.dropped += 1
+            if aborted:
+                self.aborted += 1
             if status is not None:
                 key = str(status)
                 self.by_status[key] = self.by_status.get(key, 0) + 1
@@ -484,7 +493,10 @@ class Handler(BaseHTTPRequestHandler):
                 total += size
                 if total > limit:
                     raise ProtocolError(413, f"request body over {limit} bytes")
-                chunks.append(self.rfile.read(size))
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ClientAborted()
+                chunks.append(chunk)
                 self.rfile.readline(8)
             return b"".join(chunks)
         length = self.headers.get("Content-Length")
@@ -500,7 +512,10 @@ class Handler(BaseHTTPRequestHandler):
             raise ProtocolError(400, f"bad Content-Length {length!r}")
         if n > limit:
             raise ProtocolError(413, f"request body of {n} bytes is over {limit} bytes")
-        return self.rfile.read(n)
+        body = self.rfile.read(n)
+        if len(body) < n:
+            raise ClientAborted()
+        return body
 
     def fail(self, err, read_ok=True):
         """Answer a protocol violation with the real status and a google.rpc.Status body."""
@@ -545,6 +560,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_body(limit)
         except ProtocolError as e:
             return self.fail(e, read_ok=False)
+        except ClientAborted:
+            self.receiver.count(aborted=True)
+            self.close_connection = True
+            return
         if path != LOGS_PATH:
             return self.fail(ProtocolError(404, f"no such path {path!r}; OTLP logs go to {LOGS_PATH}"))
         if self.command != "POST":
@@ -603,7 +622,7 @@ class Handler(BaseHTTPRequestHandler):
     def read_body_quietly(self):
         try:
             return self.read_body(self.receiver.args.max_body)
-        except ProtocolError:
+        except (ProtocolError, ClientAborted):
             self.close_connection = True
             return b""
 

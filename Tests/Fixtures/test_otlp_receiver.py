@@ -404,6 +404,20 @@ class ReceiverTest(unittest.TestCase):
         st = state(self.r.port)  # still listening
         self.assertEqual((st["dropped"], st["requests"], st["records"], st["by_status"]), (1, 1, 0, {}))
 
+    def test_a_client_killed_mid_body_is_aborted_not_a_protocol_error(self):
+        import socket
+        body = json.dumps(VALID).encode()
+        head = (f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body) + 100}\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", self.r.port)) as c:
+            c.sendall(head + body)
+        for _ in range(100):
+            st = state(self.r.port)
+            if st["aborted"]:
+                break
+            time.sleep(0.05)
+        self.assertEqual((st["aborted"], st["protocol_errors"], st["records"]), (1, 0, 0))
+
     def test_reset(self):
         post_logs(self.r.port, VALID)
         post_logs(self.r.port, one_record(bogus=1))
