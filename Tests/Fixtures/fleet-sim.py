@@ -474,7 +474,7 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
         self.measure["reports"] = otlp["records"]
         self.check("every host's status reports arrived, sequence 1..n without a gap, parsed as OTLP; the newest shows its final state and booted release",
                    arrived and not gaps and not wrong and otlp["protocol_errors"] == 0,
-                   f"{otlp['records']} records; gaps on hosts {gaps}; wrong {wrong[:3]}; protocol errors {otlp["protocol_errors"]}; requests cut off by a killed agent {otlp.get("aborted")}")
+                   f"{otlp['records']} records; gaps on hosts {gaps}; wrong {wrong[:3]}; protocol errors {otlp['protocol_errors']}; requests cut off by a killed agent {otlp.get('aborted')}")
 
         # The canary never retries: still failed, still on release 1, a few polls later.
         time.sleep(6)
