@@ -356,7 +356,10 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
                     st = (self.get(h, "/v1/policy") or {}).get("driver", {}).get("state")
                     if st in states and st not in killed and h is not failing and h is not fallback:
                         for pid in self.agent_pids(h):
-                            os.kill(pid, signal.SIGKILL)
+                            try:
+                                os.kill(pid, signal.SIGKILL)
+                            except ProcessLookupError:
+                                pass  # it exited between the listing and the kill
                         killed[st] = h["i"]
                 time.sleep(0.3)
 
