@@ -152,7 +152,8 @@ struct Init: ParsableCommand {
 }
 
 struct Compose: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Build OSTree base commits.", subcommands: [Rootfs.self, Tree.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Build OSTree base commits and bootable disk images.", subcommands: [Rootfs.self, Tree.self, Image.self])
 
     struct Rootfs: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Convert a Debian rootfs (in place) into a bootable commit on REF.")
@@ -166,6 +167,43 @@ struct Compose: ParsableCommand {
             try direct(global) { host in
                 let checksum = try host.composeRootfs(rootfs, repo: repo, options: .init(ref: ref, version: version, stubKernel: stubKernel))
                 print("\(ref) => \(checksum)")
+            }
+        }
+    }
+
+    struct Image: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a bootable disk image (GPT, GRUB for BIOS, ext4 /boot and root) from a committed base with a kernel.",
+            discussion:
+                "The base needs a kernel with a dracut initramfs and ostree-boot (deploy/treefiles/bookworm-vm.yaml). Boot it with: qemu-system-x86_64 -m 2048 -drive file=IMAGE,format=raw,if=virtio -serial stdio"
+        )
+        @Option(name: .long, help: "Repository holding the base.") var repo: String
+        @Option(name: .long, help: "The base's ref.") var ref: String
+        @Option(name: .shortAndLong, help: "The image file to write.") var output: String
+        @Option(name: .long, help: "raw or qcow2.") var format = "raw"
+        @Option(name: .long, help: "The stateroot.") var os = "debian"
+        @Option(name: .long, help: "A kernel argument besides root= and rw (repeatable; default: console=tty0 console=ttyS0,115200n8).")
+        var karg: [String] = []
+        @Option(name: .long, help: "Free space on the root filesystem, MiB.") var freeMib = 1024
+        @Option(name: .long, help: "A directory copied into the deployment's /etc (agent.yaml, certificates).") var etc: String?
+        @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
+        func run() throws {
+            var options = ImageBuilder.Options(repo: repo, ref: ref, output: output)
+            options.format = format
+            options.osname = os
+            if !karg.isEmpty { options.kernelArguments = karg }
+            options.freeMiB = freeMib
+            options.etcOverlay = etc
+            // The image's sysroot lives on the builder's own tmpfs, which cannot take immutable bits.
+            setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1)
+            let token = CancellationToken()
+            SignalCancellation.onSignal { token.cancel() }
+            do {
+                let progress: any ProgressSink = quiet ? SilentProgress() : TerminalProgress()
+                let built = try ImageBuilder(options: options, progress: progress).build(token: token)
+                print("Wrote \(built.output) (\(built.bytes / 1_048_576) MiB): \(ref) \(built.checksum.prefix(12)), root UUID \(built.rootUUID)")
+            } catch {
+                throw fail(oneLine(error))
             }
         }
     }

@@ -13,6 +13,9 @@ import Yams
 /// variant: minbase           # mmdebstrap variant; default: minbase
 /// mirror: http://...         # optional; default: the host's apt sources
 /// packages: [ca-certificates]
+/// local-packages: [/srv/apt-layer_0.3.0_amd64.deb]   # .deb files installed with the packages
+/// customize-hooks:           # mmdebstrap --customize-hook commands ("$1" is the tree)
+///   - chroot "$1" dracut --force --no-hostonly --kver 6.1.0-28-amd64 /boot/initrd.img-6.1.0-28-amd64
 /// stub-kernel: true          # test/demo trees without a kernel package
 /// ```
 public struct Treefile: Codable, Sendable, Equatable {
@@ -24,10 +27,16 @@ public struct Treefile: Codable, Sendable, Equatable {
     public var variant: String
     public var mirror: String?
     public var packages: [String]
+    /// Absolute paths of .deb files installed with the packages.
+    public var localPackages: [String]
+    /// mmdebstrap customize hooks, run in order after the packages are installed.
+    public var customizeHooks: [String]
     public var stubKernel: Bool
 
     enum CodingKeys: String, CodingKey {
         case ref, version, suite, components, architecture, variant, mirror, packages
+        case localPackages = "local-packages"
+        case customizeHooks = "customize-hooks"
         case stubKernel = "stub-kernel"
     }
 
@@ -41,6 +50,12 @@ public struct Treefile: Codable, Sendable, Equatable {
         variant = try c.decodeIfPresent(String.self, forKey: .variant) ?? "minbase"
         mirror = try c.decodeIfPresent(String.self, forKey: .mirror)
         packages = try c.decodeIfPresent([String].self, forKey: .packages) ?? []
+        localPackages = try c.decodeIfPresent([String].self, forKey: .localPackages) ?? []
+        customizeHooks = try c.decodeIfPresent([String].self, forKey: .customizeHooks) ?? []
+        for path in localPackages where !path.hasPrefix("/") || !path.hasSuffix(".deb") {
+            throw DecodingError.dataCorruptedError(
+                forKey: .localPackages, in: c, debugDescription: "local-packages must be absolute paths of .deb files, got \(path)")
+        }
         stubKernel = try c.decodeIfPresent(Bool.self, forKey: .stubKernel) ?? false
     }
 
@@ -58,6 +73,10 @@ public struct Treefile: Codable, Sendable, Equatable {
         var args = ["mmdebstrap", "--mode=root", "--variant=\(variant)", "--components=\(components.joined(separator: ","))"]
         if let architecture { args.append("--architectures=\(architecture)") }
         if !packages.isEmpty { args.append("--include=\(packages.joined(separator: ","))") }
+        // Each .deb path in its own --include; mmdebstrap's hook makes it visible inside the chroot.
+        for path in localPackages { args.append("--include=\(path)") }
+        if !localPackages.isEmpty { args.append("--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount") }
+        for hook in customizeHooks { args.append("--customize-hook=\(hook)") }
         args += [suite, target]
         if let mirror { args.append(mirror) }
         return args

@@ -106,6 +106,21 @@ enum FileTree {
         }
     }
 
+    static func append(_ path: String, _ text: String) throws {
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw posixError("open \(path)") }
+        defer { try? handle.close() }
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(text.utf8))
+        } catch {
+            throw EngineError.wrap(error, "append to \(path)")
+        }
+    }
+
+    static func symlink(_ target: String, at path: String) throws {
+        guard Glibc.symlink(target, path) == 0 else { throw posixError("symlink \(path)") }
+    }
+
     static func makeDirectory(_ path: String, mode: Int = 0o755) throws {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])

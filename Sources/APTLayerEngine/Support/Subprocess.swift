@@ -139,7 +139,7 @@ struct Subprocess {
     }
 
     /// `name` when it contains a slash, else the first executable `name` in `path`'s directories.
-    private static func resolve(_ name: String, path: String) -> String? {
+    static func resolve(_ name: String, path: String) -> String? {
         if name.contains("/") { return name }
         for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = "\(directory)/\(name)"

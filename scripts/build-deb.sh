@@ -1,0 +1,67 @@
+#!/bin/sh
+# Builds apt-layer_VERSION_amd64.deb from the tree with Debian's tooling (dpkg-shlibdeps,
+# dpkg-gencontrol, dpkg-deb; packaging files in deploy/debian/): both binaries with the Swift
+# runtime linked in statically (the package needs no toolchain), the systemd unit and tmpfiles,
+# the example configuration, man pages and shell completions generated from the argument parser,
+# and the docs.
+#   scripts/build-deb.sh [OUTDIR]          (default .build/deb; APT_LAYER_DEB_CONFIG=debug|release)
+set -eu
+cd "$(dirname "$0")/.."
+here=$(pwd)
+out=${1:-.build/deb}
+config=${APT_LAYER_DEB_CONFIG:-release}
+version=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/APTLayerAgent/APIHandler.swift)
+[ -n "$version" ] || { echo "error: no version in Sources/APTLayerAgent/APIHandler.swift" >&2; exit 1; }
+swift build -c "$config" --static-swift-stdlib --product apt-layer >&2
+swift build -c "$config" --static-swift-stdlib --product apt-layerd >&2
+bin=$(swift build -c "$config" --static-swift-stdlib --show-bin-path)
+
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+r=$w/root
+install -d "$r/usr/bin" "$r/lib/systemd/system" "$r/usr/lib/tmpfiles.d" "$r/usr/share/man/man1" "$r/usr/share/man/man8" \
+  "$r/usr/share/bash-completion/completions" "$r/usr/share/zsh/vendor-completions" "$r/usr/share/fish/vendor_completions.d" \
+  "$r/usr/share/doc/apt-layer/docs" "$r/usr/share/doc/apt-layer/examples" "$r/DEBIAN" "$w/debian"
+for b in apt-layer apt-layerd; do
+  install -m 0755 "$bin/$b" "$r/usr/bin/$b"
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$r/usr/bin/$b"
+done
+install -m 0644 systemd/apt-layerd.service "$r/lib/systemd/system/apt-layerd.service"
+install -m 0644 systemd/apt-layerd.tmpfiles.conf "$r/usr/lib/tmpfiles.d/apt-layer.conf"
+
+# Man pages from the argument parser's own description of each command (its dump-help JSON).
+python3 scripts/manpage.py "$r/usr/bin/apt-layer" 1 "$version" > "$r/usr/share/man/man1/apt-layer.1"
+python3 scripts/manpage.py "$r/usr/bin/apt-layerd" 8 "$version" > "$r/usr/share/man/man8/apt-layerd.8"
+gzip -9n "$r/usr/share/man/man1/apt-layer.1" "$r/usr/share/man/man8/apt-layerd.8"
+"$r/usr/bin/apt-layer" --generate-completion-script bash > "$r/usr/share/bash-completion/completions/apt-layer"
+"$r/usr/bin/apt-layer" --generate-completion-script zsh > "$r/usr/share/zsh/vendor-completions/_apt-layer"
+"$r/usr/bin/apt-layer" --generate-completion-script fish > "$r/usr/share/fish/vendor_completions.d/apt-layer.fish"
+chmod 0644 "$r/usr/share/bash-completion/completions/apt-layer" "$r/usr/share/zsh/vendor-completions/_apt-layer" \
+  "$r/usr/share/fish/vendor_completions.d/apt-layer.fish"
+
+install -m 0644 README.md "$r/usr/share/doc/apt-layer/README.md"
+install -m 0644 docs/*.md "$r/usr/share/doc/apt-layer/docs/"
+install -m 0644 deploy/agent/agent.yaml "$r/usr/share/doc/apt-layer/examples/agent.yaml"
+install -m 0644 deploy/debian/copyright "$r/usr/share/doc/apt-layer/copyright"
+cat > "$w/debian/changelog" <<CHANGES
+apt-layer ($version) unstable; urgency=medium
+
+  * Built from the apt-layer tree (git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)).
+
+ -- apt-layer developers <apt-layer@localhost>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")
+CHANGES
+install -m 0644 "$w/debian/changelog" "$r/usr/share/doc/apt-layer/changelog.Debian"
+gzip -9n "$r/usr/share/doc/apt-layer/changelog.Debian"
+cp deploy/debian/control "$w/debian/control"
+for s in postinst prerm postrm; do install -m 0755 "deploy/debian/$s" "$r/DEBIAN/$s"; done
+
+cd "$w"
+dpkg-shlibdeps -Tdebian/substvars root/usr/bin/apt-layer root/usr/bin/apt-layerd
+dpkg-gencontrol -papt-layer -Proot -Tdebian/substvars
+(cd root && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums)
+chmod 0644 root/DEBIAN/md5sums
+cd "$here"
+mkdir -p "$out"
+deb="$out/apt-layer_${version}_amd64.deb"
+dpkg-deb --root-owner-group -Zxz --build "$w/root" "$deb" >&2
+echo "$deb"
