@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 here=$(pwd)
 out=${1:-.build/deb}
 config=${APT_LAYER_DEB_CONFIG:-release}
+scratch=.build/static   # its own build directory: the test build is not static
 version=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/APTLayerAgent/APIHandler.swift)
 [ -n "$version" ] || { echo "error: no version in Sources/APTLayerAgent/APIHandler.swift" >&2; exit 1; }
-swift build -c "$config" --static-swift-stdlib --product apt-layer >&2
-swift build -c "$config" --static-swift-stdlib --product apt-layerd >&2
-bin=$(swift build -c "$config" --static-swift-stdlib --show-bin-path)
+swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer >&2
+swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layerd >&2
+bin=$(swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)
 
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
@@ -33,7 +34,7 @@ install -m 0644 systemd/apt-layerd.tmpfiles.conf "$r/usr/lib/tmpfiles.d/apt-laye
 python3 scripts/manpage.py "$r/usr/bin/apt-layer" 1 "$version" > "$r/usr/share/man/man1/apt-layer.1"
 python3 scripts/manpage.py "$r/usr/bin/apt-layerd" 8 "$version" > "$r/usr/share/man/man8/apt-layerd.8"
 gzip -9n "$r/usr/share/man/man1/apt-layer.1" "$r/usr/share/man/man8/apt-layerd.8"
-"$r/usr/bin/apt-layer" --generate-completion-script bash > "$r/usr/share/bash-completion/completions/apt-layer"
+"$r/usr/bin/apt-layer" --generate-completion-script bash | sed '1{/^#!/d}' > "$r/usr/share/bash-completion/completions/apt-layer"
 "$r/usr/bin/apt-layer" --generate-completion-script zsh > "$r/usr/share/zsh/vendor-completions/_apt-layer"
 "$r/usr/bin/apt-layer" --generate-completion-script fish > "$r/usr/share/fish/vendor_completions.d/apt-layer.fish"
 chmod 0644 "$r/usr/share/bash-completion/completions/apt-layer" "$r/usr/share/zsh/vendor-completions/_apt-layer" \
@@ -48,15 +49,17 @@ apt-layer ($version) unstable; urgency=medium
 
   * Built from the apt-layer tree (git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)).
 
- -- apt-layer developers <apt-layer@localhost>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")
+ -- apt-layer developers <apt-layer-devel@example.org>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")
 CHANGES
-install -m 0644 "$w/debian/changelog" "$r/usr/share/doc/apt-layer/changelog.Debian"
-gzip -9n "$r/usr/share/doc/apt-layer/changelog.Debian"
+# A native package (no Debian revision): changelog.gz, not changelog.Debian.gz.
+install -m 0644 "$w/debian/changelog" "$r/usr/share/doc/apt-layer/changelog"
+gzip -9n "$r/usr/share/doc/apt-layer/changelog"
 cp deploy/debian/control "$w/debian/control"
 for s in postinst prerm postrm; do install -m 0755 "deploy/debian/$s" "$r/DEBIAN/$s"; done
 
 cd "$w"
 dpkg-shlibdeps -Tdebian/substvars root/usr/bin/apt-layer root/usr/bin/apt-layerd
+echo "misc:Depends=" >> debian/substvars
 dpkg-gencontrol -papt-layer -Proot -Tdebian/substvars
 (cd root && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums)
 chmod 0644 root/DEBIAN/md5sums

@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""The VM tier: boots an image written by `apt-layer compose image` under qemu (TCG) and drives it
+the way Fedora CoreOS's kola drives rpm-ostree: the agent runs as the real systemd service, the
+host talks to it over a forwarded port with mTLS, and commands inside the VM run through the qemu
+guest agent (virtio-serial). The serial console goes to a log; every boot is timed.
+
+  vm-test.py --image disk.raw --pki DIR --debs DIR [--work DIR] [--keep]
+
+Checks, each printed ok/FAIL (exit 1 on any FAIL):
+  boot: system running (or degraded with its failed units named), apt-layerd active, Type=notify,
+  watchdog armed; an install through the API is staged (pending, finalization state shown);
+  reboot: booted the new deployment (/proc/cmdline, the API), the layered program runs, an /etc
+  edit made before the install survives, the maintainer script's system user exists; rollback
+  through the API + reboot boots the previous deployment; --lock-finalization + reboot keeps the
+  old deployment, finalize + reboot applies it; SIGKILL of the agent mid-transaction: systemd
+  restarts it, the transaction is interrupted, the next one succeeds; journald carries
+  APT_LAYER_TXN / APT_LAYER_OPERATION; systemd-analyze security prints the unit's exposure.
+"""
+import argparse, base64, hashlib, json, os, random, re, socket, ssl, subprocess, sys, tempfile, time, urllib.request
+
+RESULTS = []
+
+
+def check(name, ok, detail=""):
+    RESULTS.append((name, bool(ok), detail))
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
+    return ok
+
+
+def free_port():
+    while True:
+        port = random.randint(20000, 31999)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+class GuestAgent:
+    """qemu-guest-agent over its virtio-serial port (QMP-style JSON lines)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = None
+        self.buf = b""
+
+    def connect(self, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                self.close()
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.settimeout(3)
+                self.sock.connect(self.path)
+                self.buf = b""
+                n = random.randint(1, 1 << 30)
+                self.send({"execute": "guest-sync-delimited", "arguments": {"id": n}})
+                # The answer follows a 0xFF sentinel; earlier bytes are stale.
+                while True:
+                    answer = self.read()
+                    if answer.get("return") == n:
+                        self.sock.settimeout(30)
+                        return True
+            except (OSError, ValueError, socket.timeout):
+                time.sleep(2)
+        return False
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+    def send(self, obj):
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise OSError("guest agent closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        line = line.replace(b"\xff", b"").strip()
+        return json.loads(line) if line else {}
+
+    def call(self, execute, arguments=None):
+        self.send({"execute": execute, "arguments": arguments or {}})
+        answer = self.read()
+        if "error" in answer:
+            raise RuntimeError(f"{execute}: {answer['error']}")
+        return answer.get("return")
+
+    def sh(self, command, timeout=120):
+        """Runs /bin/sh -c COMMAND in the VM; returns (exit code, stdout+stderr)."""
+        pid = self.call("guest-exec", {"path": "/bin/sh", "arg": ["-c", command], "capture-output": True})["pid"]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.call("guest-exec-status", {"pid": pid})
+            if st.get("exited"):
+                out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
+                err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
+                return st.get("exitcode", -1), out + err
+            time.sleep(0.5)
+        raise TimeoutError(command)
+
+    def fire(self, command):
+        """Starts a command and does not wait (reboot)."""
+        self.call("guest-exec", {"path": "/bin/sh", "arg": ["-c", command]})
+
+
+class VM:
+    def __init__(self, args):
+        self.args = args
+        self.work = args.work or tempfile.mkdtemp(prefix="apt-layer-vm.")
+        os.makedirs(self.work, exist_ok=True)
+        self.port = free_port()
+        self.qga = GuestAgent(f"{self.work}/qga.sock")
+        self.serial = f"{self.work}/serial.log"
+        self.proc = None
+        self.boots = []
+
+    def start(self):
+        open(self.serial, "w").close()
+        accel = "tcg,thread=multi"
+        argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048",
+                "-drive", f"file={self.args.image},format=raw,if=virtio,cache=unsafe",
+                "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.port}-:7443",
+                "-chardev", f"socket,path={self.work}/qga.sock,server=on,wait=off,id=qga0",
+                "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                "-display", "none", "-serial", f"file:{self.serial}"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{self.work}/qemu.log", "a"), stderr=subprocess.STDOUT)
+
+    def serial_text(self):
+        return open(self.serial, "rb").read().decode(errors="replace")
+
+    def wait_boot(self, previous_boot_id=None, timeout=600):
+        """Waits until the guest agent answers in a new boot and the system has settled; returns
+        seconds since `since`."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.qga.connect(30):
+                try:
+                    code, out = self.qga.sh("cat /proc/sys/kernel/random/boot_id")
+                    if code == 0 and out.strip() and out.strip() != previous_boot_id:
+                        code, state = self.qga.sh("systemctl is-system-running --wait", timeout=300)
+                        return out.strip(), state.strip()
+                except (OSError, RuntimeError, TimeoutError, ValueError):
+                    pass
+            if self.proc.poll() is not None:
+                raise SystemExit(f"qemu exited {self.proc.returncode}; serial tail:\n{self.serial_text()[-3000:]}")
+            time.sleep(2)
+        raise SystemExit(f"no boot within {timeout} s; serial tail:\n{self.serial_text()[-3000:]}")
+
+    def reboot(self, boot_id, label):
+        t0 = time.time()
+        self.qga.fire("systemctl reboot")
+        new_id, state = self.wait_boot(previous_boot_id=boot_id)
+        self.boots.append((label, time.time() - t0))
+        return new_id, state
+
+    # mTLS to the agent through the forwarded port
+    def api(self, method, path, body=None, timeout=120):
+        ctx = ssl.create_default_context(cafile=f"{self.args.pki}/ca.crt")
+        ctx.load_cert_chain(f"{self.args.pki}/admin.crt", f"{self.args.pki}/admin.key")
+        data = None
+        headers = {}
+        if isinstance(body, (bytes, bytearray)):
+            data, headers["content-type"] = bytes(body), "application/vnd.debian.binary-package"
+        elif body is not None:
+            data, headers["content-type"] = json.dumps(body).encode(), "application/json"
+        req = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as r:
+                text = r.read().decode()
+                return r.status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+        except urllib.error.HTTPError as e:
+            text = e.read().decode()
+            return e.code, (json.loads(text) if text.strip().startswith("{") else text)
+
+    def wait_api(self, timeout=120):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            try:
+                status, doc = self.api("GET", "/v1/status", timeout=10)
+                if status == 200:
+                    return doc
+            except OSError:
+                pass
+            time.sleep(1)
+        return None
+
+    def transaction(self, operation, arguments, wait=True, timeout=900):
+        status, doc = self.api("POST", "/v1/transactions?wait=true", {"operation": operation, "arguments": arguments})
+        if status not in (200, 202) or not wait:
+            return status, doc
+        tid = doc["id"]
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            _, t = self.api("GET", f"/v1/transactions/{tid}")
+            if t.get("state") in ("succeeded", "failed", "cancelled", "interrupted"):
+                return 200, t
+            time.sleep(2)
+        return 0, {"id": tid, "state": "timeout"}
+
+    def upload(self, path):
+        status, doc = self.api("POST", "/v1/package-files", open(path, "rb").read())
+        return f"sha256:{doc['sha256']}" if status in (200, 201) else None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def cmdline_deployment(vm):
+    """The deployment directory the kernel command line's ostree= resolves to."""
+    return vm.qga.sh("readlink -f \"$(sed -n 's/.*ostree=\\([^ ]*\\).*/\\1/p' /proc/cmdline)\"")[1].strip()
+
+
+def booted(status_doc):
+    return next((d for d in status_doc.get("deployments", []) if d.get("booted")), {})
+
+
+class Abort(Exception):
+    pass
+
+
+def run(args):
+    vm = VM(args)
+    try:
+        scenario(vm, args)
+    except Abort:
+        pass
+    except Exception as e:  # a broken step is a failed check, with what broke
+        check("the scenario ran to its end", False, repr(e)[:500])
+    finally:
+        vm.stop()
+        print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
+        for label, seconds in vm.boots:
+            print(f"| {label} | {seconds:.0f} |")
+        if not args.keep and not args.work:
+            subprocess.run(["rm", "-rf", vm.work])
+    failed = [r for r in RESULTS if not r[1]]
+    print(f"\n{len(RESULTS) - len(failed)} of {len(RESULTS)} checks passed")
+    return 1 if failed else 0
+
+
+def scenario(vm, args):
+    if True:
+        vm.start()
+        t0 = time.time()
+        boot_id, state = vm.wait_boot()
+        vm.boots.append(("first boot (power-on to settled)", time.time() - t0))
+        failed = vm.qga.sh("systemctl --failed --no-legend --plain")[1].strip()
+        check("first boot: system running (or degraded with a reason)", state in ("running", "degraded"),
+              f"{state}" + (f"; failed units: {failed}" if failed else ""))
+        props = vm.qga.sh("systemctl show apt-layerd -p Type -p ActiveState -p WatchdogUSec -p NRestarts")[1]
+        p = dict(l.split("=", 1) for l in props.split("\n") if "=" in l)
+        check("apt-layerd active as Type=notify with its watchdog armed",
+              p.get("ActiveState") == "active" and p.get("Type") == "notify" and p.get("WatchdogUSec") not in (None, "0", "infinity"), str(p))
+        doc = vm.wait_api()
+        if not check("the API answers over the forwarded port with mTLS", doc is not None):
+            raise Abort()
+        first = booted(doc)
+        check("/proc/cmdline's ostree= names the booted deployment", first.get("checksum", "-") in cmdline_deployment(vm),
+              cmdline_deployment(vm))
+
+        # An /etc edit before the install; the packages arrive by upload (no network in the VM).
+        vm.qga.sh("echo 'edited before the install' > /etc/apt-layer-vm-edit")
+        digests = [vm.upload(f"{args.debs}/{name}") for name in sorted(os.listdir(args.debs))
+                   if re.match(r"fixture-(lib|app|user)_1\.0_all\.deb$", name)]
+        check("fixture packages uploaded", len(digests) == 3 and all(digests), str(digests))
+        code, t = vm.transaction("install", {"packages": digests})
+        check("install through the API succeeded", t.get("state") == "succeeded", str(t)[:400])
+        _, doc = vm.api("GET", "/v1/status")
+        staged = [d for d in doc["deployments"] if d.get("staged")]
+        check("the new deployment is staged (finalized at shutdown)", len(staged) == 1 and booted(doc).get("checksum") == first.get("checksum"),
+              str([(d.get("checksum", "")[:8], d.get("booted"), d.get("staged")) for d in doc["deployments"]]))
+        out = vm.qga.sh("apt-layer status")[1]
+        check("apt-layer status shows it pending", "staged" in out.lower() or "pending" in out.lower(), out[:300])
+
+        boot_id, state = vm.reboot(boot_id, "reboot into the staged deployment")
+        vm.wait_api()
+        _, doc = vm.api("GET", "/v1/status")
+        now = booted(doc)
+        check("after the reboot the new deployment is booted", now.get("checksum") == staged[0].get("checksum") if staged else False,
+              f"booted {now.get('checksum', '')[:12]}")
+        check("/proc/cmdline's ostree= names it", now.get("checksum", "-") in cmdline_deployment(vm), cmdline_deployment(vm))
+        check("the layered program runs", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
+        check("the /etc edit made before the install survived", vm.qga.sh("cat /etc/apt-layer-vm-edit")[1].strip() == "edited before the install")
+        check("the system user the maintainer script added exists", vm.qga.sh("getent passwd fixtured")[0] == 0)
+
+        # Rollback through the API, then reboot into the previous deployment.
+        code, t = vm.transaction("rollback", {})
+        check("rollback through the API", t.get("state") == "succeeded", str(t)[:300])
+        boot_id, state = vm.reboot(boot_id, "reboot after rollback")
+        vm.wait_api()
+        _, doc = vm.api("GET", "/v1/status")
+        check("after rollback + reboot the previous deployment is booted", booted(doc).get("checksum") == first.get("checksum"),
+              f"booted {booted(doc).get('checksum', '')[:12]}")
+        check("the layered program is gone there", vm.qga.sh("command -v fixture-app")[0] != 0)
+
+        # Finalization locked: a reboot keeps the old deployment; finalize + reboot applies it.
+        code, t = vm.transaction("install", {"packages": digests, "lockFinalization": True})
+        check("install with lock-finalization", t.get("state") == "succeeded", str(t)[:300])
+        _, doc = vm.api("GET", "/v1/status")
+        locked = [d for d in doc["deployments"] if d.get("staged")]
+        boot_id, state = vm.reboot(boot_id, "reboot with finalization locked")
+        vm.wait_api()
+        _, doc = vm.api("GET", "/v1/status")
+        check("with finalization locked a reboot keeps the old deployment", booted(doc).get("checksum") == first.get("checksum"),
+              f"booted {booted(doc).get('checksum', '')[:12]}")
+        code, t = vm.transaction("install", {"packages": digests, "lockFinalization": True})
+        code, t = vm.transaction("finalize", {})
+        check("finalize through the API", t.get("state") == "succeeded", str(t)[:300])
+        boot_id, state = vm.reboot(boot_id, "reboot after finalize")
+        vm.wait_api()
+        _, doc = vm.api("GET", "/v1/status")
+        check("finalize + reboot boots the new deployment", booted(doc).get("checksum") != first.get("checksum")
+              and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", f"booted {booted(doc).get('checksum', '')[:12]}")
+
+        # SIGKILL mid-transaction: systemd restarts the agent; the transaction is interrupted.
+        slow = vm.upload(f"{args.debs}/fixture-slow_1.0_all.deb")
+        status, started = vm.api("POST", "/v1/transactions", {"operation": "install", "arguments": {"packages": [slow]}})
+        tid = started.get("id") if isinstance(started, dict) else None
+        for _ in range(120):
+            if vm.qga.sh("pgrep -f 'dpkg.*--configure' >/dev/null")[0] == 0:
+                break
+            time.sleep(1)
+        restarts = int(p.get("NRestarts", "0") or 0)
+        vm.qga.sh("kill -9 $(systemctl show -p MainPID --value apt-layerd)")
+        again = None
+        for _ in range(60):
+            time.sleep(2)
+            props = dict(l.split("=", 1) for l in vm.qga.sh("systemctl show apt-layerd -p ActiveState -p NRestarts")[1].split("\n") if "=" in l)
+            if props.get("ActiveState") == "active" and int(props.get("NRestarts", "0") or 0) > restarts:
+                again = props
+                break
+        check("systemd restarted the killed agent", again is not None, str(again))
+        vm.wait_api()
+        _, t = vm.api("GET", f"/v1/transactions/{tid}") if tid else (0, {})
+        check("the killed transaction is journaled as interrupted", t.get("state") == "interrupted", str(t)[:300])
+        code, t = vm.transaction("kargs", {"append": ["apt_layer_vm=1"]})
+        check("the next transaction succeeds", t.get("state") == "succeeded", str(t)[:300])
+        fields = vm.qga.sh("journalctl -u apt-layerd -o json --no-pager | grep -c APT_LAYER_TXN; "
+                           "journalctl -u apt-layerd -o json --no-pager | grep -c APT_LAYER_OPERATION")[1].split()
+        check("journald carries APT_LAYER_TXN and APT_LAYER_OPERATION", len(fields) == 2 and all(int(x) > 0 for x in fields), str(fields))
+        code, out = vm.qga.sh("systemd-analyze security apt-layerd.service --no-pager 2>&1 | tail -1")
+        score = re.search(r"exposure level for apt-layerd.service: ([0-9.]+) (\w+)", out)
+        check("systemd-analyze security rates the unit", score is not None, out.strip())
+        if score:
+            print(f"EXPOSURE {score.group(1)} {score.group(2)}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--pki", required=True)
+    ap.add_argument("--debs", required=True)
+    ap.add_argument("--work")
+    ap.add_argument("--keep", action="store_true")
+    sys.exit(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

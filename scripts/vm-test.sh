@@ -1,0 +1,44 @@
+#!/bin/sh
+# The VM tier (CI runs it after the other tiers): builds apt-layer's own .deb, composes a bootable
+# bookworm base with it (deploy/treefiles/bookworm-vm.yaml: kernel, systemd, dracut + ostree-boot),
+# writes a disk image with `apt-layer compose image`, and boots it under qemu (TCG) to check
+# staging, reboots, rollback, finalization locking, agent restarts and journald fields
+# (Tests/Fixtures/vm-test.py). Root; about 15-20 minutes on two cores.
+#   scripts/vm-test.sh [--keep]
+set -eu
+cd "$(dirname "$0")/.."
+here=$(pwd)
+sh scripts/deps.sh
+keep=${1:-}
+w=$(mktemp -d /tmp/apt-layer-vm.XXXXXX)
+mount -t tmpfs -o size=10G tmpfs "$w"
+cleanup() { cd /; [ "$keep" = --keep ] && { echo "kept $w"; return; }; umount -l "$w"; rmdir "$w"; }
+trap cleanup EXIT
+export OSTREE_SYSROOT_DEBUG=mutable-deployments
+[ -x .build/debug/apt-layer ] || swift build --product apt-layer
+t0=$(date +%s)
+deb=$(APT_LAYER_DEB_CONFIG=debug sh scripts/build-deb.sh "$w/deb")
+echo "== $(basename "$deb") built in $(( $(date +%s) - t0 )) s; lintian:"
+lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v 'root privileges' || true
+sh Tests/Fixtures/make-debs.sh "$w/fx" >/dev/null
+sh scripts/make-test-pki.sh "$w/pki" >/dev/null
+ostree --repo="$w/repo" init --mode=bare-user
+cp deploy/treefiles/bookworm-vm.yaml "$w/vm.yaml"
+printf 'local-packages: [%s]\n' "$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")" >> "$w/vm.yaml"
+t0=$(date +%s)
+.build/debug/apt-layer compose tree -q --repo "$w/repo" "$w/vm.yaml"
+echo "== base composed in $(( $(date +%s) - t0 )) s"
+# The agent's configuration and certificates go into the image's /etc.
+install -d -m 0755 "$w/etc/apt-layer"
+install -d -m 0700 "$w/etc/apt-layer/tls"
+install -m 0644 "$w/pki/server.crt" "$w/pki/ca.crt" "$w/etc/apt-layer/tls/"
+install -m 0600 "$w/pki/server.key" "$w/etc/apt-layer/tls/"
+cat > "$w/etc/apt-layer/agent.yaml" <<'YAML'
+listen: "0.0.0.0:7443"
+tls: { certificate: /etc/apt-layer/tls/server.crt, key: /etc/apt-layer/tls/server.key, client-ca: /etc/apt-layer/tls/ca.crt }
+roles: { reader: reader, operator: operator, admin: admin }
+YAML
+t0=$(date +%s)
+.build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw"
+echo "== image written in $(( $(date +%s) - t0 )) s"
+python3 Tests/Fixtures/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm"
