@@ -40,3 +40,6 @@ swift test --skip-build --filter SchemathesisTests
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and
 # FleetLock slots, one canary rolls back; it exits 1 when any checked property fails.
 python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check
+# The VM tier: apt-layer's .deb in a bootable image, booted under qemu (TCG) through staging,
+# reboots, rollback, finalization locking and an agent killed under systemd (docs/image.md).
+sh scripts/vm-test.sh

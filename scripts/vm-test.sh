@@ -39,6 +39,8 @@ tls: { certificate: /etc/apt-layer/tls/server.crt, key: /etc/apt-layer/tls/serve
 roles: { reader: reader, operator: operator, admin: admin }
 YAML
 t0=$(date +%s)
-.build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw"
+# Serial console only, quiet: under TCG every line on a framebuffer console costs boot time.
+.build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw" \
+  --karg console=ttyS0,115200n8 --karg quiet
 echo "== image written in $(( $(date +%s) - t0 )) s"
 python3 Tests/Fixtures/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm"

@@ -270,10 +270,12 @@ def scenario(vm, args):
         # An /etc edit before the install; the packages arrive by upload (no network in the VM).
         vm.qga.sh("echo 'edited before the install' > /etc/apt-layer-vm-edit")
         digests = [vm.upload(f"{args.debs}/{name}") for name in sorted(os.listdir(args.debs))
-                   if re.match(r"fixture-(lib|app|user)_1\.0_all\.deb$", name)]
-        check("fixture packages uploaded", len(digests) == 3 and all(digests), str(digests))
+                   if re.match(r"fixture-(lib|app|user)-1\.0\.deb$", name)]
+        if not check("fixture packages uploaded", len(digests) == 3 and all(digests), str(digests)):
+            raise Abort()
         code, t = vm.transaction("install", {"packages": digests})
-        check("install through the API succeeded", t.get("state") == "succeeded", str(t)[:400])
+        if not check("install through the API succeeded", t.get("state") == "succeeded", str(t)[:400]):
+            raise Abort()
         _, doc = vm.api("GET", "/v1/status")
         staged = [d for d in doc["deployments"] if d.get("staged")]
         check("the new deployment is staged (finalized at shutdown)", len(staged) == 1 and booted(doc).get("checksum") == first.get("checksum"),
@@ -322,11 +324,12 @@ def scenario(vm, args):
               and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", f"booted {booted(doc).get('checksum', '')[:12]}")
 
         # SIGKILL mid-transaction: systemd restarts the agent; the transaction is interrupted.
-        slow = vm.upload(f"{args.debs}/fixture-slow_1.0_all.deb")
+        slow = vm.upload(f"{args.debs}/fixture-slow-1.0.deb")
         status, started = vm.api("POST", "/v1/transactions", {"operation": "install", "arguments": {"packages": [slow]}})
         tid = started.get("id") if isinstance(started, dict) else None
         for _ in range(120):
-            if vm.qga.sh("pgrep -f 'dpkg.*--configure' >/dev/null")[0] == 0:
+            # (minbase has no procps: /proc read directly)
+            if vm.qga.sh("for c in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $c 2>/dev/null; echo; done | grep -q '[d]pkg.*[-]-configure'")[0] == 0:
                 break
             time.sleep(1)
         restarts = int(p.get("NRestarts", "0") or 0)
