@@ -106,15 +106,13 @@ enum FileTree {
         }
     }
 
+    /// Appends `text` to `path`, creating it (0644) when it does not exist.
     static func append(_ path: String, _ text: String) throws {
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw posixError("open \(path)") }
-        defer { try? handle.close() }
-        do {
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(text.utf8))
-        } catch {
-            throw EngineError.wrap(error, "append to \(path)")
-        }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError("open \(path)") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw posixError("write \(path)") }
     }
 
     static func symlink(_ target: String, at path: String) throws {
