@@ -58,7 +58,7 @@ public final class StatusReporter: JournalObserver {
         let row = try? PolicyRecord.order(Column("seq").desc).fetchOne(db)
         guard settings(row).reportURL != nil else { return }
         do {
-            if try enqueue(db, changed) { written() }
+            if try enqueue(db, changed, policy: row) { written() }
         } catch {
             // Telemetry never fails a state change; the next change or heartbeat reports again.
         }
@@ -73,8 +73,8 @@ public final class StatusReporter: JournalObserver {
         }
     }
 
-    func enqueue(_ db: Database, _ change: JournalChange) throws -> Bool {
-        var report = try build(db, refreshEngine: needsEngine(change))
+    func enqueue(_ db: Database, _ change: JournalChange, policy policyRow: PolicyRecord?) throws -> Bool {
+        var report = try build(db, policy: policyRow, refreshEngine: needsEngine(change))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
@@ -90,10 +90,9 @@ public final class StatusReporter: JournalObserver {
         return true
     }
 
-    /// The report as of this write.
-    func build(_ db: Database, refreshEngine: Bool) throws -> StatusReport {
+    /// The report as of this write; `policyRow` is the policy in force, already read by the caller.
+    func build(_ db: Database, policy policyRow: PolicyRecord?, refreshEngine: Bool) throws -> StatusReport {
         let driver = try DriverRecord.fetchOne(db, key: 1)
-        let policyRow = try PolicyRecord.order(Column("seq").desc).fetchOne(db)
         let policy = decodedPolicy(policyRow)
         let denylist = try DenylistRecord.order(Column("at").desc).fetchAll(db)
         let running = try TransactionRecord.filter(sql: "finishedAt IS NULL").order(Column("seq")).fetchOne(db)

@@ -10,7 +10,9 @@ struct FleetPolicyTests {
     static let machineID = "5f0c3a1e9b7d4c2a8e6f1b3d5a7c9e0f"
 
     /// An agent on a fresh bed configured for fleet `acme-prod`, stream `stable`.
-    static func agent(server: PolicyServer, keys: PolicyKeys, bed: TestBed, extra: String = "") throws -> AgentBed {
+    static func agent(server: PolicyServer, keys: PolicyKeys, bed: TestBed, extra: String = "", machineID: String = machineID) throws
+        -> AgentBed
+    {
         try "\(machineID)\n".write(toFile: "\(bed.fixtures)/machine-id", atomically: true, encoding: .utf8)
         let pki = "\(bed.fixtures)/pki"
         return try AgentBed(

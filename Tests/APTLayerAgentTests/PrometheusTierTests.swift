@@ -29,26 +29,10 @@ struct PrometheusTierTests {
         for (n, machineID) in Self.machineIDs.enumerated() {
             let bed = n == 0 ? first : try TestBed()
             if n > 0 { try Shell.run("cp -a \(pki) \(bed.fixtures)/pki") }
-            try "\(machineID)\n".write(toFile: "\(bed.fixtures)/machine-id", atomically: true, encoding: .utf8)
             // Every bed's base is built the same way, but commit checksums carry a timestamp: the
             // policy names the first bed's; the others see an update available.
             agents.append(
-                try AgentBed(
-                    bed: bed,
-                    extraConfig: """
-                        fleet:
-                          name: acme-prod
-                          stream: stable
-                          policy-url: \(server.base)/policy.yaml
-                          signers: \(keys.signers)
-                          ca: \(pki)/ca.crt
-                          certificate: \(pki)/reader.crt
-                          key: \(pki)/reader.key
-                          poll-interval: 1h
-                          machine-id-file: \(bed.fixtures)/machine-id
-                          reboot-command: [/bin/true]
-                        telemetry: {countme: false}
-                        """))
+                try FleetPolicyTests.agent(server: server, keys: keys, bed: bed, extra: "telemetry: {countme: false}", machineID: machineID))
         }
         for agent in agents {
             try agent.eventually("a policy") { try agent.metric("apt_layer_policy_version") == 3 }

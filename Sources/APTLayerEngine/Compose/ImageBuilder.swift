@@ -132,7 +132,11 @@ public struct ImageBuilder: Sendable {
         progress.phase("Installing GRUB")
         try FileTree.makeDirectory("\(sysroot)/boot/grub/i386-pc")
         for name in try FileManager.default.contentsOfDirectory(atPath: Self.grubModules) where name.hasSuffix(".mod") || name.hasSuffix(".lst") {
-            try run(["cp", "\(Self.grubModules)/\(name)", "\(sysroot)/boot/grub/i386-pc/\(name)"], token: token)
+            do {
+                try FileManager.default.copyItem(atPath: "\(Self.grubModules)/\(name)", toPath: "\(sysroot)/boot/grub/i386-pc/\(name)")
+            } catch {
+                throw EngineError.wrap(error, "copy GRUB module \(name)")
+            }
         }
         try FileTree.write(
             "\(sysroot)/boot/grub/grub.cfg",
