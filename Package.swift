@@ -19,7 +19,6 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
-        .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -93,15 +92,14 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
-        // Types, server stubs and the client generated at build time from openapi/openapi.yaml
-        // (linked in), and the one place they convert to and from the typed model.
+        // Types, server stubs and the client generated from openapi/openapi.yaml into Generated/
+        // (committed; scripts/openapi-generate.sh), and the one place they convert to and from the typed model.
         .target(
             name: "APTLayerAPI",
             dependencies: [
                 "APTLayerEngine", "APTLayerModel", "APTLayerJournal",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-            ],
-            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+            ]
         ),
         // The fleet half (issue 8, in progress): signed policies (OpenSSH signatures, allowed
         // signers, threshold), host identity and buckets, waves, maintenance windows.
