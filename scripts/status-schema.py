@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Generates openapi/status-v1.schema.json from the one source, openapi/openapi.yaml's
+"""Generates openapi/status-v2.schema.json from the one source, openapi/openapi.yaml's
 StatusDocument schema (OpenAPI 3.1 schemas are JSON Schema 2020-12): the schema and every schema it
 references, as $defs.
 
-  status-schema.py          rewrite openapi/status-v1.schema.json
+  status-schema.py          rewrite openapi/status-v2.schema.json
   status-schema.py --check  exit 1 if the committed file differs from what would be generated
 """
 import json
@@ -14,7 +14,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "openapi" / "openapi.yaml"
-TARGET = ROOT / "openapi" / "status-v1.schema.json"
+TARGET = ROOT / "openapi" / "status-v2.schema.json"
 PREFIX = "#/components/schemas/"
 
 

@@ -2,7 +2,7 @@ import APTLayerEngine
 import Foundation
 
 // The status document and package types between the engine and the API. The engine's
-// `StatusDocument` and this schema are checked against openapi/status-v1.schema.json in the tests.
+// `StatusDocument` and this schema are checked against openapi/status-v2.schema.json in the tests.
 
 extension Components.Schemas.Package {
     /// The API form of a package.
@@ -33,10 +33,14 @@ extension Components.Schemas.Deployment {
     public init(_ d: StatusDocument.DeploymentStatus) {
         self.init(
             index: d.index, id: d.id, osname: d.osname, serial: d.serial, checksum: d.checksum, version: d.version,
-            timestamp: Int64(d.timestamp), origin: d.origin, booted: d.booted, _default: d.default, staged: d.staged, pinned: d.pinned,
-            baseChecksum: d.baseChecksum, baseVersion: d.baseVersion, baseTimestamp: d.baseTimestamp.map { Int64($0) },
-            requestedPackages: d.requestedPackages, requestedLocalPackages: d.requestedLocalPackages,
-            requestedBaseRemovals: d.requestedBaseRemovals, layeredPackages: d.layeredPackages, kernelArguments: d.kernelArguments)
+            committedAt: Date(timeIntervalSince1970: TimeInterval(d.timestamp)), origin: d.origin, booted: d.booted, _default: d.default,
+            staged: d.staged, pinned: d.pinned,
+            baseChecksum: d.baseChecksum, baseVersion: d.baseVersion,
+            baseCommittedAt: d.baseTimestamp.map { Date(timeIntervalSince1970: TimeInterval($0)) },
+            requestedPackages: d.requestedPackages,
+            requestedLocalPackages: d.requestedLocalPackages.map { .init(sha256: $0.sha256, name: $0.name, file: $0.nameVersionArch) },
+            requestedBaseRemovals: d.requestedBaseRemovals, layeredPackages: d.layeredPackages.map(Components.Schemas.Package.init),
+            kernelArguments: d.kernelArguments)
     }
 }
 
@@ -45,7 +49,22 @@ extension Components.Schemas.StatusDocument {
     /// when an agent serves it.
     public init(_ document: StatusDocument, agent: Components.Schemas.AgentInfo? = nil, transaction: Components.Schemas.Transaction? = nil) {
         self.init(
-            schema: .aptLayer_statusV1, sysroot: document.sysroot, deployments: document.deployments.map(Components.Schemas.Deployment.init),
+            schema: .aptLayer_statusV2, sysroot: document.sysroot, deployments: document.deployments.map(Components.Schemas.Deployment.init),
             agent: agent, transaction: transaction)
+    }
+}
+
+extension Components.Schemas.PackageDiffReport {
+    /// The API form of a `db diff` answer.
+    public init(_ r: PackageDiffReport) {
+        self.init(
+            from: .init(label: r.from.label, checksum: r.from.checksum), to: .init(label: r.to.label, checksum: r.to.checksum),
+            diff: .init(r.diff))
+    }
+
+    /// The engine's form.
+    public var model: PackageDiffReport {
+        PackageDiffReport(
+            from: .init(label: from.label, checksum: from.checksum), to: .init(label: to.label, checksum: to.checksum), diff: diff.model)
     }
 }

@@ -21,7 +21,7 @@ public struct APIHandler: APIProtocol {
     let journalReset: Journal.Reset?
     /// The fleet update driver, when the configuration has a `fleet:` section.
     let driver: UpdateDriver?
-    static let version = "0.3.0"
+    static let version = APTLayerVersion.current
 
     /// Creates the handler.
     public init(
@@ -86,8 +86,12 @@ public struct APIHandler: APIProtocol {
 
     public func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output {
         let (from, to) = (input.query.from, input.query.to)
-        let diff = try await read { try $0.packageDiff(from: from, to: to) }
-        return .ok(.init(body: .json(.init(diff))))
+        let report = try await read { try $0.packageDiff(from: from, to: to) }
+        return .ok(.init(body: .json(.init(report))))
+    }
+
+    public func getOpenAPIDocument(_ input: Operations.GetOpenAPIDocument.Input) async throws -> Operations.GetOpenAPIDocument.Output {
+        .ok(.init(body: .yaml(HTTPBody(openAPIDocument))))
     }
 
     public func createTransaction(_ input: Operations.CreateTransaction.Input) async throws -> Operations.CreateTransaction.Output {

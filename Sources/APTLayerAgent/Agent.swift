@@ -189,6 +189,7 @@ public enum Agent {
         guard let api = AgentConfiguration.hostPort(config.listen), let metrics = AgentConfiguration.hostPort(config.metricsListen) else {
             throw StartError(message: "invalid listen address")
         }
+        try checkListenable([("listen", api.host, api.port), ("metrics-listen", metrics.host, metrics.port)])
         let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
             responder: MethodResponder(try apiRouter()),

@@ -17,6 +17,10 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
     public var transaction: String?
     /// The error underneath a 5xx, for the log.
     public var cause: (any Error)?
+    /// 400: the JSON pointer of the offending member (`/query/NAME`, `/path/NAME` for parameters).
+    public var pointer: String?
+    /// 400: the values the member may take, when the document lists them.
+    public var allowed: [String]?
 
     /// Creates a problem.
     public init(status: Int, slug: String, title: String, detail: String? = nil, transaction: String? = nil, cause: (any Error)? = nil) {

@@ -45,7 +45,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.problem(for: error)
+            let problem = Self.problem(for: error, request: request)
             if problem.status >= 500 {
                 faults.record(problem.slug)
                 logger.error(
@@ -60,10 +60,13 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    static func problem(for error: any Error) -> AgentProblem {
+    static func problem(for error: any Error, request: Request? = nil) -> AgentProblem {
         if let problem = error as? AgentProblem { return problem }
         if let server = error as? ServerError {
             if let problem = server.underlyingError as? AgentProblem { return problem }
+            if server.operationInput == nil, let request, let problem = DecodingProblem.problem(server.underlyingError, request: request) {
+                return problem
+            }
             let detail = String(describing: server.underlyingError).split(separator: "\n").first.map(String.init) ?? server.causeDescription
             // The runtime sets the operation's input once the request decoded: an error without
             // one is the request's (wrong types, unknown keys, malformed JSON, bad query values);
@@ -77,6 +80,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return AgentProblem(
                 status: 500, slug: "internal", title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
         }
+        if let http = error as? HTTPError, http.status == .notFound {
+            return .notFound(request.map { "no such path: \($0.uri.path) (GET /v1/openapi.yaml lists them)" } ?? "no such path")
+        }
         if let http = error as? HTTPError {
             return AgentProblem(
                 status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
@@ -89,6 +95,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         var document: [String: Any] = ["type": problem.type, "title": problem.title, "status": problem.status]
         if let detail = problem.detail { document["detail"] = detail }
         if let transaction = problem.transaction { document["transaction"] = transaction }
+        if let pointer = problem.pointer { document["pointer"] = pointer }
+        if let allowed = problem.allowed { document["allowed"] = allowed }
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"

@@ -7,6 +7,7 @@ public struct APTLayer: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "apt-layer",
         abstract: "Layer Debian packages on an immutable OSTree base; every change is a new deployment.",
+        version: APTLayerVersion.current,
         subcommands: [
             Status.self, Install.self, Uninstall.self, Override.self, Upgrade.self, Deploy.self, Rebase.self,
             Rollback.self, Cleanup.self, Pin.self, Unpin.self, Kargs.self, DB.self, Finalize.self, Init.self, Compose.self,
@@ -41,6 +42,11 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Run the engine directly even when an agent is reachable.")
     var local = false
+
+    @Flag(
+        name: .customLong("unchanged-exit-77"),
+        help: "Exit 77 instead of 0 when a verb that changes the host had nothing to change (rpm-ostree's flag).")
+    var unchangedExit77 = false
 
     /// The sysroot a local run manages.
     var sysrootPath: String { sysroot ?? ProcessInfo.processInfo.environment["APT_LAYER_SYSROOT"] ?? "/" }

@@ -3,6 +3,7 @@ import APTLayerEngine
 import APTLayerModel
 import AsyncHTTPClient
 import Foundation
+import Glibc
 import NIOCore
 import NIOSSL
 import OpenAPIAsyncHTTPClient
@@ -38,23 +39,37 @@ struct AgentClient: Sendable {
         if endpoint.address.hasPrefix("unix:") {
             // `http+unix://` with the socket path, percent-encoded, as the host; no path of its own.
             let socket = String(endpoint.address.dropFirst(5))
+            var info = stat()
+            guard stat(socket, &info) == 0 else {
+                throw Failure(
+                    message: "no agent socket at \(socket): is apt-layerd running? (systemctl status apt-layerd; or --local to run the engine here)")
+            }
             guard let url = URL(httpURLWithSocketPath: socket, uri: "/"), let base = URL(string: String(url.absoluteString.dropLast())) else {
                 throw Failure(message: "invalid socket path \(socket)")
             }
             serverURL = base
         } else {
-            guard let url = URL(string: endpoint.address.trimmingCharacters(in: CharacterSet(charactersIn: "/"))), url.scheme == "https" else {
+            guard let url = URL(string: endpoint.address.trimmingCharacters(in: CharacterSet(charactersIn: "/"))), url.scheme == "https",
+                url.host != nil
+            else {
                 throw Failure(message: "--agent must be https://HOST:PORT or unix:PATH, not \(endpoint.address)")
             }
             serverURL = url
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
-            do {
-                if let ca = endpoint.ca { tls.trustRoots = .file(ca) }
-                if let cert = endpoint.cert { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } }
-                if let key = endpoint.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
-            } catch {
-                throw Failure(message: "client TLS files: \(error)")
+            if let ca = endpoint.ca {
+                guard FileManager.default.isReadableFile(atPath: ca) else { throw Failure(message: "--ca \(ca): no such readable file") }
+                tls.trustRoots = .file(ca)
+            }
+            if let cert = endpoint.cert {
+                do { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } } catch {
+                    throw Failure(message: "--cert \(cert): not a readable PEM certificate")
+                }
+            }
+            if let key = endpoint.key {
+                do { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) } catch {
+                    throw Failure(message: "--key \(key): not a readable PEM private key")
+                }
             }
             configuration.tlsConfiguration = tls
         }
@@ -68,16 +83,45 @@ struct AgentClient: Sendable {
         return try result.get()
     }
 
-    /// A one-line reason from a problem document or an unexpected answer.
+    /// A one-line reason from a problem document or an unexpected answer; a busy agent's answer
+    /// names the CLI's `--wait`, not the API's query parameter.
     static func failure(_ statusCode: Int, _ problem: Components.Schemas.Problem?) -> Failure {
-        Failure(message: problem.map { $0.detail ?? $0.title } ?? "the agent answered HTTP \(statusCode)")
+        guard let problem else { return Failure(message: "the agent answered HTTP \(statusCode)") }
+        if problem._type == "urn:apt-layer:problem:busy", let id = problem.transaction {
+            return Failure(message: "another transaction (\(id)) is running; pass --wait to queue behind it, or cancel it with apt-layer cancel")
+        }
+        return Failure(message: problem.detail ?? problem.title)
     }
 
-    /// Rewords transport errors ("connection refused") as one line naming the agent.
+    /// Rewords transport errors (no socket, refused, untrusted certificate, no client certificate)
+    /// as one line naming the agent and the likely fix.
     func reach<T>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let error as ClientError {
-            throw Failure(message: "cannot reach the agent at \(endpoint.address): \(error.underlyingError)")
+            throw Failure(message: Self.transportMessage(error.underlyingError, address: endpoint.address))
         }
+    }
+
+    /// One line for a failure below HTTP.
+    static func transportMessage(_ error: any Error, address: String) -> String {
+        let text = String(describing: error)
+        let first = text.split(separator: "\n").first.map(String.init) ?? text
+        if text.contains("ECONNREFUSED") || text.contains("Connection refused") || text.contains("connectionRefused") {
+            return "cannot connect to the agent at \(address): connection refused (is apt-layerd running and listening there?)"
+        }
+        if text.contains("connectTimeout") || text.contains("ETIMEDOUT") {
+            return "cannot connect to the agent at \(address): timed out"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") || text.contains("unable to get local issuer") {
+            return "the agent's certificate at \(address) is not trusted: pass --ca with the CA that signed it"
+        }
+        if text.contains("CERTIFICATE_REQUIRED") || text.contains("HANDSHAKE_FAILURE") || text.contains("handshakeFailed")
+            || text.contains("UNKNOWN_CA") || text.contains("uncleanShutdown")
+        {
+            return "the agent at \(address) refused the TLS handshake: pass --cert and --key with a client certificate its client-ca signed"
+        }
+        if text.contains("ENOENT") { return "cannot connect to the agent at \(address): no such socket" }
+        if text.contains("EACCES") { return "cannot connect to the agent at \(address): permission denied (run as root or a user with a role)" }
+        return "cannot reach the agent at \(address): \(first)"
     }
 
     /// The agent's status document.
@@ -100,6 +144,22 @@ struct AgentClient: Sendable {
     func refreshPolicy() async throws {
         switch try await reach({ try await api.refreshPolicy() }) {
         case .accepted: return
+        case .default(let code, let problem): throw Self.failure(code, try? problem.body.applicationProblemJson)
+        }
+    }
+
+    /// A `db diff` between two selectors (index, checksum, ref), defaults as locally.
+    func packageDiff(from: String?, to: String?) async throws -> Components.Schemas.PackageDiffReport {
+        switch try await reach({ try await api.getPackageDiff(query: .init(from: from, to: to)) }) {
+        case .ok(let ok): return try ok.body.json
+        case .default(let code, let problem): throw Self.failure(code, try? problem.body.applicationProblemJson)
+        }
+    }
+
+    /// The installed packages of the deployment at `index`.
+    func packages(index: Int) async throws -> [Components.Schemas.Package] {
+        switch try await reach({ try await api.listDeploymentPackages(path: .init(index: index)) }) {
+        case .ok(let ok): return try ok.body.json.packages
         case .default(let code, let problem): throw Self.failure(code, try? problem.body.applicationProblemJson)
         }
     }

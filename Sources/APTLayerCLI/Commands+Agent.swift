@@ -25,7 +25,7 @@ struct History: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this state.") var state: TransactionState?
     @Option(help: "Only this operation.") var operation: HostOperation.Kind?
-    @Option(help: "How many.") var limit = 20
+    @Option(help: "How many (newest first).") var limit = 20
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -42,11 +42,7 @@ struct History: ParsableCommand {
             }
         } catch { throw fail(oneLine(error)) }
         if json { return printJSON(transactions) }
-        let formatter = ISO8601DateFormatter()
-        for t in transactions {
-            let fields = [formatter.string(from: t.createdAt), t.state.rawValue, t.operation.rawValue, t.requester, t.id]
-            print(fields.joined(separator: "  ") + (t.error.map { "  (\($0))" } ?? ""))
-        }
+        print(HistoryPrinter.text(transactions, limit: limit), terminator: "")
     }
 }
 
@@ -79,20 +75,29 @@ struct Cancel: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var id: String?
     func run() throws {
-        guard let endpoint = global.agentEndpoint else { throw fail("no agent: start apt-layerd or pass --agent") }
+        guard let endpoint = global.agentEndpoint else {
+            // No agent: a local run is cancelled from its own terminal; say which one, if any.
+            let running = try? readJournal(global).transactions(state: .running, operation: nil, limit: 1).first
+            if let running {
+                throw fail(
+                    "transaction \(running.id) runs in process \(running.pid.map(String.init) ?? "?"), not under an agent: press Ctrl-C there (or kill -INT it)"
+                )
+            }
+            print("No transaction is running.")
+            return
+        }
         let id = id
         do {
             let cancelled = try blocking {
-                try await AgentClient.with(endpoint) { client -> String in
+                try await AgentClient.with(endpoint) { client -> String? in
                     var target = id
                     if target == nil { target = try await client.status().transaction?.id }
-                    guard let target else {
-                        throw AgentClient.Failure(message: "no transaction is running")
-                    }
+                    guard let target else { return nil }
                     return try await client.cancel(target).id
                 }
             }
-            print("Cancelling \(cancelled).")
+            // rpm-ostree cancel with nothing running is not an error.
+            print(cancelled.map { "Cancelling \($0)." } ?? "No transaction is running.")
         } catch { throw fail(oneLine(error)) }
     }
 }

@@ -41,7 +41,8 @@ struct Kargs: OperationCommand {
     func operation() -> HostOperation { .kargs(.init(append: append, delete: delete, replace: replace)) }
     func run() throws {
         if append.isEmpty && delete.isEmpty && replace.isEmpty {
-            return try direct(global) { print(try $0.currentKernelArguments()) }
+            do { print(try HostReads.kernelArguments(global)) } catch { throw fail(oneLine(error)) }
+            return
         }
         try TransactionRunner.run(operation(), global)
     }
@@ -54,52 +55,30 @@ struct Finalize: OperationCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show deployments in boot order.")
+    static let configuration = CommandConfiguration(abstract: "Show the state, the running transaction and the deployments in boot order.")
     @OptionGroup var global: GlobalOptions
-    @Flag(name: .long, help: "Print the apt-layer.status/v1 JSON document.") var json = false
-    @Flag(name: .long, help: "Only the booted deployment.") var booted = false
+    @Flag(name: .long, help: "Print the apt-layer.status/v2 JSON document.") var json = false
+    @Flag(name: [.customShort("b"), .long], help: "Only the booted deployment.") var booted = false
+    @Flag(name: .shortAndLong, help: "More detail: kernel arguments, ids, installed versions of layered packages.") var verbose = false
     func run() throws {
         var document: Components.Schemas.StatusDocument
+        var diff: PackageDiff?
         do {
-            if let endpoint = global.agentEndpoint {
-                document = try blocking { try await AgentClient.with(endpoint) { try await $0.status() } }
-            } else {
-                let engine = global.host()
-                document = .init(try engine.status())
+            document = try HostReads.status(global)
+            // The change the next boot makes: the default deployment against the booted one (or,
+            // on a sysroot nothing booted, against the rollback), as rpm-ostree's Diff: line.
+            let next = document.deployments.first(where: \._default)
+            let sameOS = document.deployments.filter { $0.osname == next?.osname }
+            if !json, let next, !next.booted, sameOS.count > 1 {
+                diff = try? HostReads.packageDiff(global, from: nil, to: nil).diff
             }
         } catch { throw fail(oneLine(error)) }
         if booted { document.deployments = document.deployments.filter(\.booted) }
         if json {
             printJSON(document)
         } else {
-            print(StatusPrinter.text(document), terminator: "")
+            print(StatusPrinter.text(document, diff: diff, verbose: verbose), terminator: "")
         }
-    }
-}
-
-enum StatusPrinter {
-    static func text(_ document: Components.Schemas.StatusDocument) -> String {
-        if document.deployments.isEmpty { return "No deployments.\n" }
-        var out = "Deployments:\n"
-        for d in document.deployments {
-            let marker = d.booted ? "●" : (d._default ? "→" : " ")
-            var flags: [String] = []
-            if d._default { flags.append("default") }
-            if d.staged { flags.append("staged") }
-            if d.pinned { flags.append("pinned") }
-            out += "\(marker) [\(d.index)] \(d.osname) \(d.origin ?? "(no origin)")\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\n"
-            out += "      Version: \(d.version ?? "-") (\(Date(timeIntervalSince1970: TimeInterval(d.timestamp))))\n"
-            if d.baseChecksum != d.checksum {
-                out += "   BaseCommit: \(d.baseChecksum)\n"
-            }
-            out += "       Commit: \(d.checksum)\n"
-            if !d.requestedBaseRemovals.isEmpty { out += "      Removed: \(d.requestedBaseRemovals.joined(separator: " "))\n" }
-            if !d.requestedPackages.isEmpty { out += "  LayeredPackages: \(d.requestedPackages.joined(separator: " "))\n" }
-            if !d.requestedLocalPackages.isEmpty {
-                out += "  LocalPackages: \(d.requestedLocalPackages.map { String($0.split(separator: ":").last ?? "") }.joined(separator: " "))\n"
-            }
-        }
-        return out
     }
 }
 
@@ -112,29 +91,27 @@ struct DB: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Deployment index (default: booted, else default).") var deployment: Int?
         func run() throws {
-            try direct(global) { host in
-                for p in try host.packages(deployment: deployment) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
-            }
+            do {
+                for p in try HostReads.packages(global, index: deployment) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
+            } catch { throw fail(oneLine(error)) }
         }
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Packages added/removed/upgraded/downgraded between deployments.")
+        static let configuration = CommandConfiguration(
+            abstract: "Packages upgraded/downgraded/removed/added between two commits.",
+            discussion:
+                "FROM and TO are deployment indices (as status shows them), (prefixes of) deployment checksums, refs or commit checksums. FROM defaults to the booted deployment (else the rollback), TO to the default (pending) one."
+        )
         @OptionGroup var global: GlobalOptions
         @Flag(name: .long, help: "Print JSON.") var json = false
-        @Argument var from: Int?
-        @Argument var to: Int?
+        @Argument(help: "The older side.") var from: String?
+        @Argument(help: "The newer side.") var to: String?
         func run() throws {
-            try direct(global) { host in
-                let diff = try host.packageDiff(from: from, to: to)
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    print(String(decoding: try encoder.encode(diff), as: UTF8.self))
-                } else {
-                    print(diff.isEmpty ? "No package changes.\n" : DiffPrinter.text(diff), terminator: "")
-                }
-            }
+            let report: PackageDiffReport
+            do { report = try HostReads.packageDiff(global, from: from, to: to) } catch { throw fail(oneLine(error)) }
+            if json { return printJSON(Components.Schemas.PackageDiffReport(report)) }
+            print(DiffPrinter.header(report) + (report.diff.isEmpty ? "No package changes.\n" : DiffPrinter.text(report.diff)), terminator: "")
         }
     }
 }

@@ -41,15 +41,3 @@ struct TerminalProgress: ProgressSink {
         if shown { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
-
-/// Text forms of package changes.
-enum DiffPrinter {
-    static func text(_ diff: PackageDiff) -> String {
-        var out = ""
-        for p in diff.added { out += "  + \(p.name) \(p.version) \(p.architecture)\n" }
-        for p in diff.removed { out += "  - \(p.name) \(p.version) \(p.architecture)\n" }
-        for c in diff.upgraded { out += "  ↑ \(c.name) \(c.from) → \(c.to)\n" }
-        for c in diff.downgraded { out += "  ↓ \(c.name) \(c.from) → \(c.to)\n" }
-        return out
-    }
-}

@@ -39,7 +39,9 @@ struct TransactionOutcome: Sendable {
 /// The one way a verb changes a host: its ``HostOperation`` goes to the agent's transaction manager
 /// (through the generated client) or, with no agent, to a transaction manager in this process on
 /// the sysroot's journal. Either way it is journaled, its events drive the same progress display,
-/// and the exit code is 0 (done), 77 (nothing changed) or 1 (failed, cancelled).
+/// the package changes against the deployment it replaces are printed the same way, and the exit
+/// code is 0 (done, or nothing to change), 77 (nothing changed, only with `--unchanged-exit-77`)
+/// or 1 (failed, cancelled).
 enum TransactionRunner {
     static func run(_ operation: HostOperation, _ global: GlobalOptions) throws {
         // The same validation the API applies, for every verb, before anything is journaled or sent.
@@ -62,7 +64,28 @@ enum TransactionRunner {
         guard outcome.state == .succeeded else { throw fail(outcome.error ?? "transaction \(outcome.id) ended \(outcome.state.rawValue)") }
         if let diff = outcome.diff, !diff.isEmpty { print(DiffPrinter.text(diff), terminator: "") }
         print(outcome.summary ?? "Done.")
-        if outcome.changed == false { throw ExitCode(77) }
+        if outcome.changed == true, let hint = rebootHint(operation) { print(hint) }
+        if outcome.changed == false && global.unchangedExit77 { throw ExitCode(77) }
+    }
+
+    /// rpm-ostree's line after a change that takes effect at the next boot; nil for changes that
+    /// do not (pin, cleanup, dry runs and checks).
+    static func rebootHint(_ operation: HostOperation) -> String? {
+        switch operation {
+        case .install(_, let flags), .uninstall(_, _, let flags), .overrideRemove(_, let flags), .overrideReset(_, _, let flags),
+            .deploy(_, let flags), .rebase(_, _, let flags):
+            return flags.dryRun ? nil : nextBoot(flags.lockFinalization)
+        case .upgrade(let check, let flags):
+            return check || flags.dryRun ? nil : nextBoot(flags.lockFinalization)
+        case .rollback, .kargs: return nextBoot(false)
+        default: return nil
+        }
+    }
+
+    static func nextBoot(_ locked: Bool) -> String {
+        locked
+            ? "Changes staged with finalization locked. Run \"apt-layer finalize\" and then \"systemctl reboot\" to apply them."
+            : "Changes queued for next boot. Run \"systemctl reboot\" to start a reboot."
     }
 
     /// Through the agent: start, stream events (Ctrl-C asks the agent to cancel), read the result.

@@ -109,8 +109,9 @@ extension StatusReport.Deployment {
             }
             return .init(
                 role: role, checksum: d.checksum, baseChecksum: d.baseChecksum, baseVersion: d.baseVersion,
-                release: releases[d.baseChecksum], pinned: d.pinned, requestedPackages: d.requestedPackages + d.requestedLocalPackages,
-                layeredPackages: d.layeredPackages)
+                release: releases[d.baseChecksum], pinned: d.pinned,
+                requestedPackages: d.requestedPackages + d.requestedLocalPackages.map(\.recordForm),
+                layeredPackages: d.layeredPackages.map(\.metadataForm))
         }
     }
 }

@@ -104,6 +104,19 @@ static inline char **aptl_list_refs(OstreeRepo *repo, const char *prefix, GCance
     return out;
 }
 
+/* Reads the regular file at `path` (relative, no leading slash) of commit `rev`; NULL with `error`
+ * set when absent or not a regular file. The bytes come back with their length. */
+static inline GBytes *aptl_read_commit_file(OstreeRepo *repo, const char *rev, const char *path, GCancellable *cancellable,
+                                            GError **error) {
+    GFile *root = NULL;
+    if (!ostree_repo_read_commit(repo, rev, &root, NULL, cancellable, error)) return NULL;
+    GFile *file = g_file_resolve_relative_path(root, path);
+    GBytes *bytes = g_file_load_bytes(file, cancellable, NULL, error);
+    g_object_unref(file);
+    g_object_unref(root);
+    return bytes;
+}
+
 /* --- Sysroot ------------------------------------------------------------------------------- */
 
 /* Deploys (or stages, when `stage`) `rev`; `kargv` overrides the kernel arguments when non-NULL. */

@@ -51,6 +51,15 @@ public final class Repo: @unchecked Sendable {
         return Commit(checksum: checksum, owning: variant!)
     }
 
+    /// The contents of the regular file at `path` (relative to the tree's root) in commit `rev`.
+    public func readFile(_ path: String, in rev: String) throws -> [UInt8] {
+        guard let bytes = try gCall("read \(path) in \(rev.prefix(12))", { aptl_read_commit_file(raw, rev, path, nil, $0) }) else { return [] }
+        defer { g_bytes_unref(bytes) }
+        var size = 0
+        guard let data = g_bytes_get_data(bytes, &size), size > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: data, count: size))
+    }
+
     /// Points `ref` at `checksum`, or deletes it when `checksum` is nil.
     public func setRef(_ ref: String, to checksum: String?) throws {
         try gCheck("set ref \(ref)") { ostree_repo_set_ref_immediate(raw, nil, ref, checksum, nil, $0) }

@@ -1,4 +1,5 @@
 import APTLayerAgent
+import APTLayerEngine
 import ArgumentParser
 import Foundation
 import Logging
@@ -7,7 +8,8 @@ import Logging
 @main
 struct APTLayerd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "apt-layerd", abstract: "The apt-layer agent: mTLS REST API, SQLite journal, systemd service.")
+        commandName: "apt-layerd", abstract: "The apt-layer agent: mTLS REST API, SQLite journal, systemd service.",
+        version: APTLayerVersion.current)
 
     @Option(help: "Main configuration file.") var config = "/etc/apt-layer/agent.yaml"
     @Option(help: "Drop-in directories, merged in file-name order after the main file (repeatable).")

@@ -17,6 +17,10 @@ public import struct Foundation.Data
 #endif
 public import struct Foundation.Date
 import HTTPTypes
+/// Conventions: JSON members are camelCase; times are RFC 3339 strings in UTC; packages are
+/// objects `{name, version, architecture}`. Every problem `type` is listed with its status in
+/// docs/api.md. 2.0.0 changed the status document to apt-layer.status/v2 (docs/api.md,
+/// "Deprecations").
 /// The per-host apt-layer agent. Every request arrives over mutual TLS (or the local Unix socket);
 /// the client certificate's identity maps to a role: `reader` (GET only), `operator`
 /// (transactions), `admin` (everything, including cancelling others' transactions).
@@ -56,7 +60,7 @@ public struct Client: APIProtocol {
     private var converter: Converter {
         client.converter
     }
-    /// The apt-layer.status/v1 document, with the agent and its running transaction.
+    /// The apt-layer.status/v2 document, with the agent and its running transaction.
     ///
     /// - Remark: HTTP `GET /v1/status`.
     /// - Remark: Generated from `#/paths//v1/status/get(getStatus)`.
@@ -362,6 +366,8 @@ public struct Client: APIProtocol {
             }
         )
     }
+    /// Package changes between two commits (`apt-layer db diff`).
+    ///
     /// - Remark: HTTP `GET /v1/db/diff`.
     /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)`.
     public func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output {
@@ -412,10 +418,87 @@ public struct Client: APIProtocol {
                     switch chosenContentType {
                     case "application/json":
                         body = try await converter.getResponseBodyAsJSON(
-                            Components.Schemas.PackageDiff.self,
+                            Components.Schemas.PackageDiffReport.self,
                             from: responseBody,
                             transforming: { value in
                                 .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                default:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .`default`(
+                        statusCode: response.status.code,
+                        .init(body: body)
+                    )
+                }
+            }
+        )
+    }
+    /// This document (reader).
+    ///
+    /// - Remark: HTTP `GET /v1/openapi.yaml`.
+    /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)`.
+    public func getOpenAPIDocument(_ input: Operations.GetOpenAPIDocument.Input) async throws -> Operations.GetOpenAPIDocument.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.GetOpenAPIDocument.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/openapi.yaml",
+                    parameters: []
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.GetOpenAPIDocument.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/yaml"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/yaml":
+                        body = try converter.getResponseBodyAsBinary(
+                            OpenAPIRuntime.HTTPBody.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .yaml(value)
                             }
                         )
                     default:

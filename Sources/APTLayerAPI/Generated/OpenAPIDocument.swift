@@ -5,8 +5,12 @@ public let openAPIDocument = #"""
 openapi: "3.1.0"
 info:
   title: apt-layerd
-  version: "1.0.0"
+  version: "2.0.0"
   description: |
+    Conventions: JSON members are camelCase; times are RFC 3339 strings in UTC; packages are
+    objects `{name, version, architecture}`. Every problem `type` is listed with its status in
+    docs/api.md. 2.0.0 changed the status document to apt-layer.status/v2 (docs/api.md,
+    "Deprecations").
     The per-host apt-layer agent. Every request arrives over mutual TLS (or the local Unix socket);
     the client certificate's identity maps to a role: `reader` (GET only), `operator`
     (transactions), `admin` (everything, including cancelling others' transactions).
@@ -24,10 +28,10 @@ paths:
   /v1/status:
     get:
       operationId: getStatus
-      summary: The apt-layer.status/v1 document, with the agent and its running transaction.
+      summary: The apt-layer.status/v2 document, with the agent and its running transaction.
       responses:
         "200":
-          description: Status (the same document `apt-layer status --json` prints; JSON Schema in openapi/status-v1.schema.json).
+          description: Status (the same document `apt-layer status --json` prints; JSON Schema in openapi/status-v2.schema.json).
           content:
             application/json:
               schema: { $ref: "#/components/schemas/StatusDocument" }
@@ -84,15 +88,35 @@ paths:
   /v1/db/diff:
     get:
       operationId: getPackageDiff
+      summary: Package changes between two commits (`apt-layer db diff`).
       parameters:
-        - { name: from, in: query, required: false, schema: { type: integer, minimum: 0, maximum: 65535 } }
-        - { name: to, in: query, required: false, schema: { type: integer, minimum: 0, maximum: 65535 } }
+        - name: from
+          in: query
+          required: false
+          description: A deployment index, a (prefix of a) deployment's checksum, a ref or a commit checksum (default the booted deployment, else the rollback).
+          schema: { type: string, minLength: 1, maxLength: 256 }
+        - name: to
+          in: query
+          required: false
+          description: The same forms (default the stateroot's default deployment, the pending one on a booted host).
+          schema: { type: string, minLength: 1, maxLength: 256 }
       responses:
         "200":
-          description: Package changes between two deployments.
+          description: The two commits compared and the package changes between them.
           content:
             application/json:
-              schema: { $ref: "#/components/schemas/PackageDiff" }
+              schema: { $ref: "#/components/schemas/PackageDiffReport" }
+        default: { $ref: "#/components/responses/Problem" }
+  /v1/openapi.yaml:
+    get:
+      operationId: getOpenAPIDocument
+      summary: This document (reader).
+      responses:
+        "200":
+          description: The OpenAPI 3.1 document the agent was built from.
+          content:
+            application/yaml:
+              schema: { type: string }
         default: { $ref: "#/components/responses/Problem" }
   /v1/transactions:
     post:
@@ -316,7 +340,10 @@ components:
         title: { type: string }
         status: { type: integer }
         detail: { type: string }
+        instance: { type: string, description: "The request path." }
         transaction: { type: string, description: The transaction the problem is about (409 names the running one). }
+        pointer: { type: string, description: "400/422: the JSON pointer (RFC 6901) of the offending member of the body, or the query parameter as /query/NAME." }
+        allowed: { type: array, items: { type: string }, description: "400/422: the values the member may take, when they are a closed set." }
     Operation:
       type: string
       enum: [install, uninstall, override-remove, override-reset, upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize]
@@ -455,12 +482,27 @@ components:
         removed: { type: array, items: { $ref: "#/components/schemas/Package" } }
         upgraded: { type: array, items: { $ref: "#/components/schemas/VersionChange" } }
         downgraded: { type: array, items: { $ref: "#/components/schemas/VersionChange" } }
+    DiffEndpoint:
+      type: object
+      additionalProperties: false
+      required: [label, checksum]
+      properties:
+        label: { type: string, description: "booted deployment, deployment 2, a ref, commit ABC…" }
+        checksum: { type: string, pattern: "^[0-9a-f]{64}$" }
+    PackageDiffReport:
+      type: object
+      additionalProperties: false
+      required: [from, to, diff]
+      properties:
+        from: { $ref: "#/components/schemas/DiffEndpoint" }
+        to: { $ref: "#/components/schemas/DiffEndpoint" }
+        diff: { $ref: "#/components/schemas/PackageDiff" }
     Deployment:
       type: object
       additionalProperties: false
-      description: One deployment of the apt-layer.status/v1 document.
-      required: [index, id, osname, serial, checksum, timestamp, booted, default, staged, pinned, base-checksum,
-                 requested-packages, requested-local-packages, requested-base-removals, layered-packages, kernel-arguments]
+      description: One deployment of the apt-layer.status/v2 document.
+      required: [index, id, osname, serial, checksum, committedAt, booted, default, staged, pinned, baseChecksum,
+                 requestedPackages, requestedLocalPackages, requestedBaseRemovals, layeredPackages, kernelArguments]
       properties:
         index: { type: integer, minimum: 0, description: "Position in boot order; what pin/unpin/db take." }
         id: { type: string, description: "OSNAME-CHECKSUM.SERIAL" }
@@ -468,20 +510,29 @@ components:
         serial: { type: integer }
         checksum: { type: string, pattern: "^[0-9a-f]{64}$" }
         version: { type: string }
-        timestamp: { type: integer, format: int64, description: "Commit time, seconds since the epoch." }
+        committedAt: { type: string, format: date-time, description: "Commit time (RFC 3339, UTC)." }
         origin: { type: string, description: "The base refspec that upgrade follows." }
         booted: { type: boolean }
         default: { type: boolean, description: "First deployment of its stateroot: what boots next." }
         staged: { type: boolean }
         pinned: { type: boolean }
-        base-checksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "Equals checksum when nothing is layered." }
-        base-version: { type: string }
-        base-timestamp: { type: integer, format: int64 }
-        requested-packages: { type: array, items: { type: string } }
-        requested-local-packages: { type: array, items: { type: string, pattern: "^[0-9a-f]{64}:.+_.+_.+$" } }
-        requested-base-removals: { type: array, items: { type: string } }
-        layered-packages: { type: array, items: { type: string, description: "NAME VERSION ARCH" } }
-        kernel-arguments: { type: string }
+        baseChecksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "Equals checksum when nothing is layered." }
+        baseVersion: { type: string }
+        baseCommittedAt: { type: string, format: date-time }
+        requestedPackages: { type: array, items: { type: string }, description: "Package names as requested (install NAME)." }
+        requestedLocalPackages: { type: array, items: { $ref: "#/components/schemas/LocalPackage" } }
+        requestedBaseRemovals: { type: array, items: { type: string } }
+        layeredPackages: { type: array, items: { $ref: "#/components/schemas/Package" }, description: "The requested packages as installed." }
+        kernelArguments: { type: string }
+    LocalPackage:
+      type: object
+      additionalProperties: false
+      description: A .deb file layered by content (a host path or an upload).
+      required: [sha256, name, file]
+      properties:
+        sha256: { type: string, pattern: "^[0-9a-f]{64}$" }
+        name: { type: string }
+        file: { type: string, description: "NAME_VERSION_ARCH" }
     AgentInfo:
       type: object
       additionalProperties: false
@@ -592,12 +643,14 @@ components:
       type: object
       additionalProperties: false
       description: |
-        The apt-layer.status/v1 document: what `apt-layer status --json` prints (locally or through an
+        The apt-layer.status/v2 document: what `apt-layer status --json` prints (locally or through an
         agent) and the agent serves at GET /v1/status. Deployments are in boot order. This schema is the
-        one source; openapi/status-v1.schema.json is generated from it (scripts/status-schema.py).
+        one source; openapi/status-v2.schema.json is generated from it (scripts/status-schema.py).
+        v2 replaced v1's kebab-case keys, epoch-integer timestamps and "NAME VERSION ARCH" strings
+        (docs/api.md, "Deprecations").
       required: [schema, sysroot, deployments]
       properties:
-        schema: { type: string, const: "apt-layer.status/v1" }
+        schema: { type: string, const: "apt-layer.status/v2" }
         sysroot: { type: string, description: "The sysroot directory." }
         deployments:
           type: array

@@ -94,6 +94,17 @@ extension APIProtocol {
         )
         try transport.register(
             {
+                try await server.getOpenAPIDocument(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/openapi.yaml")
+        )
+        try transport.register(
+            {
                 try await server.listTransactions(
                     request: $0,
                     body: $1,
@@ -217,7 +228,7 @@ extension APIProtocol {
 }
 
 fileprivate extension UniversalServer where APIHandler: APIProtocol {
-    /// The apt-layer.status/v1 document, with the agent and its running transaction.
+    /// The apt-layer.status/v2 document, with the agent and its running transaction.
     ///
     /// - Remark: HTTP `GET /v1/status`.
     /// - Remark: Generated from `#/paths//v1/status/get(getStatus)`.
@@ -473,6 +484,8 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
             }
         )
     }
+    /// Package changes between two commits (`apt-layer db diff`).
+    ///
     /// - Remark: HTTP `GET /v1/db/diff`.
     /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)`.
     func getPackageDiff(
@@ -495,14 +508,14 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                         style: .form,
                         explode: true,
                         name: "from",
-                        as: Swift.Int.self
+                        as: Swift.String.self
                     ),
                     to: try converter.getOptionalQueryItemAsURI(
                         in: request.soar_query,
                         style: .form,
                         explode: true,
                         name: "to",
-                        as: Swift.Int.self
+                        as: Swift.String.self
                     )
                 )
                 let headers: Operations.GetPackageDiff.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
@@ -528,6 +541,69 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                             value,
                             headerFields: &response.headerFields,
                             contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .`default`(statusCode, value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: statusCode)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                }
+            }
+        )
+    }
+    /// This document (reader).
+    ///
+    /// - Remark: HTTP `GET /v1/openapi.yaml`.
+    /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)`.
+    func getOpenAPIDocument(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.GetOpenAPIDocument.id,
+            using: {
+                APIHandler.getOpenAPIDocument($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let headers: Operations.GetOpenAPIDocument.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.GetOpenAPIDocument.Input(headers: headers)
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .yaml(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/yaml",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsBinary(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/yaml"
                         )
                     }
                     return (response, body)

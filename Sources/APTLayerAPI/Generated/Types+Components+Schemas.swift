@@ -126,10 +126,22 @@ extension Components {
             public var status: Swift.Int
             /// - Remark: Generated from `#/components/schemas/Problem/detail`.
             public var detail: Swift.String?
+            /// The request path.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Problem/instance`.
+            public var instance: Swift.String?
             /// The transaction the problem is about (409 names the running one).
             ///
             /// - Remark: Generated from `#/components/schemas/Problem/transaction`.
             public var transaction: Swift.String?
+            /// 400/422: the JSON pointer (RFC 6901) of the offending member of the body, or the query parameter as /query/NAME.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Problem/pointer`.
+            public var pointer: Swift.String?
+            /// 400/422: the values the member may take, when they are a closed set.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Problem/allowed`.
+            public var allowed: [Swift.String]?
             /// Creates a new `Problem`.
             ///
             /// - Parameters:
@@ -137,26 +149,38 @@ extension Components {
             ///   - title:
             ///   - status:
             ///   - detail:
+            ///   - instance: The request path.
             ///   - transaction: The transaction the problem is about (409 names the running one).
+            ///   - pointer: 400/422: the JSON pointer (RFC 6901) of the offending member of the body, or the query parameter as /query/NAME.
+            ///   - allowed: 400/422: the values the member may take, when they are a closed set.
             public init(
                 _type: Swift.String,
                 title: Swift.String,
                 status: Swift.Int,
                 detail: Swift.String? = nil,
-                transaction: Swift.String? = nil
+                instance: Swift.String? = nil,
+                transaction: Swift.String? = nil,
+                pointer: Swift.String? = nil,
+                allowed: [Swift.String]? = nil
             ) {
                 self._type = _type
                 self.title = title
                 self.status = status
                 self.detail = detail
+                self.instance = instance
                 self.transaction = transaction
+                self.pointer = pointer
+                self.allowed = allowed
             }
             public enum CodingKeys: String, CodingKey {
                 case _type = "type"
                 case title
                 case status
                 case detail
+                case instance
                 case transaction
+                case pointer
+                case allowed
             }
         }
         /// - Remark: Generated from `#/components/schemas/Operation`.
@@ -848,7 +872,96 @@ extension Components {
                 case downgraded
             }
         }
-        /// One deployment of the apt-layer.status/v1 document.
+        /// - Remark: Generated from `#/components/schemas/DiffEndpoint`.
+        public struct DiffEndpoint: Codable, Hashable, Sendable {
+            /// booted deployment, deployment 2, a ref, commit ABC…
+            ///
+            /// - Remark: Generated from `#/components/schemas/DiffEndpoint/label`.
+            public var label: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DiffEndpoint/checksum`.
+            public var checksum: Swift.String
+            /// Creates a new `DiffEndpoint`.
+            ///
+            /// - Parameters:
+            ///   - label: booted deployment, deployment 2, a ref, commit ABC…
+            ///   - checksum:
+            public init(
+                label: Swift.String,
+                checksum: Swift.String
+            ) {
+                self.label = label
+                self.checksum = checksum
+            }
+            public enum CodingKeys: String, CodingKey {
+                case label
+                case checksum
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.label = try container.decode(
+                    Swift.String.self,
+                    forKey: .label
+                )
+                self.checksum = try container.decode(
+                    Swift.String.self,
+                    forKey: .checksum
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "label",
+                    "checksum"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PackageDiffReport`.
+        public struct PackageDiffReport: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PackageDiffReport/from`.
+            public var from: Components.Schemas.DiffEndpoint
+            /// - Remark: Generated from `#/components/schemas/PackageDiffReport/to`.
+            public var to: Components.Schemas.DiffEndpoint
+            /// - Remark: Generated from `#/components/schemas/PackageDiffReport/diff`.
+            public var diff: Components.Schemas.PackageDiff
+            /// Creates a new `PackageDiffReport`.
+            ///
+            /// - Parameters:
+            ///   - from:
+            ///   - to:
+            ///   - diff:
+            public init(
+                from: Components.Schemas.DiffEndpoint,
+                to: Components.Schemas.DiffEndpoint,
+                diff: Components.Schemas.PackageDiff
+            ) {
+                self.from = from
+                self.to = to
+                self.diff = diff
+            }
+            public enum CodingKeys: String, CodingKey {
+                case from
+                case to
+                case diff
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.from = try container.decode(
+                    Components.Schemas.DiffEndpoint.self,
+                    forKey: .from
+                )
+                self.to = try container.decode(
+                    Components.Schemas.DiffEndpoint.self,
+                    forKey: .to
+                )
+                self.diff = try container.decode(
+                    Components.Schemas.PackageDiff.self,
+                    forKey: .diff
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "from",
+                    "to",
+                    "diff"
+                ])
+            }
+        }
+        /// One deployment of the apt-layer.status/v2 document.
         ///
         /// - Remark: Generated from `#/components/schemas/Deployment`.
         public struct Deployment: Codable, Hashable, Sendable {
@@ -868,10 +981,10 @@ extension Components {
             public var checksum: Swift.String
             /// - Remark: Generated from `#/components/schemas/Deployment/version`.
             public var version: Swift.String?
-            /// Commit time, seconds since the epoch.
+            /// Commit time (RFC 3339, UTC).
             ///
-            /// - Remark: Generated from `#/components/schemas/Deployment/timestamp`.
-            public var timestamp: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/Deployment/committedAt`.
+            public var committedAt: Foundation.Date
             /// The base refspec that upgrade follows.
             ///
             /// - Remark: Generated from `#/components/schemas/Deployment/origin`.
@@ -888,21 +1001,25 @@ extension Components {
             public var pinned: Swift.Bool
             /// Equals checksum when nothing is layered.
             ///
-            /// - Remark: Generated from `#/components/schemas/Deployment/base-checksum`.
+            /// - Remark: Generated from `#/components/schemas/Deployment/baseChecksum`.
             public var baseChecksum: Swift.String
-            /// - Remark: Generated from `#/components/schemas/Deployment/base-version`.
+            /// - Remark: Generated from `#/components/schemas/Deployment/baseVersion`.
             public var baseVersion: Swift.String?
-            /// - Remark: Generated from `#/components/schemas/Deployment/base-timestamp`.
-            public var baseTimestamp: Swift.Int64?
-            /// - Remark: Generated from `#/components/schemas/Deployment/requested-packages`.
+            /// - Remark: Generated from `#/components/schemas/Deployment/baseCommittedAt`.
+            public var baseCommittedAt: Foundation.Date?
+            /// Package names as requested (install NAME).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Deployment/requestedPackages`.
             public var requestedPackages: [Swift.String]
-            /// - Remark: Generated from `#/components/schemas/Deployment/requested-local-packages`.
-            public var requestedLocalPackages: [Swift.String]
-            /// - Remark: Generated from `#/components/schemas/Deployment/requested-base-removals`.
+            /// - Remark: Generated from `#/components/schemas/Deployment/requestedLocalPackages`.
+            public var requestedLocalPackages: [Components.Schemas.LocalPackage]
+            /// - Remark: Generated from `#/components/schemas/Deployment/requestedBaseRemovals`.
             public var requestedBaseRemovals: [Swift.String]
-            /// - Remark: Generated from `#/components/schemas/Deployment/layered-packages`.
-            public var layeredPackages: [Swift.String]
-            /// - Remark: Generated from `#/components/schemas/Deployment/kernel-arguments`.
+            /// The requested packages as installed.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Deployment/layeredPackages`.
+            public var layeredPackages: [Components.Schemas.Package]
+            /// - Remark: Generated from `#/components/schemas/Deployment/kernelArguments`.
             public var kernelArguments: Swift.String
             /// Creates a new `Deployment`.
             ///
@@ -913,7 +1030,7 @@ extension Components {
             ///   - serial:
             ///   - checksum:
             ///   - version:
-            ///   - timestamp: Commit time, seconds since the epoch.
+            ///   - committedAt: Commit time (RFC 3339, UTC).
             ///   - origin: The base refspec that upgrade follows.
             ///   - booted:
             ///   - _default: First deployment of its stateroot: what boots next.
@@ -921,11 +1038,11 @@ extension Components {
             ///   - pinned:
             ///   - baseChecksum: Equals checksum when nothing is layered.
             ///   - baseVersion:
-            ///   - baseTimestamp:
-            ///   - requestedPackages:
+            ///   - baseCommittedAt:
+            ///   - requestedPackages: Package names as requested (install NAME).
             ///   - requestedLocalPackages:
             ///   - requestedBaseRemovals:
-            ///   - layeredPackages:
+            ///   - layeredPackages: The requested packages as installed.
             ///   - kernelArguments:
             public init(
                 index: Swift.Int,
@@ -934,7 +1051,7 @@ extension Components {
                 serial: Swift.Int,
                 checksum: Swift.String,
                 version: Swift.String? = nil,
-                timestamp: Swift.Int64,
+                committedAt: Foundation.Date,
                 origin: Swift.String? = nil,
                 booted: Swift.Bool,
                 _default: Swift.Bool,
@@ -942,11 +1059,11 @@ extension Components {
                 pinned: Swift.Bool,
                 baseChecksum: Swift.String,
                 baseVersion: Swift.String? = nil,
-                baseTimestamp: Swift.Int64? = nil,
+                baseCommittedAt: Foundation.Date? = nil,
                 requestedPackages: [Swift.String],
-                requestedLocalPackages: [Swift.String],
+                requestedLocalPackages: [Components.Schemas.LocalPackage],
                 requestedBaseRemovals: [Swift.String],
-                layeredPackages: [Swift.String],
+                layeredPackages: [Components.Schemas.Package],
                 kernelArguments: Swift.String
             ) {
                 self.index = index
@@ -955,7 +1072,7 @@ extension Components {
                 self.serial = serial
                 self.checksum = checksum
                 self.version = version
-                self.timestamp = timestamp
+                self.committedAt = committedAt
                 self.origin = origin
                 self.booted = booted
                 self._default = _default
@@ -963,7 +1080,7 @@ extension Components {
                 self.pinned = pinned
                 self.baseChecksum = baseChecksum
                 self.baseVersion = baseVersion
-                self.baseTimestamp = baseTimestamp
+                self.baseCommittedAt = baseCommittedAt
                 self.requestedPackages = requestedPackages
                 self.requestedLocalPackages = requestedLocalPackages
                 self.requestedBaseRemovals = requestedBaseRemovals
@@ -977,20 +1094,20 @@ extension Components {
                 case serial
                 case checksum
                 case version
-                case timestamp
+                case committedAt
                 case origin
                 case booted
                 case _default = "default"
                 case staged
                 case pinned
-                case baseChecksum = "base-checksum"
-                case baseVersion = "base-version"
-                case baseTimestamp = "base-timestamp"
-                case requestedPackages = "requested-packages"
-                case requestedLocalPackages = "requested-local-packages"
-                case requestedBaseRemovals = "requested-base-removals"
-                case layeredPackages = "layered-packages"
-                case kernelArguments = "kernel-arguments"
+                case baseChecksum
+                case baseVersion
+                case baseCommittedAt
+                case requestedPackages
+                case requestedLocalPackages
+                case requestedBaseRemovals
+                case layeredPackages
+                case kernelArguments
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -1018,9 +1135,9 @@ extension Components {
                     Swift.String.self,
                     forKey: .version
                 )
-                self.timestamp = try container.decode(
-                    Swift.Int64.self,
-                    forKey: .timestamp
+                self.committedAt = try container.decode(
+                    Foundation.Date.self,
+                    forKey: .committedAt
                 )
                 self.origin = try container.decodeIfPresent(
                     Swift.String.self,
@@ -1050,16 +1167,16 @@ extension Components {
                     Swift.String.self,
                     forKey: .baseVersion
                 )
-                self.baseTimestamp = try container.decodeIfPresent(
-                    Swift.Int64.self,
-                    forKey: .baseTimestamp
+                self.baseCommittedAt = try container.decodeIfPresent(
+                    Foundation.Date.self,
+                    forKey: .baseCommittedAt
                 )
                 self.requestedPackages = try container.decode(
                     [Swift.String].self,
                     forKey: .requestedPackages
                 )
                 self.requestedLocalPackages = try container.decode(
-                    [Swift.String].self,
+                    [Components.Schemas.LocalPackage].self,
                     forKey: .requestedLocalPackages
                 )
                 self.requestedBaseRemovals = try container.decode(
@@ -1067,7 +1184,7 @@ extension Components {
                     forKey: .requestedBaseRemovals
                 )
                 self.layeredPackages = try container.decode(
-                    [Swift.String].self,
+                    [Components.Schemas.Package].self,
                     forKey: .layeredPackages
                 )
                 self.kernelArguments = try container.decode(
@@ -1081,20 +1198,73 @@ extension Components {
                     "serial",
                     "checksum",
                     "version",
-                    "timestamp",
+                    "committedAt",
                     "origin",
                     "booted",
                     "default",
                     "staged",
                     "pinned",
-                    "base-checksum",
-                    "base-version",
-                    "base-timestamp",
-                    "requested-packages",
-                    "requested-local-packages",
-                    "requested-base-removals",
-                    "layered-packages",
-                    "kernel-arguments"
+                    "baseChecksum",
+                    "baseVersion",
+                    "baseCommittedAt",
+                    "requestedPackages",
+                    "requestedLocalPackages",
+                    "requestedBaseRemovals",
+                    "layeredPackages",
+                    "kernelArguments"
+                ])
+            }
+        }
+        /// A .deb file layered by content (a host path or an upload).
+        ///
+        /// - Remark: Generated from `#/components/schemas/LocalPackage`.
+        public struct LocalPackage: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/LocalPackage/sha256`.
+            public var sha256: Swift.String
+            /// - Remark: Generated from `#/components/schemas/LocalPackage/name`.
+            public var name: Swift.String
+            /// NAME_VERSION_ARCH
+            ///
+            /// - Remark: Generated from `#/components/schemas/LocalPackage/file`.
+            public var file: Swift.String
+            /// Creates a new `LocalPackage`.
+            ///
+            /// - Parameters:
+            ///   - sha256:
+            ///   - name:
+            ///   - file: NAME_VERSION_ARCH
+            public init(
+                sha256: Swift.String,
+                name: Swift.String,
+                file: Swift.String
+            ) {
+                self.sha256 = sha256
+                self.name = name
+                self.file = file
+            }
+            public enum CodingKeys: String, CodingKey {
+                case sha256
+                case name
+                case file
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.sha256 = try container.decode(
+                    Swift.String.self,
+                    forKey: .sha256
+                )
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.file = try container.decode(
+                    Swift.String.self,
+                    forKey: .file
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "sha256",
+                    "name",
+                    "file"
                 ])
             }
         }
@@ -1901,16 +2071,18 @@ extension Components {
                 ])
             }
         }
-        /// The apt-layer.status/v1 document: what `apt-layer status --json` prints (locally or through an
+        /// The apt-layer.status/v2 document: what `apt-layer status --json` prints (locally or through an
         /// agent) and the agent serves at GET /v1/status. Deployments are in boot order. This schema is the
-        /// one source; openapi/status-v1.schema.json is generated from it (scripts/status-schema.py).
+        /// one source; openapi/status-v2.schema.json is generated from it (scripts/status-schema.py).
+        /// v2 replaced v1's kebab-case keys, epoch-integer timestamps and "NAME VERSION ARCH" strings
+        /// (docs/api.md, "Deprecations").
         ///
         ///
         /// - Remark: Generated from `#/components/schemas/StatusDocument`.
         public struct StatusDocument: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/StatusDocument/schema`.
             @frozen public enum SchemaPayload: String, Codable, Hashable, Sendable, CaseIterable {
-                case aptLayer_statusV1 = "apt-layer.status/v1"
+                case aptLayer_statusV2 = "apt-layer.status/v2"
             }
             /// - Remark: Generated from `#/components/schemas/StatusDocument/schema`.
             public var schema: Components.Schemas.StatusDocument.SchemaPayload

@@ -18,7 +18,7 @@ public import struct Foundation.Data
 public import struct Foundation.Date
 /// API operations, with input and output types, generated from `#/paths` in the OpenAPI document.
 public enum Operations {
-    /// The apt-layer.status/v1 document, with the agent and its running transaction.
+    /// The apt-layer.status/v2 document, with the agent and its running transaction.
     ///
     /// - Remark: HTTP `GET /v1/status`.
     /// - Remark: Generated from `#/paths//v1/status/get(getStatus)`.
@@ -74,7 +74,7 @@ public enum Operations {
                     self.body = body
                 }
             }
-            /// Status (the same document `apt-layer status --json` prints; JSON Schema in openapi/status-v1.schema.json).
+            /// Status (the same document `apt-layer status --json` prints; JSON Schema in openapi/status-v2.schema.json).
             ///
             /// - Remark: Generated from `#/paths//v1/status/get(getStatus)/responses/200`.
             ///
@@ -617,6 +617,8 @@ public enum Operations {
             }
         }
     }
+    /// Package changes between two commits (`apt-layer db diff`).
+    ///
     /// - Remark: HTTP `GET /v1/db/diff`.
     /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)`.
     public enum GetPackageDiff {
@@ -624,18 +626,22 @@ public enum Operations {
         public struct Input: Sendable, Hashable {
             /// - Remark: Generated from `#/paths/v1/db/diff/GET/query`.
             public struct Query: Sendable, Hashable {
+                /// A deployment index, a (prefix of a) deployment's checksum, a ref or a commit checksum (default the booted deployment, else the rollback).
+                ///
                 /// - Remark: Generated from `#/paths/v1/db/diff/GET/query/from`.
-                public var from: Swift.Int?
+                public var from: Swift.String?
+                /// The same forms (default the stateroot's default deployment, the pending one on a booted host).
+                ///
                 /// - Remark: Generated from `#/paths/v1/db/diff/GET/query/to`.
-                public var to: Swift.Int?
+                public var to: Swift.String?
                 /// Creates a new `Query`.
                 ///
                 /// - Parameters:
-                ///   - from:
-                ///   - to:
+                ///   - from: A deployment index, a (prefix of a) deployment's checksum, a ref or a commit checksum (default the booted deployment, else the rollback).
+                ///   - to: The same forms (default the stateroot's default deployment, the pending one on a booted host).
                 public init(
-                    from: Swift.Int? = nil,
-                    to: Swift.Int? = nil
+                    from: Swift.String? = nil,
+                    to: Swift.String? = nil
                 ) {
                     self.from = from
                     self.to = to
@@ -672,12 +678,12 @@ public enum Operations {
                 /// - Remark: Generated from `#/paths/v1/db/diff/GET/responses/200/content`.
                 @frozen public enum Body: Sendable, Hashable {
                     /// - Remark: Generated from `#/paths/v1/db/diff/GET/responses/200/content/application\/json`.
-                    case json(Components.Schemas.PackageDiff)
+                    case json(Components.Schemas.PackageDiffReport)
                     /// The associated value of the enum case if `self` is `.json`.
                     ///
                     /// - Throws: An error if `self` is not `.json`.
                     /// - SeeAlso: `.json`.
-                    public var json: Components.Schemas.PackageDiff {
+                    public var json: Components.Schemas.PackageDiffReport {
                         get throws {
                             switch self {
                             case let .json(body):
@@ -696,7 +702,7 @@ public enum Operations {
                     self.body = body
                 }
             }
-            /// Package changes between two deployments.
+            /// The two commits compared and the package changes between them.
             ///
             /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)/responses/200`.
             ///
@@ -770,6 +776,141 @@ public enum Operations {
             public static var allCases: [Self] {
                 [
                     .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// This document (reader).
+    ///
+    /// - Remark: HTTP `GET /v1/openapi.yaml`.
+    /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)`.
+    public enum GetOpenAPIDocument {
+        public static let id: Swift.String = "getOpenAPIDocument"
+        public struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/openapi.yaml/GET/header`.
+            public struct Headers: Sendable, Hashable {
+                public var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetOpenAPIDocument.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                public init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetOpenAPIDocument.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            public var headers: Operations.GetOpenAPIDocument.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - headers:
+            public init(headers: Operations.GetOpenAPIDocument.Input.Headers = .init()) {
+                self.headers = headers
+            }
+        }
+        @frozen public enum Output: Sendable, Hashable {
+            public struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/openapi.yaml/GET/responses/200/content`.
+                @frozen public enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/openapi.yaml/GET/responses/200/content/application\/yaml`.
+                    case yaml(OpenAPIRuntime.HTTPBody)
+                    /// The associated value of the enum case if `self` is `.yaml`.
+                    ///
+                    /// - Throws: An error if `self` is not `.yaml`.
+                    /// - SeeAlso: `.yaml`.
+                    public var yaml: OpenAPIRuntime.HTTPBody {
+                        get throws {
+                            switch self {
+                            case let .yaml(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                public var body: Operations.GetOpenAPIDocument.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                public init(body: Operations.GetOpenAPIDocument.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The OpenAPI 3.1 document the agent was built from.
+            ///
+            /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetOpenAPIDocument.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            public var ok: Operations.GetOpenAPIDocument.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem document.
+            ///
+            /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)/responses/default`.
+            ///
+            /// HTTP response code: `default`.
+            case `default`(statusCode: Swift.Int, Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.`default``.
+            ///
+            /// - Throws: An error if `self` is not `.`default``.
+            /// - SeeAlso: `.`default``.
+            public var `default`: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .`default`(_, response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "default",
+                            response: self
+                        )
+                    }
+                }
+            }
+        }
+        @frozen public enum AcceptableContentType: AcceptableProtocol {
+            case yaml
+            case applicationProblemJson
+            case other(Swift.String)
+            public init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/yaml":
+                    self = .yaml
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            public var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .yaml:
+                    return "application/yaml"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            public static var allCases: [Self] {
+                [
+                    .yaml,
                     .applicationProblemJson
                 ]
             }

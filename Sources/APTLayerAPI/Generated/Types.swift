@@ -18,7 +18,7 @@ public import struct Foundation.Data
 public import struct Foundation.Date
 /// A type that performs HTTP operations defined by the OpenAPI document.
 public protocol APIProtocol: Sendable {
-    /// The apt-layer.status/v1 document, with the agent and its running transaction.
+    /// The apt-layer.status/v2 document, with the agent and its running transaction.
     ///
     /// - Remark: HTTP `GET /v1/status`.
     /// - Remark: Generated from `#/paths//v1/status/get(getStatus)`.
@@ -34,9 +34,16 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/deployments/{index}/packages`.
     /// - Remark: Generated from `#/paths//v1/deployments/{index}/packages/get(listDeploymentPackages)`.
     func listDeploymentPackages(_ input: Operations.ListDeploymentPackages.Input) async throws -> Operations.ListDeploymentPackages.Output
+    /// Package changes between two commits (`apt-layer db diff`).
+    ///
     /// - Remark: HTTP `GET /v1/db/diff`.
     /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)`.
     func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output
+    /// This document (reader).
+    ///
+    /// - Remark: HTTP `GET /v1/openapi.yaml`.
+    /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)`.
+    func getOpenAPIDocument(_ input: Operations.GetOpenAPIDocument.Input) async throws -> Operations.GetOpenAPIDocument.Output
     /// Journal history, newest first, cursor pagination.
     ///
     /// - Remark: HTTP `GET /v1/transactions`.
@@ -97,7 +104,7 @@ public protocol APIProtocol: Sendable {
 
 /// Convenience overloads for operation inputs.
 extension APIProtocol {
-    /// The apt-layer.status/v1 document, with the agent and its running transaction.
+    /// The apt-layer.status/v2 document, with the agent and its running transaction.
     ///
     /// - Remark: HTTP `GET /v1/status`.
     /// - Remark: Generated from `#/paths//v1/status/get(getStatus)`.
@@ -127,6 +134,8 @@ extension APIProtocol {
             headers: headers
         ))
     }
+    /// Package changes between two commits (`apt-layer db diff`).
+    ///
     /// - Remark: HTTP `GET /v1/db/diff`.
     /// - Remark: Generated from `#/paths//v1/db/diff/get(getPackageDiff)`.
     public func getPackageDiff(
@@ -137,6 +146,13 @@ extension APIProtocol {
             query: query,
             headers: headers
         ))
+    }
+    /// This document (reader).
+    ///
+    /// - Remark: HTTP `GET /v1/openapi.yaml`.
+    /// - Remark: Generated from `#/paths//v1/openapi.yaml/get(getOpenAPIDocument)`.
+    public func getOpenAPIDocument(headers: Operations.GetOpenAPIDocument.Input.Headers = .init()) async throws -> Operations.GetOpenAPIDocument.Output {
+        try await getOpenAPIDocument(Operations.GetOpenAPIDocument.Input(headers: headers))
     }
     /// Journal history, newest first, cursor pagination.
     ///

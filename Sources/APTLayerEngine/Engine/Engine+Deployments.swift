@@ -24,8 +24,13 @@ extension Engine {
             } catch {
                 throw EngineError.wrap(error, "roll back")
             }
+            let repo = try? sysroot.repo()
+            let diff = repo.flatMap { repo in
+                try? PackageDiff(from: packages(ofCommit: current.checksum, repo: repo), to: packages(ofCommit: target.checksum, repo: repo))
+            }
             return ChangeResult(
-                changed: true, summary: "Moving \(target.checksum.prefix(12)).\(target.serial) to be the default.", checksum: target.checksum)
+                changed: true, summary: "Moving \(target.checksum.prefix(12)).\(target.serial) to be the default.", diff: diff,
+                checksum: target.checksum)
         }
     }
 
@@ -86,21 +91,24 @@ extension Engine {
             var kargs = KernelArguments(current.kernelArguments)
             let before = kargs
             try kargs.apply(edits)
-            if kargs == before { return ChangeResult(changed: false, summary: "Kernel arguments unchanged: \(kargs.description)") }
+            if kargs == before {
+                return ChangeResult(changed: false, summary: "Kernel arguments unchanged: \(KernelArguments.userVisible(kargs.description))")
+            }
             guard let keyFile = current.origin, let origin = Origin(keyFile: keyFile) else {
                 throw EngineError(.invalidArgument, "deployment has no origin")
             }
             try writeDeployment(
                 sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: current,
                 accounts: [:], kernelArguments: kargs.arguments, token: token)
-            return ChangeResult(changed: true, summary: "Kernel arguments: \(kargs.description)", checksum: current.checksum)
+            return ChangeResult(
+                changed: true, summary: "Kernel arguments: \(KernelArguments.userVisible(kargs.description))", checksum: current.checksum)
         }
     }
 
     /// The kernel arguments of the default deployment.
     public func currentKernelArguments() throws -> String {
         let sysroot = try openSysroot()
-        return deployments(sysroot, try osname(sysroot)).first?.kernelArguments ?? ""
+        return KernelArguments.userVisible(deployments(sysroot, try osname(sysroot)).first?.kernelArguments ?? "")
     }
 
     /// Unlocks a staged deployment's finalization so it is applied at the next shutdown.

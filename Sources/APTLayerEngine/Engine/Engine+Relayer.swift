@@ -44,15 +44,20 @@ extension Engine {
             if let adjust { origin = adjust(origin, baseChecksum) }
             try token.check()
 
+            // Diffs are against the deployment this change replaces, as rpm-ostree prints them.
+            let before = try currentCommit.map { try packages(ofCommit: $0.checksum, repo: repo) } ?? []
             let target: String
-            var diff: PackageDiff?
+            let diff: PackageDiff
             var accounts: [String: [String]] = [:]
             if origin.requested.isEmpty {
                 if currentCommit?.checksum == baseChecksum && origin == currentOrigin {
                     return ChangeResult(changed: false, summary: "No change.")
                 }
+                diff = PackageDiff(from: before, to: try packages(ofCommit: baseChecksum, repo: repo))
                 if flags.dryRun {
-                    return ChangeResult(changed: true, summary: "Would deploy base \(baseChecksum.prefix(12)) with nothing layered.")
+                    return ChangeResult(
+                        changed: true, summary: "Would deploy base \(baseChecksum.prefix(12)) with nothing layered: \(Self.describe(diff)).",
+                        diff: diff)
                 }
                 target = baseChecksum
             } else {
@@ -66,11 +71,12 @@ extension Engine {
                 switch try builder.build(request) {
                 case .unchanged:
                     return ChangeResult(changed: false, summary: "No change.")
-                case .planned(let planned):
+                case .planned(let packages):
+                    let planned = PackageDiff(from: before, to: packages)
                     return ChangeResult(changed: true, summary: "Would change \(Self.describe(planned)).", diff: planned)
                 case .built(let build):
                     target = build.checksum
-                    diff = build.diff
+                    diff = PackageDiff(from: before, to: build.packages)
                     accounts = build.newAccounts
                 }
             }

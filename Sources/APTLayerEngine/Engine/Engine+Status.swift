@@ -32,10 +32,10 @@ extension Engine {
                     origin: origin?.baseRefspec, booted: booted.map(d.isSame) ?? false, default: isDefault, staged: d.isStaged,
                     pinned: d.isPinned, baseChecksum: base, baseVersion: baseCommit?.string(Layout.Key.version),
                     baseTimestamp: baseCommit?.timestamp, requestedPackages: origin?.requested.packages ?? [],
-                    requestedLocalPackages: origin?.requested.localPackages.map(\.recordForm) ?? [],
+                    requestedLocalPackages: origin?.requested.localPackages ?? [],
                     requestedBaseRemovals: origin?.requested.removals ?? [],
-                    layeredPackages: pkglist.filter { layered.contains($0.name) }.map(\.metadataForm),
-                    kernelArguments: d.kernelArguments))
+                    layeredPackages: pkglist.filter { layered.contains($0.name) },
+                    kernelArguments: KernelArguments.userVisible(d.kernelArguments)))
         }
         return StatusDocument(sysroot: options.sysroot, deployments: list)
     }
@@ -54,17 +54,5 @@ extension Engine {
         }
         let status = FileTree.read("\(sysroot.directory(of: chosen))/\(Layout.dpkgDatabase)/status") ?? ""
         return Package.installed(statusFile: status)
-    }
-
-    /// The package changes between two deployments (default: booted, else the rollback → the default).
-    public func packageDiff(from: Int?, to: Int?) throws -> PackageDiff {
-        let sysroot = try openSysroot()
-        let all = sysroot.deployments
-        let bootedIndex = sysroot.booted.flatMap { b in all.firstIndex { $0.isSame(as: b) } }
-        let toIndex = to ?? 0
-        guard let fromIndex = from ?? bootedIndex ?? (all.count > 1 ? 1 : nil) else {
-            throw EngineError(.notFound, "only one deployment: there is no other deployment to compare with")
-        }
-        return PackageDiff(from: try packages(deployment: fromIndex), to: try packages(deployment: toIndex))
     }
 }

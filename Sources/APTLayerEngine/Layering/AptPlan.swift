@@ -33,13 +33,12 @@ struct AptPlan: Sendable, Equatable {
         installs.map { "inst \($0.metadataForm)" } + removals.map { "remv \($0)" }
     }
 
-    /// The change this plan makes to `base`.
-    func diff(against base: [Package]) -> PackageDiff {
+    /// The package set this plan makes of `base`.
+    func applied(to base: [Package]) -> [Package] {
         let removed = Set(removals)
         var after = base.filter { !removed.contains($0.name) }
         let installed = Set(installs.map(\.name))
         after.removeAll { installed.contains($0.name) }
-        after += installs
-        return PackageDiff(from: base, to: after)
+        return after + installs
     }
 }

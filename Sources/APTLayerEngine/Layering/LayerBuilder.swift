@@ -26,14 +26,16 @@ struct LayerBuilder {
     /// A finished build.
     struct Build {
         var checksum: String
-        var diff: PackageDiff
+        /// The packages of the new tree.
+        var packages: [Package]
         /// Account lines (per file) created by maintainer scripts, to carry into the new /etc.
         var newAccounts: [String: [String]]
     }
 
     enum Outcome {
         case unchanged
-        case planned(PackageDiff)
+        /// A dry run: the package set the build would produce.
+        case planned([Package])
         case built(Build)
     }
 
@@ -80,8 +82,7 @@ struct LayerBuilder {
         try check(plan, request)
         let inputs = inputsSHA256(request, plan: plan)
         if inputs == request.currentInputsSHA256 { return .unchanged }
-        let diff = plan.diff(against: basePackages)
-        if request.dryRun { return .planned(diff) }
+        if request.dryRun { return .planned(plan.applied(to: basePackages)) }
 
         try apt.install(arguments, expected: plan.installs.count + plan.removals.count)
         try apt.finishAndAudit()
@@ -116,7 +117,7 @@ struct LayerBuilder {
             throw EngineError.wrap(error, "commit layered tree")
         }
         FaultPoint.hit("after-commit")
-        return .built(Build(checksum: checksum, diff: PackageDiff(from: basePackages, to: packages), newAccounts: accounts))
+        return .built(Build(checksum: checksum, packages: packages, newAccounts: accounts))
     }
 
     private func validate(_ requested: RequestedState, basePackages: [Package]) throws {

@@ -22,6 +22,12 @@ public struct KernelArguments: Equatable, Sendable, CustomStringConvertible {
     public static let maximumArgumentLength = 1024
 
     /// Splits a command line on spaces outside double quotes (`dyndbg="file a.c +p"` is one word).
+    /// The command line without libostree's own `ostree=` argument, which libostree writes at
+    /// deploy time and no one may edit: what `kargs` and `status` show.
+    public static func userVisible(_ commandLine: String) -> String {
+        commandLine.split(separator: " ").filter { !$0.hasPrefix("ostree=") }.joined(separator: " ")
+    }
+
     public init(_ commandLine: String) {
         var words: [String] = []
         var word = ""
