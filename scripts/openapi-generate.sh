@@ -22,6 +22,8 @@ rm "$tmp/log"
   echo "/// The API's OpenAPI document, byte for byte as committed in \`openapi/openapi.yaml\`."
   echo "public let openAPIDocument = #\"\"\""
   cat openapi/openapi.yaml
+  # The literal drops the newline before its closing delimiter: this blank line keeps the file's last one.
+  echo
   echo "\"\"\"#"
 } > "$tmp/OpenAPIDocument.swift"
 if [ "${1:-}" = --check ]; then

@@ -36,6 +36,20 @@ public struct AgentProblem: Error, Sendable, CustomStringConvertible {
     public var type: String { "urn:apt-layer:problem:\(slug)" }
     public var description: String { "\(status) \(title)\(detail.map { ": \($0)" } ?? "")" }
 
+    /// The documented type of a status the HTTP layer (not a handler) answers with.
+    static func slug(forStatus status: Int) -> String {
+        switch status {
+        case 404: "not-found"
+        case 405: "method-not-allowed"
+        case 406: "not-acceptable"
+        case 408: "request-timeout"
+        case 413: "body-too-large"
+        case 415: "unsupported-media-type"
+        case 400..<500: "bad-request"
+        default: "internal"
+        }
+    }
+
     static func badRequest(_ detail: String) -> AgentProblem { .init(status: 400, slug: "bad-request", title: "Bad request", detail: detail) }
     /// A request that matches the schema but names an operation that cannot be done as asked
     /// (an argument that does not apply, a hostile kernel argument, an internal ref): 422.

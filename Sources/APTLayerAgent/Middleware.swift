@@ -75,7 +75,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 let status = server.httpStatus.code
                 return status >= 500 || status == 400
                     ? .badRequest("\(server.causeDescription): \(detail)")
-                    : AgentProblem(status: status, slug: "http-\(status)", title: server.httpStatus.reasonPhrase, detail: detail)
+                    : AgentProblem(status: status, slug: AgentProblem.slug(forStatus: status), title: server.httpStatus.reasonPhrase, detail: detail)
             }
             return AgentProblem(
                 status: 500, slug: "internal", title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
@@ -85,7 +85,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         if let http = error as? HTTPError {
             return AgentProblem(
-                status: http.status.code, slug: http.status.code == 413 ? "body-too-large" : "http-\(http.status.code)",
+                status: http.status.code, slug: AgentProblem.slug(forStatus: http.status.code),
                 title: http.status.reasonPhrase, detail: http.body)
         }
         return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: "the agent failed", cause: error)

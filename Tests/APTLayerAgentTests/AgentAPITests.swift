@@ -10,7 +10,7 @@ struct AgentAPITests {
         #expect(try agent.request("GET", "/v1/status", as: "rogue").status < 0)  // another CA
         let status = try agent.request("GET", "/v1/status", as: "reader")
         #expect(status.status == 200)
-        #expect(status.json["schema"] as? String == "apt-layer.status/v1")
+        #expect(status.json["schema"] as? String == "apt-layer.status/v2")
         #expect((status.json["deployments"] as? [Any])?.count == 1)
         let forbidden = try agent.request("POST", "/v1/transactions", as: "reader", body: #"{"operation":"rollback"}"#)
         #expect(forbidden.status == 403)
@@ -132,7 +132,7 @@ struct AgentAPITests {
         // The status the API serves follows the sysroot, also after changes made outside the agent.
         func defaultKargs() throws -> String {
             let deployments = try agent.request("GET", "/v1/deployments", as: "reader").json["deployments"] as? [[String: Any]]
-            return deployments?.first?["kernel-arguments"] as? String ?? ""
+            return deployments?.first?["kernelArguments"] as? String ?? ""
         }
         #expect(try defaultKargs().hasSuffix("c=1"))
         try Shell.run("\(Paths.cli) rollback -q --local --sysroot \(agent.bed.sysroot)", environment: TestBed.environment)

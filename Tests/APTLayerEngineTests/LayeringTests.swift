@@ -38,9 +38,13 @@ struct LayeringTests {
         #expect(!again.changed)
         #expect(try bed.status == before)
         #expect(throws: EngineError.self) { try bed.engine().install(["fixture-app"]) }
-        let (code, _) = try Shell.status(
+        // rpm-ostree's habit: a no-op exits 0, and 77 only when asked (`set -e` scripts keep working).
+        let (code, output) = try Shell.status(
             "\(Paths.cli) install --idempotent -q --sysroot \(bed.sysroot) fixture-app", environment: TestBed.environment)
-        #expect(code == 77)
+        #expect(code == 0 && output.contains("No change."), "\(output)")
+        let (asked, _) = try Shell.status(
+            "\(Paths.cli) install --idempotent -q --unchanged-exit-77 --sysroot \(bed.sysroot) fixture-app", environment: TestBed.environment)
+        #expect(asked == 77)
     }
 
     @Test func uninstallReturnsToTheBase() throws {
@@ -60,7 +64,7 @@ struct LayeringTests {
         _ = try bed.engine().install([file])
         let status = try bed.status
         let sha = try Shell.run("sha256sum \(file) | cut -d' ' -f1").trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(status.deployments[0].requestedLocalPackages == ["\(sha):fixture-local_1.0_all"])
+        #expect(status.deployments[0].requestedLocalPackages.map(\.recordForm) == ["\(sha):fixture-local_1.0_all"])
         #expect(FileManager.default.fileExists(atPath: "\(bed.sysroot)/ostree/apt-layer/local/\(sha)_fixture-local_1.0_all.deb"))
         let newBase = try bed.composeBase(version: "2.0", note: "2")
         _ = try bed.engine().upgrade()
@@ -193,12 +197,55 @@ struct LayeringTests {
     @Test func dbDiffBetweenDeployments() throws {
         let bed = try TestBed()
         _ = try bed.engine().install(["fixture-app"])
-        let diff = try bed.engine().packageDiff(from: 1, to: 0)
-        #expect(diff.added.map(\.name) == ["fixture-app", "fixture-lib"])
-        #expect(diff.removed.isEmpty)
+        let report = try bed.engine().packageDiff(from: "1", to: "0")
+        #expect(report.diff.added.map(\.name) == ["fixture-app", "fixture-lib"])
+        #expect(report.diff.removed.isEmpty)
         let (code, output) = try Shell.status("\(Paths.cli) db diff --sysroot \(bed.sysroot)", environment: TestBed.environment)
         #expect(code == 0)
-        #expect(output.contains("+ fixture-app 1.0 all"))
+        let status = try bed.status
+        #expect(
+            output
+                == """
+                ostree diff commit from: rollback deployment (\(status.deployments[1].checksum))
+                ostree diff commit to:   pending deployment (\(status.deployments[0].checksum))
+                Added:
+                  fixture-app 1.0 all
+                  fixture-lib 1.0 all
+
+                """, "\(output)")
+        // Selectors: a checksum prefix of a deployment, a ref, a full commit checksum; bad ones are one line.
+        let base = status.deployments[1].checksum
+        let byRef = try bed.engine().packageDiff(from: "apt-layer/base/\(base)", to: String(status.deployments[0].checksum.prefix(10)))
+        #expect(byRef.diff == report.diff && byRef.from.checksum == base && byRef.from.label == "apt-layer/base/\(base)")
+        #expect(try bed.engine().packageDiff(from: base, to: "0").diff == report.diff)
+        let (bad, message) = try Shell.status("\(Paths.cli) db diff --sysroot \(bed.sysroot) 7 2>&1", environment: TestBed.environment)
+        #expect(bad == 1 && message == "error: no deployment at index 7 (there are 2)\n", "\(message)")
+        let (unknown, why) = try Shell.status("\(Paths.cli) db diff --sysroot \(bed.sysroot) no/such-ref 0 2>&1", environment: TestBed.environment)
+        #expect(unknown == 1 && why.hasPrefix("error: no/such-ref is not a deployment index") && why.split(separator: "\n").count == 1, "\(why)")
+    }
+
+    /// The finding of issue 11: a change's diff is against the deployment it replaces, not the
+    /// base; an uninstall lists what it removes, a dry run the names it would add.
+    @Test func changesPrintTheirDiffAgainstTheReplacedDeployment() throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-app", "fixture-vardir"])
+        let env = TestBed.environment
+        let dry = try Shell.status("\(Paths.cli) install -q -n --sysroot \(bed.sysroot) fixture-conf", environment: env)
+        #expect(dry.0 == 0)
+        #expect(dry.1 == "Added:\n  fixture-conf 1.0 all\nWould change 1 added.\n", "\(dry.1)")
+        let removal = try Shell.status("\(Paths.cli) uninstall -q --sysroot \(bed.sysroot) fixture-vardir", environment: env)
+        #expect(removal.0 == 0)
+        #expect(removal.1.hasPrefix("Removed:\n  fixture-vardir 1.0 all\nDeployed "), "\(removal.1)")
+        #expect(!removal.1.contains("Added:"), "\(removal.1)")
+        #expect(removal.1.hasSuffix("Changes queued for next boot. Run \"systemctl reboot\" to start a reboot.\n"), "\(removal.1)")
+        let rollback = try Shell.status("\(Paths.cli) rollback -q --sysroot \(bed.sysroot)", environment: env)
+        #expect(rollback.1.hasPrefix("Added:\n  fixture-vardir 1.0 all\nMoving "), "\(rollback.1)")
+        // status: State:, the Diff: line on the deployment that boots next, -b and -v.
+        let text = try Shell.run("\(Paths.cli) status --sysroot \(bed.sysroot)", environment: env)
+        #expect(text.hasPrefix("State: idle\nDeployments:\n→ [0] "), "\(text)")
+        #expect(text.contains("                Diff: 1 added\n"), "\(text)")
+        let verbose = try Shell.run("\(Paths.cli) status -v -b --sysroot \(bed.sysroot)", environment: env)
+        #expect(!verbose.contains("[0]") && !verbose.contains("KernelArguments: ostree="), "\(verbose)")
     }
 
     @Test func etcEditMadeBeforeInstallSurvives() throws {

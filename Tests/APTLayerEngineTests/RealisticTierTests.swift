@@ -43,7 +43,7 @@ struct RealisticTierTests {
         let dir = try bed.deploymentDirectory()
         let passwd = try String(contentsOfFile: "\(dir)/etc/passwd", encoding: .utf8)
         #expect(passwd.contains("admin:x:1000") && passwd.contains("svcuser:"))
-        #expect(try bed.engine().packageDiff(from: 1, to: 0).added.contains { $0.name == "curl" })
+        #expect(try bed.engine().packageDiff(from: "1", to: "0").diff.added.contains { $0.name == "curl" })
         #expect(bed.leftovers.isEmpty)
 
         // Smoke boot: the deployment as /, /usr read-only, the stateroot's /var, tmpfiles applied.

@@ -403,9 +403,9 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
             h["finalizes"] = len(fin)
             status = self.get(h, "/v1/status") or {}
             booted = [d for d in status.get("deployments", []) if d.get("booted")]
-            h["booted"] = booted[0].get("base-checksum") if booted else None
-            h["default"] = (status.get("deployments") or [{}])[0].get("base-checksum")
-            h["layered"] = booted[0].get("requested-packages") if booted else None
+            h["booted"] = booted[0].get("baseChecksum") if booted else None
+            h["default"] = (status.get("deployments") or [{}])[0].get("baseChecksum")
+            h["layered"] = booted[0].get("requestedPackages") if booted else None
         self.check("each host is in the wave the pinned algorithm predicts (independent Python)", wave_ok)
         self.check("no host finalized before its wave start", start_ok,
                    ", ".join(f"{w}: first {first[w] - published:.0f}s after publish" for w in sorted(first)))

@@ -657,4 +657,5 @@ components:
           items: { $ref: "#/components/schemas/Deployment" }
         agent: { $ref: "#/components/schemas/AgentInfo" }
         transaction: { $ref: "#/components/schemas/Transaction" }
+
 """#
