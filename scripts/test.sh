@@ -37,7 +37,12 @@ swift test --skip-build --filter APTLayerEngineTests --skip ComposeImageTests
 # compose image mounts, formats and writes a disk image synchronously: alone, like the other
 # long synchronous tiers, so the engine tests' polling of dpkg is not starved.
 swift test --skip-build --filter ComposeImageTests
-swift test --skip-build --filter APTLayerAgentTests --skip SchemathesisTests --skip TelemetryAgentTests --skip PrometheusTierTests
+swift test --skip-build --filter APTLayerAgentTests --skip SchemathesisTests --skip TelemetryAgentTests --skip PrometheusTierTests \
+  --skip CLIHabitsTests
+# The CLI habits suite runs many CLI processes from synchronous tests: alone, for the same reason.
+swift test --skip-build --filter CLIHabitsTests
+# The README's demo as a newcomer meets it: taken ports, Ctrl-C, an agent that cannot start.
+python3 Tests/Fixtures/test_demo.py
 # The telemetry tiers hold several agents, nginx, a receiver and Prometheus in long synchronous
 # tests: alone, so they starve no async test's polling.
 swift test --skip-build --filter "TelemetryAgentTests|PrometheusTierTests"

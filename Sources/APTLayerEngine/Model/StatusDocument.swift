@@ -1,7 +1,10 @@
+import Foundation
+import Glibc
+
 /// The engine's view of the `apt-layer.status/v2` document. What the CLI prints and the agent
 /// serves is the API's `StatusDocument` (openapi/openapi.yaml, the one source of the schema), made
 /// from this; its JSON Schema is generated into `openapi/status-v2.schema.json`.
-public struct StatusDocument: Codable, Sendable, Equatable {
+public struct StatusDocument: Encodable, Sendable, Equatable {
     /// Always `apt-layer.status/v2`.
     public var schema = "apt-layer.status/v2"
     /// The sysroot directory.
@@ -10,7 +13,7 @@ public struct StatusDocument: Codable, Sendable, Equatable {
     public var deployments: [DeploymentStatus]
 
     /// One deployment.
-    public struct DeploymentStatus: Codable, Sendable, Equatable {
+    public struct DeploymentStatus: Encodable, Sendable, Equatable {
         public var index: Int
         public var id: String
         public var osname: String
@@ -32,5 +35,54 @@ public struct StatusDocument: Codable, Sendable, Equatable {
         public var layeredPackages: [Package]
         public var kernelArguments: String
 
+
+        enum CodingKeys: String, CodingKey {
+            case index, id, osname, serial, checksum, version, committedAt, origin, booted, `default`, staged, pinned, baseChecksum
+            case baseVersion, baseCommittedAt, requestedPackages, requestedLocalPackages, requestedBaseRemovals, layeredPackages
+            case kernelArguments
+        }
+
+        enum LocalPackageKeys: String, CodingKey { case sha256, name, file }
+
+        /// The `apt-layer.status/v2` form (docs/api.md): RFC 3339 times, package objects.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(id, forKey: .id)
+            try c.encode(osname, forKey: .osname)
+            try c.encode(serial, forKey: .serial)
+            try c.encode(checksum, forKey: .checksum)
+            try c.encodeIfPresent(version, forKey: .version)
+            try c.encode(Self.rfc3339(timestamp), forKey: .committedAt)
+            try c.encodeIfPresent(origin, forKey: .origin)
+            try c.encode(booted, forKey: .booted)
+            try c.encode(self.default, forKey: .default)
+            try c.encode(staged, forKey: .staged)
+            try c.encode(pinned, forKey: .pinned)
+            try c.encode(baseChecksum, forKey: .baseChecksum)
+            try c.encodeIfPresent(baseVersion, forKey: .baseVersion)
+            try c.encodeIfPresent(baseTimestamp.map(Self.rfc3339), forKey: .baseCommittedAt)
+            try c.encode(requestedPackages, forKey: .requestedPackages)
+            var local = c.nestedUnkeyedContainer(forKey: .requestedLocalPackages)
+            for p in requestedLocalPackages {
+                var o = local.nestedContainer(keyedBy: LocalPackageKeys.self)
+                try o.encode(p.sha256, forKey: .sha256)
+                try o.encode(p.name, forKey: .name)
+                try o.encode(p.nameVersionArch, forKey: .file)
+            }
+            try c.encode(requestedBaseRemovals, forKey: .requestedBaseRemovals)
+            try c.encode(layeredPackages, forKey: .layeredPackages)
+            try c.encode(kernelArguments, forKey: .kernelArguments)
+        }
+
+        /// Seconds since the epoch as RFC 3339 in UTC, whole seconds.
+        static func rfc3339(_ seconds: UInt64) -> String {
+            var time = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&time, &parts)
+            return String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+                Int(parts.tm_min), Int(parts.tm_sec))
+        }
     }
 }
