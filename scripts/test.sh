@@ -30,6 +30,8 @@ bash Tests/Fixtures/check-deploy.sh
 bash scripts/openapi-generate.sh --check
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
+# Man pages and shell completions generated from the argument parser, as the .deb ships them.
+bash Tests/Fixtures/test_cli_docs.sh .build/debug
 # The two targets run one after the other: together, the synchronous tests that block Swift
 # Testing's two pool threads (on two cores) starved the agent tests' async waits.
 swift test --skip-build --filter APTLayerFleetTests
