@@ -86,6 +86,14 @@ public struct APIHandler: APIProtocol {
 
     public func getPackageDiff(_ input: Operations.GetPackageDiff.Input) async throws -> Operations.GetPackageDiff.Output {
         let (from, to) = (input.query.from, input.query.to)
+        for (name, value) in [("from", from), ("to", to)] {
+            guard let value else { continue }
+            guard (1...256).contains(value.count) else {
+                var problem = AgentProblem.badRequest("/query/\(name) must be 1 to 256 characters")
+                problem.pointer = "/query/\(name)"
+                throw problem
+            }
+        }
         let report = try await read { try $0.packageDiff(from: from, to: to) }
         return .ok(.init(body: .json(.init(report))))
     }

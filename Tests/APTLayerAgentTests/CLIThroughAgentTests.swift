@@ -23,7 +23,9 @@ struct CLIThroughAgentTests {
         let history = try Shell.run("\(Paths.cli) history --agent unix:\(agent.socket)")
         let lines = history.split(separator: "\n")
         #expect(lines.count == 1 + 4, "\(history)")  // the header, then four transactions
-        #expect(lines.first?.hasPrefix("STARTED ") == true && lines.first?.contains(" CHANGE ") == true && lines.first?.hasSuffix(" ID") == true, "\(history)")
+        #expect(
+            lines.first?.hasPrefix("STARTED ") == true && lines.first?.contains(" CHANGE ") == true && lines.first?.hasSuffix(" ID") == true,
+            "\(history)")
         #expect(history.contains("failed") && history.contains("succeeded") && history.contains("2 added"), "\(history)")
         let id = String(try #require(lines.dropFirst().first?.split(separator: " ").last))
         #expect(try Shell.run("\(Paths.cli) transaction show --agent unix:\(agent.socket) \(id)").contains("\"state\" : \"failed\""))

@@ -116,7 +116,7 @@ paths:
           description: The OpenAPI 3.1 document the agent was built from.
           content:
             application/yaml:
-              schema: { type: string }
+              schema: { type: object, description: "An OpenAPI 3.1 document (this one)." }
         default: { $ref: "#/components/responses/Problem" }
   /v1/transactions:
     post:

@@ -35,7 +35,6 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         public var layeredPackages: [Package]
         public var kernelArguments: String
 
-
         enum CodingKeys: String, CodingKey {
             case index, id, osname, serial, checksum, version, committedAt, origin, booted, `default`, staged, pinned, baseChecksum
             case baseVersion, baseCommittedAt, requestedPackages, requestedLocalPackages, requestedBaseRemovals, layeredPackages
