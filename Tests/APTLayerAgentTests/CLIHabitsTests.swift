@@ -20,7 +20,10 @@ struct CLIHabitsTests {
 
     @Test func readVerbsAnswerTheSameOnEveryPath() throws {
         let agent = try AgentBed()
-        try Shell.run("\(Paths.cli) install -q --agent unix:\(agent.socket) fixture-app")
+        // A change through the agent prints its diff against the deployment it replaces, and the hint.
+        let installed = try Shell.run("\(Paths.cli) install -q --agent unix:\(agent.socket) fixture-app")
+        #expect(installed.hasPrefix("Added:\n  fixture-app 1.0 all\n  fixture-lib 1.0 all\nDeployed "), "\(installed)")
+        #expect(installed.hasSuffix("Changes queued for next boot. Run \"systemctl reboot\" to start a reboot.\n"), "\(installed)")
         try Shell.run("\(Paths.cli) kargs -q --agent unix:\(agent.socket) --append habit=1")
         let verbs = ["kargs", "db list", "db list 1", "db diff", "db diff 1 0", "db diff 0 1 --json", "status", "status -v", "status -b", "cancel"]
         for verb in verbs {
@@ -33,6 +36,9 @@ struct CLIHabitsTests {
             let texts = outcomes.values.map { $0.1.replacing(#/Agent: apt-layerd .*\n/#, with: "") }
             #expect(Set(texts).count == 1, "\(verb): \(outcomes)")
         }
+        // history pages: a header, the rows, and a hint when the page is full.
+        let page = try Shell.run("\(Paths.cli) history --limit 1 --agent unix:\(agent.socket)").split(separator: "\n")
+        #expect(page.count == 3 && page[2].hasPrefix("(the 1 newest; --limit N for more"), "\(page)")
         let kargs = try Shell.run("\(Paths.cli) kargs --agent unix:\(agent.socket)")
         #expect(kargs.hasSuffix("habit=1\n") && !kargs.contains("ostree="), "\(kargs)")
         let cancel = try Shell.status("\(Paths.cli) cancel --agent unix:\(agent.socket)")
@@ -53,6 +59,11 @@ struct CLIHabitsTests {
         let refused = try Shell.status("\(Paths.cli) install -q --agent unix:\(agent.socket) fixture-conf 2>&1")
         #expect(refused.0 == 1)
         #expect(refused.1 == "error: another transaction (\(id)) is running; pass --wait to queue behind it, or cancel it with apt-layer cancel\n")
+        // status names the running transaction, the same on every path (the journal is one file).
+        var busy: Set<String> = []
+        for path in Self.paths(agent) { busy.insert(try Shell.run("\(Paths.cli) status \(path.arguments)", environment: TestBed.environment)) }
+        #expect(busy.count == 1, "\(busy)")
+        #expect(busy.first?.hasPrefix("State: busy\nTransaction: install fixture-slow (\(id), running, by operator since ") == true, "\(busy)")
         let waited = try Shell.status("\(Paths.cli) install -q --wait --agent unix:\(agent.socket) fixture-conf 2>&1")
         #expect(waited.0 == 0, "\(waited.1)")
         #expect((try agent.waitForTransaction(id))["state"] as? String == "succeeded")
