@@ -101,7 +101,7 @@ struct DB: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Packages upgraded/downgraded/removed/added between two commits.",
             discussion:
-                "FROM and TO are deployment indices (as status shows them), (prefixes of) deployment checksums, refs or commit checksums. FROM defaults to the booted deployment (else the rollback), TO to the default (pending) one."
+                "FROM and TO are deployment indices (as status shows them), (prefixes, 4 or more characters, of) deployment checksums, refs or commit checksums. FROM defaults to the booted deployment (else the rollback), TO to the default (pending) one."
         )
         @OptionGroup var global: GlobalOptions
         @Flag(name: .long, help: "Print JSON.") var json = false

@@ -47,11 +47,12 @@ extension Engine {
         }
     }
 
-    /// Resolves what `db diff` and `db list` accept: a deployment index as `status` numbers them,
+    /// Resolves what `db diff` accepts: a deployment index as `status` numbers them (up to 3 digits),
     /// a (prefix of a) deployment's checksum, a ref, or a full commit checksum.
     func resolveDiffSide(_ spec: String, sysroot: Sysroot, repo: Repo) throws -> DiffEndpoint {
         let all = sysroot.deployments
-        if let index = Int(spec) {
+        // Up to three digits is an index; longer digit strings are checksum prefixes (hex can be all digits).
+        if spec.count <= 3, let index = Int(spec) {
             guard all.indices.contains(index) else { throw EngineError(.notFound, "no deployment at index \(index) (there are \(all.count))") }
             return DiffEndpoint(label: "deployment \(index)", checksum: all[index].checksum)
         }
