@@ -163,6 +163,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // bench/agent.sh's ceiling: a minimal Hummingbird TLS server returning fixed bytes (not shipped).
+        .executableTarget(
+            name: "apt-layer-bench-server",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "APTLayerAgentTests",
             dependencies: [

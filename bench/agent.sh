@@ -1,16 +1,21 @@
 #!/bin/bash
 # Benchmark (not a test) of apt-layerd, in one run on this machine:
-#  - GET /v1/status over mTLS with wrk (keep-alive, 64 connections) against nginx serving the same
-#    JSON bytes over TLS with the same certificates and client-certificate verification;
+#  - GET /v1/status over mTLS with wrk (keep-alive, 64 connections), ROUNDS rounds (default 3), each
+#    round: nginx serving the same JSON bytes over TLS with the same certificates and
+#    client-certificate verification, the minimal Hummingbird TLS server returning the same bytes
+#    (Sources/apt-layer-bench-server: the ceiling of the stack we build on), and apt-layerd; per
+#    server req/s, p50, p99, CPU µs per request (utime+stime over requests) and syscalls per request
+#    (perf stat raw_syscalls:sys_enter over the same run); the median round is reported;
 #  - agent memory idle and at peak during a layering transaction (RSS and anonymous RSS);
 #  - time from exec to READY=1 (sd_notify).
 # wrk cannot present a client certificate; bench/support/wrk-client-cert.c is LD_PRELOADed into it
-# (for both servers) to load one. Run as root:  bench/agent.sh [SECONDS]
+# (for every server) to load one. Run as root:  bench/agent.sh [SECONDS] [ROUNDS]
 set -euo pipefail
 DURATION=${1:-10}
+ROUNDS=${2:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
-[ -x "$here/.build/release/apt-layerd" ] || (cd "$here" && swift build -c release --product apt-layerd --product apt-layer >/dev/null)
-[ -x "$here/.build/release/apt-layer" ] || (cd "$here" && swift build -c release --product apt-layer >/dev/null)
+for product in apt-layerd apt-layer apt-layer-bench-server; do (cd "$here" && swift build -c release --product $product >/dev/null); done
+command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -qq wrk nginx-light >/dev/null
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 work=$(mktemp -d /tmp/apt-layerd-bench.XXXXXX)
@@ -82,16 +87,45 @@ NGINX
 nginx -c "$work/nginx.conf"
 sleep 0.5
 
-bench() { # URL -> "rps p99"
+"$bin/apt-layer-bench-server" 127.0.0.1:19443 "$work/pki/server.crt" "$work/pki/server.key" "$work/pki/ca.crt" "$work/status.json" &
+minimal=$!
+sleep 0.5
+nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
+
+# One wrk run against URL while perf counts PID's syscalls; prints "rps p50_ms p99_ms cpu_us_per_req syscalls_per_req errors".
+bench() {
+  local url=$1 pid=$2 t0 t1 requests
+  t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  perf stat -e raw_syscalls:sys_enter -x, -o "$work/perf.out" -p "$pid" -- sleep "$DURATION" &
+  local perf_pid=$!
   LD_PRELOAD=$work/wrk-client-cert.so WRK_CLIENT_CERT=$work/pki/reader.crt WRK_CLIENT_KEY=$work/pki/reader.key \
-    wrk -t2 -c64 -d"${DURATION}s" --latency "$1" > "$work/wrk.out" 2>&1
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
-  p99=$(awk '$1=="99%" {print $2}' "$work/wrk.out")
-  errors=$(awk '/Non-2xx|Socket errors/' "$work/wrk.out" | tr '\n' ' ')
-  echo "$rps $p99 $errors"
+    wrk -t2 -c64 -d"${DURATION}s" --latency "$url" > "$work/wrk.out" 2>&1
+  wait "$perf_pid" || true
+  t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  requests=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  python3 - "$work/wrk.out" "$work/perf.out" "$t0" "$t1" "$requests" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+wrk, perf, t0, t1, n, hz = open(sys.argv[1]).read(), open(sys.argv[2]).read(), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+def ms(label):
+    m = re.search(r"^\s*%s\s+([0-9.]+)(us|ms|s)" % label, wrk, re.M)
+    v = float(m.group(1)); return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", wrk).group(1))
+calls = [int(l.split(",")[0]) for l in perf.splitlines() if "raw_syscalls" in l and l.split(",")[0].isdigit()]
+errors = " ".join(l.strip() for l in wrk.splitlines() if "Non-2xx" in l or "Socket errors" in l).replace(" ", "_") or "-"
+print(f"{rps:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {(t1 - t0) / hz * 1e6 / max(n, 1):.0f} {(calls[0] if calls else 0) / max(n, 1):.1f} {errors}")
+PY
 }
-read -r agent_rps agent_p99 agent_err <<<"$(bench https://127.0.0.1:17443/v1/status)" || true
-read -r nginx_rps nginx_p99 nginx_err <<<"$(bench https://127.0.0.1:18443/v1/status)" || true
+for round in $(seq "$ROUNDS"); do
+  echo "nginx $(bench https://127.0.0.1:18443/v1/status "$nginx_worker")" >> "$work/rounds"
+  echo "minimal $(bench https://127.0.0.1:19443/v1/status "$minimal")" >> "$work/rounds"
+  echo "agent $(bench https://127.0.0.1:17443/v1/status "$agent")" >> "$work/rounds"
+done
+kill "$minimal"
+# The median round of each server by req/s, and the spread of the ratio.
+read -r agent_rps agent_p50 agent_p99 agent_cpu agent_sys agent_err <<<"$(awk '$1=="agent"' "$work/rounds" | sort -k2 -n | awk -v r="$ROUNDS" 'NR==int((r+1)/2) {$1=""; print}')"
+read -r nginx_rps nginx_p50 nginx_p99 nginx_cpu nginx_sys nginx_err <<<"$(awk '$1=="nginx"' "$work/rounds" | sort -k2 -n | awk -v r="$ROUNDS" 'NR==int((r+1)/2) {$1=""; print}')"
+read -r min_rps min_p50 min_p99 min_cpu min_sys min_err <<<"$(awk '$1=="minimal"' "$work/rounds" | sort -k2 -n | awk -v r="$ROUNDS" 'NR==int((r+1)/2) {$1=""; print}')"
+ratios=$(paste -d' ' <(awk '$1=="agent" {print $2}' "$work/rounds") <(awk '$1=="nginx" {print $2}' "$work/rounds") | awk '{printf "%.2f ", $1/$2}')
 after_load_rss=$(rss "$agent" VmRSS); after_load_anon=$(rss "$agent" RssAnon)
 
 
@@ -141,9 +175,13 @@ read -r n_rps n_p99 n_before n_peak n_after2 n_after15 n_err <<<"$(readers)" || 
 
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k/1024}'; }
 printf '\n| apt-layerd measurement | value |\n|---|---|\n'
-printf '| GET /v1/status over mTLS, wrk 64 connections, %ss (%s bytes) | %s req/s, p99 %s %s|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$agent_rps" "$agent_p99" "$agent_err"
-printf '| nginx, same bytes over TLS with client-certificate verification | %s req/s, p99 %s %s|\n' "$nginx_rps" "$nginx_p99" "$nginx_err"
-printf '| ratio apt-layerd / nginx | %s |\n' "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')"
+printf '| GET /v1/status, wrk 64 connections, %ss, %s bytes (median of %s rounds) | req/s | p50 | p99 | CPU µs/request | syscalls/request |\n|---|---|---|---|---|---|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$ROUNDS"
+printf '| nginx (same bytes, TLS, client-certificate verification) | %s | %s ms | %s ms | %s | %s |\n' "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_cpu" "$nginx_sys"
+printf '| minimal Hummingbird TLS server (same bytes; the ceiling) | %s | %s ms | %s ms | %s | %s |\n' "$min_rps" "$min_p50" "$min_p99" "$min_cpu" "$min_sys"
+printf '| apt-layerd | %s | %s ms | %s ms | %s | %s |\n' "$agent_rps" "$agent_p50" "$agent_p99" "$agent_cpu" "$agent_sys"
+printf '\napt-layerd / nginx req/s per round: %s(median %s); minimal / nginx: %s; errors: agent %s, nginx %s, minimal %s\n' "$ratios" \
+  "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$(awk -v a="$min_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$agent_err" "$nginx_err" "$min_err"
+printf '\n| apt-layerd measurement | value |\n|---|---|\n'
 printf '| idle RSS / anonymous RSS | %s / %s |\n' "$(mb "$idle_rss")" "$(mb "$idle_anon")"
 printf '| after the wrk run RSS / anonymous RSS | %s / %s |\n' "$(mb "$after_load_rss")" "$(mb "$after_load_anon")"
 printf '| 200 readers (wrk, %ss) + 100 SSE clients on a running transaction | %s req/s, p99 %s %s|\n' "$DURATION" "$r_rps" "$r_p99" "$r_err"

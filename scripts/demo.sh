@@ -23,7 +23,9 @@ log=$logs/agent-$(date +%Y%m%d-%H%M%S).log
 # Runs on every exit, error or not: nothing in it may stop it (no set -e here).
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C (or a signal forwarded by a wrapper) must not cut the cleanup short.
+  trap - EXIT
+  trap '' INT TERM
   set +e
   if [ -n "$agent_pid" ]; then kill -TERM "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null; fi
   [ -f "$demo/agent.log" ] && cp "$demo/agent.log" "$log"

@@ -59,7 +59,7 @@ public struct APIHandler: APIProtocol {
 
     public func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {
         let document = try await statusCache.document(engineOptions)
-        let current = await manager.current
+        let current = manager.currentSnapshot
         let uptime = ContinuousClock.now - started
         let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
         let status = Components.Schemas.StatusDocument(

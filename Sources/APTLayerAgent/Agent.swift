@@ -150,15 +150,25 @@ public enum Agent {
             uploadLimits: .init(maxFileBytes: config.maxUploadBytes, maxStoreBytes: config.maxUploadStoreBytes), journalReset: journalReset,
             started: started, driver: driver)
 
+        // One per listener: a connection's caller, resolved by AuthMiddleware on its first request,
+        // lets the status fast path answer later requests on it without the middleware chain.
+        let callers = ConnectionCallers()
+        let statusBytes =
+            config.statusFastPath
+            ? StatusBytes(statusCache: statusCache, engineOptions: engineOptions, manager: manager, started: started, journalReset: journalReset)
+            : nil
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
             router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))
             router.add(middleware: LocationHeaderMiddleware())
             // Who is asking first: a caller without the role is refused before its body is read.
-            router.add(middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger))
+            router.add(
+                middleware: AuthMiddleware(roles: config.roles, identitySource: config.identitySource, logger: logger, callers: callers))
             router.add(middleware: BodyLimitMiddleware(maxBytes: config.maxBodyBytes, streamed: ["/v1/package-files": config.maxUploadBytes]))
-            // Compact JSON (the runtime's default pretty-prints every response).
-            try handler.registerHandlers(on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: []))
+            // Compact JSON (the runtime's default pretty-prints every response) with sorted keys: the
+            // same document is the same bytes on every path (StatusBytes splices into that order).
+            try handler.registerHandlers(
+                on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: [.sortedKeys]))
             return router
         }
 
@@ -192,7 +202,7 @@ public enum Agent {
         try checkListenable([("listen", api.host, api.port), ("metrics-listen", metrics.host, metrics.port)])
         let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
-            responder: MethodResponder(try apiRouter()),
+            responder: MethodResponder(try apiRouter(), fast: statusBytes, callers: callers),
             server: try .tls(http1(), tlsConfiguration: tlsConfiguration(config.tls)),
             configuration: .init(
                 address: .hostname(api.host, port: api.port), serverName: "apt-layerd",
@@ -218,7 +228,7 @@ public enum Agent {
             let socketPath = config.socket
             services.append(
                 Application(
-                    responder: MethodResponder(try apiRouter()), server: http1(),
+                    responder: MethodResponder(try apiRouter(), fast: statusBytes, callers: callers), server: http1(),
                     configuration: .init(
                         address: .unixDomainSocket(path: socketPath), serverName: "apt-layerd",
                         availableConnectionsDelegate: CappedConnections(stats: limits[1])),

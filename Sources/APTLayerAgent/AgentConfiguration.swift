@@ -71,6 +71,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var requestHeadTimeoutSeconds: Double = 10
     /// Return freed memory to the kernel when a burst of connections ends (``MemoryTrimmer``).
     public var trimMemory = true
+    /// Serve `GET /v1/status` and `/v1/deployments` from cached bytes (``StatusBytes``); false
+    /// serves them through the generated handler, byte for byte the same apart from the uptime.
+    public var statusFastPath = true
     /// The local Unix socket (0600) for the CLI on this host; empty disables it.
     public var socket = "/run/apt-layer/agent.sock"
     /// Staged updates from a signed fleet policy (docs/fleet.md); absent: the agent changes the
@@ -112,6 +115,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
         case trimMemory = "trim-memory"
+        case statusFastPath = "status-fast-path"
         case fleet, telemetry
     }
 
@@ -142,6 +146,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
         trimMemory = try c.decodeIfPresent(Bool.self, forKey: .trimMemory) ?? d.trimMemory
+        statusFastPath = try c.decodeIfPresent(Bool.self, forKey: .statusFastPath) ?? d.statusFastPath
         fleet = try c.decodeIfPresent(FleetConfiguration.self, forKey: .fleet)
         telemetry = try c.decodeIfPresent(TelemetryConfiguration.self, forKey: .telemetry) ?? d.telemetry
     }

@@ -112,7 +112,7 @@ struct AuthMiddleware: RouterMiddleware {
     let logger: Logger
     /// The caller of each open connection: a keep-alive connection's certificate (or peer uid)
     /// cannot change, so it is read once per connection, not once per request.
-    let callers = ConnectionCallers()
+    let callers: ConnectionCallers
 
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
         -> Response
@@ -223,6 +223,9 @@ struct LocationHeaderMiddleware<Context: RequestContext>: RouterMiddleware {
 /// Callers by connection, dropped when the connection closes.
 final class ConnectionCallers: Sendable {
     private let table = Mutex<[ObjectIdentifier: Caller]>([:])
+
+    /// The caller of `channel` when an earlier request on it was resolved; no suspension.
+    func known(for channel: any Channel) -> Caller? { table.withLock { $0[ObjectIdentifier(channel)] } }
 
     func caller(for channel: any Channel, resolve: (any Channel) async throws -> Caller) async throws -> Caller {
         let key = ObjectIdentifier(channel)

@@ -4,6 +4,7 @@ import APTLayerModel
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// The one transaction path: runs one mutating ``HostOperation`` at a time, journals every state
 /// change before answering, keeps a bounded FIFO queue for `wait`, joins identical requests,
@@ -45,7 +46,15 @@ public actor TransactionManager {
     let logger: Logger
     let onStatus: @Sendable (String) -> Void
     private let executor = ThreadExecutor(name: "apt-layer.transactions")
-    private var running: Active?
+    private var running: Active? {
+        didSet {
+            let record = running?.record
+            if snapshot.withLock({ $0 != record }) { snapshot.withLock { $0 = record } }
+        }
+    }
+    /// The running transaction as of its last change, readable without a hop onto the actor (the
+    /// status fast path reads it on every request).
+    private nonisolated let snapshot = Mutex<TransactionRecord?>(nil)
     private var queue: [Active] = []
     private var channels: [String: EventChannel] = [:]
     private var counts: [FinishedKey: Int] = [:]
@@ -223,6 +232,9 @@ public actor TransactionManager {
 
     /// The running transaction, if any.
     public var current: TransactionRecord? { running?.record }
+
+    /// ``current`` without awaiting the actor: the record as of its last change.
+    public nonisolated var currentSnapshot: TransactionRecord? { snapshot.withLock { $0 } }
 
     /// Queued transactions, oldest first.
     public var queued: [TransactionRecord] { queue.map(\.record) }

@@ -3,6 +3,7 @@
 
 1. with its default ports taken, it moves to free ones, says so, runs the agent and every command it
    shows, and on Ctrl-C (SIGINT) stops the agent, unmounts its tmpfs and keeps the agent's log;
+   (twice in quick succession: the second must not cut the cleanup short);
 2. when the agent cannot start (an address it cannot bind), it fails fast with the agent's log and
    its one-line error naming the address, exits non-zero and still leaves no mount behind.
 
@@ -35,6 +36,9 @@ def run_demo(env_extra, stop_when=None, timeout=400):
     for line in proc.stdout:
         out.append(line)
         if stop_when and stop_when in line:
+            # Ctrl-C twice in quick succession: the second must not cut the cleanup short.
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.2)
             os.killpg(proc.pid, signal.SIGINT)
         if time.time() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
