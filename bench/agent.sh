@@ -174,12 +174,11 @@ $C https://127.0.0.1:17443/v1/status >/dev/null; sleep 1
 read -r n_rps n_p99 n_before n_peak n_after2 n_after15 n_err <<<"$(readers)" || true
 
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k/1024}'; }
-printf '\n| apt-layerd measurement | value |\n|---|---|\n'
-printf '| GET /v1/status, wrk 64 connections, %ss, %s bytes (median of %s rounds) | req/s | p50 | p99 | CPU µs/request | syscalls/request |\n|---|---|---|---|---|---|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$ROUNDS"
+printf '\n| GET /v1/status, wrk 64 connections, %ss, %s bytes (median of %s rounds) | req/s | p50 | p99 | CPU µs/request | syscalls/request |\n|---|---|---|---|---|---|\n' "$DURATION" "$(stat -c %s "$work/status.json")" "$ROUNDS"
 printf '| nginx (same bytes, TLS, client-certificate verification) | %s | %s ms | %s ms | %s | %s |\n' "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_cpu" "$nginx_sys"
 printf '| minimal Hummingbird TLS server (same bytes; the ceiling) | %s | %s ms | %s ms | %s | %s |\n' "$min_rps" "$min_p50" "$min_p99" "$min_cpu" "$min_sys"
 printf '| apt-layerd | %s | %s ms | %s ms | %s | %s |\n' "$agent_rps" "$agent_p50" "$agent_p99" "$agent_cpu" "$agent_sys"
-printf '\napt-layerd / nginx req/s per round: %s(median %s); minimal / nginx: %s; errors: agent %s, nginx %s, minimal %s\n' "$ratios" \
+printf '\napt-layerd / nginx req/s per round: %s(ratio of the medians %s); minimal / nginx (medians): %s; errors: agent %s, nginx %s, minimal %s\n' "$ratios" \
   "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$(awk -v a="$min_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$agent_err" "$nginx_err" "$min_err"
 printf '\n| apt-layerd measurement | value |\n|---|---|\n'
 printf '| idle RSS / anonymous RSS | %s / %s |\n' "$(mb "$idle_rss")" "$(mb "$idle_anon")"
