@@ -142,6 +142,42 @@ while :; do
   sleep 0.02
 done
 
+# Rollback latency (issue 12): through the API on one kept-alive mTLS connection, from the POST to
+# the `finished` event of its stream; with the CLI on the same sysroot (process start included);
+# and the CLI's process start alone (--version). Median of 7 each, in ms.
+# Four deployments, as bench/layering.sh measures: pin the default, add one by a kargs edit, three times.
+for n in 1 2 3; do "$bin/apt-layer" pin -q --local --sysroot "$S" 0 >/dev/null; "$bin/apt-layer" kargs -q --local --sysroot "$S" --append "rb$n=1" >/dev/null; done
+api_rollback=$(python3 - "$work/pki" <<'PY'
+import http.client, json, ssl, statistics, sys, time
+pki = sys.argv[1]
+ctx = ssl.create_default_context(cafile=f"{pki}/ca.crt")
+ctx.load_cert_chain(f"{pki}/operator.crt", f"{pki}/operator.key")
+ctx.check_hostname = False
+times = []
+for _ in range(7):
+    conn = http.client.HTTPSConnection("127.0.0.1", 17443, context=ctx)
+    conn.connect()
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/transactions", body=json.dumps({"operation": "rollback"}), headers={"content-type": "application/json"})
+    reply = conn.getresponse(); id_ = json.loads(reply.read())["id"]
+    conn.request("GET", f"/v1/transactions/{id_}/events")
+    stream = conn.getresponse()
+    while True:
+        line = stream.readline()
+        if not line or line.startswith(b"event: finished"): break
+    times.append((time.perf_counter() - t0) * 1000)
+    conn.close()
+print(f"{statistics.median(times):.1f}")
+PY
+)
+cli_rollback=(); cli_start=()
+for i in 1 2 3 4 5 6 7; do
+  t0=$(date +%s%N); "$bin/apt-layer" rollback -q --local --sysroot "$S" >/dev/null; t1=$(date +%s%N); cli_rollback+=("$(( (t1 - t0) / 1000 ))")
+  t0=$(date +%s%N); "$bin/apt-layer" --version >/dev/null; t1=$(date +%s%N); cli_start+=("$(( (t1 - t0) / 1000 ))")
+done
+ms_median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'; }
+deployments=$("$bin/apt-layer" status --json --sysroot "$S" | grep -c '"index"')
+
 # 200 concurrent readers (wrk) and 100 SSE clients following a running transaction (a postinst
 # that sleeps), sampled every 100 ms; then everything closes and the transaction is cancelled.
 # Prints "rps p99 before peak after2s after15s errors" (anonymous RSS in kB).
@@ -188,3 +224,6 @@ printf '| anonymous RSS then: before / peak / 2 s after / 15 s after | %s / %s /
 printf '| the same with trim-memory: false | %s / %s / %s / %s |\n' "$(mb "$n_before")" "$(mb "$n_peak")" "$(mb "$n_after2")" "$(mb "$n_after15")"
 printf '| peak during a layering transaction (%s) RSS / anonymous RSS | %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")"
 printf '| exec to READY=1 (median of 5) | %s ms |\n' "$ready_ms"
+printf '| rollback through the API, POST to its finished event (%s deployments, median of 7) | %s ms |\n' "$deployments" "$api_rollback"
+printf '| rollback with the CLI, local, process included (median of 7) | %s ms |\n' "$(ms_median "${cli_rollback[@]}")"
+printf '| the CLI process alone: apt-layer --version (median of 7) | %s ms |\n' "$(ms_median "${cli_start[@]}")"
