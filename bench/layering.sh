@@ -1,7 +1,8 @@
 #!/bin/bash
 # Benchmark (not a test): apt-layer install curl vs plain apt-get install curl in a chroot copy of
-# the same minbase, N runs each with downloads cached for both; rollback latency with 4 deployments;
-# layering on a base about 10x larger in files. Prints a table. Run as root:  bench/layering.sh [N]
+# the same minbase, N runs each with downloads cached for both (interleaved); rollback latency with 4
+# deployments; layering on a base about 10x larger in files; apt-layer's time per phase
+# (bench/support/phases.py). Prints tables. Run as root:  bench/layering.sh [N]
 set -euo pipefail
 N=${1:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,8 @@ cp -a "$work/warm/var/cache/apt/archives/." "$work/aptcache/"; cp -a "$work/warm
 
 layer=(); plain=()
 for i in $(seq "$N"); do
-  t0=$(now); al install curl >/dev/null; t1=$(now); layer+=("$(echo "$t1 - $t0" | bc)")
+  python3 "$here/bench/support/phases.py" "$bin" install curl --sysroot "$S" >> "$work/phases.jsonl"
+  layer+=("$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["total"])' < "$work/phases.jsonl")")
   al uninstall curl >/dev/null
   rm -rf "$work/chroot"; cp -a "$work/plain-src" "$work/chroot"
   cp -a "$work/aptcache/." "$work/chroot/var/cache/apt/archives/"; rm -rf "$work/chroot/var/lib/apt/lists"; cp -a "$work/lists" "$work/chroot/var/lib/apt/lists"
@@ -77,3 +79,21 @@ printf '| apt-get install curl in a chroot copy | %.2f s |\n' "$mp"
 printf '| ratio apt-layer / apt-get | %.2f |\n' "$(echo "$ml / $mp" | bc -l)"
 printf '| rollback with %s deployments | %.0f ms |\n' "$count" "$mr"
 printf '| apt-layer install curl on a %s-file base | %.2f s |\n' "$bigfiles" "$mb"
+# Where apt-layer's time goes: each phase's median over the N installs on the minbase (the phases
+# are the engine's own progress lines; "process start and planning" is exec to the first phase).
+printf '\n| apt-layer install curl, phase (median of %s) | seconds | share |\n|---|---|---|\n' "$N"
+python3 - "$work/phases.jsonl" "$mp" <<'PY'
+import collections, json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+order, times = [], collections.defaultdict(list)
+for r in runs:
+    for name, seconds in r["phases"]:
+        if name not in order: order.append(name)
+        times[name].append(seconds)
+total = statistics.median(r["total"] for r in runs)
+for name in order:
+    m = statistics.median(times[name] + [0.0] * (len(runs) - len(times[name])))
+    print(f"| {name} | {m:.3f} | {100 * m / total:.0f} % |")
+print(f"| total (median) | {total:.3f} | 100 % |")
+print(f"| plain apt-get install curl (median, same runs) | {float(sys.argv[2]):.3f} | |")
+PY
