@@ -57,17 +57,24 @@ public struct APIHandler: APIProtocol {
         .ok(.init(body: .json(.init(status: "ok"))))
     }
 
+    /// Seconds since the agent started.
+    var uptimeSeconds: Double {
+        let uptime = ContinuousClock.now - started
+        return Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
+    }
+
+    /// The `agent` member of the status document (``StatusBytes`` splices its uptime).
+    func agentInfo(uptimeSeconds: Double) -> Components.Schemas.AgentInfo {
+        .init(
+            version: Self.version, uptimeSeconds: uptimeSeconds,
+            journalReset: journalReset.map { .init(at: $0.at, movedTo: $0.movedTo, reason: $0.reason) })
+    }
+
     public func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {
         let document = try await statusCache.document(engineOptions)
-        let current = manager.currentSnapshot
-        let uptime = ContinuousClock.now - started
-        let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
         let status = Components.Schemas.StatusDocument(
-            document,
-            agent: .init(
-                version: Self.version, uptimeSeconds: seconds,
-                journalReset: journalReset.map { .init(at: $0.at, movedTo: $0.movedTo, reason: $0.reason) }),
-            transaction: current.map(Components.Schemas.Transaction.init))
+            document, agent: agentInfo(uptimeSeconds: uptimeSeconds),
+            transaction: manager.currentSnapshot.map(Components.Schemas.Transaction.init))
         return .ok(.init(body: .json(status)))
     }
 
@@ -88,11 +95,7 @@ public struct APIHandler: APIProtocol {
         let (from, to) = (input.query.from, input.query.to)
         for (name, value) in [("from", from), ("to", to)] {
             guard let value else { continue }
-            guard (1...256).contains(value.count) else {
-                var problem = AgentProblem.badRequest("/query/\(name) must be 1 to 256 characters")
-                problem.pointer = "/query/\(name)"
-                throw problem
-            }
+            guard (1...256).contains(value.count) else { throw DecodingProblem.make("/query/\(name)", "must be 1 to 256 characters", allowed: nil) }
         }
         let report = try await read { try $0.packageDiff(from: from, to: to) }
         return .ok(.init(body: .json(.init(report))))

@@ -153,10 +153,7 @@ public enum Agent {
         // One per listener: a connection's caller, resolved by AuthMiddleware on its first request,
         // lets the status fast path answer later requests on it without the middleware chain.
         let callers = ConnectionCallers()
-        let statusBytes =
-            config.statusFastPath
-            ? StatusBytes(statusCache: statusCache, engineOptions: engineOptions, manager: manager, started: started, journalReset: journalReset)
-            : nil
+        let statusBytes = config.statusFastPath ? StatusBytes(handler: handler) : nil
         func apiRouter() throws -> Router<AgentRequestContext> {
             let router = Router(context: AgentRequestContext.self)
             router.add(middleware: ProblemMiddleware(logger: logger, faults: faults))

@@ -23,7 +23,7 @@ enum DecodingProblem {
         case .valueNotFound(_, let context):
             return make(pointer(context.codingPath), "must not be null", allowed: nil)
         case .typeMismatch(let type, let context):
-            if context.codingPath.isEmpty, let (name, _) = badParameter(request, path: path, method: method, typeName: "\(type)") {
+            if context.codingPath.isEmpty, let (name, _) = badParameter(request, path: path, method: method, mismatch: true) {
                 return make("/\(name.location)/\(name.name)", "must be \(describe(type))", allowed: nil)
             }
             return make(pointer(context.codingPath), "must be \(describe(type))", allowed: nil)
@@ -96,13 +96,8 @@ enum DecodingProblem {
 
     /// The operation object of `method` on the path template that `path` matches.
     static func operation(path: String, method: String) -> [String: Any]? {
-        let parts = path.split(separator: "/")
-        for (template, item) in (document["paths"] as? [String: Any]) ?? [:] {
-            let pieces = template.split(separator: "/")
-            guard pieces.count == parts.count, zip(pieces, parts).allSatisfy({ $0 == $1 || $0.hasPrefix("{") }) else { continue }
-            return (item as? [String: Any])?[method] as? [String: Any]
-        }
-        return nil
+        guard let template = pathTemplate(path: path) else { return nil }
+        return ((document["paths"] as? [String: Any])?[template] as? [String: Any])?[method] as? [String: Any]
     }
 
     static func resolve(_ schema: [String: Any]) -> [String: Any] {
@@ -141,7 +136,7 @@ enum DecodingProblem {
 
     /// The query or path parameter a failed conversion was about: the one whose value is `value`,
     /// or (a type mismatch) the one whose schema has `typeName`'s JSON type.
-    static func badParameter(_ request: Request, path: String, method: String, value: String? = nil, typeName: String? = nil)
+    static func badParameter(_ request: Request, path: String, method: String, value: String? = nil, mismatch: Bool = false)
         -> ((name: String, location: String), [String: Any])?
     {
         guard let parameters = operation(path: path, method: method)?["parameters"] as? [[String: Any]] else { return nil }
@@ -149,8 +144,9 @@ enum DecodingProblem {
         let segments = path.split(separator: "/")
         for parameter in parameters {
             guard let name = parameter["name"] as? String, let location = parameter["in"] as? String,
-                let schema = parameter["schema"] as? [String: Any]
+                let declared = parameter["schema"] as? [String: Any]
             else { continue }
+            let schema = resolve(declared)
             let given: String?
             if location == "query" {
                 given = query[Substring(name)].map(String.init)
@@ -162,11 +158,10 @@ enum DecodingProblem {
                 given = nil
             }
             guard let given else { continue }
-            if let value, given == value { return ((name, location), resolve(schema)) }
-            if typeName != nil, (resolve(schema)["type"] as? String) == "integer", Int(given) == nil { return ((name, location), resolve(schema)) }
-            if typeName != nil, (resolve(schema)["type"] as? String) == "boolean", given != "true", given != "false" {
-                return ((name, location), resolve(schema))
-            }
+            let type = schema["type"] as? String
+            if let value, given == value { return ((name, location), schema) }
+            if mismatch, type == "integer", Int(given) == nil { return ((name, location), schema) }
+            if mismatch, type == "boolean", given != "true", given != "false" { return ((name, location), schema) }
         }
         return nil
     }

@@ -50,13 +50,13 @@ struct MethodResponder: HTTPResponder {
         guard let fast, let callers, request.method == .get || request.method == .head, request.uri.query == nil,
             callers.known(for: context.channel) != nil
         else { return nil }
-        let body: ByteBuffer
+        let body: ByteBuffer?
         switch request.uri.path {
-        case "/v1/status": body = (try? await fast.status()) ?? ByteBuffer()
-        case "/v1/deployments": body = (try? await fast.deployments()) ?? ByteBuffer()
+        case "/v1/status": body = try? await fast.status()
+        case "/v1/deployments": body = try? await fast.deployments()
         default: return nil
         }
-        guard body.readableBytes > 0 else { return nil }
+        guard let body else { return nil }
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.contentLength] = String(body.readableBytes)

@@ -80,13 +80,11 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return AgentProblem(
                 status: 500, slug: "internal", title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
         }
-        if let http = error as? HTTPError, http.status == .notFound {
-            return .notFound(request.map { "no such path: \($0.uri.path) (GET /v1/openapi.yaml lists them)" } ?? "no such path")
-        }
         if let http = error as? HTTPError {
+            // The router's 404 has no body: name the path and where the paths are listed.
+            let detail = http.status == .notFound ? request.map { "no such path: \($0.uri.path) (GET /v1/openapi.yaml lists them)" } : http.body
             return AgentProblem(
-                status: http.status.code, slug: AgentProblem.slug(forStatus: http.status.code),
-                title: http.status.reasonPhrase, detail: http.body)
+                status: http.status.code, slug: AgentProblem.slug(forStatus: http.status.code), title: http.status.reasonPhrase, detail: detail)
         }
         return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: "the agent failed", cause: error)
     }
@@ -228,8 +226,8 @@ final class ConnectionCallers: Sendable {
     func known(for channel: any Channel) -> Caller? { table.withLock { $0[ObjectIdentifier(channel)] } }
 
     func caller(for channel: any Channel, resolve: (any Channel) async throws -> Caller) async throws -> Caller {
+        if let known = known(for: channel) { return known }
         let key = ObjectIdentifier(channel)
-        if let known = table.withLock({ $0[key] }) { return known }
         let caller = try await resolve(channel)
         table.withLock { $0[key] = caller }
         channel.closeFuture.whenComplete { [weak self] _ in _ = self?.table.withLock { $0.removeValue(forKey: key) } }

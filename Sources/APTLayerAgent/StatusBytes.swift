@@ -17,16 +17,16 @@ import Synchronization
 /// `sysroot`, `transaction` — apart from the uptime's digits.
 final class StatusBytes: Sendable {
     struct Encoded {
+        /// The engine's document these bytes encode.
+        var document: StatusDocument
         /// `"deployments":[…],"schema":…,"sysroot":…` — the document's members after `agent`.
         var statusMiddle: [UInt8]
         /// `{"deployments":[…]}`.
         var deployments: [UInt8]
     }
 
-    let statusCache: StatusCache
-    let engineOptions: Engine.Options
-    let manager: TransactionManager
-    let started: ContinuousClock.Instant
+    /// The generated handler's state (status cache, engine options, manager, start time, journal reset).
+    let handler: APIHandler
     let watcher: SysrootWatcher
     /// `{"agent":{…"uptimeSeconds":` and what follows the number, up to the comma after the agent.
     let agentHead: [UInt8]
@@ -34,21 +34,12 @@ final class StatusBytes: Sendable {
     private let encoded = Mutex<Encoded?>(nil)
     private let transaction = Mutex<(record: TransactionRecord, bytes: [UInt8])?>(nil)
 
-    init(
-        statusCache: StatusCache, engineOptions: Engine.Options, manager: TransactionManager, started: ContinuousClock.Instant,
-        journalReset: Journal.Reset?
-    ) {
-        self.statusCache = statusCache
-        self.engineOptions = engineOptions
-        self.manager = manager
-        self.started = started
-        watcher = SysrootWatcher(sysroot: statusCache.sysroot)
+    init(handler: APIHandler) {
+        self.handler = handler
+        watcher = SysrootWatcher(sysroot: handler.statusCache.sysroot)
         // The agent object with a sentinel uptime, split around it.
         let sentinel = 987_654_321.5
-        let agent = Components.Schemas.AgentInfo(
-            version: APIHandler.version, uptimeSeconds: sentinel,
-            journalReset: journalReset.map { .init(at: $0.at, movedTo: $0.movedTo, reason: $0.reason) })
-        let text = String(decoding: (try? Self.encoder.encode(agent)) ?? Data(), as: UTF8.self)
+        let text = String(decoding: (try? Self.encoder.encode(handler.agentInfo(uptimeSeconds: sentinel))) ?? Data(), as: UTF8.self)
         let parts = text.components(separatedBy: "987654321.5")
         agentHead = Array(("{\"agent\":" + (parts.first ?? "{")).utf8)
         agentTail = Array(((parts.count > 1 ? parts[1] : "}") + ",").utf8)
@@ -66,17 +57,20 @@ final class StatusBytes: Sendable {
         return encoder
     }
 
-    /// The encoded document, re-read when the sysroot changed.
+    /// The encoded document; re-encoded only when the sysroot may have changed and the document
+    /// (``StatusCache``, which compares its stat key) did.
     func current() async throws -> Encoded {
-        if !watcher.changed(), let hit = encoded.withLock({ $0 }) { return hit }
-        let document = try await statusCache.document(engineOptions)
+        let cached = encoded.withLock { $0 }
+        if let cached, !watcher.mayHaveChanged() { return cached }
+        let document = try await handler.statusCache.document(handler.engineOptions)
+        if let cached, cached.document == document { return cached }
         let api = Components.Schemas.StatusDocument(document)
         let encoder = Self.encoder
         var middle = Array(try encoder.encode(api))
         if middle.first == UInt8(ascii: "{") { middle.removeFirst() }
         if middle.last == UInt8(ascii: "}") { middle.removeLast() }
         let deployments = Array("{\"deployments\":".utf8) + Array(try encoder.encode(api.deployments)) + [UInt8(ascii: "}")]
-        let fresh = Encoded(statusMiddle: middle, deployments: deployments)
+        let fresh = Encoded(document: document, statusMiddle: middle, deployments: deployments)
         encoded.withLock { $0 = fresh }
         return fresh
     }
@@ -84,11 +78,9 @@ final class StatusBytes: Sendable {
     /// The bytes of `GET /v1/status`.
     func status() async throws -> ByteBuffer {
         let document = try await current()
-        let uptime = ContinuousClock.now - started
-        let seconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
-        let number = String(format: "%.6f", seconds)
+        let number = String(format: "%.6f", handler.uptimeSeconds)
         var running: [UInt8] = []
-        if let record = manager.currentSnapshot {
+        if let record = handler.manager.currentSnapshot {
             if let cached = transaction.withLock({ $0 }), cached.record == record {
                 running = cached.bytes
             } else {
@@ -114,17 +106,16 @@ final class StatusBytes: Sendable {
 /// Whether the sysroot's deployments may have changed since the last look: an inotify instance on
 /// `boot/` (the loader link swap), `ostree/deploy/` and each stateroot's `deploy/` (new, removed,
 /// re-pinned deployments), read without blocking — one `read` per request when nothing happened.
-/// Every two seconds, and whenever a watch could not be set, the ``StatusCache`` stat key is
-/// compared instead, so a change inotify cannot see (a sysroot replaced wholesale) is still seen.
+/// It also says "maybe" every two seconds, and on every look while a directory could not be
+/// watched, so a change inotify cannot see (a sysroot replaced wholesale) is still found by the
+/// ``StatusCache`` stat key behind it.
 final class SysrootWatcher: Sendable {
     let sysroot: String
     private let fd: Int32
     private struct State {
-        var watched: Set<String> = []
+        /// Every directory is watched.
         var complete = false
-        var lastKey: [Int64] = []
-        var lastFullCheck: ContinuousClock.Instant = .now
-        var primed = false
+        var lastLook: ContinuousClock.Instant = .now
     }
     private let state = Mutex(State())
     static let recheck: Duration = .seconds(2)
@@ -132,56 +123,40 @@ final class SysrootWatcher: Sendable {
     init(sysroot: String) {
         self.sysroot = sysroot
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        let complete = watchAll()
+        state.withLock { $0.complete = complete }
     }
 
     deinit { if fd >= 0 { close(fd) } }
 
-    /// Adds watches for the directories that exist now; true when all of them are watched.
-    private func watchAll(_ state: inout State) -> Bool {
+    /// Watches the directories that exist now (watching one again is harmless); true when all are.
+    private func watchAll() -> Bool {
         guard fd >= 0 else { return false }
-        var paths = ["\(sysroot)/boot", "\(sysroot)/ostree/deploy"]
         let deploy = "\(sysroot)/ostree/deploy"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? [] { paths.append("\(deploy)/\(name)/deploy") }
+        let stateroots = ((try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? []).map { "\(deploy)/\($0)/deploy" }
         let mask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
-        var all = true
-        for path in paths where !state.watched.contains(path) {
-            if inotify_add_watch(fd, path, mask) >= 0 { state.watched.insert(path) } else { all = false }
-        }
-        return all
+        return (["\(sysroot)/boot", deploy] + stateroots).allSatisfy { inotify_add_watch(fd, $0, mask) >= 0 }
     }
 
-    /// True when the document must be re-read.
-    func changed() -> Bool {
-        state.withLock { state in
-            if !state.primed {
-                state.primed = true
-                state.complete = watchAll(&state)
-                state.lastKey = StatusCache(sysroot: sysroot).key()
-                state.lastFullCheck = .now
-                return true
-            }
+    /// Drains the inotify queue; true when it held events.
+    private func drain() -> Bool {
+        guard fd >= 0 else { return false }
+        return withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { buffer in
             var events = false
-            if fd >= 0 {
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if n <= 0 { break }
-                    events = true
-                }
-            }
-            if events {
-                // A new stateroot or a replaced directory needs its watch (again).
-                state.watched.removeAll()
-                state.complete = watchAll(&state)
-            }
-            if events || !state.complete || ContinuousClock.now - state.lastFullCheck > Self.recheck {
-                let key = StatusCache(sysroot: sysroot).key()
-                state.lastFullCheck = .now
-                let moved = key != state.lastKey
-                state.lastKey = key
-                return events || moved
-            }
-            return false
+            while read(fd, buffer.baseAddress, buffer.count) > 0 { events = true }
+            return events
+        }
+    }
+
+    /// True when the document must be looked at again.
+    func mayHaveChanged() -> Bool {
+        state.withLock { state in
+            let events = drain()
+            // A new stateroot or a replaced directory needs its watch (again).
+            if events || !state.complete { state.complete = watchAll() }
+            guard events || !state.complete || ContinuousClock.now - state.lastLook > Self.recheck else { return false }
+            state.lastLook = .now
+            return true
         }
     }
 }

@@ -64,14 +64,7 @@ struct Status: ParsableCommand {
         var document: Components.Schemas.StatusDocument
         var diff: PackageDiff?
         do {
-            document = try HostReads.status(global)
-            // The change the next boot makes: the default deployment against the booted one (or,
-            // on a sysroot nothing booted, against the rollback), as rpm-ostree's Diff: line.
-            let next = document.deployments.first(where: \._default)
-            let sameOS = document.deployments.filter { $0.osname == next?.osname }
-            if !json, let next, !next.booted, sameOS.count > 1 {
-                diff = try? HostReads.packageDiff(global, from: nil, to: nil).diff
-            }
+            (document, diff) = try HostReads.status(global, nextBootDiff: !json)
         } catch { throw fail(oneLine(error)) }
         if booted { document.deployments = document.deployments.filter(\.booted) }
         if json {

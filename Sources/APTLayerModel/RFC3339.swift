@@ -5,11 +5,7 @@ import Foundation
 /// `0133-03-13T20:32:18.846-20:14`), a leap second (`:60`) read as the second after `:59`.
 public enum RFC3339 {
     /// `date` as an RFC 3339 `date-time` in UTC, whole seconds: `2026-12-02T01:00:00Z`.
-    public static func string(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
+    public static func string(_ date: Date) -> String { date.formatted(.iso8601) }
 
     /// `date-time` of RFC 3339 section 5.6, or nil.
     public static func parse(_ text: String) -> Date? {

@@ -49,7 +49,7 @@ public actor TransactionManager {
     private var running: Active? {
         didSet {
             let record = running?.record
-            if snapshot.withLock({ $0 != record }) { snapshot.withLock { $0 = record } }
+            snapshot.withLock { $0 = record }
         }
     }
     /// The running transaction as of its last change, readable without a hop onto the actor (the

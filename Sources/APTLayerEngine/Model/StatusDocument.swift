@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// The engine's view of the `apt-layer.status/v2` document. What the CLI prints and the agent
 /// serves is the API's `StatusDocument` (openapi/openapi.yaml, the one source of the schema), made
@@ -74,14 +73,7 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
             try c.encode(kernelArguments, forKey: .kernelArguments)
         }
 
-        /// Seconds since the epoch as RFC 3339 in UTC, whole seconds.
-        static func rfc3339(_ seconds: UInt64) -> String {
-            var time = time_t(seconds)
-            var parts = tm()
-            gmtime_r(&time, &parts)
-            return String(
-                format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
-                Int(parts.tm_min), Int(parts.tm_sec))
-        }
+        /// Seconds since the epoch as RFC 3339 in UTC, whole seconds (as the API's transcoder writes dates).
+        static func rfc3339(_ seconds: UInt64) -> String { Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(.iso8601) }
     }
 }
