@@ -121,11 +121,16 @@ public final class Sysroot: @unchecked Sendable {
     }
 
     /// Replaces the deployment list with `deployments`, in that boot order.
-    public func writeDeployments(_ deployments: [Deployment]) throws {
+    /// - Parameter cleanUp: let libostree clean up afterwards (delete undeployed directories and
+    ///   prune the repository, which walks every ref's tree). Callers that only reorder
+    ///   (rollback), or that run ``cleanup(cancellable:)`` themselves, pass false.
+    public func writeDeployments(_ deployments: [Deployment], cleanUp: Bool = true) throws {
         let array = aptl_ptr_array_new_objects()!
         defer { g_ptr_array_unref(array) }
         for d in deployments { aptl_ptr_array_add_ref(array, UnsafeMutableRawPointer(d.raw)) }
-        try gCheck("write deployments") { ostree_sysroot_write_deployments(raw, array, nil, $0) }
+        var options = OstreeSysrootWriteDeploymentsOpts()
+        options.do_postclean = cleanUp ? 1 : 0
+        try gCheck("write deployments") { ostree_sysroot_write_deployments_with_options(raw, array, &options, nil, $0) }
     }
 
     /// Pins or unpins a deployment (pinned deployments are never garbage collected).

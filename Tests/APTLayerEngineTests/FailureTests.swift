@@ -8,7 +8,8 @@ import Testing
 @Suite("Bad input changes nothing")
 struct FailureTests {
     enum Input: String, CaseIterable, Sendable {
-        case unknownPackage, unsatisfiable, corruptDeb, escapingDeb, failingPostinst, fileConflict, kernelPackage, badName
+        case unknownPackage, unsatisfiable, corruptDeb, escapingDeb, failingPostinst, fileConflict, kernelPackage, kernelDependency, implicitRemoval,
+            badName
     }
 
     @Test(arguments: Input.allCases)
@@ -27,6 +28,8 @@ struct FailureTests {
         case .failingPostinst: (items, kind, words) = (["fixture-failing"], .packageFailed, "post-installation script")
         case .fileConflict: (items, kind, words) = (["fixture-conflict"], .packageFailed, "trying to overwrite '/usr/share/fixture-base/README'")
         case .kernelPackage: (items, kind, words) = (["linux-image-6.1.0-fixture"], .refused, "--allow-kernel")
+        case .kernelDependency: (items, kind, words) = (["fixture-kernel-dep"], .refused, "package linux-image-6.1.0-fixture (use --allow-kernel)")
+        case .implicitRemoval: (items, kind, words) = (["fixture-replacer"], .unsatisfiable, "would also remove fixture-removable")
         case .badName: (items, kind, words) = (["Bad_Name!"], .invalidArgument, "invalid package name")
         }
         let error = try #require(throws: EngineError.self) { try bed.engine().install(items) }

@@ -63,6 +63,12 @@ d=$(pkg fixture-broken 1.0 "fixture-missing (>= 9)"); mkdir -p "$d/usr/share/fix
 
 d=$(pkg linux-image-6.1.0-fixture 1.0); mkdir -p "$d/usr/share/doc/linux-image-6.1.0-fixture"; echo k > "$d/usr/share/doc/linux-image-6.1.0-fixture/README"; build "$d"
 
+# A kernel pulled in as a dependency, and a package whose install would remove a base package
+# (both refused by the plan guard before dpkg runs).
+d=$(pkg fixture-kernel-dep 1.0 linux-image-6.1.0-fixture); mkdir -p "$d/usr/share/fixture-kernel-dep"; echo x > "$d/usr/share/fixture-kernel-dep/x"; build "$d"
+d=$(pkg fixture-replacer 1.0); echo "Conflicts: fixture-removable" >> "$d/DEBIAN/control"
+mkdir -p "$d/usr/share/fixture-replacer"; echo x > "$d/usr/share/fixture-replacer/x"; build "$d"
+
 # Base-image packages (installed into the fast tier's base by make-rootfs.sh).
 d=$(pkg fixture-base 1.0); mkdir -p "$d/usr/share/fixture-base"; echo base > "$d/usr/share/fixture-base/README"; build "$d"
 d=$(pkg fixture-removable 1.0); mkdir -p "$d/usr/share/fixture-removable"; echo removable > "$d/usr/share/fixture-removable/README"; build "$d"

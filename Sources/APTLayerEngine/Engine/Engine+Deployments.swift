@@ -20,7 +20,8 @@ extension Engine {
             }
             let order = [target] + all.filter { !$0.isSame(as: target) }
             do {
-                try sysroot.writeDeployments(order)
+                // A reorder frees nothing: no cleanup, whose repository prune walks every tree.
+                try sysroot.writeDeployments(order, cleanUp: false)
             } catch {
                 throw EngineError.wrap(error, "roll back")
             }
@@ -55,7 +56,7 @@ extension Engine {
                 return true
             }.map(\.element)
             do {
-                if removed > 0 { try sysroot.writeDeployments(kept) }
+                if removed > 0 { try sysroot.writeDeployments(kept, cleanUp: false) }
                 try sysroot.load()
                 try refreshBaseRefs(sysroot, extra: [])
                 try sysroot.cleanup()

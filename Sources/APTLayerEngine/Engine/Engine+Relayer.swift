@@ -152,7 +152,8 @@ extension Engine {
             seen += 1
             return seen <= 2 || d.isPinned
         }
-        if kept.count < all.count { try sysroot.writeDeployments(kept) }
+        // writeDeployment cleans up (and prunes) once, after the base refs are refreshed.
+        if kept.count < all.count { try sysroot.writeDeployments(kept, cleanUp: false) }
     }
 
     /// Keeps `apt-layer/base/CHECKSUM` for the base of every deployment (plus `extra` commits'

@@ -1,4 +1,5 @@
-/// What `apt-get -s install` said it would do.
+/// What apt did or would do: parsed from `apt-get -s install`, or read back from the package sets
+/// before and after a real install.
 struct AptPlan: Sendable, Equatable {
     /// Packages apt would install or upgrade, with the version it picked.
     var installs: [Package] = []
@@ -24,6 +25,20 @@ struct AptPlan: Sendable, Equatable {
                 if let name = line.dropFirst(5).split(separator: " ").first { removals.append(String(name)) }
             }
         }
+        installs.sort()
+        removals.sort()
+    }
+
+    /// What a real install did: `after` against `before` (dpkg's installed packages). The same
+    /// packages, versions and architectures a simulation of it lists, so inputs hashes agree.
+    init(before: [Package], after: [Package]) {
+        let old = Dictionary(before.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let new = Set(after.map(\.name))
+        for package in after where old[package.name] != package {
+            installs.append(package)
+            if let replaced = old[package.name] { replacedVersions[package.name] = replaced.version }
+        }
+        removals = before.map(\.name).filter { !new.contains($0) }
         installs.sort()
         removals.sort()
     }

@@ -164,21 +164,41 @@ struct AptSession {
         return AptPlan(simulationOutput: result.output)
     }
 
-    /// Installs for real, reporting each package as dpkg unpacks and configures it.
-    func install(_ arguments: [String], expected: Int) throws {
-        progress.phase("Installing packages")
+    /// Installs for real, reporting each package as dpkg unpacks and configures it. With a guard,
+    /// this one apt run also resolves: the guard's hook checks apt's final plan before dpkg runs,
+    /// and a refusal is thrown as the engine error it names.
+    /// - Parameter expected: the number of packages a simulation planned, or nil to take it from
+    ///   apt's own summary line (`N upgraded, N newly installed, N to remove …`).
+    func install(_ arguments: [String], expected: Int?, guard planGuard: AptPlanGuard?) throws {
+        var options: [String] = []
+        let record = "\(work)/plan-refused"
+        if let planGuard {
+            let hook = "\(work)/plan-check"
+            try FileTree.write(hook, planGuard.script(record: record), mode: 0o755)
+            unlink(record)
+            options = ["-o", "DPkg::Pre-Install-Pkgs::=\(hook)", "-o", "DPkg::Tools::Options::\(hook)::Version=3"]
+        }
         var done = 0
-        let total = max(expected * 2, 1)
+        var total = max((expected ?? 0) * 2, 1)
         let result = try Subprocess.run(
-            ["apt-get", "-y", "-q", "install"] + arguments, environment: environment, token: token
+            ["apt-get", "-y", "-q"] + options + ["install"] + arguments, environment: environment, token: token
         ) { line in
+            if expected == nil, let planned = Self.plannedCount(summaryLine: line) { total = max(planned * 2, 1) }
             for prefix in ["Unpacking ", "Setting up ", "Removing "] where line.hasPrefix(prefix) {
                 done += 1
                 let item = line.dropFirst(prefix.count).split(separator: " ").first.map(String.init) ?? ""
                 progress.packages(done: min(done, total), total: total, item: "\(prefix.trimmingCharacters(in: .whitespaces)) \(item)")
             }
         }
+        if let refusal = AptPlanGuard.refusal(recordedAt: record) { throw refusal.error }
         guard result.succeeded else { throw AptFailure.error(result, program: "apt-get") }
+    }
+
+    /// The packages apt's summary line says it will change, if `line` is that line.
+    static func plannedCount(summaryLine line: String) -> Int? {
+        guard line.contains(" upgraded, "), line.contains(" newly installed, ") else { return nil }
+        let numbers = line.split(separator: ",").prefix(3).compactMap { Int($0.trimmingCharacters(in: .whitespaces).prefix { $0.isNumber }) }
+        return numbers.count == 3 ? numbers.reduce(0, +) : nil
     }
 
     /// Runs deferred triggers and configuration, then fails if `dpkg --audit` reports anything.

@@ -75,16 +75,25 @@ struct LayerBuilder {
             etcApt: request.mergeEtc.map { "\($0)/apt" } ?? "\(root)/etc/apt", token: token, progress: progress)
         try apt.update(force: request.refreshMetadata)
 
-        progress.phase("Resolving packages")
         let arguments = aptArguments(request.requested)
-        let plan = try apt.plan(arguments)
-        FaultPoint.hit("after-plan")
-        try check(plan, request)
-        let inputs = inputsSHA256(request, plan: plan)
-        if inputs == request.currentInputsSHA256 { return .unchanged }
-        if request.dryRun { return .planned(plan.applied(to: basePackages)) }
-
-        try apt.install(arguments, expected: plan.installs.count + plan.removals.count)
+        let planGuard = AptPlanGuard(
+            refusedPrefixes: request.allowKernel ? [] : Self.refusedPackagePrefixes, allowedRemovals: request.requested.removals)
+        // A dry run needs apt's plan and nothing else; a rebuild of the current request may be a
+        // no-op, which only the plan can tell. Everything else resolves once, in the real install.
+        if request.dryRun || request.currentInputsSHA256 != nil {
+            progress.phase("Resolving packages")
+            let plan = try apt.plan(arguments)
+            FaultPoint.hit("after-plan")
+            if let refusal = planGuard.refusal(of: plan) { throw refusal.error }
+            if inputsSHA256(request, plan: plan) == request.currentInputsSHA256 { return .unchanged }
+            if request.dryRun { return .planned(plan.applied(to: basePackages)) }
+            progress.phase("Installing packages")
+            try apt.install(arguments, expected: plan.installs.count + plan.removals.count, guard: planGuard)
+        } else {
+            progress.phase("Resolving and installing packages")
+            try apt.install(arguments, expected: nil, guard: planGuard)
+            FaultPoint.hit("after-plan")
+        }
         try apt.finishAndAudit()
         FaultPoint.hit("after-install")
         try token.check()
@@ -94,6 +103,7 @@ struct LayerBuilder {
         try finish(root: root)
 
         let packages = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
+        let inputs = inputsSHA256(request, plan: AptPlan(before: basePackages, after: packages))
         let base = try repo.commit(request.baseChecksum)
         var metadata = CommitMetadata()
         metadata.bools[Layout.Key.clientLayer] = true
@@ -133,18 +143,6 @@ struct LayerBuilder {
     private func aptArguments(_ requested: RequestedState) -> [String] {
         requested.packages + requested.removals.map { "\($0)-" }
             + requested.localPackages.map { LocalPackages(stateDirectory: stateDirectory).path(of: $0) }
-    }
-
-    private func check(_ plan: AptPlan, _ request: Request) throws {
-        if !request.allowKernel {
-            for package in plan.installs where Self.refusedPackagePrefixes.contains(where: { package.name.hasPrefix($0) }) {
-                throw EngineError(.refused, "refusing to layer kernel/bootloader package \(package.name) (use --allow-kernel)")
-            }
-        }
-        let asked = Set(request.requested.removals)
-        if let extra = plan.removals.first(where: { !asked.contains($0) }) {
-            throw EngineError(.unsatisfiable, "this change would also remove \(extra); remove it explicitly or keep its dependencies")
-        }
     }
 
     private func inputsSHA256(_ request: Request, plan: AptPlan) -> String {
