@@ -39,26 +39,37 @@ struct AptPlanGuard: Sendable, Equatable {
     /// written to `record` as `kernel NAME` or `remove NAME` and the hook exits 1, so apt stops
     /// before dpkg changes anything.
     func script(record: String) -> String {
-        // Names are Debian package names ([a-z0-9+.-]); they need no quoting inside awk strings.
-        let refused = refusedPrefixes.joined(separator: " ")
-        let allowed = " " + allowedRemovals.joined(separator: " ") + " "
-        return """
-            #!/bin/sh
-            # apt-layer: apt's final plan, checked before dpkg runs (DPkg::Pre-Install-Pkgs, protocol 3).
-            exec awk -v refused='\(refused)' -v allowed='\(allowed)' -v record='\(record)' '
-              !body { if ($0 == "") body = 1; next }
-              { name = $1; sub(/:.*/, "", name) }
-              $9 == "**REMOVE**" {
-                if (index(allowed, " " name " ") == 0) { print "remove " name > record; exit 1 }
-                next
-              }
-              $9 ~ /\\.deb$/ && refused != "" {
-                n = split(refused, prefixes, " ")
-                for (i = 1; i <= n; i++) if (index(name, prefixes[i]) == 1) { print "kernel " name > record; exit 1 }
-              }
-            '
+        // Plain sh and its built-ins only: the host may be a minimal image without awk or cat.
+        // Names are Debian package names ([a-z0-9+.-]); they need no quoting.
+        """
+        #!/bin/sh
+        # apt-layer: apt's final plan, checked before dpkg runs (DPkg::Pre-Install-Pkgs, protocol 3).
+        refused='\(refusedPrefixes.joined(separator: " "))'
+        allowed=' \(allowedRemovals.joined(separator: " ")) '
+        body=
+        set -f
+        while IFS= read -r line; do
+          if [ -z "$body" ]; then
+            [ -z "$line" ] && body=1
+            continue
+          fi
+          set -- $line
+          name=${1%%:*}
+          case "$9" in
+            '**REMOVE**')
+              case "$allowed" in
+                *" $name "*) ;;
+                *) echo "remove $name" > '\(record)'; exit 1 ;;
+              esac ;;
+            *.deb)
+              for prefix in $refused; do
+                case "$name" in "$prefix"*) echo "kernel $name" > '\(record)'; exit 1 ;; esac
+              done ;;
+          esac
+        done
+        exit 0
 
-            """
+        """
     }
 
     /// Reads what the hook recorded, if it refused.
