@@ -7,6 +7,7 @@
 
 #include <ostree.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 static inline void aptl_unref(gpointer object) { if (object) g_object_unref(object); }
 

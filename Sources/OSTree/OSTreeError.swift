@@ -69,3 +69,11 @@ func withStrv<R>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutabl
     var vector: [UnsafeMutablePointer<CChar>?] = duplicated + [nil]
     return try vector.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
 }
+
+extension OSTreeError {
+    /// A failed system call: `errno`'s text, in the POSIX domain.
+    static func posix(_ operation: String) -> OSTreeError {
+        let code = errno
+        return OSTreeError(domain: "posix", code: code, message: String(cString: strerror(code)), operation: operation)
+    }
+}

@@ -147,6 +147,16 @@ public final class Repo: @unchecked Sendable {
         try gCheck("write \(directory) to the repository") {
             ostree_repo_write_dfd_to_mtree(raw, AT_FDCWD, directory, mtree, modifier, cancellable?.raw, $0)
         }
+        return try finishCommit(mtree, parent: parent, subject: subject, metadata: metadata, ref: ref, cancellable: cancellable) {
+            committed = true
+        }
+    }
+
+    /// Writes `mtree` as a commit and commits the open transaction; `done` runs once it is committed.
+    func finishCommit(
+        _ mtree: OpaquePointer, parent: String?, subject: String, metadata: CommitMetadata, ref: String?, cancellable: Cancellable?,
+        done: () -> Void
+    ) throws -> String {
         var root: OpaquePointer?
         try gCheck("write tree") { ostree_repo_write_mtree(raw, mtree, &root, cancellable?.raw, $0) }
         defer { aptl_unref(UnsafeMutableRawPointer(root)) }
@@ -160,7 +170,7 @@ public final class Repo: @unchecked Sendable {
         let result = takeString(checksum)!
         if let ref { ostree_repo_transaction_set_ref(raw, nil, ref, result) }
         try gCheck("commit transaction") { ostree_repo_commit_transaction(raw, nil, cancellable?.raw, $0) }
-        committed = true
+        done()
         return result
     }
 }

@@ -30,6 +30,29 @@ struct LayeringTests {
         #expect(bed.leftovers.isEmpty)
     }
 
+    /// A build in an overlay over the kept base checkout commits exactly the tree a build in a full
+    /// hardlink checkout commits: every path, content and metadata checksum, with a removed base
+    /// package (whiteouts), a conffile, /var, script-created accounts and /etc changes in it.
+    @Test func overlayBuildCommitsTheSameTreeAsAFullCheckout() throws {
+        let bed = try TestBed()
+        func build(_ environment: [String: String]) throws -> String {
+            for command in ["install fixture-app fixture-conf fixture-vardir fixture-user", "override remove fixture-removable"] {
+                try Shell.run("\(Paths.cli) \(command) -q --sysroot \(bed.sysroot)", environment: environment)
+            }
+            let listing = try Shell.run("ostree ls --repo=\(bed.sysroot)/ostree/repo -R -C \(bed.defaultChecksum) /")
+            try Shell.run("\(Paths.cli) uninstall --all -q --sysroot \(bed.sysroot)", environment: environment)
+            try Shell.run("\(Paths.cli) override reset --all -q --sysroot \(bed.sysroot)", environment: environment)
+            return listing
+        }
+        let overlay = try build(TestBed.environment)
+        #expect(FileManager.default.fileExists(atPath: "\(bed.sysroot)/ostree/apt-layer/checkouts/\(bed.baseChecksum)/etc"))
+        let full = try build(TestBed.environment.merging(["APT_LAYER_TEST_NO_OVERLAY": "1"]) { $1 })
+        #expect(overlay.split(separator: "\n").count > 100)
+        #expect(overlay.contains("/usr/bin/fixture-app") && !overlay.contains("fixture-removable/README"))
+        #expect(overlay == full)
+        #expect(bed.leftovers.isEmpty)
+    }
+
     @Test func sameInputsChangeNothing() throws {
         let bed = try TestBed()
         _ = try bed.engine().install(["fixture-app"])

@@ -157,7 +157,7 @@ extension Engine {
     }
 
     /// Keeps `apt-layer/base/CHECKSUM` for the base of every deployment (plus `extra` commits'
-    /// bases) and deletes the rest. Refs are named by the commit they hold, so writing the new set
+    /// bases) and deletes the rest, and the kept base checkouts of bases no longer used. Refs are named by the commit they hold, so writing the new set
     /// never moves or drops a ref a live deployment needs, whatever the order or a kill between two
     /// writes (refs of the older `apt-layer/base/N` form are replaced the same way).
     func refreshBaseRefs(_ sysroot: Sysroot, extra: [String]) throws {
@@ -178,6 +178,7 @@ extension Engine {
             for ref in existing where !bases.contains(String(ref.split(separator: "/").last ?? "")) {
                 try repo.setRef(ref, to: nil)
             }
+            BaseCheckouts(repo: repo, stateDirectory: stateDirectory).prune(keeping: Set(bases))
         } catch {
             throw EngineError.wrap(error, "update base refs")
         }

@@ -50,16 +50,30 @@ struct LayerBuilder {
         // A fixed path (builds are serialised by the sysroot lock): apt's package caches record
         // the paths of the status file and sources, so a stable path lets them stay valid.
         let temporary = "\(repo.path)/tmp/\(Layout.temporaryPrefix)build"
+        OverlayTree.unmountAll(under: temporary)
         FileTree.remove(temporary)
-        defer { FileTree.remove(temporary) }
+        defer {
+            OverlayTree.unmountAll(under: temporary)
+            FileTree.remove(temporary)
+        }
         let root = "\(temporary)/root"
         let work = "\(temporary)/work"
         try FileTree.makeDirectory(work)
 
         progress.phase("Checking out base \(request.baseChecksum.prefix(12))")
+        // The base's kept checkout under an overlay when the kernel allows it (the build then costs
+        // what it changes); otherwise a fresh hardlink checkout of the whole base, committed whole.
+        let overlay: OverlayTree?
         let cache = DevInoCache()
         do {
-            try repo.checkoutHardlinks(request.baseChecksum, to: root, cache: cache, cancellable: token.cancellable)
+            let lower = try BaseCheckouts(repo: repo, stateDirectory: stateDirectory).prepared(
+                request.baseChecksum, cancellable: token.cancellable)
+            overlay = OverlayTree.mount(lower: lower, upper: "\(temporary)/upper", scratch: "\(temporary)/overlay-work", at: root)
+            if overlay == nil {
+                try repo.checkoutHardlinks(request.baseChecksum, to: root, cache: cache, cancellable: token.cancellable)
+            }
+        } catch let error as EngineError {
+            throw error
         } catch {
             throw EngineError.wrap(error, "check out base")
         }
@@ -68,7 +82,7 @@ struct LayerBuilder {
         try validate(request.requested, basePackages: basePackages)
         try token.check()
 
-        let seeded = try prepare(root: root, mergeEtc: request.mergeEtc)
+        let seeded = try prepare(root: root, mergeEtc: request.mergeEtc, etcAtRoot: overlay != nil)
         let factory = Set(FileTree.walk("\(root)/var"))
         let apt = try AptSession(
             root: root, work: work, state: stateDirectory,
@@ -100,7 +114,7 @@ struct LayerBuilder {
 
         try collectVar(root: root, factory: factory)
         let accounts = try collectAccounts(root: root, seeded: seeded)
-        try finish(root: root)
+        try finish(root: root, moveEtc: overlay == nil)
 
         let packages = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
         let inputs = inputsSHA256(request, plan: AptPlan(before: basePackages, after: packages))
@@ -120,9 +134,19 @@ struct LayerBuilder {
         let subject = "apt-layer: " + (request.requested.packages + request.requested.localPackages.map(\.name)).joined(separator: " ")
         let checksum: String
         do {
-            checksum = try repo.writeCommit(
-                directory: root, parent: request.baseChecksum, subject: subject, metadata: metadata, cache: cache,
-                cancellable: token.cancellable)
+            if let overlay {
+                try overlay.unmount()
+                try overlay.moveEtcToUsr()
+                checksum = try repo.writeCommit(
+                    overlay: overlay.upper, onto: request.baseChecksum, parent: request.baseChecksum, subject: subject, metadata: metadata,
+                    cancellable: token.cancellable)
+            } else {
+                checksum = try repo.writeCommit(
+                    directory: root, parent: request.baseChecksum, subject: subject, metadata: metadata, cache: cache,
+                    cancellable: token.cancellable)
+            }
+        } catch let error as EngineError {
+            throw error
         } catch {
             throw EngineError.wrap(error, "commit layered tree")
         }
@@ -154,14 +178,17 @@ struct LayerBuilder {
         return SHA256.hex(lines.joined(separator: "\n"))
     }
 
-    /// Breaks hardlinks, moves usr/etc to etc, seeds accounts and /var, installs policy-rc.d.
+    /// Breaks hardlinks and moves usr/etc to etc (unless `etcAtRoot`: an overlay over a prepared
+    /// checkout needs neither), seeds accounts and /var, installs policy-rc.d.
     /// Returns the account files as seeded (to tell script-created accounts apart later).
-    private func prepare(root: String, mergeEtc: String?) throws -> [String: (base: String, seeded: String)] {
+    private func prepare(root: String, mergeEtc: String?, etcAtRoot: Bool) throws -> [String: (base: String, seeded: String)] {
         progress.phase("Preparing tree")
-        for path in [Layout.dpkgDatabase, Layout.debconfCache, "usr/etc"] {
-            try FileTree.breakHardlinks(under: "\(root)/\(path)")
+        if !etcAtRoot {
+            for path in [Layout.dpkgDatabase, Layout.debconfCache, "usr/etc"] {
+                try FileTree.breakHardlinks(under: "\(root)/\(path)")
+            }
+            guard rename("\(root)/usr/etc", "\(root)/etc") == 0 else { throw FileTree.posixError("move usr/etc to etc") }
         }
-        guard rename("\(root)/usr/etc", "\(root)/etc") == 0 else { throw FileTree.posixError("move usr/etc to etc") }
 
         var accounts: [String: (base: String, seeded: String)] = [:]
         for name in SystemUsers.files {
@@ -240,12 +267,14 @@ struct LayerBuilder {
         return added
     }
 
-    /// Restores policy-rc.d and moves etc back to usr/etc.
-    private func finish(root: String) throws {
+    /// Restores policy-rc.d and moves etc back to usr/etc (an overlay's commit does that move).
+    private func finish(root: String, moveEtc: Bool) throws {
         let policy = "\(root)/usr/sbin/policy-rc.d"
         unlink(policy)
         if FileTree.exists(policy + ".apt-layer-saved") { rename(policy + ".apt-layer-saved", policy) }
         for name in ["lock", "lock-frontend"] { unlink("\(root)/\(Layout.dpkgDatabase)/\(name)") }
-        guard rename("\(root)/etc", "\(root)/usr/etc") == 0 else { throw FileTree.posixError("move etc to usr/etc") }
+        if moveEtc {
+            guard rename("\(root)/etc", "\(root)/usr/etc") == 0 else { throw FileTree.posixError("move etc to usr/etc") }
+        }
     }
 }

@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+
+/// A build's tree as an overlayfs mount: a prepared base checkout (``BaseCheckouts``) below, the
+/// build's changes in `upper`. dpkg and maintainer scripts see a whole tree; every write lands in
+/// `upper` (a file is copied up before it is changed, so no object of the repository can be
+/// written through a hardlink), and the commit reads only `upper`.
+struct OverlayTree {
+    let lower: String
+    let upper: String
+    let root: String
+
+    /// Mounts `lower` + a fresh `upper` at `root`, or returns nil when overlayfs cannot be used
+    /// here (no overlay support, no privilege, a path overlayfs options cannot carry); the
+    /// caller then builds in a full checkout.
+    static func mount(lower: String, upper: String, scratch: String, at root: String) -> OverlayTree? {
+        // Tests build the same change both ways and compare the trees.
+        if ProcessInfo.processInfo.environment["APT_LAYER_TEST_NO_OVERLAY"] != nil { return nil }
+        guard ![lower, upper, scratch, root].contains(where: { $0.contains(",") || $0.contains(":") || $0.contains("\\") }) else { return nil }
+        // The upper root directory becomes the committed root: give it the base root's owner and mode.
+        var info = stat()
+        guard stat(lower, &info) == 0 else { return nil }
+        for dir in [upper, scratch, root] {
+            guard (try? FileTree.makeDirectory(dir)) != nil else { return nil }
+        }
+        guard chown(upper, info.st_uid, info.st_gid) == 0, chmod(upper, info.st_mode & 0o7777) == 0 else { return nil }
+        // Copies of whole files only (no metadata-only copy-ups, no redirects, no index): the
+        // upper directory then holds every changed file's full content, as the commit needs.
+        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(scratch),redirect_dir=off,metacopy=off,index=off,xino=off"
+        guard let result = try? Subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, root]), result.succeeded else {
+            return nil
+        }
+        return OverlayTree(lower: lower, upper: upper, root: root)
+    }
+
+    /// Unmounts the tree; its changes stay in ``upper``.
+    func unmount() throws {
+        guard umount2(root, 0) == 0 else { throw FileTree.posixError("unmount the build tree \(root)") }
+    }
+
+    /// Puts `etc` back where OSTree keeps it: the build worked with `etc` at the root (as the
+    /// prepared checkout has it), the commit needs `usr/etc`. Call after ``unmount()``.
+    func moveEtcToUsr() throws {
+        guard FileTree.lstatInfo("\(upper)/etc") != nil else { return }
+        if FileTree.lstatInfo("\(upper)/usr") == nil {
+            var info = stat()
+            guard stat("\(lower)/usr", &info) == 0, mkdir("\(upper)/usr", 0o755) == 0,
+                chown("\(upper)/usr", info.st_uid, info.st_gid) == 0, chmod("\(upper)/usr", info.st_mode & 0o7777) == 0
+            else { throw FileTree.posixError("create usr in the build's changes") }
+        }
+        guard rename("\(upper)/etc", "\(upper)/usr/etc") == 0 else { throw FileTree.posixError("move etc to usr/etc in the build's changes") }
+    }
+
+    /// Detaches every mount at or under `path` (a killed build's overlay), deepest first.
+    static func unmountAll(under path: String) {
+        guard let table = FileTree.read("/proc/self/mountinfo") else { return }
+        let points = table.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { return nil }
+            // mountinfo escapes space, tab, newline and backslash as \ooo.
+            let point = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
+            return point == path || point.hasPrefix(path + "/") ? point : nil
+        }
+        for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
+    }
+}
