@@ -43,6 +43,9 @@ for i in $(seq "$N"); do
   umount "$work/chroot/proc"; plain+=("$(echo "$t1 - $t0" | bc)")
 done
 ml=$(printf '%s\n' "${layer[@]}" | median); mp=$(printf '%s\n' "${plain[@]}" | median)
+# Each round's own ratio (apt-layer and apt-get ran back to back), for the spread.
+ratios=(); for i in "${!layer[@]}"; do ratios+=("$(echo "${layer[$i]} / ${plain[$i]}" | bc -l)"); done
+rmin=$(printf '%s\n' "${ratios[@]}" | sort -n | head -1); rmax=$(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)
 
 # Rollback latency with exactly 4 deployments: unpin everything, drop rollbacks, then make three
 # more deployments (kargs edits), pinning each previous one so all four stay.
@@ -69,31 +72,43 @@ PY
 "$bin" compose rootfs -q --sysroot "$S" --ref bench/big --version big --stub-kernel "$big" >/dev/null
 al rebase bench/big >/dev/null; al uninstall --all >/dev/null 2>&1 || true
 bigl=()
-for i in $(seq "$N"); do t0=$(now); al install curl >/dev/null; t1=$(now); bigl+=("$(echo "$t1 - $t0" | bc)"); al uninstall curl >/dev/null; done
+for i in $(seq "$N"); do
+  python3 "$here/bench/support/phases.py" "$bin" install curl --sysroot "$S" >> "$work/phases-big.jsonl"
+  bigl+=("$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["total"])' < "$work/phases-big.jsonl")")
+  al uninstall curl >/dev/null
+done
 mb=$(printf '%s\n' "${bigl[@]}" | median)
 bigfiles=$(find "$big" -xdev -type f 2>/dev/null | wc -l)
 
 printf '\n| measurement (median of %s) | value |\n|---|---|\n' "$N"
 printf '| apt-layer install curl (minbase, %s files) | %.2f s |\n' "$files" "$ml"
 printf '| apt-get install curl in a chroot copy | %.2f s |\n' "$mp"
-printf '| ratio apt-layer / apt-get | %.2f |\n' "$(echo "$ml / $mp" | bc -l)"
+printf '| ratio apt-layer / apt-get (median; per-round spread %.2f–%.2f) | %.2f |\n' "$rmin" "$rmax" "$(echo "$ml / $mp" | bc -l)"
 printf '| rollback with %s deployments | %.0f ms |\n' "$count" "$mr"
 printf '| apt-layer install curl on a %s-file base | %.2f s |\n' "$bigfiles" "$mb"
-# Where apt-layer's time goes: each phase's median over the N installs on the minbase (the phases
-# are the engine's own progress lines; "process start and planning" is exec to the first phase).
-printf '\n| apt-layer install curl, phase (median of %s) | seconds | share |\n|---|---|---|\n' "$N"
-python3 - "$work/phases.jsonl" "$mp" <<'PY'
+printf '| ratio %s-file base / minbase | %.2f |\n' "$bigfiles" "$(echo "$mb / $ml" | bc -l)"
+# Where apt-layer's time goes: each phase's median over the N installs, on the minbase and on the
+# 10x base (the phases are the engine's own progress lines; "process start and planning" is exec to
+# the first phase).
+printf '\n| apt-layer install curl, phase (median of %s) | minbase s | share | %s-file base s | share |\n|---|---|---|---|---|\n' "$N" "$bigfiles"
+python3 - "$work/phases.jsonl" "$work/phases-big.jsonl" "$mp" <<'PY'
 import collections, json, statistics, sys
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-order, times = [], collections.defaultdict(list)
-for r in runs:
-    for name, seconds in r["phases"]:
-        if name not in order: order.append(name)
-        times[name].append(seconds)
-total = statistics.median(r["total"] for r in runs)
+def load(path):
+    runs = [json.loads(l) for l in open(path) if l.strip()]
+    order, times = [], collections.defaultdict(list)
+    for r in runs:
+        for name, seconds in r["phases"]:
+            if name not in order: order.append(name)
+            times[name].append(seconds)
+    med = {n: statistics.median(times[n] + [0.0] * (len(runs) - len(times[n]))) for n in order}
+    return order, med, statistics.median(r["total"] for r in runs)
+order, small, ts = load(sys.argv[1])
+border, big, tb = load(sys.argv[2])
+for name in border:
+    if name not in order: order.append(name)
 for name in order:
-    m = statistics.median(times[name] + [0.0] * (len(runs) - len(times[name])))
-    print(f"| {name} | {m:.3f} | {100 * m / total:.0f} % |")
-print(f"| total (median) | {total:.3f} | 100 % |")
-print(f"| plain apt-get install curl (median, same runs) | {float(sys.argv[2]):.3f} | |")
+    a, b = small.get(name, 0.0), big.get(name, 0.0)
+    print(f"| {name} | {a:.3f} | {100 * a / ts:.0f} % | {b:.3f} | {100 * b / tb:.0f} % |")
+print(f"| total (median) | {ts:.3f} | 100 % | {tb:.3f} | 100 % |")
+print(f"| plain apt-get install curl (median, same runs) | {float(sys.argv[3]):.3f} | | | |")
 PY
