@@ -24,6 +24,10 @@ public final class Commit: @unchecked Sendable {
     /// The parent commit's checksum, if any.
     public var parent: String? { takeString(ostree_commit_get_parent(variant)) }
 
+    /// The checksum of the commit's root tree (its root directory's contents and metadata): two
+    /// commits with equal content checksums reach exactly the same objects.
+    public var contentChecksum: String? { takeString(ostree_commit_get_content_checksum(variant)) }
+
     /// Seconds since the epoch.
     public var timestamp: UInt64 { UInt64(ostree_commit_get_timestamp(variant)) }
 

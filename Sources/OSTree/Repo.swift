@@ -71,6 +71,14 @@ public final class Repo: @unchecked Sendable {
         return (takeStrv(list) ?? []).sorted()
     }
 
+    /// Deletes a commit object and its detached metadata, nothing it points to. For a commit whose
+    /// tree another commit still has; anything else is for a prune.
+    public func deleteCommitObject(_ checksum: String) throws {
+        try gCheck("delete commit \(checksum.prefix(12))") { ostree_repo_delete_object(raw, OSTREE_OBJECT_TYPE_COMMIT, checksum, nil, $0) }
+        var error: UnsafeMutablePointer<GError>?
+        if ostree_repo_delete_object(raw, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, nil, &error) == 0 { g_error_free(error) }
+    }
+
     /// Sets a key in the repository's `config` file.
     public func setConfig(group: String, key: String, value: String) throws {
         let config = ostree_repo_copy_config(raw)!

@@ -138,6 +138,12 @@ public final class Sysroot: @unchecked Sendable {
         try gCheck("pin deployment") { ostree_sysroot_deployment_set_pinned(raw, deployment.raw, pinned ? 1 : 0, $0) }
     }
 
+    /// Deletes undeployed deployment directories and old boot versions and regenerates the
+    /// deployment refs, without pruning the repository.
+    public func prepareCleanup(cancellable: Cancellable? = nil) throws {
+        try gCheck("clean up sysroot") { ostree_sysroot_prepare_cleanup(raw, cancellable?.raw, $0) }
+    }
+
     /// Deletes undeployed deployment directories, old boot versions and unreferenced objects.
     public func cleanup(cancellable: Cancellable? = nil) throws {
         try gCheck("clean up sysroot") { ostree_sysroot_cleanup(raw, cancellable?.raw, $0) }

@@ -9,7 +9,7 @@ struct CLIThroughAgentTests {
         let cli = "\(Paths.cli) --agent unix:\(agent.socket)"
         let (code, output) = try Shell.status("\(Paths.cli) install --agent unix:\(agent.socket) fixture-app 2>&1")
         #expect(code == 0, "\(output)")
-        #expect(output.contains("Installing packages"))
+        #expect(output.contains("Resolving and installing packages"))
         #expect(output.contains("Deployed"))
         #expect(try agent.bed.packageNames().contains("fixture-app"))
         let again = try Shell.status("\(Paths.cli) install --agent unix:\(agent.socket) --idempotent fixture-app 2>&1")

@@ -341,4 +341,48 @@ struct RetentionTests {
         }
         #expect(directories.count == 3, "\(directories)")
     }
+
+    /// What a change leaves unreferenced is freed: a commit whose tree a kept commit has (the same
+    /// package set built again) by deleting its commit object alone, anything else by a prune,
+    /// and nothing still referenced is touched (fsck).
+    @Test func droppedCommitsAreFreedAndTwinsCostOnlyTheirCommitObject() throws {
+        let bed = try TestBed()
+        let repo = "\(bed.sysroot)/ostree/repo"
+        func objects(_ type: String) throws -> Set<String> {
+            Set(try Shell.run("cd \(repo)/objects && find . -name '*.\(type)' | sort").split(separator: "\n").map(String.init))
+        }
+        _ = try bed.engine().install(["fixture-app"])
+        let first = try bed.defaultChecksum
+        let firstTree = try bed.repoHandle().commit(first).contentChecksum
+        _ = try bed.engine().install(["fixture-conf"])
+        let withConf = try bed.defaultChecksum
+        let conf = try Shell.run("ostree ls --repo=\(repo) -C \(withConf) /usr/etc/fixture-conf.conf").split(separator: " ").filter { !$0.isEmpty }[4]
+        let confObject = "\(repo)/objects/\(conf.prefix(2))/\(conf.dropFirst(2)).file"
+        #expect(FileManager.default.fileExists(atPath: confObject))
+        // Back to fixture-app alone: the new commit has the first one's tree (and, a second later,
+        // another timestamp: within the same second it would be the very same commit); the first
+        // one's deployment goes, the rollback (withConf) and the new default stay.
+        // A stray commit nothing references shows whether a whole prune ran (it would go).
+        let stray = try Shell.run(
+            "d=$(mktemp -d) && echo stray > $d/stray && ostree commit --repo=\(repo) --orphan --tree=dir=$d -s stray && rm -rf $d"
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        let strayObject = "\(repo)/objects/\(stray.prefix(2))/\(stray.dropFirst(2)).commit"
+        #expect(FileManager.default.fileExists(atPath: strayObject))
+        Thread.sleep(forTimeInterval: 1.1)
+        _ = try bed.engine().uninstall(["fixture-conf"])
+        let again = try bed.defaultChecksum
+        #expect(try bed.repoHandle().commit(again).contentChecksum == firstTree)
+        #expect(again != first)
+        #expect(!FileManager.default.fileExists(atPath: "\(repo)/objects/\(first.prefix(2))/\(first.dropFirst(2)).commit"))
+        #expect(FileManager.default.fileExists(atPath: strayObject), "a twin's commit object should be deleted without a prune")
+        // Nothing layered: withConf's tree has no twin left, so its objects are pruned.
+        let trees = try objects("dirtree")
+        _ = try bed.engine().uninstall([], all: true)
+        #expect(!FileManager.default.fileExists(atPath: confObject))
+        #expect(!FileManager.default.fileExists(atPath: strayObject))
+        #expect(!FileManager.default.fileExists(atPath: "\(repo)/objects/\(withConf.prefix(2))/\(withConf.dropFirst(2)).commit"))
+        #expect(try objects("dirtree").count < trees.count)
+        try Shell.run("ostree fsck --repo=\(repo) -q")
+        #expect(try bed.status.deployments.map(\.checksum) == [bed.baseChecksum, again])
+    }
 }

@@ -106,6 +106,7 @@ extension Engine {
         _ sysroot: Sysroot, osname: String, checksum: String, origin: Origin, merge: Deployment?,
         accounts: [String: [String]], kernelArguments: [String]? = nil, lockFinalization: Bool = false, token: CancellationToken
     ) throws {
+        let referencedBefore = referencedCommits(sysroot)
         // Protect the new base before anything can prune it.
         try refreshBaseRefs(sysroot, extra: [checksum])
         FaultPoint.hit("after-base-refs")
@@ -137,8 +138,40 @@ extension Engine {
             throw EngineError.wrap(error, "deploy")
         }
         try refreshBaseRefs(sysroot, extra: [])
-        do { try sysroot.cleanup() } catch { progress.message("warning: cleanup failed: \(error)") }
+        do { try reclaim(sysroot, referencedBefore: referencedBefore) } catch { progress.message("warning: cleanup failed: \(error)") }
         pruneLocalPackages(sysroot)
+    }
+
+    /// Commits something still points at: every deployment's and every ref's.
+    func referencedCommits(_ sysroot: Sysroot) -> Set<String> {
+        var commits = Set(sysroot.deployments.map(\.checksum))
+        if let repo = try? sysroot.repo() {
+            for ref in (try? repo.refs()) ?? [] {
+                if let commit = try? repo.resolve(ref, allowMissing: true) { commits.insert(commit) }
+            }
+        }
+        return commits
+    }
+
+    /// Deletes undeployed deployment directories, then what this change left unreferenced. A
+    /// commit that lost its last reference (a dropped deployment, a base whose ref went) but has the
+    /// same tree as a commit still referenced (a package toggled back on, the same request built
+    /// again) leaves only its commit object behind: that object is deleted directly. Anything else
+    /// takes libostree's prune, which walks every ref's whole tree (the cost that grows with the
+    /// base). Stray objects of an interrupted build wait for the next prune or `apt-layer cleanup`.
+    func reclaim(_ sysroot: Sysroot, referencedBefore: Set<String>) throws {
+        try sysroot.prepareCleanup()
+        let repo = try sysroot.repo()
+        let referenced = referencedCommits(sysroot)
+        let lost = referencedBefore.subtracting(referenced)
+        guard !lost.isEmpty else { return }
+        let trees = Set(referenced.compactMap { try? repo.commit($0).contentChecksum })
+        let twins = lost.filter { commit in (try? repo.commit(commit).contentChecksum).map { $0.map(trees.contains) ?? false } ?? false }
+        guard twins.count == lost.count else {
+            try sysroot.cleanup()
+            return
+        }
+        for commit in lost { try repo.deleteCommitObject(commit) }
     }
 
     /// On a sysroot that is not booted (an image being built, a test), libostree's rollback
