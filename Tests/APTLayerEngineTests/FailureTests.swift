@@ -116,6 +116,19 @@ struct FailureTests {
         #expect(try bed.engine().install(["fixture-app"]).changed)
     }
 
+    /// A killed build's overlay is found and detached however long the mount table is (procfs
+    /// reports size 0; a reader that trusted one 4 KiB read missed it with many mounts around).
+    @Test func aKilledBuildsMountIsDetachedAmongManyMounts() throws {
+        let dir = try Shell.run("mktemp -d /tmp/apt-layer-mounts.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? Shell.run("for m in \(dir)/*/ \(dir)/build/root; do umount -l $m 2>/dev/null; done; rm -rf \(dir)") }
+        try Shell.run(
+            "for i in $(seq 80); do mkdir -p \(dir)/padding-with-a-long-name-$i && mount -t tmpfs padding \(dir)/padding-with-a-long-name-$i; done")
+        try Shell.run("mkdir -p \(dir)/build/root && mount -t tmpfs build \(dir)/build/root")
+        #expect(try Shell.run("cat /proc/self/mountinfo").utf8.count > 8192)
+        OverlayTree.unmountAll(under: "\(dir)/build")
+        #expect(try Shell.status("mountpoint -q \(dir)/build/root").0 != 0)
+    }
+
     @Test func leftoversOfAKilledRunAreSwept() throws {
         let bed = try TestBed()
         try Shell.run("mkdir -p \(bed.sysroot)/ostree/repo/tmp/apt-layer-999-1/root/usr")

@@ -53,7 +53,12 @@ struct OverlayTree {
 
     /// Detaches every mount at or under `path` (a killed build's overlay), deepest first.
     static func unmountAll(under path: String) {
-        guard let table = FileTree.read("/proc/self/mountinfo") else { return }
+        // Read to the end: procfs files report size 0, and FileManager.contents(atPath:) stops
+        // after one 4 KiB read, so with many mounts the build's own was not in what it returned
+        // (seen as a leftover tree when the test suite mounts dozens of sysroots in parallel).
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/mountinfo") else { return }
+        defer { try? handle.close() }
+        let table = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         let points = table.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ")
             guard fields.count > 4 else { return nil }
