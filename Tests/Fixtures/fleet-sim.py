@@ -392,7 +392,9 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
             if r.get("wave") != h["wave"] or r.get("bucket") != h["bucket"]:
                 wave_ok = False
             txns = (self.get(h, "/v1/transactions?limit=100") or {}).get("transactions", [])
-            fin = [t for t in txns if t.get("operation") == "finalize" and t.get("requester") == f"fleet:{FLEET}"]
+            # Only finalizes that ran: one queued when its agent was killed is journalled as
+            # interrupted and never got a startedAt (the field is optional in the API).
+            fin = [t for t in txns if t.get("operation") == "finalize" and t.get("requester") == f"fleet:{FLEET}" and t.get("startedAt")]
             for t in fin:
                 at = datetime.datetime.fromisoformat(t["startedAt"].replace("Z", "+00:00")).timestamp()
                 if at + 1 < h["start"]:  # startedAt has whole seconds

@@ -14,21 +14,28 @@ struct OverlayTree {
     /// here (no overlay support, no privilege, a path overlayfs options cannot carry); the
     /// caller then builds in a full checkout.
     static func mount(lower: String, upper: String, scratch: String, at root: String) -> OverlayTree? {
-        // Tests build the same change both ways and compare the trees.
-        if ProcessInfo.processInfo.environment["APT_LAYER_TEST_NO_OVERLAY"] != nil { return nil }
         guard ![lower, upper, scratch, root].contains(where: { $0.contains(",") || $0.contains(":") || $0.contains("\\") }) else { return nil }
         // The upper root directory becomes the committed root: give it the base root's owner and mode.
         var info = stat()
         guard stat(lower, &info) == 0 else { return nil }
-        for dir in [upper, scratch, root] {
-            guard (try? FileTree.makeDirectory(dir)) != nil else { return nil }
+        // Whatever fails from here leaves no directory behind: the caller checks out into `root`.
+        func undo() -> OverlayTree? {
+            for dir in [upper, scratch] { FileTree.remove(dir) }
+            rmdir(root)
+            return nil
         }
-        guard chown(upper, info.st_uid, info.st_gid) == 0, chmod(upper, info.st_mode & 0o7777) == 0 else { return nil }
+        for dir in [upper, scratch, root] {
+            guard (try? FileTree.makeDirectory(dir)) != nil else { return undo() }
+        }
+        guard chown(upper, info.st_uid, info.st_gid) == 0, chmod(upper, info.st_mode & 0o7777) == 0 else { return undo() }
+        // Tests build the same change both ways and compare the trees; this is where a host
+        // without overlayfs fails.
+        if ProcessInfo.processInfo.environment["APT_LAYER_TEST_NO_OVERLAY"] != nil { return undo() }
         // Copies of whole files only (no metadata-only copy-ups, no redirects, no index): the
         // upper directory then holds every changed file's full content, as the commit needs.
         let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(scratch),redirect_dir=off,metacopy=off,index=off,xino=off"
         guard let result = try? Subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, root]), result.succeeded else {
-            return nil
+            return undo()
         }
         return OverlayTree(lower: lower, upper: upper, root: root)
     }
