@@ -9,10 +9,13 @@ extension Repo {
     /// checksums and are never read, so the cost follows the change, not the base's size.
     ///
     /// `upper` must no longer be mounted; it is consumed (whiteouts deleted, overlay xattrs
-    /// stripped). Returns the new commit checksum.
+    /// stripped). `baseMetadata` names directories of `upper` the build made itself with the
+    /// base's owner and mode ("" for the root): they keep the base's directory metadata, xattrs
+    /// included. Returns the new commit checksum.
     public func writeCommit(
         overlay upper: String,
         onto base: String,
+        baseMetadata: [String] = [""],
         parent: String?,
         subject: String,
         metadata: CommitMetadata,
@@ -27,12 +30,22 @@ extension Repo {
             throw OSTreeError(domain: "apt-layer", code: 0, message: "no tree", operation: "load tree of \(base.prefix(12))")
         }
         defer { g_object_unref(UnsafeMutableRawPointer(mtree)) }
+        var kept: [(path: String, checksum: String)] = []
+        for path in baseMetadata {
+            if let checksum = Self.metadataChecksum(of: path, in: mtree) { kept.append((path, checksum)) }
+        }
         try Self.applyOverlayMarkers(directory: upper, tree: mtree)
 
         let modifier = ostree_repo_commit_modifier_new(OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, nil, nil, nil)!
         defer { ostree_repo_commit_modifier_unref(modifier) }
         try gCheck("write \(upper) to the repository") {
             ostree_repo_write_dfd_to_mtree(raw, AT_FDCWD, upper, mtree, modifier, cancellable?.raw, $0)
+        }
+        for (path, checksum) in kept {
+            if let directory = Self.subtree(path, in: mtree) {
+                ostree_mutable_tree_set_metadata_checksum(directory, checksum)
+                if directory != mtree { g_object_unref(UnsafeMutableRawPointer(directory)) }
+            }
         }
         return try finishCommit(mtree, parent: parent, subject: subject, metadata: metadata, ref: nil, cancellable: cancellable) {
             committed = true
@@ -70,15 +83,50 @@ extension Repo {
                         if ostree_mutable_tree_lookup(tree, name, &file, &subtree, &error) == 0 {
                             g_error_free(error)
                         }
+                        // A base file replaced by a directory: overlayfs marks nothing; drop the file.
+                        if file != nil {
+                            try gCheck("replace \(path) in the tree") { ostree_mutable_tree_remove(tree, name, 1, $0) }
+                        }
                         g_free(file)
                     }
                 }
                 defer { if let subtree { g_object_unref(UnsafeMutableRawPointer(subtree)) } }
                 try applyOverlayMarkers(directory: path, tree: subtree)
             default:
+                // A file, symlink or device replaces whatever the base had there; a base directory
+                // replaced by one is not marked by overlayfs either, and the mutable tree refuses
+                // to put a file over a directory: remove the entry, the write adds it back.
+                if let tree { try gCheck("replace \(path) in the tree") { ostree_mutable_tree_remove(tree, name, 1, $0) } }
                 stripOverlayAttributes(path)
             }
         }
+    }
+
+    /// The subtree at `path` ("" = `tree` itself, not retained; otherwise a new reference).
+    private static func subtree(_ path: String, in tree: OpaquePointer) -> OpaquePointer? {
+        guard !path.isEmpty else { return tree }
+        var current = tree
+        var owned = false
+        for component in path.split(separator: "/") {
+            var file: UnsafeMutablePointer<CChar>?
+            var next: OpaquePointer?
+            var error: UnsafeMutablePointer<GError>?
+            let found = ostree_mutable_tree_lookup(current, String(component), &file, &next, &error) != 0
+            if !found { g_error_free(error) }
+            g_free(file)
+            if owned { g_object_unref(UnsafeMutableRawPointer(current)) }
+            guard found, let next else { return nil }
+            current = next
+            owned = true
+        }
+        return current
+    }
+
+    private static func metadataChecksum(of path: String, in tree: OpaquePointer) -> String? {
+        guard let directory = subtree(path, in: tree) else { return nil }
+        defer { if directory != tree { g_object_unref(UnsafeMutableRawPointer(directory)) } }
+        // Owned by the tree: copy it.
+        return ostree_mutable_tree_get_metadata_checksum(directory).map { String(cString: $0) }
     }
 
     private static func isOpaque(_ path: String) -> Bool {

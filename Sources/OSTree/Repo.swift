@@ -79,6 +79,17 @@ public final class Repo: @unchecked Sendable {
         if ostree_repo_delete_object(raw, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, nil, &error) == 0 { g_error_free(error) }
     }
 
+    /// Runs `body` holding the repository's exclusive lock (the one libostree's prune takes), so no
+    /// other process writes refs or objects meanwhile.
+    public func withExclusiveLock<T>(_ body: () throws -> T) throws -> T {
+        try gCheck("lock repository") { ostree_repo_lock_push(raw, OSTREE_REPO_LOCK_EXCLUSIVE, nil, $0) }
+        defer {
+            var error: UnsafeMutablePointer<GError>?
+            if ostree_repo_lock_pop(raw, OSTREE_REPO_LOCK_EXCLUSIVE, nil, &error) == 0 { g_error_free(error) }
+        }
+        return try body()
+    }
+
     /// Sets a key in the repository's `config` file.
     public func setConfig(group: String, key: String, value: String) throws {
         let config = ostree_repo_copy_config(raw)!

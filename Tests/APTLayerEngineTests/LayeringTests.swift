@@ -32,11 +32,12 @@ struct LayeringTests {
 
     /// A build in an overlay over the kept base checkout commits exactly the tree a build in a full
     /// hardlink checkout commits: every path, content and metadata checksum, with a removed base
-    /// package (whiteouts), a conffile, /var, script-created accounts and /etc changes in it.
+    /// package (whiteouts), a conffile, /var, script-created accounts, /etc changes, and a base
+    /// directory turned into a symlink and a base file into a directory (no overlay marker) in it.
     @Test func overlayBuildCommitsTheSameTreeAsAFullCheckout() throws {
         let bed = try TestBed()
         func build(_ environment: [String: String]) throws -> String {
-            for command in ["install fixture-app fixture-conf fixture-vardir fixture-user", "override remove fixture-removable"] {
+            for command in ["install fixture-app fixture-conf fixture-vardir fixture-user fixture-reshape", "override remove fixture-removable"] {
                 try Shell.run("\(Paths.cli) \(command) -q --sysroot \(bed.sysroot)", environment: environment)
             }
             let listing = try Shell.run("ostree ls --repo=\(bed.sysroot)/ostree/repo -R -C \(bed.defaultChecksum) /")
@@ -49,6 +50,7 @@ struct LayeringTests {
         let full = try build(TestBed.environment.merging(["APT_LAYER_TEST_NO_OVERLAY": "1"]) { $1 })
         #expect(overlay.split(separator: "\n").count > 100)
         #expect(overlay.contains("/usr/bin/fixture-app") && !overlay.contains("fixture-removable/README"))
+        #expect(overlay.contains("/usr/etc/base-note/inner") && overlay.contains("/usr/share/fixture-base -> doc"))
         #expect(overlay == full)
         #expect(bed.leftovers.isEmpty)
     }

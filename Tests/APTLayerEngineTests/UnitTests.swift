@@ -46,6 +46,35 @@ struct UnitTests {
         #expect(plan.removals == ["fixture-removable"])
     }
 
+    /// A simulation with broken-for-now markers and multiarch names lists the same plan as dpkg's
+    /// package sets before and after that install (the inputs hash of a build compares the two).
+    @Test func simulationAndPackageSetsAgree() {
+        let simulated = AptPlan(
+            simulationOutput: """
+                Inst libssl3 [3.0.1-1] (3.0.2-1 Debian:12/stable [amd64]) []
+                Inst libc6:i386 (2.36-9 Debian:12/stable [i386]) [libc6:amd64 ]
+                Inst tzdata [2024a-0] (2025b-0 Debian:12/stable [all])
+                Remv fixture-removable:amd64 [1.0]
+                """)
+        let before = [
+            Package(name: "libssl3", version: "3.0.1-1", architecture: "amd64"),
+            Package(name: "libc6", version: "2.36-9", architecture: "amd64"),
+            Package(name: "tzdata", version: "2024a-0", architecture: "all"),
+            Package(name: "fixture-removable", version: "1.0", architecture: "amd64"),
+        ]
+        let after = [
+            Package(name: "libssl3", version: "3.0.2-1", architecture: "amd64"),
+            Package(name: "libc6", version: "2.36-9", architecture: "amd64"),
+            Package(name: "libc6", version: "2.36-9", architecture: "i386"),
+            Package(name: "tzdata", version: "2025b-0", architecture: "all"),
+        ]
+        let read = AptPlan(before: before, after: after)
+        #expect(simulated.installs.map(\.metadataForm) == ["libc6 2.36-9 i386", "libssl3 3.0.2-1 amd64", "tzdata 2025b-0 all"])
+        #expect(simulated.removals == ["fixture-removable"])
+        #expect(simulated.canonicalLines == read.canonicalLines)
+        #expect(simulated.replacedVersions["libssl3"] == "3.0.1-1" && read.replacedVersions["libssl3"] == "3.0.1-1")
+    }
+
     @Test func kernelArgumentEdits() throws {
         var k = KernelArguments("root=UUID=1 quiet console=tty0 console=ttyS0")
         try k.apply(.init(append: ["x=1"], delete: ["quiet"], replace: ["console=ttyS0=ttyS1"]))

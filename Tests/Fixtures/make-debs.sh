@@ -69,6 +69,12 @@ d=$(pkg fixture-kernel-dep 1.0 linux-image-6.1.0-fixture); mkdir -p "$d/usr/shar
 d=$(pkg fixture-replacer 1.0); echo "Conflicts: fixture-removable" >> "$d/DEBIAN/control"
 mkdir -p "$d/usr/share/fixture-replacer"; echo x > "$d/usr/share/fixture-replacer/x"; build "$d"
 
+# Turns a base directory into a symlink and a base file (under /etc) into a directory, which
+# overlayfs records without any marker (LayeringTests compares overlay and full-checkout builds).
+d=$(pkg fixture-reshape 1.0); mkdir -p "$d/usr/share/doc/fixture-reshape"; echo doc > "$d/usr/share/doc/fixture-reshape/README"
+printf '#!/bin/sh\nset -e\nrm -rf /usr/share/fixture-base\nln -s doc /usr/share/fixture-base\nrm -f /etc/base-note\nmkdir /etc/base-note\necho reshaped > /etc/base-note/inner\n' > "$d/DEBIAN/postinst"
+chmod 755 "$d/DEBIAN/postinst"; build "$d"
+
 # Base-image packages (installed into the fast tier's base by make-rootfs.sh).
 d=$(pkg fixture-base 1.0); mkdir -p "$d/usr/share/fixture-base"; echo base > "$d/usr/share/fixture-base/README"; build "$d"
 d=$(pkg fixture-removable 1.0); mkdir -p "$d/usr/share/fixture-removable"; echo removable > "$d/usr/share/fixture-removable/README"; build "$d"

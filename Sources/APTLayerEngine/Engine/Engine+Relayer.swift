@@ -106,7 +106,8 @@ extension Engine {
         _ sysroot: Sysroot, osname: String, checksum: String, origin: Origin, merge: Deployment?,
         accounts: [String: [String]], kernelArguments: [String]? = nil, lockFinalization: Bool = false, token: CancellationToken
     ) throws {
-        let referencedBefore = referencedCommits(sysroot)
+        // Unknown (nil) when the refs cannot be read: reclaim then prunes.
+        let referencedBefore = try? referencedCommits(sysroot)
         // Protect the new base before anything can prune it.
         try refreshBaseRefs(sysroot, extra: [checksum])
         FaultPoint.hit("after-base-refs")
@@ -142,13 +143,13 @@ extension Engine {
         pruneLocalPackages(sysroot)
     }
 
-    /// Commits something still points at: every deployment's and every ref's.
-    func referencedCommits(_ sysroot: Sysroot) -> Set<String> {
+    /// Commits something still points at: every deployment's and every ref's (local, remote and
+    /// mirrored refs, as libostree's prune counts them).
+    func referencedCommits(_ sysroot: Sysroot) throws -> Set<String> {
         var commits = Set(sysroot.deployments.map(\.checksum))
-        if let repo = try? sysroot.repo() {
-            for ref in (try? repo.refs()) ?? [] {
-                if let commit = try? repo.resolve(ref, allowMissing: true) { commits.insert(commit) }
-            }
+        let repo = try sysroot.repo()
+        for ref in try repo.refs() {
+            if let commit = try repo.resolve(ref, allowMissing: true) { commits.insert(commit) }
         }
         return commits
     }
@@ -156,22 +157,34 @@ extension Engine {
     /// Deletes undeployed deployment directories, then what this change left unreferenced. A
     /// commit that lost its last reference (a dropped deployment, a base whose ref went) but has the
     /// same tree as a commit still referenced (a package toggled back on, the same request built
-    /// again) leaves only its commit object behind: that object is deleted directly. Anything else
-    /// takes libostree's prune, which walks every ref's whole tree (the cost that grows with the
-    /// base). Stray objects of an interrupted build wait for the next prune or `apt-layer cleanup`.
-    func reclaim(_ sysroot: Sysroot, referencedBefore: Set<String>) throws {
+    /// again) leaves only its commit object behind: that object is deleted directly, under the
+    /// repository's exclusive lock with the refs read again under it. Anything else, and any doubt
+    /// (refs that cannot be read, a commit that cannot be loaded), takes libostree's prune, which
+    /// walks every ref's whole tree (the cost that grows with the base). Stray objects of an
+    /// interrupted build wait for the next prune or `apt-layer cleanup`.
+    func reclaim(_ sysroot: Sysroot, referencedBefore: Set<String>?) throws {
         try sysroot.prepareCleanup()
         let repo = try sysroot.repo()
-        let referenced = referencedCommits(sysroot)
-        let lost = referencedBefore.subtracting(referenced)
-        guard !lost.isEmpty else { return }
-        let trees = Set(referenced.compactMap { try? repo.commit($0).contentChecksum })
-        let twins = lost.filter { commit in (try? repo.commit(commit).contentChecksum).map { $0.map(trees.contains) ?? false } ?? false }
-        guard twins.count == lost.count else {
-            try sysroot.cleanup()
+        let freed: Bool = {
+            guard let referencedBefore else { return false }
             return
-        }
-        for commit in lost { try repo.deleteCommitObject(commit) }
+                (try? repo.withExclusiveLock { () throws -> Bool in
+                    let referenced = try referencedCommits(sysroot)
+                    let lost = referencedBefore.subtracting(referenced)
+                    guard !lost.isEmpty else { return true }
+                    var trees: Set<String> = []
+                    for commit in referenced {
+                        guard let tree = try repo.commit(commit).contentChecksum else { return false }
+                        trees.insert(tree)
+                    }
+                    for commit in lost {
+                        guard let tree = try repo.commit(commit).contentChecksum, trees.contains(tree) else { return false }
+                    }
+                    for commit in lost { try repo.deleteCommitObject(commit) }
+                    return true
+                }) ?? false
+        }()
+        if !freed { try sysroot.cleanup() }
     }
 
     /// On a sysroot that is not booted (an image being built, a test), libostree's rollback

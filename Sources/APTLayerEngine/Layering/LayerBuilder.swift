@@ -136,10 +136,10 @@ struct LayerBuilder {
         do {
             if let overlay {
                 try overlay.unmount()
-                try overlay.moveEtcToUsr()
+                let made = try overlay.moveEtcToUsr()
                 checksum = try repo.writeCommit(
-                    overlay: overlay.upper, onto: request.baseChecksum, parent: request.baseChecksum, subject: subject, metadata: metadata,
-                    cancellable: token.cancellable)
+                    overlay: overlay.upper, onto: request.baseChecksum, baseMetadata: made, parent: request.baseChecksum, subject: subject,
+                    metadata: metadata, cancellable: token.cancellable)
             } else {
                 checksum = try repo.writeCommit(
                     directory: root, parent: request.baseChecksum, subject: subject, metadata: metadata, cache: cache,

@@ -47,19 +47,34 @@ struct OverlayTree {
 
     /// Puts `etc` back where OSTree keeps it: the build worked with `etc` at the root (as the
     /// prepared checkout has it), the commit needs `usr/etc`. Call after ``unmount()``.
-    func moveEtcToUsr() throws {
-        guard FileTree.lstatInfo("\(upper)/etc") != nil else { return }
+    /// - Returns: the directories of ``upper`` made here rather than by overlayfs's copy-up
+    ///   (which copies xattrs too), for ``Repo/writeCommit(overlay:onto:baseMetadata:parent:subject:metadata:cancellable:)``.
+    @discardableResult
+    func moveEtcToUsr() throws -> [String] {
+        guard FileTree.lstatInfo("\(upper)/etc") != nil else { return [""] }
+        var made = [""]
         if FileTree.lstatInfo("\(upper)/usr") == nil {
+            made.append("usr")
             var info = stat()
             guard stat("\(lower)/usr", &info) == 0, mkdir("\(upper)/usr", 0o755) == 0,
                 chown("\(upper)/usr", info.st_uid, info.st_gid) == 0, chmod("\(upper)/usr", info.st_mode & 0o7777) == 0
             else { throw FileTree.posixError("create usr in the build's changes") }
         }
         guard rename("\(upper)/etc", "\(upper)/usr/etc") == 0 else { throw FileTree.posixError("move etc to usr/etc in the build's changes") }
+        return made
     }
 
     /// Detaches every mount at or under `path` (a killed build's overlay), deepest first.
+    /// `path` may go through symlinks (`/ostree` is `sysroot/ostree` on a booted host): the mount
+    /// table holds resolved paths, so both are compared; the build's own mountpoint `root` is
+    /// detached by name first, as often as something is mounted there.
     static func unmountAll(under path: String) {
+        for _ in 0..<8 where umount2("\(path)/root", Int32(MNT_DETACH)) == 0 {}
+        var resolved = [path]
+        if let real = realpath(path, nil) {
+            resolved.append(String(cString: real))
+            free(real)
+        }
         // Read to the end: procfs files report size 0, and FileManager.contents(atPath:) stops
         // after one 4 KiB read, so with many mounts the build's own was not in what it returned
         // (seen as a leftover tree when the test suite mounts dozens of sysroots in parallel).
@@ -70,9 +85,24 @@ struct OverlayTree {
             let fields = line.split(separator: " ")
             guard fields.count > 4 else { return nil }
             // mountinfo escapes space, tab, newline and backslash as \ooo.
-            let point = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
-            return point == path || point.hasPrefix(path + "/") ? point : nil
+            let point = Self.unescape(String(fields[4]))
+            return resolved.contains { point == $0 || point.hasPrefix($0 + "/") } ? point : nil
         }
         for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
+    }
+
+    /// mountinfo's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` backslash).
+    static func unescape(_ field: String) -> String {
+        var bytes: [UInt8] = []
+        var utf8 = Array(field.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3, let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
