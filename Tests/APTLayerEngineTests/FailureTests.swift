@@ -49,6 +49,20 @@ struct FailureTests {
         #expect(output.hasPrefix("error: "))
     }
 
+    /// The plan guard runs before the tree's own apt hooks (Debian's 70debconf runs
+    /// dpkg-preconfigure on the host): a refused plan reaches none of them; an accepted one does.
+    @Test func aRefusedPlanReachesNoOtherAptHook() throws {
+        let bed = try TestBed()
+        let marker = "\(bed.sysroot)/../hook-ran"
+        try "DPkg::Pre-Install-Pkgs { \"touch \(marker)\"; };\n".write(
+            toFile: try bed.deploymentDirectory() + "/etc/apt/apt.conf.d/99record", atomically: true, encoding: .utf8)
+        let error = try #require(throws: EngineError.self) { try bed.engine().install(["fixture-kernel-dep"]) }
+        #expect(error.kind == .refused)
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        _ = try bed.engine().install(["fixture-lib"])
+        #expect(FileManager.default.fileExists(atPath: marker))
+    }
+
     @Test func noSpaceLeftFailsCleanly() throws {
         let bed = try TestBed(sysrootSize: "40M")
         let big = "\(bed.fixtures)/big"

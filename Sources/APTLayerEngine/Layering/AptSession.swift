@@ -16,6 +16,8 @@ struct AptSession {
 
     var configPath: String { "\(work)/apt.conf" }
     var dpkgWrapper: String { "\(work)/dpkg" }
+    /// The plan guard's hook (``AptPlanGuard``): listed first among apt's Pre-Install-Pkgs hooks.
+    var planCheck: String { "\(work)/plan-check" }
     var admindir: String { "\(root)/\(Layout.dpkgDatabase)" }
 
     /// Writes the private apt configuration and the bwrap dpkg wrapper.
@@ -59,6 +61,8 @@ struct AptSession {
             APT::Keep-Fds { "3"; };
             Acquire::Languages "none";
             Dpkg::Use-Pty "false";
+            DPkg::Pre-Install-Pkgs { "\(planCheck)"; };
+            DPkg::Tools::Options::\(planCheck)::Version "3";
             DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; "--force-unsafe-io"; };
 
             """
@@ -170,18 +174,17 @@ struct AptSession {
     /// - Parameter expected: the number of packages a simulation planned, or nil to take it from
     ///   apt's own summary line (`N upgraded, N newly installed, N to remove …`).
     func install(_ arguments: [String], expected: Int?, guard planGuard: AptPlanGuard?) throws {
-        var options: [String] = []
+        // This file is read first (APT_CONFIG), so the guard runs before the hooks of the tree's own
+        // apt.conf.d (Debian's 70debconf runs dpkg-preconfigure on the host): a refused plan
+        // reaches none of them.
         let record = "\(work)/plan-refused"
-        if let planGuard {
-            let hook = "\(work)/plan-check"
-            try FileTree.write(hook, planGuard.script(record: record), mode: 0o755)
-            unlink(record)
-            options = ["-o", "DPkg::Pre-Install-Pkgs::=\(hook)", "-o", "DPkg::Tools::Options::\(hook)::Version=3"]
-        }
+        unlink(record)
+        let passThrough = "#!/bin/sh\n# apt-layer: no plan guard for this run.\nwhile read -r _; do :; done\nexit 0\n"
+        try FileTree.write(planCheck, planGuard?.script(record: record) ?? passThrough, mode: 0o755)
         var done = 0
         var total = max((expected ?? 0) * 2, 1)
         let result = try Subprocess.run(
-            ["apt-get", "-y", "-q"] + options + ["install"] + arguments, environment: environment, token: token
+            ["apt-get", "-y", "-q", "install"] + arguments, environment: environment, token: token
         ) { line in
             if expected == nil, let planned = Self.plannedCount(summaryLine: line) { total = max(planned * 2, 1) }
             for prefix in ["Unpacking ", "Setting up ", "Removing "] where line.hasPrefix(prefix) {
