@@ -44,7 +44,7 @@ extension Repo {
         for (path, checksum) in kept {
             if let directory = Self.subtree(path, in: mtree) {
                 ostree_mutable_tree_set_metadata_checksum(directory, checksum)
-                if directory != mtree { g_object_unref(UnsafeMutableRawPointer(directory)) }
+                g_object_unref(UnsafeMutableRawPointer(directory))
             }
         }
         return try finishCommit(mtree, parent: parent, subject: subject, metadata: metadata, ref: nil, cancellable: cancellable) {
@@ -78,16 +78,12 @@ extension Repo {
                     if isOpaque(path) {
                         try gCheck("replace \(path) in the tree") { ostree_mutable_tree_remove(tree, name, 1, $0) }
                     } else {
-                        var file: UnsafeMutablePointer<CChar>?
-                        var error: UnsafeMutablePointer<GError>?
-                        if ostree_mutable_tree_lookup(tree, name, &file, &subtree, &error) == 0 {
-                            g_error_free(error)
-                        }
+                        let entry = lookup(name, in: tree)
+                        subtree = entry.subtree
                         // A base file replaced by a directory: overlayfs marks nothing; drop the file.
-                        if file != nil {
+                        if entry.isFile {
                             try gCheck("replace \(path) in the tree") { ostree_mutable_tree_remove(tree, name, 1, $0) }
                         }
-                        g_free(file)
                     }
                 }
                 defer { if let subtree { g_object_unref(UnsafeMutableRawPointer(subtree)) } }
@@ -102,29 +98,32 @@ extension Repo {
         }
     }
 
-    /// The subtree at `path` ("" = `tree` itself, not retained; otherwise a new reference).
+    /// What `tree` holds under `name`: a file, a subtree (a new reference), or neither.
+    private static func lookup(_ name: String, in tree: OpaquePointer) -> (isFile: Bool, subtree: OpaquePointer?) {
+        var file: UnsafeMutablePointer<CChar>?
+        var subtree: OpaquePointer?
+        var error: UnsafeMutablePointer<GError>?
+        if ostree_mutable_tree_lookup(tree, name, &file, &subtree, &error) == 0 { g_error_free(error) }
+        defer { g_free(file) }
+        return (file != nil, subtree)
+    }
+
+    /// The subtree at `path` ("" for `tree` itself), as a new reference.
     private static func subtree(_ path: String, in tree: OpaquePointer) -> OpaquePointer? {
-        guard !path.isEmpty else { return tree }
         var current = tree
-        var owned = false
+        g_object_ref(UnsafeMutableRawPointer(current))
         for component in path.split(separator: "/") {
-            var file: UnsafeMutablePointer<CChar>?
-            var next: OpaquePointer?
-            var error: UnsafeMutablePointer<GError>?
-            let found = ostree_mutable_tree_lookup(current, String(component), &file, &next, &error) != 0
-            if !found { g_error_free(error) }
-            g_free(file)
-            if owned { g_object_unref(UnsafeMutableRawPointer(current)) }
-            guard found, let next else { return nil }
+            let next = lookup(String(component), in: current).subtree
+            g_object_unref(UnsafeMutableRawPointer(current))
+            guard let next else { return nil }
             current = next
-            owned = true
         }
         return current
     }
 
     private static func metadataChecksum(of path: String, in tree: OpaquePointer) -> String? {
         guard let directory = subtree(path, in: tree) else { return nil }
-        defer { if directory != tree { g_object_unref(UnsafeMutableRawPointer(directory)) } }
+        defer { g_object_unref(UnsafeMutableRawPointer(directory)) }
         // Owned by the tree: copy it.
         return ostree_mutable_tree_get_metadata_checksum(directory).map { String(cString: $0) }
     }

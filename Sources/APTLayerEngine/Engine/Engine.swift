@@ -111,8 +111,7 @@ public struct Engine: Sendable {
     func sweepTemporaryTrees() {
         let tmp = "\(options.sysroot)/ostree/repo/tmp"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix(Layout.temporaryPrefix) {
-            OverlayTree.unmountAll(under: "\(tmp)/\(name)")
-            FileTree.remove("\(tmp)/\(name)")
+            OverlayTree.removeBuildDirectory("\(tmp)/\(name)")
         }
     }
 

@@ -50,12 +50,8 @@ struct LayerBuilder {
         // A fixed path (builds are serialised by the sysroot lock): apt's package caches record
         // the paths of the status file and sources, so a stable path lets them stay valid.
         let temporary = "\(repo.path)/tmp/\(Layout.temporaryPrefix)build"
-        OverlayTree.unmountAll(under: temporary)
-        FileTree.remove(temporary)
-        defer {
-            OverlayTree.unmountAll(under: temporary)
-            FileTree.remove(temporary)
-        }
+        OverlayTree.removeBuildDirectory(temporary)
+        defer { OverlayTree.removeBuildDirectory(temporary) }
         let root = "\(temporary)/root"
         let work = "\(temporary)/work"
         try FileTree.makeDirectory(work)
@@ -72,8 +68,6 @@ struct LayerBuilder {
             if overlay == nil {
                 try repo.checkoutHardlinks(request.baseChecksum, to: root, cache: cache, cancellable: token.cancellable)
             }
-        } catch let error as EngineError {
-            throw error
         } catch {
             throw EngineError.wrap(error, "check out base")
         }
@@ -145,8 +139,6 @@ struct LayerBuilder {
                     directory: root, parent: request.baseChecksum, subject: subject, metadata: metadata, cache: cache,
                     cancellable: token.cancellable)
             }
-        } catch let error as EngineError {
-            throw error
         } catch {
             throw EngineError.wrap(error, "commit layered tree")
         }

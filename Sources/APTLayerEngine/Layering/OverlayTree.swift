@@ -27,7 +27,7 @@ struct OverlayTree {
         for dir in [upper, scratch, root] {
             guard (try? FileTree.makeDirectory(dir)) != nil else { return undo() }
         }
-        guard chown(upper, info.st_uid, info.st_gid) == 0, chmod(upper, info.st_mode & 0o7777) == 0 else { return undo() }
+        guard Self.give(upper, ownerAndModeOf: info) else { return undo() }
         // Tests build the same change both ways and compare the trees; this is where a host
         // without overlayfs fails.
         if ProcessInfo.processInfo.environment["APT_LAYER_TEST_NO_OVERLAY"] != nil { return undo() }
@@ -56,12 +56,22 @@ struct OverlayTree {
         if FileTree.lstatInfo("\(upper)/usr") == nil {
             made.append("usr")
             var info = stat()
-            guard stat("\(lower)/usr", &info) == 0, mkdir("\(upper)/usr", 0o755) == 0,
-                chown("\(upper)/usr", info.st_uid, info.st_gid) == 0, chmod("\(upper)/usr", info.st_mode & 0o7777) == 0
+            guard stat("\(lower)/usr", &info) == 0, mkdir("\(upper)/usr", 0o755) == 0, Self.give("\(upper)/usr", ownerAndModeOf: info)
             else { throw FileTree.posixError("create usr in the build's changes") }
         }
         guard rename("\(upper)/etc", "\(upper)/usr/etc") == 0 else { throw FileTree.posixError("move etc to usr/etc in the build's changes") }
         return made
+    }
+
+    /// Gives the directory at `path` the owner and mode in `info` (a directory of the base).
+    private static func give(_ path: String, ownerAndModeOf info: stat) -> Bool {
+        chown(path, info.st_uid, info.st_gid) == 0 && chmod(path, info.st_mode & 0o7777) == 0
+    }
+
+    /// Removes a build directory (or one a killed build left): its overlay first, then the tree.
+    static func removeBuildDirectory(_ path: String) {
+        unmountAll(under: path)
+        FileTree.remove(path)
     }
 
     /// Detaches every mount at or under `path` (a killed build's overlay), deepest first.
