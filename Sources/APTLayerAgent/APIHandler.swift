@@ -152,6 +152,7 @@ public struct APIHandler: APIProtocol {
 
     public func getTransaction(_ input: Operations.GetTransaction.Input) async throws -> Operations.GetTransaction.Output {
         let id = input.path.id
+        if let pending = manager.unjournaledRecord(id: id) { return .ok(.init(body: .json(.init(pending)))) }
         guard let record = try await fromJournal({ try $0.transaction(id: id) }) else { throw AgentProblem.notFound("no transaction \(id)") }
         return .ok(.init(body: .json(.init(record))))
     }

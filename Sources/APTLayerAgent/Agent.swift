@@ -173,20 +173,30 @@ public enum Agent {
             ConnectionStats(listener: "api", limit: config.maxConnections), ConnectionStats(listener: "socket", limit: config.maxConnections),
             ConnectionStats(listener: "metrics", limit: config.maxConnections),
         ]
-        /// HTTP/1 with the idle timeout and the request-head timeout.
-        func http1() -> HTTPServerBuilder {
+        /// HTTP/1 with the idle timeout and the request-head timeout (`firstHead`: a new
+        /// connection's shorter budget).
+        func http1Configuration(firstHead: Double? = nil) -> HTTP1Channel.Configuration {
             let headTimeout = TimeAmount.milliseconds(Int64(config.requestHeadTimeoutSeconds * 1000))
-            return .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headTimeout)],
-                    idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000))))
+            let firstTimeout = firstHead.map { TimeAmount.milliseconds(Int64($0 * 1000)) }
+            return .init(
+                additionalChannelHandlers: [RequestHeadTimeoutHandler(timeout: headTimeout, firstTimeout: firstTimeout)],
+                idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000)))
+        }
+        func http1() -> HTTPServerBuilder { .http1(configuration: http1Configuration()) }
+        let peers = PeerConnections(limit: config.maxConnectionsPerPeer)
+        let tls = try tlsConfiguration(config.tls)
+        let preAuth = min(config.preAuthTimeoutSeconds, config.requestHeadTimeoutSeconds)
+        /// The API listener: per-peer limit first, then TLS, then HTTP/1 with the pre-auth budget.
+        let apiHTTP1 = http1Configuration(firstHead: preAuth)
+        let apiServer = HTTPServerBuilder { responder in
+            PeerLimitedChannel(base: try TLSChannel(HTTP1Channel(responder: responder, configuration: apiHTTP1), tlsConfiguration: tls), peers: peers)
         }
 
         let metricsRouter = Router()
         metricsRouter.get("/metrics") { _, _ -> Response in
             let text = await Metrics.render(
                 manager: manager, faults: faults, statusCache: statusCache, engineOptions: engineOptions, journalReset: journalReset,
-                connections: limits, started: started, journal: journal, driver: fleetDriver, telemetry: telemetry)
+                connections: limits, peers: peers, started: started, journal: journal, driver: fleetDriver, telemetry: telemetry)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -200,7 +210,7 @@ public enum Agent {
         let ready = ReadyGate(expected: config.socket.isEmpty ? 2 : 3, started: started, logger: logger)
         let apiApp = Application(
             responder: MethodResponder(try apiRouter(), fast: statusBytes, callers: callers),
-            server: try .tls(http1(), tlsConfiguration: tlsConfiguration(config.tls)),
+            server: apiServer,
             configuration: .init(
                 address: .hostname(api.host, port: api.port), serverName: "apt-layerd",
                 availableConnectionsDelegate: CappedConnections(stats: limits[0])),

@@ -64,6 +64,12 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var maxUploadStoreBytes: Int64 = 4 << 30
     /// Most open connections per listener; more clients wait in the kernel's backlog.
     public var maxConnections = 256
+    /// Most open connections from one IP address on the TLS listener; more are closed at once,
+    /// before the TLS handshake, so one source cannot take every slot.
+    public var maxConnectionsPerPeer = 32
+    /// A new TLS connection whose first request head (handshake included) has not arrived within
+    /// this long is closed: unauthenticated connections are shed sooner than idle keep-alives.
+    public var preAuthTimeoutSeconds: Double = 3
     /// A connection with no traffic for this long is closed.
     public var idleTimeoutSeconds: Double = 60
     /// A connection whose request head (TLS handshake included) has not arrived within this long
@@ -111,6 +117,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case maxUploadBytes = "max-upload-bytes"
         case maxUploadStoreBytes = "max-upload-store-bytes"
         case maxConnections = "max-connections"
+        case maxConnectionsPerPeer = "max-connections-per-peer"
+        case preAuthTimeoutSeconds = "pre-auth-timeout-seconds"
         case idleTimeoutSeconds = "idle-timeout-seconds"
         case requestHeadTimeoutSeconds = "request-head-timeout-seconds"
         case socket
@@ -142,6 +150,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? d.maxUploadBytes
         maxUploadStoreBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadStoreBytes) ?? d.maxUploadStoreBytes
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+        maxConnectionsPerPeer = try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerPeer) ?? d.maxConnectionsPerPeer
+        preAuthTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .preAuthTimeoutSeconds) ?? d.preAuthTimeoutSeconds
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
         requestHeadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestHeadTimeoutSeconds) ?? d.requestHeadTimeoutSeconds
         socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
@@ -228,8 +238,9 @@ extension AgentConfiguration {
         guard queueLength >= 0 else { throw ConfigurationError(message: "queue-length must be zero or more") }
         guard maxBodyBytes >= 1024 else { throw ConfigurationError(message: "max-body-bytes must be at least 1024") }
         guard maxConnections >= 4 else { throw ConfigurationError(message: "max-connections must be at least 4") }
-        guard idleTimeoutSeconds > 0, requestHeadTimeoutSeconds > 0 else {
-            throw ConfigurationError(message: "idle-timeout-seconds and request-head-timeout-seconds must be positive")
+        guard maxConnectionsPerPeer >= 1 else { throw ConfigurationError(message: "max-connections-per-peer must be at least 1") }
+        guard idleTimeoutSeconds > 0, requestHeadTimeoutSeconds > 0, preAuthTimeoutSeconds > 0 else {
+            throw ConfigurationError(message: "idle-timeout-seconds, request-head-timeout-seconds and pre-auth-timeout-seconds must be positive")
         }
         do { try fleet?.validate() } catch { throw ConfigurationError(message: error.message) }
         do { try telemetry.validate() } catch { throw ConfigurationError(message: error.message) }

@@ -1,4 +1,5 @@
 import APTLayerAPI
+import APTLayerModel
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -41,6 +42,11 @@ enum DecodingProblem {
                 }
                 let allowed = bodySchema(path: path, method: method).flatMap { schema(at: context.codingPath, in: $0) }.flatMap(enumValues)
                 return make(pointer(context.codingPath), "cannot be \(value.debugDescription)", allowed: allowed)
+            }
+            if context.codingPath.isEmpty, let (name, schema) = badParameter(request, path: path, method: method, mismatch: true) {
+                // A parameter that is not what its schema says (`since=garbage`), not the body.
+                let what = schema["format"] as? String == "date-time" ? "an RFC 3339 date-time" : "a valid \(name)"
+                return make("/\(name.location)/\(name.name)", "must be \(what)", allowed: nil)
             }
             if context.codingPath.isEmpty { return make("", "is not valid JSON for this operation", allowed: nil) }
             return make(pointer(context.codingPath), "is not valid", allowed: nil)
@@ -162,6 +168,7 @@ enum DecodingProblem {
             if let value, given == value { return ((name, location), schema) }
             if mismatch, type == "integer", Int(given) == nil { return ((name, location), schema) }
             if mismatch, type == "boolean", given != "true", given != "false" { return ((name, location), schema) }
+            if mismatch, type == "string", schema["format"] as? String == "date-time", RFC3339.parse(given) == nil { return ((name, location), schema) }
         }
         return nil
     }

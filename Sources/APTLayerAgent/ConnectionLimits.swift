@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import Logging
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
@@ -48,17 +49,23 @@ final class RequestHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
     typealias OutboundOut = HTTPResponsePart
 
     let timeout: TimeAmount
+    /// The budget of a new connection, from accept to its first request head (TLS handshake
+    /// included): shorter than ``timeout``, so unauthenticated connections are shed sooner.
+    let firstTimeout: TimeAmount
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount) { self.timeout = timeout }
-
-    private func arm(_ context: ChannelHandlerContext) {
-        timer?.cancel()
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    init(timeout: TimeAmount, firstTimeout: TimeAmount? = nil) {
+        self.timeout = timeout
+        self.firstTimeout = firstTimeout ?? timeout
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { arm(context) }
+    private func arm(_ context: ChannelHandlerContext, first: Bool = false) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: first ? firstTimeout : timeout) { channel.close(promise: nil) }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { arm(context, first: true) }
     func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
@@ -77,4 +84,80 @@ final class RequestHeadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHan
         if case .end = unwrapOutboundIn(data) { arm(context) }
         context.write(data, promise: promise)
     }
+}
+
+/// Open connections per peer address on one listener: one source cannot take every slot.
+public final class PeerConnections: Sendable {
+    private let state = Mutex<(open: [String: Int], refused: Int)>(([:], 0))
+    /// The most connections one address keeps open; more are closed at once.
+    public let limit: Int
+
+    /// Creates an empty table.
+    public init(limit: Int) { self.limit = limit }
+
+    /// Counts a connection from `peer`; false (and counted as refused) when it is at its limit.
+    func acquire(_ peer: String) -> Bool {
+        state.withLock { s in
+            guard s.open[peer, default: 0] < limit else {
+                s.refused += 1
+                return false
+            }
+            s.open[peer, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ peer: String) {
+        state.withLock { s in
+            let left = s.open[peer, default: 1] - 1
+            s.open[peer] = left > 0 ? left : nil
+        }
+    }
+
+    /// Connections closed because their peer was at its limit, since start.
+    var refused: Int { state.withLock { $0.refused } }
+}
+
+/// First in the pipeline, before TLS: a connection from a peer already at its limit is closed
+/// as soon as it is active, before any handshake work (issue 26: one unauthenticated source
+/// holding 1,100 connections locked authorised clients out).
+final class PeerLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let peers: PeerConnections
+    private var peer: String?
+
+    init(peers: PeerConnections) { self.peers = peers }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard let address = context.channel.remoteAddress?.ipAddress else { return context.fireChannelActive() }
+        guard peers.acquire(address) else {
+            context.close(promise: nil)
+            return
+        }
+        peer = address
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let peer { peers.release(peer) }
+        peer = nil
+        context.fireChannelInactive()
+    }
+}
+
+/// A child channel whose pipeline starts with a ``PeerLimitHandler``.
+struct PeerLimitedChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+    let peers: PeerConnections
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(PeerLimitHandler(peers: peers))
+        }.flatMap {
+            base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async { await base.handle(value: value, logger: logger) }
 }

@@ -23,7 +23,7 @@ public final class FaultCounter: Sendable {
 enum Metrics {
     static func render(
         manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
-        journalReset: Journal.Reset?, connections: [ConnectionStats], started: ContinuousClock.Instant, journal: Journal,
+        journalReset: Journal.Reset?, connections: [ConnectionStats], peers: PeerConnections? = nil, started: ContinuousClock.Instant, journal: Journal,
         driver: UpdateDriver?, telemetry: Telemetry?
     ) async -> String {
         let counts = await manager.finishedCounts
@@ -66,6 +66,13 @@ enum Metrics {
             "# TYPE apt_layer_connections_limit_reached_total counter",
         ]
         lines += connections.map { "apt_layer_connections_limit_reached_total{listener=\"\($0.listener)\"} \($0.capped)" }
+        if let peers {
+            lines += [
+                "# HELP apt_layer_connections_peer_refused_total API connections closed at accept because their address held max-connections-per-peer.",
+                "# TYPE apt_layer_connections_peer_refused_total counter",
+                "apt_layer_connections_peer_refused_total \(peers.refused)",
+            ]
+        }
         lines += [
             "# HELP apt_layer_journal_reset 1 when the journal was unreadable at start and was moved aside for a new one.",
             "# TYPE apt_layer_journal_reset gauge",

@@ -119,6 +119,9 @@ struct AgentClient: Sendable {
         {
             return "the agent at \(address) refused the TLS handshake: pass --cert and --key with a client certificate its client-ca signed"
         }
+        if text.contains("remoteConnectionClosed") || text.contains("connectionClosed") {
+            return "the agent at \(address) closed the connection (did it restart?)"
+        }
         if text.contains("ENOENT") { return "cannot connect to the agent at \(address): no such socket" }
         if text.contains("EACCES") { return "cannot connect to the agent at \(address): permission denied (run as root or a user with a role)" }
         return "cannot reach the agent at \(address): \(first)"

@@ -99,8 +99,15 @@ enum TransactionRunner {
                 FileHandle.standardError.write(Data("Cancelling \(id)...\n".utf8))
                 Task { _ = try? await client.cancel(id) }
             }
-            try await render(try await client.events(id), quiet: global.quiet)
-            return TransactionOutcome(try await client.transaction(id))
+            do {
+                try await render(try await client.events(id), quiet: global.quiet)
+                return TransactionOutcome(try await client.transaction(id))
+            } catch let failure as AgentClient.Failure {
+                // The agent went away while the transaction ran (a restart): it may have finished.
+                throw AgentClient.Failure(
+                    message: "lost the agent while following transaction \(id) (\(failure.message)); "
+                        + "it may have finished: see apt-layer transaction show \(id)")
+            }
         }
     }
 
@@ -114,7 +121,9 @@ enum TransactionRunner {
         guard FileManager.default.fileExists(atPath: "\(sysroot)/ostree/repo", isDirectory: &isDirectory), isDirectory.boolValue else {
             throw EngineError(.invalidArgument, "\(sysroot) is not an OSTree sysroot (no ostree/repo); run apt-layer init first")
         }
-        do { return try Journal(creatingDirectoryFor: Journal.defaultPath(sysroot: sysroot)) } catch {
+        // An unreadable journal is moved aside and started anew, as the agent does (issue 26: a
+        // garbage journal let the agent start but refused every local run).
+        do { return try Journal.openOrReset(Journal.defaultPath(sysroot: sysroot)).0 } catch {
             throw EngineError(.system, "cannot open the journal \(Journal.defaultPath(sysroot: sysroot)): \(error)", underlying: error)
         }
     }
@@ -132,8 +141,9 @@ enum TransactionRunner {
         SignalCancellation.onSignal { Task { _ = try? await manager.cancel(id: record.id, requester: requester, mayCancelOthers: true) } }
         guard let events = try await manager.events(id: record.id) else { throw TransactionError.notFound(id: record.id) }
         try await render(events.map(\.event), quiet: global.quiet)
+        // The manager's record, which is the truth even when the journal could not take it.
+        guard let final = await manager.finished(id: record.id) else { throw TransactionError.notFound(id: record.id) }
         await manager.idle()
-        guard let final = try journal.transaction(id: record.id) else { throw TransactionError.notFound(id: record.id) }
         return TransactionOutcome(final)
     }
 

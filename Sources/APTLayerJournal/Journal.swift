@@ -195,6 +195,22 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Records a finished transaction's final state and, when its stream lacks one, its
+    /// `finished` event, in one write (a record written again after the journal was full).
+    public func finish(_ record: TransactionRecord, at now: Date = Date()) throws {
+        try writer.write { db in
+            try record.update(db)
+            let finished = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE txnId = ? AND kind = 'finished'", arguments: [record.id]) ?? 0
+            if finished == 0 {
+                let last = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM event WHERE txnId = ?", arguments: [record.id]) ?? 0
+                try EventRecord(
+                    txnId: record.id, number: last + 1, event: .finished(state: record.state, error: record.error, changed: record.changed), at: now
+                ).insert(db)
+            }
+            notify(db, .transaction(record))
+        }
+    }
+
     /// Records the commit a running transaction is about to deploy, before it does (its
     /// `resultChecksum`), so that recovery can tell whether the deployment was written.
     public func recordIntendedResult(transaction id: String, checksum: String) throws {
@@ -250,11 +266,20 @@ public final class Journal: Sendable {
 
     /// Whether the process that owns a queued or running row is gone: another boot, a pid that no
     /// longer exists, this very process (a restarted agent that reuses its predecessor's pid), or a
-    /// row from before owners were recorded.
+    /// row from before owners were recorded; also a zombie (dead, not yet waited for) and a pid
+    /// the kernel gave to another program since (issue 26: both kept a dead run `running`).
     static func ownerIsGone(_ record: TransactionRecord) -> Bool {
         guard let pid = record.pid, let boot = record.bootID, boot == bootID else { return true }
         if pid == getpid() { return true }
-        return kill(pid, 0) != 0 && errno == ESRCH
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+        else { return false }
+        let name = stat[stat.index(after: open)..<close]
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        // Every process that runs transactions is an apt-layer program (the CLI, the agent, or
+        // the test runner built with them: the kernel keeps 15 characters of the name).
+        return state == "Z" || state == "X" || !name.hasPrefix("apt-layer")
     }
 
     /// Crash recovery: transactions whose owning process died while they ran become `interrupted`

@@ -6,13 +6,24 @@ import Synchronization
 
 /// One transaction's event stream: every event is journaled, then handed to live subscribers.
 /// A late subscriber reads the journal first and then receives only newer events.
+///
+/// Two locks, never nested the other way round: `emission` orders emitters and subscribers (an
+/// event is journaled and yielded to every subscriber before the next one starts, and a new
+/// subscriber's replay cannot miss or repeat one); `subscribers` only guards the table and is the
+/// one lock a subscriber's `onTermination` takes. No continuation is ever yielded to or finished
+/// while `subscribers` is held: `onTermination` runs inside `swift_task_cancel`, which holds the
+/// cancelled task's status lock that `yield` needs, so yielding under the lock `onTermination`
+/// takes deadlocks both threads (issue 26).
 final class EventChannel: Sendable {
-    private struct State {
+    private struct Subscribers {
         var number = 0
         var finished = false
-        var subscribers: [UUID: AsyncStream<EventRecord>.Continuation] = [:]
+        var table: [UUID: AsyncStream<EventRecord>.Continuation] = [:]
     }
-    private let state = Mutex(State())
+    /// Held across one emission or one subscription (journal write or replay plus yields).
+    private let emission = Mutex(())
+    /// The subscriber table; held only to read or change it.
+    private let subscribers = Mutex(Subscribers())
     let transactionID: String
     let journal: Journal
 
@@ -21,38 +32,48 @@ final class EventChannel: Sendable {
         self.journal = journal
     }
 
+    /// The number of live subscribers (tests).
+    var subscriberCount: Int { subscribers.withLock { $0.table.count } }
+
     /// Journals and broadcasts one event; `finished` closes the stream. Called from engine threads
     /// and the manager's own executor, never from the cooperative pool.
     func emit(_ event: TransactionEvent) {
-        let closing = state.withLock { s -> [AsyncStream<EventRecord>.Continuation] in
-            guard !s.finished else { return [] }
-            s.number += 1
-            let record = EventRecord(txnId: transactionID, number: s.number, event: event)
+        emission.withLock { _ in
+            let taken = subscribers.withLock { s -> (EventRecord, [AsyncStream<EventRecord>.Continuation], closing: Bool)? in
+                guard !s.finished else { return nil }
+                s.number += 1
+                let record = EventRecord(txnId: transactionID, number: s.number, event: event)
+                let current = Array(s.table.values)
+                guard event.kind == .finished else { return (record, current, false) }
+                s.finished = true
+                s.table.removeAll()
+                return (record, current, true)
+            }
+            guard let (record, current, closing) = taken else { return }
             try? journal.append(record)
-            for continuation in s.subscribers.values { continuation.yield(record) }
-            guard event.kind == .finished else { return [] }
-            s.finished = true
-            defer { s.subscribers.removeAll() }
-            return Array(s.subscribers.values)
+            // Outside the table's lock: a continuation whose consumer was just cancelled is safe
+            // to yield to (the event is dropped), and finishing runs onTermination, which takes it.
+            for continuation in current { continuation.yield(record) }
+            if closing { for continuation in current { continuation.finish() } }
         }
-        // Outside the lock: finishing runs onTermination, which takes the lock.
-        for continuation in closing { continuation.finish() }
     }
 
     /// Past events from the journal, then live ones, without gaps or repeats.
     func subscribe() -> AsyncStream<EventRecord> {
         let (stream, continuation) = AsyncStream<EventRecord>.makeStream(bufferingPolicy: .unbounded)
         let id = UUID()
-        state.withLock { s in
-            // Under the lock no event can be emitted between the replay and the registration.
+        // Set before the stream is registered or returned, so no termination can miss it.
+        continuation.onTermination = { [weak self] _ in _ = self?.subscribers.withLock { $0.table.removeValue(forKey: id) } }
+        emission.withLock { _ in
+            // No event is emitted between the replay and the registration.
             for event in (try? journal.events(transaction: transactionID)) ?? [] { continuation.yield(event) }
-            if s.finished {
-                continuation.finish()
-            } else {
-                s.subscribers[id] = continuation
+            let open = subscribers.withLock { s -> Bool in
+                guard !s.finished else { return false }
+                s.table[id] = continuation
+                return true
             }
+            if !open { continuation.finish() }
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
         return stream
     }
 }
@@ -82,10 +103,13 @@ final class EventProgress: ProgressSink {
 
     func message(_ text: String) { channel.emit(.message(text: text)) }
 
-    /// Journals the commit about to be deployed before the engine writes the deployment.
-    func willDeploy(_ checksum: String) {
+    /// Journals the commit about to be deployed before the engine writes the deployment; when the
+    /// journal cannot take it (a full filesystem), the engine stops before deploying, so the
+    /// journal never has to guess after a crash (issue 26).
+    func willDeploy(_ checksum: String) throws {
         do { try channel.journal.recordIntendedResult(transaction: channel.transactionID, checksum: checksum) } catch {
-            channel.emit(.message(text: "warning: could not journal the commit about to be deployed: \(error)"))
+            let reason = Journal.isDiskFull(error) ? "its filesystem is full" : "\(error)"
+            throw EngineError(.system, "the journal cannot record the commit about to be deployed (\(reason)); nothing was changed", underlying: error)
         }
     }
 

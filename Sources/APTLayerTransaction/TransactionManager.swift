@@ -59,6 +59,19 @@ public actor TransactionManager {
     private var channels: [String: EventChannel] = [:]
     private var counts: [FinishedKey: Int] = [:]
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Finished records the journal could not take (its filesystem was full), by id: written
+    /// again every ``journalRetry`` until they land, and answered from here meanwhile, so the
+    /// journal catches up with what happened instead of keeping `running` (issue 26).
+    private var unjournaled: [String: TransactionRecord] = [:] {
+        didSet {
+            let pending = unjournaled
+            unjournaledSnapshot.withLock { $0 = pending }
+        }
+    }
+    private nonisolated let unjournaledSnapshot = Mutex<[String: TransactionRecord]>([:])
+    private var journalRetryTask: Task<Void, Never>?
+    /// How often finished records the journal could not take are written again.
+    static let journalRetry: Duration = .seconds(2)
     private var finishWaiters: [String: [CheckedContinuation<TransactionRecord, Never>]] = [:]
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -116,19 +129,62 @@ public actor TransactionManager {
         return (running?.record ?? record, .accepted)
     }
 
-    /// Journals a state change; a failure is logged (the in-memory state goes on).
-    private func persist(_ record: TransactionRecord) {
-        do { try journal.update(record) } catch {
-            logger.error("journal write failed", metadata: ["txn": "\(record.id)", "error": "\(error)"])
+    /// Journals a state change; a failure is logged, and a finished record is kept and written
+    /// again until it lands (``unjournaled``). Returns whether the journal took it.
+    @discardableResult
+    private func persist(_ record: TransactionRecord) -> Bool {
+        do {
+            try journal.update(record)
+            unjournaled[record.id] = nil
+            return true
+        } catch {
+            logger.error("journal write failed", metadata: ["txn": "\(record.id)", "state": "\(record.state.rawValue)", "error": "\(error)"])
+            if record.state.isFinished {
+                unjournaled[record.id] = record
+                scheduleJournalRetry()
+            }
+            return false
         }
     }
+
+    private func scheduleJournalRetry() {
+        guard journalRetryTask == nil else { return }
+        journalRetryTask = Task {
+            try? await Task.sleep(for: Self.journalRetry)
+            self.retryJournal()
+        }
+    }
+
+    /// Writes the finished records the journal could not take, with their `finished` events.
+    private func retryJournal() {
+        journalRetryTask = nil
+        for (id, record) in unjournaled.sorted(by: { $0.key < $1.key }) {
+            do {
+                try journal.finish(record)
+                unjournaled[id] = nil
+                logger.notice("journal caught up", metadata: ["txn": "\(id)", "state": "\(record.state.rawValue)"])
+            } catch {
+                break
+            }
+        }
+        if !unjournaled.isEmpty { scheduleJournalRetry() }
+    }
+
+    /// A finished record the journal has not taken yet (it is answered from memory meanwhile).
+    public nonisolated func unjournaledRecord(id: String) -> TransactionRecord? { unjournaledSnapshot.withLock { $0[id] } }
 
     private func start(_ entry: Active) {
         var entry = entry
         try? entry.record.move(to: .running)
-        persist(entry.record)
+        let journaled = persist(entry.record)
         running = entry
         let record = entry.record
+        guard journaled else {
+            // A transaction the journal cannot follow does not run.
+            let error = EngineError(.system, "the journal cannot record the transaction (its filesystem may be full); nothing was changed")
+            finish(record.id, .failure(error))
+            return
+        }
         let kind = record.operation.kind.rawValue
         onStatus("Running \(kind) \(record.id)")
         logger.info("transaction started", metadata: ["txn": "\(record.id)", "operation": "\(kind)"])
@@ -193,6 +249,11 @@ public actor TransactionManager {
             metadata: ["txn": "\(id)", "operation": "\(entry.record.operation.kind.rawValue)", "error": "\(entry.record.error ?? "")"])
         entry.timer?.cancel()
         running = nil
+        if unjournaled[id] != nil {
+            logger.error(
+                "transaction \(entry.record.state.rawValue), but the journal could not record it yet; retrying every \(Self.journalRetry)",
+                metadata: ["txn": "\(id)"])
+        }
         if let retention { _ = try? journal.applyRetention(maxAge: retention.maxAge, maxCount: retention.maxCount) }
         if !queue.isEmpty {
             start(queue.removeFirst())
@@ -260,7 +321,7 @@ public actor TransactionManager {
         if running?.record.id == id || queue.contains(where: { $0.record.id == id }) {
             return await withCheckedContinuation { finishWaiters[id, default: []].append($0) }
         }
-        return try? journal.transaction(id: id)
+        return unjournaled[id] ?? (try? journal.transaction(id: id))
     }
 
     private func resumeFinishWaiters(_ record: TransactionRecord) {

@@ -171,7 +171,16 @@ public final class Repo: @unchecked Sendable {
         }
     }
 
-    /// Writes `mtree` as a commit and commits the open transaction; `done` runs once it is committed.
+    /// Writes `mtree` as a commit and commits the open transaction; `done` runs once the open
+    /// transaction is over.
+    ///
+    /// Two repository transactions, so a commit object never exists without its tree: libostree
+    /// moves a transaction's staged objects into place in directory order, so a process killed
+    /// during that move can leave the commit object in `objects/` and part of its tree still in
+    /// staging, which `ostree fsck` reports as a corrupt commit (issue 26). The first transaction
+    /// writes the tree (dirtrees, dirmeta, files), the second only the commit object and the ref:
+    /// a kill during the first leaves unreferenced objects, during the second at most a complete
+    /// commit that no ref names; the next prune deletes either.
     func finishCommit(
         _ mtree: OpaquePointer, parent: String?, subject: String, metadata: CommitMetadata, ref: String?, cancellable: Cancellable?,
         done: () -> Void
@@ -179,7 +188,12 @@ public final class Repo: @unchecked Sendable {
         var root: OpaquePointer?
         try gCheck("write tree") { ostree_repo_write_mtree(raw, mtree, &root, cancellable?.raw, $0) }
         defer { aptl_unref(UnsafeMutableRawPointer(root)) }
+        try gCheck("commit tree") { ostree_repo_commit_transaction(raw, nil, cancellable?.raw, $0) }
+        done()
 
+        try gCheck("prepare transaction") { ostree_repo_prepare_transaction(raw, nil, cancellable?.raw, $0) }
+        var committed = false
+        defer { if !committed { _ = ostree_repo_abort_transaction(raw, nil, nil) } }
         let variant = metadata.makeVariant()
         defer { g_variant_unref(variant) }
         var checksum: UnsafeMutablePointer<CChar>?
@@ -189,7 +203,7 @@ public final class Repo: @unchecked Sendable {
         let result = takeString(checksum)!
         if let ref { ostree_repo_transaction_set_ref(raw, nil, ref, result) }
         try gCheck("commit transaction") { ostree_repo_commit_transaction(raw, nil, cancellable?.raw, $0) }
-        done()
+        committed = true
         return result
     }
 }

@@ -98,6 +98,14 @@ public final class Sysroot: @unchecked Sendable {
         cancellable: Cancellable?
     ) throws -> Deployment {
         var out: OpaquePointer?
+        try ForkReaper.reaping { try deploy(osname: osname, revision: revision, origin: origin, merge: merge, kernelArguments: kernelArguments, stage: stage, out: &out, cancellable: cancellable) }
+        return Deployment(owning: out!)
+    }
+
+    private func deploy(
+        osname: String, revision: String, origin: KeyFile, merge: Deployment?, kernelArguments: [String]?, stage: Bool,
+        out: inout OpaquePointer?, cancellable: Cancellable?
+    ) throws {
         if let kernelArguments {
             try withStrv(kernelArguments) { argv in
                 try gCheck(stage ? "stage deployment" : "deploy \(revision)") {
@@ -109,7 +117,6 @@ public final class Sysroot: @unchecked Sendable {
                 aptl_deploy(raw, osname, revision, origin.raw, merge?.raw, nil, stage ? 1 : 0, &out, cancellable?.raw, $0)
             }
         }
-        return Deployment(owning: out!)
     }
 
     /// Writes `new` as the default deployment, keeping the previous default as rollback and pinned ones.
@@ -117,7 +124,9 @@ public final class Sysroot: @unchecked Sendable {
         let flags = OstreeSysrootSimpleWriteDeploymentFlags(
             OSTREE_SYSROOT_SIMPLE_WRITE_DEPLOYMENT_FLAGS_RETAIN_ROLLBACK.rawValue
                 | OSTREE_SYSROOT_SIMPLE_WRITE_DEPLOYMENT_FLAGS_NO_CLEAN.rawValue)
-        try gCheck("write deployments") { ostree_sysroot_simple_write_deployment(raw, osname, new.raw, merge?.raw, flags, nil, $0) }
+        try ForkReaper.reaping {
+            try gCheck("write deployments") { ostree_sysroot_simple_write_deployment(raw, osname, new.raw, merge?.raw, flags, nil, $0) }
+        }
     }
 
     /// Replaces the deployment list with `deployments`, in that boot order.
@@ -130,7 +139,9 @@ public final class Sysroot: @unchecked Sendable {
         for d in deployments { aptl_ptr_array_add_ref(array, UnsafeMutableRawPointer(d.raw)) }
         var options = OstreeSysrootWriteDeploymentsOpts()
         options.do_postclean = cleanUp ? 1 : 0
-        try gCheck("write deployments") { ostree_sysroot_write_deployments_with_options(raw, array, &options, nil, $0) }
+        try ForkReaper.reaping {
+            try gCheck("write deployments") { ostree_sysroot_write_deployments_with_options(raw, array, &options, nil, $0) }
+        }
     }
 
     /// Pins or unpins a deployment (pinned deployments are never garbage collected).
@@ -146,6 +157,6 @@ public final class Sysroot: @unchecked Sendable {
 
     /// Deletes undeployed deployment directories, old boot versions and unreferenced objects.
     public func cleanup(cancellable: Cancellable? = nil) throws {
-        try gCheck("clean up sysroot") { ostree_sysroot_cleanup(raw, cancellable?.raw, $0) }
+        try ForkReaper.reaping { try gCheck("clean up sysroot") { ostree_sysroot_cleanup(raw, cancellable?.raw, $0) } }
     }
 }

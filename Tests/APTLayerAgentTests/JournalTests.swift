@@ -91,14 +91,28 @@ struct JournalTests {
         #expect("\(error)".contains("future") && "\(error)".contains("format 99"))
     }
 
-    /// A live process's rows survive another process's recovery; a dead one's do not.
+    /// A live process's rows survive another process's recovery; a dead one's do not, nor do
+    /// those whose pid now names another program (a reused pid).
     @Test func recoveryLeavesRowsOfLiveProcessesAlone() throws {
         let journal = try Journal(writer: DatabaseQueue())
+        // A live owner is an apt-layer program: a copy of sleep under such a name stands in.
+        let directory = try Shell.run("mktemp -d").trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: "\(directory)/apt-layer-live")
         let sleeper = Process()
-        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.executableURL = URL(fileURLWithPath: "\(directory)/apt-layer-live")
         sleeper.arguments = ["30"]
         try sleeper.run()
         defer { sleeper.terminate() }
+        let stranger = Process()
+        stranger.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        stranger.arguments = ["30"]
+        try stranger.run()
+        defer { stranger.terminate() }
+        var reused = TransactionRecord(
+            id: "reused", operation: .rollback, requester: "local:uid:0", pid: stranger.processIdentifier, bootID: Journal.bootID)
+        try reused.move(to: .running)
+        _ = try journal.insert(reused)
         let dead = Process()
         dead.executableURL = URL(fileURLWithPath: "/bin/true")
         try dead.run()
@@ -113,7 +127,7 @@ struct JournalTests {
         var otherBoot = TransactionRecord(id: "other-boot", operation: .finalize, requester: "x", pid: sleeper.processIdentifier, bootID: "another")
         _ = try journal.insert(otherBoot)
         otherBoot = try #require(try journal.transaction(id: "other-boot"))
-        #expect(try journal.recover().map(\.id) == ["gone"])
+        #expect(try journal.recover().map(\.id).sorted() == ["gone", "reused"])
         #expect(try journal.transaction(id: "live")?.state == .running)
         #expect(try journal.transaction(id: "gone")?.state == .interrupted)
         #expect(try journal.transaction(id: "other-boot")?.state == .cancelled)

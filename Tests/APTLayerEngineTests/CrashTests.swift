@@ -67,6 +67,39 @@ struct CrashTests {
         return bed
     }
 
+    /// SIGKILL while libostree moves a repository transaction's objects into place (the first
+    /// rename of the first or the second transaction of a commit, placed with gdb), installing a
+    /// package whose content no commit has: no commit with missing objects is left (fsck is clean
+    /// at once, not only after a later prune), nothing changed, and the next operation succeeds.
+    @Test(arguments: [1, 2])
+    func killedWhileTheCommitMovesObjectsIntoPlace(_ transaction: Int) throws {
+        let bed = try TestBed()
+        _ = try bed.engine().install(["fixture-lib"])
+        let before = try bed.status
+        let package = "\(bed.fixtures)/unique"
+        let deb = "\(bed.fixtures)/unique_1.0_all.deb"
+        try Shell.run(
+            """
+            mkdir -p \(package)/DEBIAN \(package)/usr/share/unique
+            printf 'Package: unique\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@example.org>\\nDescription: unique content\\n' > \(package)/DEBIAN/control
+            for i in $(seq 40); do head -c 4096 /dev/urandom > \(package)/usr/share/unique/file$i; done
+            dpkg-deb --root-owner-group --build \(package) \(deb) >/dev/null
+            """)
+        let skip = transaction > 1 ? "-ex 'ignore 1 \(transaction - 1)'" : ""
+        let (_, output) = try Shell.status(
+            """
+            gdb -q -batch -nx -ex 'set breakpoint pending on' -ex 'set confirm off' -ex 'break ostree_repo_commit_transaction' \(skip) \
+              -ex run -ex 'break renameat' -ex continue -ex finish -ex kill \
+              --args \(Paths.cli) install -q --sysroot \(bed.sysroot) \(deb) 2>&1
+            """, environment: TestBed.environment)
+        #expect(output.contains("Run till exit"), "the kill was not placed at a rename: \(output.suffix(2000))")
+        try Self.expectConsistent(bed)
+        #expect(try bed.status == before)
+        try Shell.run("\(Paths.cli) install -q --sysroot \(bed.sysroot) \(deb)", environment: TestBed.environment)
+        try Self.expectConsistent(bed)
+        #expect(try bed.packageNames().contains("unique"))
+    }
+
     /// fsck passes, libostree loads the sysroot, there is one boot entry per deployment, and every
     /// deployment's commit and base commit are in the repository.
     static func expectConsistent(_ bed: TestBed) throws {
@@ -159,6 +192,33 @@ struct SubprocessTests {
         #expect(ContinuousClock.now - started < .seconds(15))
         #expect(result.succeeded)
         #expect(result.output.contains("started"))
+    }
+
+    /// A member of the program's process group orphaned while the program still runs and waits
+    /// for it (a sandbox's pid 1 whose outer bwrap was killed during setup, holding apt's status
+    /// pipe) is killed, so the program reads end of file and finishes; without `killOrphans` the
+    /// same program waits for the orphan.
+    @Test func orphanTheProgramWaitsForIsKilled() throws {
+        defer { _ = try? Shell.status("pkill -f 'sleep 41.7'") }
+        let fifo = try Shell.run("mktemp -u /tmp/apt-layer-orphan.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { unlink(fifo) }
+        let script = "mkfifo \(fifo); (sleep 41.7 > \(fifo) &); cat \(fifo); echo finished"
+        let started = ContinuousClock.now
+        let result = try Subprocess.run(["sh", "-c", script], killOrphans: true)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(result.output.contains("finished"))
+        #expect(result.output.contains("killed sleep"), "\(result.output)")
+        #expect(try Shell.status("pgrep -f 'sleep 41.7'").0 != 0)
+        // Without it the program is still waiting after three seconds.
+        unlink(fifo)
+        let token = CancellationToken()
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 3)
+            token.cancel()
+        }
+        let waited = ContinuousClock.now
+        #expect(throws: (any Error).self) { try Subprocess.run(["sh", "-c", script], token: token) }
+        #expect(ContinuousClock.now - waited >= .seconds(3))
     }
 
     /// Children get exactly stdin, stdout, stderr and (during a locked run) the guard: nothing

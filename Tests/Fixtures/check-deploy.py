@@ -39,7 +39,8 @@ KNOWN_METRICS = {
     "apt_layer_countme_last_sent_timestamp_seconds", "apt_layer_transactions_total",
     "apt_layer_transaction_running", "apt_layer_transactions_queued", "apt_layer_api_errors_total",
     "apt_layer_deployments", "apt_layer_layered_packages", "apt_layer_agent_uptime_seconds",
-    "apt_layer_connections_open", "apt_layer_connections_limit_reached_total", "apt_layer_journal_reset",
+    "apt_layer_connections_open", "apt_layer_connections_limit_reached_total", "apt_layer_connections_peer_refused_total",
+    "apt_layer_journal_reset",
 }
 METRIC_RE = re.compile(r"\bapt_layer_[a-zA-Z0-9_]+")
 

@@ -25,6 +25,9 @@ extension Engine {
             } catch {
                 throw EngineError.wrap(error, "roll back")
             }
+            // The previous boot/loader.N: a reorder leaves no deployment behind, so this only
+            // deletes that old boot version (no repository walk).
+            try? sysroot.prepareCleanup()
             let repo = try? sysroot.repo()
             let diff = repo.flatMap { repo in
                 try? PackageDiff(from: packages(ofCommit: current.checksum, repo: repo), to: packages(ofCommit: target.checksum, repo: repo))

@@ -81,7 +81,9 @@ extension Engine {
                 }
             }
             try token.check()
-            progress.willDeploy(target)
+            do { try progress.willDeploy(target) } catch {
+                throw EngineError.wrap(error, "record the commit about to be deployed; nothing was changed")
+            }
             FaultPoint.hit("before-deploy")
             try writeDeployment(
                 sysroot, osname: osname, checksum: target, origin: origin, merge: merge,

@@ -184,7 +184,7 @@ struct AptSession {
         var done = 0
         var total = max((expected ?? 0) * 2, 1)
         let result = try Subprocess.run(
-            ["apt-get", "-y", "-q", "install"] + arguments, environment: environment, token: token
+            ["apt-get", "-y", "-q", "install"] + arguments, environment: environment, token: token, killOrphans: true
         ) { line in
             if expected == nil, let planned = Self.plannedCount(summaryLine: line) { total = max(planned * 2, 1) }
             for prefix in ["Unpacking ", "Setting up ", "Removing "] where line.hasPrefix(prefix) {
@@ -208,7 +208,7 @@ struct AptSession {
     func finishAndAudit() throws {
         progress.phase("Running triggers")
         let dpkg = [dpkgWrapper, "--root=\(root)", "--admindir=\(admindir)", "--log=\(work)/dpkg.log"]
-        let configure = try Subprocess.run(dpkg + ["--configure", "-a"], environment: environment, token: token)
+        let configure = try Subprocess.run(dpkg + ["--configure", "-a"], environment: environment, token: token, killOrphans: true)
         guard configure.succeeded else { throw AptFailure.error(configure, program: "dpkg") }
         let audit = try Subprocess.run(dpkg + ["--audit"], environment: environment, token: token)
         let report = audit.output.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -76,8 +76,9 @@ struct LocalPackages {
         let info = try Subprocess.run(["dpkg-deb", "--show", "--showformat=${Package}\t${Version}\t${Architecture}", file], token: token)
         let fields = info.output.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
         guard info.succeeded, fields.count == 3 else {
-            let reason = info.output.split(separator: "\n").first { $0.contains("dpkg-deb") } ?? "not a Debian package"
-            throw EngineError(.badPackage, "corrupt package file \(shown): \(reason)")
+            let reason = info.output.split(separator: "\n").first { $0.contains("dpkg-deb") }.map(String.init) ?? "not a Debian package"
+            // dpkg-deb names the store's private copy: say the file the caller named instead.
+            throw EngineError(.badPackage, "corrupt package file \(shown): \(reason.replacingOccurrences(of: file, with: shown))")
         }
         let contents = try Subprocess.run(["dpkg-deb", "--contents", file], token: token)
         guard contents.succeeded else {

@@ -7,12 +7,14 @@ public protocol ProgressSink: Sendable {
     /// A line worth showing the user (warnings, notes).
     func message(_ text: String)
     /// The layered commit about to be deployed: called before the deployment is written, so a
-    /// journal can record the outcome before it happens and reconcile after a crash.
-    func willDeploy(_ checksum: String)
+    /// journal can record the outcome before it happens and reconcile after a crash. Throwing
+    /// stops the change before anything is written: a change whose outcome cannot be recorded
+    /// is not made.
+    func willDeploy(_ checksum: String) throws
 }
 
 extension ProgressSink {
-    public func willDeploy(_ checksum: String) {}
+    public func willDeploy(_ checksum: String) throws {}
 }
 
 /// Discards all progress.

@@ -27,11 +27,14 @@ struct Subprocess {
     /// - Parameters:
     ///   - environment: the complete environment; `PATH` defaults to the standard one.
     ///   - token: kills the process group when cancelled.
+    ///   - killOrphans: while the program runs, kill members of its process group whose parent
+    ///     died (``killOrphans(ofGroup:)``): set for apt and dpkg, whose sandboxes can leave one.
     ///   - onLine: called for every output line as it arrives.
     static func run(
         _ argv: [String],
         environment: [String: String] = [:],
         token: CancellationToken? = nil,
+        killOrphans: Bool = false,
         onLine: ((String) -> Void)? = nil
     ) throws -> Result {
         try token?.check()
@@ -68,7 +71,7 @@ struct Subprocess {
         token?.register(processGroup: pid)
         defer { token?.unregister(processGroup: pid) }
 
-        let (output, status) = collect(pid: pid, readEnd: readEnd, onLine: onLine)
+        let (output, status) = collect(pid: pid, readEnd: readEnd, killOrphans: killOrphans, onLine: onLine)
         close(readEnd)
         // Kill anything left in the group (bwrap children) so nothing outlives the run.
         kill(-pid, SIGKILL)
@@ -83,9 +86,12 @@ struct Subprocess {
     /// pipe open forever.
     static let drainAfterExit: Duration = .seconds(2)
 
+    /// How often a program run with `killOrphans` has its process group checked for orphans.
+    static let orphanCheckMilliseconds: Int32 = 500
+
     /// Reads the program's output until end of file, or until ``drainAfterExit`` after it exited,
     /// and reaps it. Returns everything read and the raw wait status.
-    private static func collect(pid: pid_t, readEnd: Int32, onLine: ((String) -> Void)?) -> ([UInt8], Int32) {
+    private static func collect(pid: pid_t, readEnd: Int32, killOrphans: Bool, onLine: ((String) -> Void)?) -> ([UInt8], Int32) {
         let pidfd = apt_layer_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         var output: [UInt8] = []
@@ -93,6 +99,7 @@ struct Subprocess {
         var buffer = [UInt8](repeating: 0, count: 16384)
         var status: Int32 = 0
         var exitedAt: ContinuousClock.Instant? = nil
+        var lastOrphanCheck = ContinuousClock.now
         func reap(block: Bool) -> Bool {
             while true {
                 let r = waitpid(pid, &status, block ? 0 : WNOHANG)
@@ -110,9 +117,16 @@ struct Subprocess {
             var polls = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)]
             if exitedAt == nil, pidfd >= 0 { polls.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
             let timeout: Int32 =
-                if let exitedAt { drainLeft(exitedAt) } else { pidfd >= 0 ? -1 : 200 }
+                if let exitedAt { drainLeft(exitedAt) } else if killOrphans { orphanCheckMilliseconds } else { pidfd >= 0 ? -1 : 200 }
             let ready = poll(&polls, nfds_t(polls.count), timeout)
             if ready < 0 && errno == EINTR { continue }
+            if killOrphans, exitedAt == nil, ContinuousClock.now - lastOrphanCheck >= .milliseconds(orphanCheckMilliseconds) {
+                lastOrphanCheck = .now
+                for orphan in Self.killOrphans(ofGroup: pid) {
+                    let note = Array("apt-layer: killed \(orphan.name) (pid \(orphan.pid)), orphaned in the sandbox\n".utf8)
+                    output.append(contentsOf: note)
+                }
+            }
             if polls[0].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
