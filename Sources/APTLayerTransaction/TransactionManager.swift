@@ -345,9 +345,14 @@ public actor TransactionManager {
             resumeFinishWaiters(record)
         }
         queue.removeAll()
-        guard running != nil else { return }
-        running?.cancelReason = reason
-        running?.token.cancel()
-        await withCheckedContinuation { idleWaiters.append($0) }
+        if running != nil {
+            running?.cancelReason = reason
+            running?.token.cancel()
+            await withCheckedContinuation { idleWaiters.append($0) }
+        }
+        // A last try for what the journal could not take; what still fails is left to recovery.
+        journalRetryTask?.cancel()
+        retryJournal()
+        journalRetryTask?.cancel()
     }
 }

@@ -7,14 +7,22 @@ import Glibc
 /// whose first child exits at once and nobody waits for it: without this, a long-running agent
 /// keeps one zombie per deployment write (issue 26). The grandchild is reparented away from us.
 ///
-/// Only a zombie child that appeared during the call and still carries one of this process's
-/// thread names is reaped: a fork that never ran another program. Children that other code waits
-/// for (apt, dpkg, bwrap, curl) have run another program and carry its name.
+/// Only a zombie child that still carries one of this process's thread names is reaped: a fork
+/// that never ran another program. Children that other code waits for (apt, dpkg, bwrap, curl)
+/// have run another program and carry its name. A first child that had not exited yet when its
+/// own write returned is reaped by the next write.
 enum ForkReaper {
-    /// Runs `body` (a libostree call that may fork) and reaps the forks it left.
+    /// Runs `body` (a libostree call that may fork) and reaps the forks it and earlier calls left.
     static func reaping<T>(_ body: () throws -> T) rethrows -> T {
-        let before = Set(children().map(\.pid))
-        defer { reap(excluding: before) }
+        defer {
+            // daemon(3)'s first child exits at once; give it a moment (at most 100 ms) to do so.
+            for _ in 0..<20 {
+                let names = threadNames()
+                guard children().contains(where: { !$0.isZombie && names.contains($0.name) }) else { break }
+                usleep(5000)
+            }
+            reap()
+        }
         return try body()
     }
 
@@ -52,12 +60,12 @@ enum ForkReaper {
         return names
     }
 
-    /// Reaps zombie forks of this process that are not in `before`.
+    /// Reaps zombie forks of this process.
     @discardableResult
-    static func reap(excluding before: Set<pid_t> = []) -> Int {
+    static func reap() -> Int {
         let names = threadNames()
         var reaped = 0
-        for child in children() where child.isZombie && !before.contains(child.pid) && names.contains(child.name) {
+        for child in children() where child.isZombie && names.contains(child.name) {
             var status: Int32 = 0
             if waitpid(child.pid, &status, WNOHANG) == child.pid { reaped += 1 }
         }
