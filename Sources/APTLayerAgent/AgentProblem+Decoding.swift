@@ -168,7 +168,9 @@ enum DecodingProblem {
             if let value, given == value { return ((name, location), schema) }
             if mismatch, type == "integer", Int(given) == nil { return ((name, location), schema) }
             if mismatch, type == "boolean", given != "true", given != "false" { return ((name, location), schema) }
-            if mismatch, type == "string", schema["format"] as? String == "date-time", RFC3339.parse(given) == nil { return ((name, location), schema) }
+            if mismatch, type == "string", schema["format"] as? String == "date-time", RFC3339.parse(given) == nil {
+                return ((name, location), schema)
+            }
         }
         return nil
     }

@@ -23,7 +23,8 @@ public final class FaultCounter: Sendable {
 enum Metrics {
     static func render(
         manager: TransactionManager, faults: FaultCounter, statusCache: StatusCache, engineOptions: Engine.Options,
-        journalReset: Journal.Reset?, connections: [ConnectionStats], peers: PeerConnections? = nil, started: ContinuousClock.Instant, journal: Journal,
+        journalReset: Journal.Reset?, connections: [ConnectionStats], peers: PeerConnections? = nil, started: ContinuousClock.Instant,
+        journal: Journal,
         driver: UpdateDriver?, telemetry: Telemetry?
     ) async -> String {
         let counts = await manager.finishedCounts

@@ -109,7 +109,8 @@ final class EventProgress: ProgressSink {
     func willDeploy(_ checksum: String) throws {
         do { try channel.journal.recordIntendedResult(transaction: channel.transactionID, checksum: checksum) } catch {
             let reason = Journal.isDiskFull(error) ? "its filesystem is full" : "\(error)"
-            throw EngineError(.system, "the journal cannot record the commit about to be deployed (\(reason)); nothing was changed", underlying: error)
+            throw EngineError(
+                .system, "the journal cannot record the commit about to be deployed (\(reason)); nothing was changed", underlying: error)
         }
     }
 

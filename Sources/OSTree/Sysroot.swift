@@ -98,7 +98,11 @@ public final class Sysroot: @unchecked Sendable {
         cancellable: Cancellable?
     ) throws -> Deployment {
         var out: OpaquePointer?
-        try ForkReaper.reaping { try deploy(osname: osname, revision: revision, origin: origin, merge: merge, kernelArguments: kernelArguments, stage: stage, out: &out, cancellable: cancellable) }
+        try ForkReaper.reaping {
+            try deploy(
+                osname: osname, revision: revision, origin: origin, merge: merge, kernelArguments: kernelArguments, stage: stage, out: &out,
+                cancellable: cancellable)
+        }
         return Deployment(owning: out!)
     }
 

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// Issue 26's findings against the real agent, each reproduced as it was found.
-@Suite("reliability")
+@Suite("reliability", .serialized)
 struct ReliabilityTests {
     /// `curl` over mTLS as `identity`, without the URL.
     static func curl(_ agent: AgentBed, as identity: String = "reader") -> String {
@@ -19,7 +19,9 @@ struct ReliabilityTests {
         defer { agent.stop() }
         for round in 0..<3 {
             let packages = round % 2 == 0 ? #"["fixture-app","fixture-vardir"]"# : #"["fixture-user","fixture-conf"]"#
-            let operation = round == 2 ? #"{"operation":"uninstall","arguments":{"all":true}}"# : #"{"operation":"install","arguments":{"packages":\#(packages)}}"#
+            let operation =
+                round == 2
+                ? #"{"operation":"uninstall","arguments":{"all":true}}"# : #"{"operation":"install","arguments":{"packages":\#(packages)}}"#
             let reply = try agent.request("POST", "/v1/transactions", body: operation)
             let id = try #require(reply.json["id"] as? String, "\(reply.body)")
             let (_, output) = try Shell.status(
@@ -124,8 +126,7 @@ struct ReliabilityTests {
     @Test func oneSourceFloodingConnectionsDoesNotLockOthersOut() throws {
         let agent = try AgentBed()
         defer { agent.stop() }
-        let flood = "\(agent.bed.fixtures)/flood.py"
-        try Self.flooder.write(toFile: flood, atomically: true, encoding: .utf8)
+        let flood = "\(Paths.fixtures)/flood.py"
         let (_, output) = try Shell.status(
             """
             python3 \(flood) 127.0.0.2 \(agent.port) 1100 25 & f=$!
@@ -146,33 +147,4 @@ struct ReliabilityTests {
         let refused = output.split(separator: "\n").first { $0.hasPrefix("apt_layer_connections_peer_refused_total") }
         #expect((refused?.split(separator: " ").last.flatMap { Int($0) } ?? 0) > 1000, "\(output)")
     }
-
-    /// Holds COUNT TCP connections from SOURCE to the port for SECONDS, reopening each one the
-    /// agent closes, sending nothing (a pre-authentication flood).
-    static let flooder = #"""
-        import resource, select, socket, sys, time
-        source, port, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 64)), hard))
-        poller, live = select.poll(), {}
-        def open_one():
-            s = socket.socket()
-            s.setblocking(False)
-            s.bind((source, 0))
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            live[s.fileno()] = s
-            poller.register(s.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
-        for _ in range(count):
-            open_one()
-        end = time.time() + seconds
-        while time.time() < end:
-            for fd, _ in poller.poll(50):
-                s = live.pop(fd)
-                poller.unregister(fd)
-                s.close()
-                open_one()
-        """#
 }
