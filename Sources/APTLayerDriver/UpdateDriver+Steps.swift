@@ -76,7 +76,8 @@ extension UpdateDriver {
             do {
                 _ = try await Engine.run { [engineOptions] _ in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
             } catch {
-                move(.failed, "configure remote \(remote.name): \(error.message)")
+                // The engine's message names the remote and the operation once.
+                move(.failed, error.message)
                 return
             }
             refspec = "\(remote.name):\(stream.ref)"

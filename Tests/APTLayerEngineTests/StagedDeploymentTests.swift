@@ -29,4 +29,51 @@ struct StagedDeploymentTests {
         #expect(lines.prefix(4) == ["0", "1", "1", "1"], "\(second)")
         #expect(second.contains("install ok installed"), "\(second)")
     }
+
+    /// Changes made before a reboot accumulate on the pending deployment, as rpm-ostree's do, and
+    /// the reboot finalizes into exactly what `status` showed as pending: its commit, its packages
+    /// and its kernel arguments (issue 19: the second change used to replace the first, and a
+    /// `kargs` after an install made finalization fail).
+    @Test(arguments: [
+        ["install fixture-app", "install fixture-conf"],
+        ["install fixture-conf", "kargs --append x=1"],
+        ["kargs --append x=1", "install fixture-conf"],
+        ["install fixture-app", "uninstall fixture-app"],
+        ["install fixture-app", "kargs --append x=1", "install fixture-conf"],
+        ["install fixture-conf", "install fixture-vardir", "uninstall fixture-conf"],
+    ])
+    func changesBeforeARebootAccumulateAndFinalize(_ verbs: [String]) throws {
+        let bed = try TestBed()
+        let harness = "\(Paths.fixtures)/boot-container.sh"
+        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
+        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let commands = verbs.map { "\(Paths.cli) \($0) -q --sysroot /" }.joined(separator: " && ")
+        let first = try Shell.status(
+            boot + " /bin/sh -c '\(commands) && \(Paths.cli) status --json --sysroot / | tr -d \"\\n\" && echo && /run/harness/reboot'")
+        #expect(first.0 == 0, "finalization failed after \(verbs): \(first.1)")
+        let json = first.1.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(first.1)")
+        let pending = try #require((status["deployments"] as? [[String: Any]])?.first, "\(json)")
+        let pendingChecksum = try #require(pending["checksum"] as? String, "\(json)")
+
+        var installed = Set<String>()
+        var kargs: [String] = []
+        for verb in verbs {
+            let words = verb.split(separator: " ").map(String.init)
+            switch words[0] {
+            case "install": installed.formUnion(words.dropFirst())
+            case "uninstall": installed.subtract(words.dropFirst())
+            default: kargs.append(words.last!)
+            }
+        }
+        let second = try Shell.run(boot + " /bin/sh -c 'cat /run/harness/deployment; cat /proc/cmdline; dpkg-query -W -f=\"\\${Package}\\n\"'")
+        let lines = second.split(separator: "\n").map(String.init)
+        #expect(lines.first?.contains(pendingChecksum) == true, "booted \(lines.first ?? "") after \(verbs), pending was \(pendingChecksum)")
+        let commandLine = lines.dropFirst().first ?? ""
+        for karg in kargs { #expect(commandLine.split(separator: " ").contains(Substring(karg)), "\(verbs): \(commandLine)") }
+        let packages = Set(lines.dropFirst(2))
+        for name in ["fixture-app", "fixture-conf", "fixture-vardir"] {
+            #expect(packages.contains(name) == installed.contains(name), "\(verbs): \(name) after the reboot; \(packages.sorted())")
+        }
+    }
 }

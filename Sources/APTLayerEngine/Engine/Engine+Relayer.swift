@@ -17,15 +17,20 @@ extension Engine {
         try locked(operation) { sysroot in
             let osname = try osname(sysroot)
             let repo = try sysroot.repo()
-            let merge = sysroot.booted ?? deployments(sysroot, osname).first
+            // rpm-ostree's merge semantics: a change builds on the pending deployment (the default,
+            // staged or not: what `status` shows next), so changes before a reboot accumulate;
+            // /etc merges from the booted deployment, which is also the only valid merge
+            // deployment for staging (a staged one is replaced at finalization, issue 19).
+            let pending = deployments(sysroot, osname).first
+            let merge = sysroot.booted ?? pending
             let currentOrigin: Origin
             var currentCommit: Commit?
-            if let merge {
-                guard let keyFile = merge.origin, let origin = Origin(keyFile: keyFile) else {
-                    throw EngineError(.invalidArgument, "deployment \(merge.checksum.prefix(12)) has no origin; rebase it onto a ref first")
+            if let pending {
+                guard let keyFile = pending.origin, let origin = Origin(keyFile: keyFile) else {
+                    throw EngineError(.invalidArgument, "deployment \(pending.checksum.prefix(12)) has no origin; rebase it onto a ref first")
                 }
                 currentOrigin = origin
-                currentCommit = try repo.commit(merge.checksum)
+                currentCommit = try repo.commit(pending.checksum)
             } else {
                 guard allowEmpty else {
                     throw EngineError(.invalidArgument, "stateroot \(osname) has no deployment yet; run apt-layer rebase REF first")
@@ -87,7 +92,8 @@ extension Engine {
             FaultPoint.hit("before-deploy")
             try writeDeployment(
                 sysroot, osname: osname, checksum: target, origin: origin, merge: merge,
-                accounts: accounts, lockFinalization: flags.lockFinalization, token: token)
+                accounts: accounts, kernelArguments: Self.carriedKernelArguments(pending: pending, merge: merge),
+                lockFinalization: flags.lockFinalization, token: token)
             FaultPoint.hit("after-deploy")
             return ChangeResult(changed: true, summary: "Deployed \(target.prefix(12)) (\(operation)).", diff: diff, checksum: target)
         }
@@ -100,6 +106,14 @@ extension Engine {
         if !diff.upgraded.isEmpty { parts.append("\(diff.upgraded.count) upgraded") }
         if !diff.downgraded.isEmpty { parts.append("\(diff.downgraded.count) downgraded") }
         return parts.isEmpty ? "nothing in the package set" : parts.joined(separator: ", ")
+    }
+
+    /// The pending deployment's kernel arguments when they must be carried explicitly: libostree
+    /// takes a new deployment's from its merge deployment, which is the booted one while a change
+    /// (`kargs` included) is pending. nil when the merge deployment is the pending one.
+    static func carriedKernelArguments(pending: Deployment?, merge: Deployment?) -> [String]? {
+        guard let pending, let merge, !pending.isSame(as: merge) else { return nil }
+        return KernelArguments(pending.kernelArguments).arguments
     }
 
     /// Deploys `checksum` as the new default (staged on a booted host), appends script-created

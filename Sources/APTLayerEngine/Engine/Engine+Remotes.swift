@@ -14,7 +14,8 @@ extension Engine {
             let repo: Repo
             do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
             if repo.remoteURL(name) == url { return false }
-            do { try repo.setRemote(name: name, url: url) } catch { throw EngineError.wrap(error, "configure remote \(name)") }
+            // libostree's error already names the operation ("configure remote NAME: ...").
+            do { try repo.setRemote(name: name, url: url) } catch { throw EngineError(.system, "\(error)", underlying: error) }
             return true
         }
     }
