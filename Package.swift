@@ -83,7 +83,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "apt-layer",
-            dependencies: ["APTLayerCLI"],
+            dependencies: ["APTLayerCLI", "OSTree"],
             swiftSettings: swiftSettings
         ),
         // libsystemd: sd_notify (READY, WATCHDOG, STATUS) and journald fields.
