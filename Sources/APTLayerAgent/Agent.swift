@@ -22,8 +22,15 @@ public enum Agent {
     /// A failure to start, with a one-line reason.
     public struct StartError: Error, CustomStringConvertible, Sendable {
         public let message: String
+        /// A restart cannot fix it (the host must change first): the agent exits with
+        /// ``configurationExitCode`` and the unit does not restart it in a loop.
+        public var permanent = false
         public var description: String { message }
     }
+
+    /// The exit status of a start that a restart cannot fix (sysexits' EX_CONFIG); the unit's
+    /// `RestartPreventExitStatus=` names it.
+    public static let configurationExitCode: Int32 = 78
 
     /// Builds the TLS configuration: the server certificate, client certificates required and
     /// verified against the client CA, TLS 1.2 minimum.
@@ -101,6 +108,13 @@ public enum Agent {
 
         let journal: Journal
         let journalReset: Journal.Reset?
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: config.journalPath, isDirectory: &isDirectory), isDirectory.boolValue {
+            // Nothing a restart changes (issue 26: a crash loop under Restart=on-failure).
+            throw StartError(
+                message: "cannot open journal \(config.journalPath): it is a directory; move it aside or set journal in the configuration",
+                permanent: true)
+        }
         do { (journal, journalReset) = try Journal.openOrReset(config.journalPath) } catch {
             throw StartError(message: "cannot open journal \(config.journalPath): \(error)")
         }

@@ -61,7 +61,7 @@ struct APTLayerd: AsyncParsableCommand {
             try await Agent.run(configuration: configuration, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("apt-layerd: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode((error as? Agent.StartError)?.permanent == true ? Agent.configurationExitCode : 1)
         }
     }
 }

