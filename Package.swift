@@ -158,7 +158,7 @@ let package = Package(
         .executableTarget(
             name: "apt-layerd",
             dependencies: [
-                "APTLayerAgent", "APTLayerEngine",
+                "APTLayerAgent", "APTLayerEngine", "OSTree",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

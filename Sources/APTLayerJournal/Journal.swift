@@ -201,12 +201,7 @@ public final class Journal: Sendable {
         try writer.write { db in
             try record.update(db)
             let finished = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE txnId = ? AND kind = 'finished'", arguments: [record.id]) ?? 0
-            if finished == 0 {
-                let last = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM event WHERE txnId = ?", arguments: [record.id]) ?? 0
-                try EventRecord(
-                    txnId: record.id, number: last + 1, event: .finished(state: record.state, error: record.error, changed: record.changed), at: now
-                ).insert(db)
-            }
+            if finished == 0 { try Self.appendFinishedEvent(record, at: now, db) }
             notify(db, .transaction(record))
         }
     }
@@ -316,14 +311,17 @@ public final class Journal: Sendable {
                     SELECT * FROM txn WHERE state NOT IN ('running', 'queued')
                     AND NOT EXISTS (SELECT 1 FROM event WHERE event.txnId = txn.id AND event.kind = 'finished')
                     """)
-            for record in unterminated where Self.ownerIsGone(record) {
-                let last = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM event WHERE txnId = ?", arguments: [record.id]) ?? 0
-                try EventRecord(
-                    txnId: record.id, number: last + 1, event: .finished(state: record.state, error: record.error, changed: record.changed), at: now
-                ).insert(db)
-            }
+            for record in unterminated where Self.ownerIsGone(record) { try Self.appendFinishedEvent(record, at: now, db) }
             return interrupted
         }
+    }
+
+    /// Ends a finished transaction's event stream: a `finished` event numbered after its last.
+    private static func appendFinishedEvent(_ record: TransactionRecord, at now: Date, _ db: Database) throws {
+        let last = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM event WHERE txnId = ?", arguments: [record.id]) ?? 0
+        try EventRecord(
+            txnId: record.id, number: last + 1, event: .finished(state: record.state, error: record.error, changed: record.changed), at: now
+        ).insert(db)
     }
 
     /// Deletes finished transactions older than `maxAge` and all but the newest `maxCount`.

@@ -155,8 +155,10 @@ public actor TransactionManager {
         }
     }
 
-    /// Writes the finished records the journal could not take, with their `finished` events.
-    private func retryJournal() {
+    /// Writes the finished records the journal could not take, with their `finished` events;
+    /// schedules another try for what still fails when `again`.
+    private func retryJournal(again: Bool = true) {
+        journalRetryTask?.cancel()
         journalRetryTask = nil
         for (id, record) in unjournaled.sorted(by: { $0.key < $1.key }) {
             do {
@@ -167,7 +169,7 @@ public actor TransactionManager {
                 break
             }
         }
-        if !unjournaled.isEmpty { scheduleJournalRetry() }
+        if again && !unjournaled.isEmpty { scheduleJournalRetry() }
     }
 
     /// A finished record the journal has not taken yet (it is answered from memory meanwhile).
@@ -351,8 +353,6 @@ public actor TransactionManager {
             await withCheckedContinuation { idleWaiters.append($0) }
         }
         // A last try for what the journal could not take; what still fails is left to recovery.
-        journalRetryTask?.cancel()
-        retryJournal()
-        journalRetryTask?.cancel()
+        retryJournal(again: false)
     }
 }

@@ -3,6 +3,7 @@ import APTLayerEngine
 import ArgumentParser
 import Foundation
 import Logging
+import OSTree
 
 /// `apt-layerd`: the per-host apt-layer agent.
 @main
@@ -43,6 +44,8 @@ struct APTLayerd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // libostree's messages reach the journal as UTF-8 in a C locale too.
+        GLibText.useUTF8()
         let configuration: AgentConfiguration
         do {
             configuration = try effectiveConfiguration()

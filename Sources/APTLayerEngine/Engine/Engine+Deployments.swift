@@ -101,11 +101,11 @@ extension Engine {
             guard let keyFile = current.origin, let origin = Origin(keyFile: keyFile) else {
                 throw EngineError(.invalidArgument, "deployment has no origin")
             }
-            // The booted deployment merges /etc (a staged one cannot be a staged deployment's merge
-            // deployment: finalization would not find it, issue 19); the pending one gives the
-            // commit, origin and arguments.
+            // libostree's merge deployment (the booted one) merges /etc: a staged one cannot be a
+            // staged deployment's merge deployment, finalization would not find it (issue 19); the
+            // pending one gives the commit, origin and arguments.
             try writeDeployment(
-                sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: sysroot.booted ?? current,
+                sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: sysroot.mergeDeployment(osname: osname),
                 accounts: [:], kernelArguments: kargs.arguments, token: token)
             return ChangeResult(
                 changed: true, summary: "Kernel arguments: \(KernelArguments.userVisible(kargs.description))", checksum: current.checksum)

@@ -19,10 +19,11 @@ extension Engine {
             let repo = try sysroot.repo()
             // rpm-ostree's merge semantics: a change builds on the pending deployment (the default,
             // staged or not: what `status` shows next), so changes before a reboot accumulate;
-            // /etc merges from the booted deployment, which is also the only valid merge
-            // deployment for staging (a staged one is replaced at finalization, issue 19).
+            // /etc merges from libostree's merge deployment (the booted one on a host booted into
+            // this stateroot), also the only valid merge deployment for staging (a staged one is
+            // replaced at finalization, issue 19).
             let pending = deployments(sysroot, osname).first
-            let merge = sysroot.booted ?? pending
+            let merge = sysroot.mergeDeployment(osname: osname)
             let currentOrigin: Origin
             var currentCommit: Commit?
             if let pending {
