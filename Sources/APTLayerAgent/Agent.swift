@@ -32,6 +32,12 @@ public enum Agent {
     /// `RestartPreventExitStatus=` names it.
     public static let configurationExitCode: Int32 = 78
 
+    /// The TLS listener's accept queue (the kernel caps it at `net.core.somaxconn`, 4096 on
+    /// Debian 12): under a one-source flood the queue of 256 stayed full and the kernel dropped
+    /// authorised clients' SYNs, which came back only with TCP's 1 s retransmission. Flood
+    /// connections in the queue cost one accept each (``PeerLimitedChannel``).
+    static let apiBacklog = 4096
+
     /// Builds the TLS configuration: the server certificate, client certificates required and
     /// verified against the client CA, TLS 1.2 minimum.
     public static func tlsConfiguration(_ files: AgentConfiguration.TLSFiles) throws -> TLSConfiguration {
@@ -226,7 +232,7 @@ public enum Agent {
             responder: MethodResponder(try apiRouter(), fast: statusBytes, callers: callers),
             server: apiServer,
             configuration: .init(
-                address: .hostname(api.host, port: api.port), serverName: "apt-layerd",
+                address: .hostname(api.host, port: api.port), serverName: "apt-layerd", backlog: Self.apiBacklog,
                 availableConnectionsDelegate: CappedConnections(stats: limits[0])),
             onServerRunning: { channel in await ready.listening("API (mTLS)", channel) },
             logger: logger)

@@ -118,45 +118,28 @@ public final class PeerConnections: Sendable {
     var refused: Int { state.withLock { $0.refused } }
 }
 
-/// First in the pipeline, before TLS: a connection from a peer already at its limit is closed
-/// as soon as it is active, before any handshake work (issue 26: one unauthenticated source
-/// holding 1,100 connections locked authorised clients out).
-final class PeerLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    let peers: PeerConnections
-    private var peer: String?
-
-    init(peers: PeerConnections) { self.peers = peers }
-
-    func channelActive(context: ChannelHandlerContext) {
-        guard let address = context.channel.remoteAddress?.ipAddress else { return context.fireChannelActive() }
-        guard peers.acquire(address) else {
-            context.close(promise: nil)
-            return
-        }
-        peer = address
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if let peer { peers.release(peer) }
-        peer = nil
-        context.fireChannelInactive()
-    }
-}
-
-/// A child channel whose pipeline starts with a ``PeerLimitHandler``.
-struct PeerLimitedChannel<Base: ServerChildChannel>: ServerChildChannel {
+/// The API listener's child channel: a connection from a peer already at its limit is closed
+/// before any handler is added to it (no TLS, no HTTP codec: what it costs is the accept), and
+/// handed on as an already closed channel whose request stream ends at once (issue 26: one
+/// unauthenticated source holding 1,100 connections locked authorised clients out). A failed
+/// setup is no alternative: NIO reports it on the listening channel, which ends the server.
+struct PeerLimitedChannel<Base: ServerChildChannel>: ServerChildChannel
+where Base.Value == NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart> {
     typealias Value = Base.Value
     let base: Base
     let peers: PeerConnections
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(PeerLimitHandler(peers: peers))
-        }.flatMap {
-            base.setup(channel: channel, logger: logger)
+        guard let address = channel.remoteAddress?.ipAddress else { return base.setup(channel: channel, logger: logger) }
+        guard peers.acquire(address) else {
+            return channel.eventLoop.makeCompletedFuture {
+                let closed = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(wrappingChannelSynchronously: channel)
+                channel.close(promise: nil)
+                return closed
+            }
         }
+        channel.closeFuture.whenComplete { _ in peers.release(address) }
+        return base.setup(channel: channel, logger: logger)
     }
 
     func handle(value: Value, logger: Logger) async { await base.handle(value: value, logger: logger) }

@@ -114,7 +114,7 @@ struct CrashTests {
             timeout 120 \(Paths.cli) install -q --sysroot \(bed.sysroot) fixture-app fixture-vardir fixture-user 2>&1 & pid=$!
             seen=" "; n=0
             while kill -0 $pid 2>/dev/null; do
-              for b in $(pgrep -f '^bwrap --die-with-parent'); do
+              for b in $(pgrep -f "^bwrap --die-with-parent.*\(bed.sysroot)/"); do
                 case "$seen" in *" $b "*) continue ;; esac
                 parent=$(ps -o ppid= -p $b | tr -d ' '); [ -n "$parent" ] || continue
                 [ "$(ps -o comm= -p $parent)" = bwrap ] && continue
