@@ -62,3 +62,17 @@ struct ReliabilitySmallerTests {
         #expect(try agent.waitForTransaction(id)["state"] as? String == "succeeded")
     }
 }
+
+/// A query parameter that is not what the document says is named as a parameter, not as the body.
+@Suite("bad query parameters")
+struct BadQueryParameterTests {
+    @Test func aGarbageSinceNamesTheParameter() throws {
+        let agent = try AgentBed()
+        defer { agent.stop() }
+        let reply = try agent.request("GET", "/v1/transactions?since=garbage", as: "reader")
+        #expect(reply.status == 400, "\(reply.body)")
+        #expect(reply.json["pointer"] as? String == "/query/since", "\(reply.body)")
+        #expect((reply.json["detail"] as? String)?.contains("RFC 3339") == true, "\(reply.body)")
+        #expect(!reply.body.contains("not valid JSON"), "\(reply.body)")
+    }
+}
