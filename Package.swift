@@ -187,6 +187,14 @@ let package = Package(
             dependencies: ["APTLayerFleet", "APTLayerTelemetry", "APTLayerJournal", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The update driver's machine, its loop and its journal: pure and in-process, no root.
+        .testTarget(
+            name: "APTLayerDriverTests",
+            dependencies: [
+                "APTLayerDriver", "APTLayerJournal", "APTLayerModel", "APTLayerFleet", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "APTLayerEngineTests",
             dependencies: ["APTLayerEngine", "OSTree"],

@@ -35,6 +35,8 @@ bash Tests/Fixtures/test_cli_docs.sh .build/debug
 # The two targets run one after the other: together, the synchronous tests that block Swift
 # Testing's two pool threads (on two cores) starved the agent tests' async waits.
 swift test --skip-build --filter APTLayerFleetTests
+# The update driver's machine (table and property tests) and its loop against a real journal.
+swift test --skip-build --filter APTLayerDriverTests
 swift test --skip-build --filter APTLayerEngineTests --skip ComposeImageTests
 # compose image mounts, formats and writes a disk image synchronously: alone, like the other
 # long synchronous tiers, so the engine tests' polling of dpkg is not starved.

@@ -51,6 +51,10 @@ extension Metrics {
                 "apt_layer_last_policy_fetch_timestamp_seconds", "gauge", "When the policy was last fetched (0: not since start).",
                 ["apt_layer_last_policy_fetch_timestamp_seconds \(Int(status.lastFetch?.at.timeIntervalSince1970 ?? 0))"])
             metric(
+                "apt_layer_driver_journal_failures_total", "counter",
+                "Update driver steps not taken since start: the journal could not be written or a fact guarding the step could not be read.",
+                ["apt_layer_driver_journal_failures_total \(status.journalFailures)"])
+            metric(
                 "apt_layer_policy_fetches_total", "counter", "Policy fetches since start, by outcome.",
                 FleetStatus.FetchOutcome.allCases.map { "apt_layer_policy_fetches_total{result=\"\($0.rawValue)\"} \(status.fetchOutcomes[$0] ?? 0)" }
             )

@@ -44,4 +44,8 @@ public struct FleetStatus: Sendable {
     public var windowsMissed = 0
     /// Policy fetches since the agent started, by outcome.
     public var fetchOutcomes: [FetchOutcome: Int] = [:]
+    /// Driver steps not taken since start because the journal could not be written or a fact
+    /// guarding a safety decision could not be read, and the last one (nil once a step succeeds).
+    public var journalFailures = 0
+    public var lastFailure: String?
 }

@@ -5,9 +5,7 @@ import Foundation
 extension UpdateDriver {
     /// Fetches the policy; accepts it, or journals why not and keeps the last good one.
     func poll() async {
-        if [.idle, .upToDate, .healthy, .failed].contains(record.state) {
-            move(.checking, "fetching the policy from \(configuration.policyURL)")
-        }
+        await advance(.pollStarting)
         let now = Date()
         fetches += 1
         do {
@@ -25,7 +23,7 @@ extension UpdateDriver {
             noteFetch(.error, error.message, at: now)
             reject(kind: "fetch", message: error.message, version: nil, now: now)
         }
-        if record.state == .checking { decide() } else if [.updateAvailable, .staged, .waiting].contains(record.state) { reconsider() }
+        await advance(.polled)
     }
 
     private func accept(bytes: Data, signature: String, etag newEtag: String?, now: Date) {
@@ -78,35 +76,6 @@ extension UpdateDriver {
         else { return }
         try? journal.removeFromDenylist(releaseId: release.id, commit: release.commit)
         logger.info("fleet release retried: retry-epoch raised", metadata: ["release": "\(release.id)"])
-    }
-
-    /// From `checking`: what the policy in force asks of this host.
-    func decide() {
-        guard let explanation = explain() else {
-            move(.idle, lastFetch.map { "no accepted policy (\($0.message))" } ?? "no accepted policy")
-            return
-        }
-        switch explanation.waitingFor {
-        case .policyExpired, .noRelease, .upToDate, .denylisted, .notInAnyWave, .noPolicy:
-            move(.upToDate, explanation.reason)
-        default:
-            guard let release = policy?.policy.streams[configuration.stream]?.release else { return }
-            move(.updateAvailable, "release \(release.id) is available") { r in
-                if r.releaseId != release.id || r.commit != release.commit { r.attempts = 0 }
-                r.releaseId = release.id
-                r.commit = release.commit
-                r.rolledBack = false
-            }
-        }
-    }
-
-    /// A new policy while a release is on its way: if it pins another release (or none), start
-    /// over from `checking`.
-    func reconsider() {
-        let release = policy?.policy.streams[configuration.stream]?.release
-        guard release?.id != record.releaseId || release?.commit != record.commit else { return }
-        move(.checking, "the policy now pins \(release.map { "release \($0.id)" } ?? "no release")")
-        decide()
     }
 }
 

@@ -27,6 +27,10 @@ public actor UpdateDriver {
     /// The requester name the driver's transactions carry.
     public nonisolated var requester: String { "fleet:\(configuration.name)" }
 
+    /// The journaled state the machine steps from; nil while the journal's record cannot be read
+    /// (the driver then does nothing but retry reading it).
+    var snapshot: DriverSnapshot?
+    /// The record `GET /v1/policy` shows (the snapshot's, or why there is none).
     var record: DriverRecord
     var policy: AcceptedPolicy?
     var policyAcceptedAt: Date?
@@ -41,6 +45,13 @@ public actor UpdateDriver {
     var windowWasOpen: Bool?
     /// Policy fetches since start, by outcome.
     var fetchOutcomes: [FleetStatus.FetchOutcome: Int] = [:]
+    /// Steps not taken because the journal could not be written or a fact guarding a safety
+    /// decision could not be read (`apt_layer_driver_journal_failures_total`), the last such
+    /// failure, and when to try again (exponential backoff, 1 s to 60 s).
+    var journalFailures = 0
+    var lastFailure: String?
+    var retryAt: Date?
+    var backoff: Double = 0
     var wake: CheckedContinuation<Void, Never>?
     let bootID: String
     /// The booted deployment's base commit, read once: it changes only with a reboot, which
@@ -76,7 +87,7 @@ public actor UpdateDriver {
         fetcher = PolicyFetcher(
             client: self.http, policyURL: configuration.policyURL, signatureURL: configuration.resolvedSignatureURL, userAgent: userAgent)
         health = HealthChecker(client: self.http)
-        record = (try? journal.driver()) ?? DriverRecord(state: .idle, reason: "no policy fetched yet", since: Date())
+        (snapshot, record) = Self.load(journal)
         if let stored = try? journal.acceptedPolicy(), let decoded = try? FleetPolicy.decode(stored.bytes) {
             policy = AcceptedPolicy(
                 policy: decoded, bytes: stored.bytes, signature: stored.signature, signers: stored.signers.split(separator: ",").map(String.init))
@@ -88,13 +99,35 @@ public actor UpdateDriver {
     /// Runs until the task is cancelled.
     public func run() async {
         logger.info("fleet driver started", metadata: ["state": "\(record.state.rawValue)", "host-id": "\(hostID)"])
-        await resumeAfterStart()
         while !Task.isCancelled {
-            await tick()
+            if snapshot == nil { reload() } else { await tick() }
             let delay = max(0.05, nextWakeup().timeIntervalSinceNow)
             await sleep(seconds: delay)
         }
         try? await http.shutdown()
+    }
+
+    /// Reads the journal's record; an unreadable one leaves the driver idle-but-blocked, never
+    /// `idle` (which would forget a held slot or a reboot under way).
+    static func load(_ journal: Journal) -> (DriverSnapshot?, DriverRecord) {
+        do {
+            let stored = try journal.driver() ?? DriverRecord(state: .idle, reason: "no policy fetched yet", since: Date())
+            return (try DriverSnapshot(stored), stored)
+        } catch {
+            return (nil, DriverRecord(state: .idle, reason: "the driver's journal record cannot be read: \(error)", since: Date()))
+        }
+    }
+
+    /// Tries the journal's record again after it could not be read.
+    func reload() {
+        let (loaded, shown) = Self.load(journal)
+        record = shown
+        if let loaded {
+            snapshot = loaded
+            recovered()
+        } else {
+            failed("driver record not read", shown.reason)
+        }
     }
 
     /// Polls now (the API's refresh, and tests).
@@ -129,14 +162,16 @@ public actor UpdateDriver {
             await poll()
             let jitter = configuration.jitterSeconds > 0 ? Double.random(in: 0...Double(configuration.jitterSeconds)) : 0
             nextPoll = Date().addingTimeInterval(Double(configuration.pollInterval.seconds) + jitter)
+        } else {
+            await advance(.tick)
         }
-        await advance()
     }
 
     /// When the next tick is due: the next poll, or sooner while waiting for a start time, a
     /// window or a slot.
     func nextWakeup() -> Date {
         var next = nextPoll
+        if let retryAt { return min(next, retryAt) }
         if record.state == .waiting, let explanation = explain() {
             // Ask again for a slot at about the poll interval, at most every minute, jittered.
             let retry = Double(min(configuration.pollInterval.seconds, 60))
@@ -144,60 +179,43 @@ public actor UpdateDriver {
             if explanation.waitingFor == .notEligibleYet, let at = explanation.eligibleAt { next = min(next, at) }
             if let window = nextLocalAndPolicyWindow(after: Date()), window > Date() { next = min(next, window) }
             // A window closing matters only while a slot is held.
-            if record.lockHeld == true { next = min(next, Date().addingTimeInterval(1)) }
+            if record.lockHeld != false { next = min(next, Date().addingTimeInterval(1)) }
         }
         if [.updateAvailable, .staging, .staged, .finalizing, .rebooting, .verifying, .rollingBack].contains(record.state) {
             next = min(next, Date().addingTimeInterval(record.state == .rebooting ? 5 : 0))
         }
+        // A slot still to be given back in a steady state: at about the poll interval, at most a minute.
+        if [.idle, .upToDate, .healthy, .failed].contains(record.state), record.lockHeld != false {
+            next = min(next, Date().addingTimeInterval(Double(min(configuration.pollInterval.seconds, 60))))
+        }
         return next
     }
 
-    /// Moves the driver to `state`, journaling it first; a move the machine forbids is logged and
-    /// not made.
-    func move(_ state: UpdateState, _ reason: String, change: (inout DriverRecord) -> Void = { _ in }) {
-        var next = record
-        next.state = state
-        next.reason = reason
-        next.since = Date()
-        next.bootID = bootID
-        change(&next)
-        guard next != record else { return }
-        do {
-            try journal.saveDriver(next)
-            let from = record.state
-            record = next
-            guard from != state else { return }
-            if state != .waiting {
-                windowsMissed = 0
-                windowWasOpen = nil
-            }
-            logger.info(
-                "fleet driver \(from.rawValue) -> \(state.rawValue)", metadata: ["release": "\(next.releaseId ?? "")", "reason": "\(reason)"])
-            // Crash tests: killed right after the state was journaled, before acting on it.
-            FaultPoint.hit("driver-\(state.rawValue)")
-        } catch {
-            logger.error("fleet driver state not journaled", metadata: ["to": "\(state.rawValue)", "error": "\(error)"])
-        }
+    /// A step not taken: logged, counted, and retried after a growing pause; reads go on.
+    func failed(_ what: String, _ why: String) {
+        journalFailures += 1
+        lastFailure = "\(what): \(why)"
+        backoff = min(60, max(1, backoff * 2))
+        retryAt = Date().addingTimeInterval(backoff)
+        logger.error("fleet driver: \(what); nothing done, retrying in \(Int(backoff)) s", metadata: ["error": "\(why)"])
+    }
+
+    /// A step taken after failures: the backoff ends.
+    func recovered() {
+        guard retryAt != nil || backoff > 0 else { return }
+        retryAt = nil
+        backoff = 0
+        lastFailure = nil
     }
 
     /// The explanation under the policy in force, for the host's current base commit.
-    func explain(now: Date = Date()) -> PolicyExplanation? {
+    func explain(now: Date = Date(), denylisted known: Bool? = nil) -> PolicyExplanation? {
         guard let policy = policy?.policy else { return nil }
         let release = policy.streams[configuration.stream]?.release
-        let denylisted = release.map { isDenylisted($0) } ?? false
-        var explanation = policy.explain(
+        let denylisted = known ?? release.map { (try? isDenylisted($0)) ?? false } ?? false
+        let explanation = policy.explain(
             stream: configuration.stream, hostID: hostID, at: now, current: currentBase(), denylisted: denylisted)
-        let local = configuration.windows ?? []
-        if explanation.waitingFor == nil && !local.isOpen(at: now) {
-            explanation.waitingFor = .outsideWindow
-            explanation.reason = "eligible; the local maintenance window is closed"
-            explanation.windowOpen = false
-        }
-        if explanation.waitingFor == nil && lockBusy && record.state == .waiting {
-            explanation.waitingFor = .lockBusy
-            explanation.reason = "eligible and inside a window; the FleetLock server has no free slot"
-        }
-        return explanation
+        return explanation.narrowed(by: configuration.windows ?? [], at: now, lockBusy: lockBusy && record.state == .waiting)
     }
 
     func nextLocalAndPolicyWindow(after date: Date) -> Date? {
@@ -214,8 +232,9 @@ public actor UpdateDriver {
         return nil
     }
 
-    func isDenylisted(_ release: FleetPolicy.Release) -> Bool {
-        guard let entry = try? journal.denylisted(releaseId: release.id, commit: release.commit) else { return false }
+    /// Whether `release` is denylisted here; throws when the denylist cannot be read.
+    func isDenylisted(_ release: FleetPolicy.Release) throws -> Bool {
+        guard let entry = try journal.denylisted(releaseId: release.id, commit: release.commit) else { return false }
         return (release.retryEpoch ?? 0) <= entry.retryEpoch
     }
 
@@ -229,6 +248,7 @@ public actor UpdateDriver {
         FleetStatus(
             fleet: configuration.name, stream: configuration.stream, hostID: hostID, policy: policy, acceptedAt: policyAcceptedAt,
             lastFetch: lastFetch, rejections: (try? journal.rejections()) ?? [], explanation: explain(), driver: record,
-            denylist: (try? journal.denylist()) ?? [], windowsMissed: windowsMissed, fetchOutcomes: fetchOutcomes)
+            denylist: (try? journal.denylist()) ?? [], windowsMissed: windowsMissed, fetchOutcomes: fetchOutcomes,
+            journalFailures: journalFailures, lastFailure: lastFailure)
     }
 }

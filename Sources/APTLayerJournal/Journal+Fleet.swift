@@ -175,6 +175,23 @@ extension Journal {
         }
     }
 
+    static func registerFleetAttemptsMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("7-fleet-attempts") { db in
+            try db.create(table: "fleet_attempts") { t in
+                t.column("releaseId", .text).notNull()
+                t.column("commit", .text).notNull()
+                t.primaryKey(["releaseId", "commit"])
+                t.column("attempts", .integer).notNull()
+            }
+            // The driver's own release keeps the count it had.
+            try db.execute(
+                sql: """
+                    INSERT INTO fleet_attempts (releaseId, "commit", attempts)
+                    SELECT releaseId, "commit", attempts FROM fleet_driver WHERE releaseId IS NOT NULL AND "commit" IS NOT NULL
+                    """)
+        }
+    }
+
     /// The policy in force: the newest accepted one.
     public func acceptedPolicy() throws -> PolicyRecord? {
         try writer.read { db in try PolicyRecord.order(Column("seq").desc).fetchOne(db) }
@@ -211,9 +228,15 @@ extension Journal {
     }
 
     /// Writes the driver's state and, when the state changes, a transition row, in one SQLite
-    /// transaction. Refuses a move ``UpdateState/canMove(to:)`` does not allow.
-    public func saveDriver(_ record: DriverRecord) throws {
+    /// transaction; with `denylisting`, the denylist entry too (a release given up is denylisted
+    /// exactly when the move that gives it up is journaled). Refuses a move
+    /// ``UpdateState/canMove(to:)`` does not allow.
+    public func saveDriver(_ record: DriverRecord, denylisting entry: DenylistRecord? = nil) throws {
         try writer.write { db in
+            if let entry {
+                try entry.save(db)
+                notify(db, .denylist)
+            }
             let old = try DriverRecord.fetchOne(db, key: 1)
             let from = old?.state ?? .idle
             if from != record.state {
@@ -226,8 +249,23 @@ extension Journal {
                 for counter in JournalCounter.moved(from: from, to: record.state) { try Self.increment(db, counter) }
             }
             try record.save(db)
+            if let releaseId = record.releaseId, let commit = record.commit {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO fleet_attempts (releaseId, \"commit\", attempts) VALUES (?, ?, ?)",
+                    arguments: [releaseId, commit, record.attempts])
+            }
             notify(db, .driver(record))
         }
+    }
+
+    /// Reboots journaled into a release (id and commit) since it was last healthy: table
+    /// `fleet_attempts`, written by ``saveDriver(_:denylisting:)`` with every record that names a
+    /// release, so the counter that ends reboot loops survives the policy switching to another
+    /// release and back. 0 for a release never rebooted into.
+    public func attempts(releaseId: String, commit: String) throws -> Int {
+        try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT attempts FROM fleet_attempts WHERE releaseId = ? AND \"commit\" = ?", arguments: [releaseId, commit])
+        } ?? 0
     }
 
     /// The driver's most recent moves, newest first.

@@ -170,6 +170,7 @@ public final class Journal: Sendable {
         }
         registerFleetMigrations(&migrator)
         registerTelemetryMigrations(&migrator)
+        registerFleetAttemptsMigration(&migrator)
         return migrator
     }
 

@@ -40,13 +40,13 @@ public enum UpdateState: String, Sendable, Codable, CaseIterable, Hashable {
     public func canMove(to next: UpdateState) -> Bool {
         switch (self, next) {
         case (.idle, .checking), (.upToDate, .checking), (.healthy, .checking), (.failed, .checking): true
-        case (.checking, .upToDate), (.checking, .updateAvailable), (.checking, .idle), (.checking, .failed): true
-        // A newer policy may change the release at any point before finalization: check again.
-        case (.updateAvailable, .checking), (.staged, .checking), (.waiting, .checking): true
+        case (.checking, .upToDate), (.checking, .updateAvailable), (.checking, .idle): true
+        // A newer policy may change the release at any point before finalization: check again
+        // (from `staging` after a restart that finds another release, or the release denylisted).
+        case (.updateAvailable, .checking), (.staging, .checking), (.staged, .checking), (.waiting, .checking): true
         case (.updateAvailable, .staging), (.staging, .staged), (.staging, .failed): true
-        case (.staged, .waiting), (.waiting, .finalizing), (.waiting, .failed): true
-        // The window closed (or the slot was lost) before the reboot started.
-        case (.finalizing, .waiting), (.finalizing, .rebooting), (.finalizing, .failed): true
+        case (.staged, .waiting), (.waiting, .finalizing): true
+        case (.finalizing, .rebooting), (.finalizing, .failed): true
         case (.rebooting, .verifying), (.rebooting, .failed): true
         case (.verifying, .healthy), (.verifying, .rollingBack): true
         case (.rollingBack, .rebooting), (.rollingBack, .failed): true

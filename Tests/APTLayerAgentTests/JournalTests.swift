@@ -13,6 +13,7 @@ struct JournalTests {
         #expect(
             try fresh.appliedMigrations() == [
                 "1-transactions-and-events", "2-requester-role", "3-operation-format-owner", "4-idempotency-per-requester", "5-fleet", "6-telemetry",
+                "7-fleet-attempts",
             ])
     }
 
@@ -48,7 +49,7 @@ struct JournalTests {
             }
         }
         let journal = try Journal(writer: old)
-        #expect(try journal.appliedMigrations().count == 6)
+        #expect(try journal.appliedMigrations().count == 7)
         let byID = Dictionary(uniqueKeysWithValues: try journal.transactions(limit: 100).map { ($0.id, $0) })
         #expect(
             byID["t1"]?.operation
