@@ -3,13 +3,15 @@
 # bookworm base with it (deploy/treefiles/bookworm-vm.yaml: kernel, systemd, dracut + ostree-boot),
 # writes a disk image with `apt-layer compose image`, and boots it under qemu (TCG) to check
 # staging, reboots, rollback, finalization locking, agent restarts and journald fields
-# (Tests/Fixtures/vm-test.py). Root; about 15-20 minutes on two cores.
-#   scripts/vm-test.sh [--keep]
+# (Tests/Fixtures/vm-test.py), then the fleet mission under the packaged unit: a signed policy over
+# HTTPS, releases over HTTP, FleetLock, health checks, rollback (Tests/Fixtures/vm_fleet.py). Root.
+#   scripts/vm-test.sh [--keep] [--only-fleet]
 set -eu
 cd "$(dirname "$0")/.."
 here=$(pwd)
 sh scripts/deps.sh
 keep=${1:-}
+[ "$keep" = --keep ] && shift
 w=$(mktemp -d /tmp/apt-layer-vm.XXXXXX)
 mount -t tmpfs -o size=10G tmpfs "$w"
 cleanup() { cd /; [ "$keep" = --keep ] && { echo "kept $w"; return; }; umount -l "$w"; rmdir "$w"; }
@@ -43,4 +45,5 @@ t0=$(date +%s)
 .build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw" \
   --karg console=ttyS0,115200n8 --karg quiet
 echo "== image written in $(( $(date +%s) - t0 )) s"
-python3 Tests/Fixtures/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm"
+python3 Tests/Fixtures/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm" \
+  --repo "$w/repo" --ref debian/bookworm/x86_64/vm "$@"

@@ -31,49 +31,106 @@ struct StagedDeploymentTests {
     }
 
     /// Changes made before a reboot accumulate on the pending deployment, as rpm-ostree's do, and
-    /// the reboot finalizes into exactly what `status` showed as pending: its commit, its packages
-    /// and its kernel arguments (issue 19: the second change used to replace the first, and a
-    /// `kargs` after an install made finalization fail).
-    @Test(arguments: [
-        ["install fixture-app", "install fixture-conf"],
-        ["install fixture-conf", "kargs --append x=1"],
-        ["kargs --append x=1", "install fixture-conf"],
-        ["install fixture-app", "uninstall fixture-app"],
-        ["install fixture-app", "kargs --append x=1", "install fixture-conf"],
-        ["install fixture-conf", "install fixture-vardir", "uninstall fixture-conf"],
-    ])
-    func changesBeforeARebootAccumulateAndFinalize(_ verbs: [String]) throws {
+    /// the reboot finalizes into exactly what `status` showed as pending: its commit, its base, its
+    /// packages and its kernel arguments (issue 19: the second change used to replace the first,
+    /// and a `kargs` after an install made finalization fail). Every verb that changes the next
+    /// boot, in sequences of two and three.
+    @Test(arguments: BootedSequence.all)
+    func changesBeforeARebootAccumulateAndFinalize(_ row: BootedSequence) throws {
         let bed = try TestBed()
+        if row.newBase { try bed.composeBase(version: "2.0", note: "2") }
         let harness = "\(Paths.fixtures)/boot-container.sh"
         let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
         let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
-        let commands = verbs.map { "\(Paths.cli) \($0) -q --sysroot /" }.joined(separator: " && ")
+        let commands = row.verbs.map { "\(Paths.cli) \($0) -q --sysroot /" }.joined(separator: " && ")
         let first = try Shell.status(
             boot + " /bin/sh -c '\(commands) && \(Paths.cli) status --json --sysroot / | tr -d \"\\n\" && echo && /run/harness/reboot'")
-        #expect(first.0 == 0, "finalization failed after \(verbs): \(first.1)")
+        #expect(first.0 == 0, "finalization failed after \(row.verbs): \(first.1)")
         let json = first.1.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? "{}"
         let status = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(first.1)")
         let pending = try #require((status["deployments"] as? [[String: Any]])?.first, "\(json)")
         let pendingChecksum = try #require(pending["checksum"] as? String, "\(json)")
+        #expect((pending["staged"] as? Bool) == row.stages, "\(row.verbs): staged \(pending["staged"] ?? "?")")
 
-        var installed = Set<String>()
-        var kargs: [String] = []
-        for verb in verbs {
-            let words = verb.split(separator: " ").map(String.init)
-            switch words[0] {
-            case "install": installed.formUnion(words.dropFirst())
-            case "uninstall": installed.subtract(words.dropFirst())
-            default: kargs.append(words.last!)
-            }
-        }
-        let second = try Shell.run(boot + " /bin/sh -c 'cat /run/harness/deployment; cat /proc/cmdline; dpkg-query -W -f=\"\\${Package}\\n\"'")
+        let second = try Shell.run(
+            boot + " /bin/sh -c 'cat /run/harness/deployment; cat /proc/cmdline; cat /etc/base-note; dpkg-query -W -f=\"\\${Package}\\n\"'")
         let lines = second.split(separator: "\n").map(String.init)
-        #expect(lines.first?.contains(pendingChecksum) == true, "booted \(lines.first ?? "") after \(verbs), pending was \(pendingChecksum)")
+        #expect(lines.first?.contains(pendingChecksum) == true, "booted \(lines.first ?? "") after \(row.verbs), pending was \(pendingChecksum)")
         let commandLine = lines.dropFirst().first ?? ""
-        for karg in kargs { #expect(commandLine.split(separator: " ").contains(Substring(karg)), "\(verbs): \(commandLine)") }
-        let packages = Set(lines.dropFirst(2))
-        for name in ["fixture-app", "fixture-conf", "fixture-vardir"] {
-            #expect(packages.contains(name) == installed.contains(name), "\(verbs): \(name) after the reboot; \(packages.sorted())")
+        for karg in row.kargs { #expect(commandLine.split(separator: " ").contains(Substring(karg)), "\(row.verbs): \(commandLine)") }
+        #expect(lines.dropFirst(2).first == "base-note \(row.newBase ? 2 : 1)", "\(row.verbs): base note \(lines.dropFirst(2).first ?? "")")
+        let packages = Set(lines.dropFirst(3))
+        for name in BootedSequence.watched {
+            #expect(packages.contains(name) == row.present.contains(name), "\(row.verbs): \(name) after the reboot; \(packages.sorted())")
         }
     }
+
+    /// Across reboots on a booted host: a change, a reboot, `pin` and `rollback`, a reboot into the
+    /// previous deployment, then `cleanup -r` that removes the unpinned rollback deployment.
+    @Test func rollbackPinAndCleanupAcrossReboots() throws {
+        let bed = try TestBed()
+        let harness = "\(Paths.fixtures)/boot-container.sh"
+        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
+        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let original = try bed.defaultChecksum
+        let cli = "\(Paths.cli)"
+        try Shell.run(boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-app && /run/harness/reboot'")
+        let second = try Shell.run(
+            boot + " /bin/sh -c 'fixture-app; \(cli) pin -q --sysroot / 1 && \(cli) rollback -q --sysroot / && /run/harness/reboot'")
+        #expect(second.contains("fixture-app 1.0"), "\(second)")
+        let third = try Shell.run(
+            boot
+                + " /bin/sh -c 'cat /run/harness/deployment; command -v fixture-app || echo absent; \(cli) cleanup -q -r --sysroot /; \(cli) status --json --sysroot / | tr -d \"\\n\"; echo'"
+        )
+        let lines = third.split(separator: "\n").map(String.init)
+        #expect(lines.first?.contains(original) == true, "rollback booted \(lines.first ?? "") instead of \(original)")
+        #expect(lines.contains("absent"), "\(third)")
+        let json = lines.first { $0.hasPrefix("{") } ?? "{}"
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(third)")
+        let deployments = try #require(status["deployments"] as? [[String: Any]], "\(json)")
+        // The pinned deployment (the original, booted) stays; the unpinned rollback one is gone.
+        #expect(deployments.count == 1 && deployments.first?["checksum"] as? String == original, "\(json)")
+        #expect(deployments.first?["pinned"] as? Bool == true, "\(json)")
+    }
+}
+
+/// One sequence of changes before a reboot, and what the next boot must run.
+struct BootedSequence: CustomTestStringConvertible, Sendable {
+    var verbs: [String]
+    /// Which of ``watched`` are installed after the reboot.
+    var present: Set<String>
+    var kargs: [String] = []
+    /// A new base (version 2.0) is published before the changes (for `upgrade`).
+    var newBase = false
+    /// Whether a deployment is staged when the changes are done (`cleanup -p` removes it).
+    var stages = true
+
+    var testDescription: String { verbs.joined(separator: "; ") }
+
+    static let watched = ["fixture-app", "fixture-conf", "fixture-vardir", "fixture-removable"]
+
+    static let all: [BootedSequence] = [
+        .init(verbs: ["install fixture-app", "install fixture-conf"], present: ["fixture-app", "fixture-conf", "fixture-removable"]),
+        .init(verbs: ["install fixture-conf", "kargs --append x=1"], present: ["fixture-conf", "fixture-removable"], kargs: ["x=1"]),
+        .init(verbs: ["kargs --append x=1", "install fixture-conf"], present: ["fixture-conf", "fixture-removable"], kargs: ["x=1"]),
+        .init(verbs: ["install fixture-app", "uninstall fixture-app"], present: ["fixture-removable"]),
+        .init(
+            verbs: ["install fixture-app", "kargs --append x=1", "install fixture-conf"],
+            present: ["fixture-app", "fixture-conf", "fixture-removable"],
+            kargs: ["x=1"]),
+        .init(
+            verbs: ["install fixture-conf", "install fixture-vardir", "uninstall fixture-conf"], present: ["fixture-vardir", "fixture-removable"]),
+        .init(verbs: ["override remove fixture-removable", "install fixture-app"], present: ["fixture-app"]),
+        .init(verbs: ["install fixture-app", "override remove fixture-removable"], present: ["fixture-app"]),
+        .init(
+            verbs: ["override remove fixture-removable", "kargs --append x=1", "override reset fixture-removable"], present: ["fixture-removable"],
+            kargs: ["x=1"]),
+        .init(verbs: ["upgrade", "install fixture-app"], present: ["fixture-app", "fixture-removable"], newBase: true),
+        .init(verbs: ["install fixture-app", "upgrade"], present: ["fixture-app", "fixture-removable"], newBase: true),
+        .init(
+            verbs: ["install fixture-app", "kargs --append x=1", "upgrade"], present: ["fixture-app", "fixture-removable"], kargs: ["x=1"],
+            newBase: true),
+        .init(verbs: ["install fixture-app", "cleanup -p"], present: ["fixture-removable"], stages: false),
+        .init(verbs: ["install fixture-app", "cleanup -p", "install fixture-conf"], present: ["fixture-conf", "fixture-removable"]),
+    ]
 }

@@ -18,6 +18,8 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
 """
 import argparse, base64, hashlib, json, os, random, re, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 
+from vm_fleet import FleetMission
+
 RESULTS = []
 
 
@@ -248,6 +250,17 @@ def run(args):
 
 
 def scenario(vm, args):
+    if args.only_fleet:
+        vm.start()
+        boot_id, _ = vm.wait_boot()
+        if not check("the API answers over the forwarded port with mTLS", vm.wait_api() is not None):
+            raise Abort()
+        digests = [vm.upload(f"{args.debs}/{name}") for name in sorted(os.listdir(args.debs))
+                   if re.match(r"fixture-(lib|app|user)-1\.0\.deb$", name)]
+        code, t = vm.transaction("install", {"packages": digests})
+        check("an operator's packages layered (pending) before the rollout", t.get("state") == "succeeded", str(t)[:300])
+        fleet(vm, args, boot_id)
+        return
     if True:
         vm.start()
         t0 = time.time()
@@ -355,6 +368,19 @@ def scenario(vm, args):
         check("systemd-analyze security rates the unit", score is not None, out.strip())
         if score:
             print(f"EXPOSURE {score.group(1)} {score.group(2)}")
+    fleet(vm, args, boot_id)
+
+
+def fleet(vm, args, boot_id):
+    """The fleet mission under the packaged unit (Tests/Fixtures/vm_fleet.py)."""
+    if not args.repo:
+        check("fleet mission: --repo and --ref given", False, "no repository to publish releases from")
+        return
+    mission = FleetMission(vm, args, check, free_port)
+    try:
+        mission.run(boot_id)
+    finally:
+        mission.stop()
 
 
 def main():
@@ -364,6 +390,9 @@ def main():
     ap.add_argument("--debs", required=True)
     ap.add_argument("--work")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--repo", help="the repository the image was composed from (the fleet mission publishes releases from it)")
+    ap.add_argument("--ref", default="debian/bookworm/x86_64/vm")
+    ap.add_argument("--only-fleet", action="store_true", help="boot, layer the operator's packages, run only the fleet mission")
     sys.exit(run(ap.parse_args()))
 
 

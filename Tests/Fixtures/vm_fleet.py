@@ -1,0 +1,278 @@
+"""The VM tier's fleet mission (issue 19): apt-layerd under its packaged unit rolls the VM to a
+release the way a fleet does, from the host's side of qemu's user network (the guest reaches the
+host's loopback as 10.0.2.2):
+
+  - releases are commits in an archive repository served over HTTP (nginx): release 2 is the VM's
+    base plus a marker file, release 3 the same plus a file that makes its health check fail;
+  - the policy is signed with ssh-keygen -Y and served over HTTPS with client certificates (nginx);
+  - a protocol-exact FleetLock server (Tests/Fixtures/fleetlock-server.py) holds one slot;
+  - the OTLP receiver (Tests/Fixtures/otlp-receiver.py) takes the status reports; countme goes to
+    the policy server.
+
+The driver must configure the policy's remote from inside the unit's sandbox, stage release 2 with
+the operator's layered packages (and whatever else was pending) re-applied, take the slot, reboot
+by `systemctl reboot`, pass the health checks, give the slot back and report; then stage release
+3, reboot into it, fail its health check, roll back, reboot, and denylist it.
+"""
+import base64, json, os, shutil, ssl, subprocess, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GUEST_HOST = "10.0.2.2"
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
+
+
+class FleetMission:
+    def __init__(self, vm, args, check, free_port):
+        self.vm, self.args, self.check, self.free_port = vm, args, check, free_port
+        self.w = f"{vm.work}/fleet"
+        self.procs = []
+
+    # ---------- the host's side ----------
+    def setup(self):
+        w, pki = self.w, self.args.pki
+        os.makedirs(f"{w}/www", exist_ok=True)
+        os.makedirs(f"{w}/nginx", exist_ok=True)
+        os.makedirs(f"{w}/keys", exist_ok=True)
+        # The policy server's and FleetLock's certificate answers for the address the guest uses.
+        for name, ext in [("server", f"subjectAltName=IP:{GUEST_HOST},IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                          ("client", "extendedKeyUsage=clientAuth")]:
+            sh(f"cd {w} && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=vm-{name} -keyout {name}.key "
+               f"-out {name}.csr 2>/dev/null && printf '{ext}\\n' > {name}.ext && openssl x509 -req -in {name}.csr -CA {pki}/ca.crt "
+               f"-CAkey {pki}/ca.key -CAcreateserial -days 2 -extfile {name}.ext -out {name}.crt 2>/dev/null && rm {name}.csr {name}.ext")
+        sh(f"ssh-keygen -q -t ed25519 -N '' -C ops -f {w}/keys/ops")
+        open(f"{w}/keys/allowed_signers", "w").write("ops@acme " + " ".join(open(f"{w}/keys/ops.pub").read().split()[:2]) + "\n")
+        # Releases: the VM's base commit plus marker files, in an archive repository.
+        repo, ref = f"{w}/www/repo", self.args.ref
+        sh(f"ostree init --repo={repo} --mode=archive && ostree --repo={repo} pull-local {self.args.repo} {ref}")
+        self.base = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
+        keep = "" if subprocess.run(f"ostree --repo={repo} show --print-metadata-key=apt-layer.pkglist {ref} >/dev/null 2>&1",
+                                    shell=True).returncode else "--keep-metadata=apt-layer.pkglist"
+        self.commits = {}
+        for version, bad in [("2026.12.2", False), ("2026.12.3", True)]:
+            tree = f"{w}/tree-{version}/usr/share/acme"
+            os.makedirs(tree)
+            open(f"{tree}/release", "w").write(version + "\n")
+            if bad:
+                open(f"{tree}/bad", "w").write("this release fails its health check\n")
+            sh(f"ostree --repo={repo} commit -b {ref} --tree=ref={self.base} --tree=dir={w}/tree-{version} --bootable {keep} "
+               f"--add-metadata-string=version={version} -s 'release {version}' --owner-uid=0 --owner-gid=0")
+            self.commits[version] = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
+        sh(f"ostree --repo={repo} summary -u")
+        self.https, self.http, self.lock = self.free_port(), self.free_port(), self.free_port()
+        open(f"{w}/nginx.conf", "w").write(f"""daemon off; user root; worker_processes 1; pid {w}/nginx/pid; error_log {w}/nginx/error.log;
+events {{ worker_connections 256; }}
+http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
+  client_body_temp_path {w}/nginx; proxy_temp_path {w}/nginx; fastcgi_temp_path {w}/nginx; uwsgi_temp_path {w}/nginx; scgi_temp_path {w}/nginx;
+  server {{ listen 127.0.0.1:{self.https} ssl; ssl_certificate {w}/server.crt; ssl_certificate_key {w}/server.key;
+           ssl_client_certificate {self.args.pki}/ca.crt; ssl_verify_client on; root {w}/www; }}
+  server {{ listen 127.0.0.1:{self.http}; root {w}/www; }}
+}}
+""")
+        self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
+        self.spawn([sys_python(), f"{HERE}/fleetlock-server.py", "--port", str(self.lock), "--slots", "1",
+                    "--cert", f"{w}/server.crt", "--key", f"{w}/server.key"])
+        out = open(f"{w}/otlp.out", "w")
+        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{HERE}/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
+        ports = {}
+        for _ in range(200):
+            ports = dict(l.split() for l in open(f"{w}/otlp.out").read().splitlines() if len(l.split()) == 2)
+            if "CONTROL" in ports:
+                break
+            time.sleep(0.05)
+        self.otlp = int(ports["LISTENING"])
+
+    def spawn(self, argv, stdout=subprocess.DEVNULL):
+        self.procs.append(subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL))
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def publish(self, version, release, commit):
+        w = self.w
+        policy = f"""apiVersion: apt-layer/v1
+kind: FleetPolicy
+fleet: acme
+version: {version}
+expires: 2099-01-01T00:00:00Z
+remote: {{name: acme, url: "http://{GUEST_HOST}:{self.http}/repo"}}
+streams:
+  stable:
+    ref: {self.args.ref}
+    release:
+      id: "{release}"
+      commit: {commit}
+      published: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 60))}
+      open-through-wave: 0
+      waves:
+        - {{name: all, until: 10000, start-after: 0s, ramp: 0s}}
+reboot: {{fleetlock: "https://{GUEST_HOST}:{self.lock}", group: default}}
+telemetry: {{countme: true, report: "http://{GUEST_HOST}:{self.otlp}/v1/logs", heartbeat: 1h}}
+health:
+  timeout: 45s
+  settle: 10s
+  checks:
+    - {{command: [/bin/sh, -c, "test ! -e /usr/share/acme/bad"], timeout: 10s}}
+    - {{unit: systemd-journald.service}}
+"""
+        open(f"{w}/keys/policy.yaml", "w").write(policy)
+        sh(f"rm -f {w}/keys/policy.yaml.sig && ssh-keygen -q -Y sign -f {w}/keys/ops -n apt-layer-policy {w}/keys/policy.yaml")
+        for f in ["policy.yaml.sig", "policy.yaml"]:
+            shutil.copy(f"{w}/keys/{f}", f"{w}/www/{f}.new")
+            os.rename(f"{w}/www/{f}.new", f"{w}/www/{f}")
+
+    def lock_state(self):
+        ctx = ssl.create_default_context(cafile=f"{self.args.pki}/ca.crt")
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.lock}/debug/state", context=ctx, timeout=5) as r:
+            return json.load(r)
+
+    def reports(self):
+        path = f"{self.w}/otlp.jsonl"
+        return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+
+    # ---------- the guest's side ----------
+    def put(self, path, data, mode="0644"):
+        b64 = base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+        code, out = self.vm.qga.sh(f"mkdir -p $(dirname {path}) && echo {b64} | base64 -d > {path} && chmod {mode} {path}")
+        if code != 0:
+            raise RuntimeError(f"writing {path} in the VM: {out}")
+
+    def configure_agent(self):
+        w = self.w
+        self.put("/etc/apt-layer/fleet/allowed_signers", open(f"{w}/keys/allowed_signers").read())
+        self.put("/etc/apt-layer/fleet/client.crt", open(f"{w}/client.crt").read())
+        self.put("/etc/apt-layer/fleet/client.key", open(f"{w}/client.key").read(), "0600")
+        code, config = self.vm.qga.sh("cat /etc/apt-layer/agent.yaml")
+        config = config.rstrip("\n") + f"""
+fleet:
+  name: acme
+  stream: stable
+  policy-url: https://{GUEST_HOST}:{self.https}/policy.yaml
+  signers: /etc/apt-layer/fleet/allowed_signers
+  ca: /etc/apt-layer/tls/ca.crt
+  certificate: /etc/apt-layer/fleet/client.crt
+  key: /etc/apt-layer/fleet/client.key
+  poll-interval: 5s
+  poll-jitter: 1s
+"""
+        self.put("/etc/apt-layer/agent.yaml", config)
+        self.vm.qga.sh("systemctl restart apt-layerd")
+        return self.vm.wait_api() is not None
+
+    def policy_status(self):
+        try:
+            status, doc = self.vm.api("GET", "/v1/policy", timeout=20)
+            return doc if status == 200 and isinstance(doc, dict) else {}
+        except OSError:
+            return {}
+
+    def wait_driver(self, states, timeout, going_down=False):
+        """Polls /v1/policy until the driver is in one of `states`; with `going_down`, an agent that
+        stops answering for 20 s counts as `rebooting` (the VM is shutting down)."""
+        deadline = time.time() + timeout
+        doc, lost = {}, None
+        while time.time() < deadline:
+            doc = self.policy_status()
+            if not doc:
+                lost = lost or time.time()
+                if going_down and time.time() - lost > 20:
+                    return {"driver": {"state": "rebooting", "reason": "the agent stopped answering"}}
+            else:
+                lost = None
+            if (doc.get("driver") or {}).get("state") in states:
+                return doc
+            time.sleep(3)
+        return doc
+
+    def booted_base(self):
+        _, doc = self.vm.api("GET", "/v1/status")
+        return next((d.get("baseChecksum") for d in doc.get("deployments", []) if d.get("booted")), None)
+
+    # ---------- the mission ----------
+    def run(self, boot_id):
+        vm, check = self.vm, self.check
+        t0 = time.time()
+        self.setup()
+        if not check("fleet: releases, a signed policy server, FleetLock and an OTLP receiver on the host side", True,
+                     f"set up in {time.time() - t0:.0f} s"):
+            return boot_id
+        if not check("fleet: apt-layerd restarted under its unit with a fleet: section", self.configure_agent()):
+            return boot_id
+        deployments = vm.api("GET", "/v1/status")[1].get("deployments", [])
+        pending = [d for d in deployments if d.get("staged")]
+        requested = sorted(p.get("name") for d in deployments if d.get("default") for p in d.get("requestedLocalPackages", []))
+
+        # Release 2: published, staged with what the operator layered, reboot slot, reboot, healthy.
+        r2 = self.commits["2026.12.2"]
+        t_publish = time.time()
+        self.publish(1, "2026.12.2", r2)
+        doc = self.wait_driver({"waiting", "finalizing", "rebooting", "verifying", "healthy", "failed"}, 900, going_down=True)
+        if not check("fleet: the driver stages release 2026.12.2 under the unit (remote configured in its sandbox)",
+                     (doc.get("driver") or {}).get("state") not in ("failed", None), json.dumps(doc.get("driver"))[:400]):
+            return boot_id
+        boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+        vm.boots.append(("fleet: publish → rebooted into release 2 (staging included)", time.time() - t_publish))
+        vm.wait_api()
+        doc = self.wait_driver({"healthy", "up-to-date", "failed"}, 300)
+        vm.boots.append(("fleet: publish → healthy", time.time() - t_publish))
+        driver = doc.get("driver") or {}
+        check("fleet: release 2 booted and healthy", self.booted_base() == r2 and driver.get("state") in ("healthy", "up-to-date"),
+              f"booted {str(self.booted_base())[:12]}, driver {json.dumps(driver)[:300]}")
+        deployments = vm.api("GET", "/v1/status")[1].get("deployments", [])
+        now = sorted(p.get("name") for d in deployments if d.get("booted") for p in d.get("requestedLocalPackages", []))
+        check("fleet: the operator's layered packages were re-applied on the release", requested and now == requested
+              and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", f"before {requested}, after {now}")
+        if pending:
+            cmdline = vm.qga.sh("cat /proc/cmdline")[1]
+            check("fleet: the change pending before the rollout (kargs) is on the release too", "apt_layer_vm=1" in cmdline, cmdline.strip())
+        check("fleet: the release's content is booted", vm.qga.sh("cat /usr/share/acme/release")[1].strip() == "2026.12.2")
+        check("fleet: the remote was written by the agent", vm.qga.sh("grep -q 10.0.2.2 /etc/ostree/remotes.d/acme.conf")[0] == 0)
+        _, txns = vm.api("GET", "/v1/transactions?limit=50")
+        items = txns.get("transactions", []) if isinstance(txns, dict) else []
+        check("fleet: staging ran as the agent's own journaled transaction (requester fleet:acme)",
+              any(t.get("requester") == "fleet:acme" and t.get("operation") == "rebase" and t.get("state") == "succeeded" for t in items or []),
+              str([(t.get("operation"), t.get("requester"), t.get("state")) for t in (items or [])][:6]))
+        state = self.lock_state()
+        check("fleet: FleetLock granted one slot and got it back", state.get("grants") == 1 and not any(state.get("holders", {}).values())
+              and state.get("violations") == 0, json.dumps({k: state.get(k) for k in ("grants", "releases", "holders", "violations")}))
+        reports = self.reports()
+        check("fleet: status reports reached the OTLP receiver, the last one healthy on release 2",
+              any((r.get("body") or {}).get("update", {}).get("state") in ("healthy", "up-to-date") for r in reports), f"{len(reports)} records")
+        access = open(f"{self.w}/nginx/access.log").read()
+        check("fleet: countme reached the policy server", "countme=" in access, f"{access.count('policy.yaml')} policy requests")
+
+        # Release 3 fails its health check: reboot into it, roll back, reboot, denylist.
+        r3 = self.commits["2026.12.3"]
+        t_publish = time.time()
+        self.publish(2, "2026.12.3", r3)
+        doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True)
+        if not check("fleet: the driver stages release 2026.12.3 and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
+                     json.dumps(doc.get("driver"))[:400]):
+            return boot_id
+        boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+        booted_bad = vm.qga.sh("cat /usr/share/acme/release")[1].strip()
+        boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=600)
+        vm.wait_api()
+        doc = self.wait_driver({"failed", "up-to-date"}, 300)
+        vm.boots.append(("fleet: failing release → rolled back (two reboots)", time.time() - t_publish))
+        denylist = doc.get("denylist") or []
+        check("fleet: the failing release booted, failed its check, was rolled back and denylisted",
+              booted_bad == "2026.12.3" and self.booted_base() == r2 and any(d.get("commit") == r3 for d in denylist),
+              f"booted into {booted_bad!r}, now {str(self.booted_base())[:12]}, denylist {json.dumps(denylist)[:300]}")
+        state = self.lock_state()
+        check("fleet: the slot was given back after the rollback", state.get("grants") == 2 and not any(state.get("holders", {}).values()),
+              json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
+        return boot_id
+
+
+def sys_python():
+    return "/usr/bin/python3"
