@@ -134,6 +134,15 @@ static inline gboolean aptl_deploy(OstreeSysroot *sysroot, const char *osname, c
                                                    cancellable, error);
 }
 
+/* The boot entry's options, or NULL when the deployment has none (a deployment staged without
+   explicit kernel arguments: finalization takes its merge deployment's). */
+static inline char *aptl_deployment_kargs_or_null(OstreeDeployment *d) {
+    OstreeBootconfigParser *bc = ostree_deployment_get_bootconfig(d);
+    if (!bc) return NULL;
+    const char *o = ostree_bootconfig_parser_get(bc, "options");
+    return o ? g_strdup(o) : NULL;
+}
+
 static inline char *aptl_deployment_kargs(OstreeDeployment *d) {
     OstreeBootconfigParser *bc = ostree_deployment_get_bootconfig(d);
     if (!bc) return g_strdup("");

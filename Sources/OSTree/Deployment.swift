@@ -33,6 +33,9 @@ public final class Deployment: @unchecked Sendable {
     public var origin: KeyFile? { ostree_deployment_get_origin(raw).map { KeyFile(borrowing: $0) } }
     /// The kernel command line from the boot entry.
     public var kernelArguments: String { takeString(aptl_deployment_kargs(raw)) ?? "" }
+    /// The kernel command line when the deployment carries one; nil for a deployment staged
+    /// without explicit arguments, which finalization gives its merge deployment's.
+    public var explicitKernelArguments: String? { takeString(aptl_deployment_kargs_or_null(raw)) }
 
     /// Whether two handles denote the same deployment.
     public func isSame(as other: Deployment) -> Bool {

@@ -38,6 +38,10 @@ struct StagedDeploymentTests {
     @Test(arguments: BootedSequence.all)
     func changesBeforeARebootAccumulateAndFinalize(_ row: BootedSequence) throws {
         let bed = try TestBed()
+        // The booted deployment has kernel arguments of its own (a real host's root=, console=):
+        // every sequence must keep them (a change staged without explicit arguments, then one
+        // that carried its empty list, wrote a boot entry without root= that could not boot).
+        try Shell.run("\(Paths.cli) kargs -q --append base=1 --append console=ttyS0 --sysroot \(bed.sysroot)")
         if row.newBase { try bed.composeBase(version: "2.0", note: "2") }
         let harness = "\(Paths.fixtures)/boot-container.sh"
         let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
@@ -57,7 +61,10 @@ struct StagedDeploymentTests {
         let lines = second.split(separator: "\n").map(String.init)
         #expect(lines.first?.contains(pendingChecksum) == true, "booted \(lines.first ?? "") after \(row.verbs), pending was \(pendingChecksum)")
         let commandLine = lines.dropFirst().first ?? ""
-        for karg in row.kargs { #expect(commandLine.split(separator: " ").contains(Substring(karg)), "\(row.verbs): \(commandLine)") }
+        for karg in row.kargs + ["base=1", "console=ttyS0"] {
+            #expect(commandLine.split(separator: " ").contains(Substring(karg)), "\(row.verbs): \(karg) missing from \(commandLine)")
+            #expect((pending["kernelArguments"] as? String)?.split(separator: " ").contains(Substring(karg)) == true, "\(row.verbs): status \(json)")
+        }
         #expect(lines.dropFirst(2).first == "base-note \(row.newBase ? 2 : 1)", "\(row.verbs): base note \(lines.dropFirst(2).first ?? "")")
         let packages = Set(lines.dropFirst(3))
         for name in BootedSequence.watched {

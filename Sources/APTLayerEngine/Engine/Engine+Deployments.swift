@@ -92,7 +92,8 @@ extension Engine {
         try locked("kargs") { sysroot in
             let osname = try osname(sysroot)
             guard let current = deployments(sysroot, osname).first else { throw EngineError(.invalidArgument, "no deployment") }
-            var kargs = KernelArguments(current.kernelArguments)
+            let merge = sysroot.mergeDeployment(osname: osname)
+            var kargs = KernelArguments(Self.effectiveKernelArguments(current, merge: merge))
             let before = kargs
             try kargs.apply(edits)
             if kargs == before {
@@ -105,7 +106,7 @@ extension Engine {
             // staged deployment's merge deployment, finalization would not find it (issue 19); the
             // pending one gives the commit, origin and arguments.
             try writeDeployment(
-                sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: sysroot.mergeDeployment(osname: osname),
+                sysroot, osname: osname, checksum: current.checksum, origin: origin, merge: merge,
                 accounts: [:], kernelArguments: kargs.arguments, token: token)
             return ChangeResult(
                 changed: true, summary: "Kernel arguments: \(KernelArguments.userVisible(kargs.description))", checksum: current.checksum)
@@ -115,7 +116,9 @@ extension Engine {
     /// The kernel arguments of the default deployment.
     public func currentKernelArguments() throws -> String {
         let sysroot = try openSysroot()
-        return KernelArguments.userVisible(deployments(sysroot, try osname(sysroot)).first?.kernelArguments ?? "")
+        let osname = try osname(sysroot)
+        guard let current = deployments(sysroot, osname).first else { return "" }
+        return KernelArguments.userVisible(Self.effectiveKernelArguments(current, merge: sysroot.mergeDeployment(osname: osname)))
     }
 
     /// Unlocks a staged deployment's finalization so it is applied at the next shutdown.

@@ -111,10 +111,18 @@ extension Engine {
 
     /// The pending deployment's kernel arguments when they must be carried explicitly: libostree
     /// takes a new deployment's from its merge deployment, which is the booted one while a change
-    /// (`kargs` included) is pending. nil when the merge deployment is the pending one.
+    /// (`kargs` included) is pending. nil when the merge deployment is the pending one, or when the
+    /// pending one was staged without explicit arguments (finalization would have given it the
+    /// merge deployment's: carrying its empty list wrote boot entries without `root=`).
     static func carriedKernelArguments(pending: Deployment?, merge: Deployment?) -> [String]? {
-        guard let pending, let merge, !pending.isSame(as: merge) else { return nil }
-        return KernelArguments(pending.kernelArguments).arguments
+        guard let pending, let merge, !pending.isSame(as: merge), let explicit = pending.explicitKernelArguments else { return nil }
+        return KernelArguments(explicit).arguments
+    }
+
+    /// The kernel arguments `deployment` boots with: its own, or for one staged without explicit
+    /// arguments its merge deployment's (what finalization will write).
+    static func effectiveKernelArguments(_ deployment: Deployment, merge: Deployment?) -> String {
+        deployment.explicitKernelArguments ?? merge?.kernelArguments ?? ""
     }
 
     /// Deploys `checksum` as the new default (staged on a booted host), appends script-created

@@ -14,6 +14,9 @@ extension Engine {
         let repo: Repo
         do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
         let booted = sysroot.booted
+        // A deployment staged without explicit arguments boots with its merge deployment's.
+        var merges: [String: Deployment] = [:]
+        for d in sysroot.deployments where merges[d.osname] == nil { merges[d.osname] = sysroot.mergeDeployment(osname: d.osname) }
         var seenDefault: Set<String> = []
         var list: [StatusDocument.DeploymentStatus] = []
         for (index, d) in sysroot.deployments.enumerated() {
@@ -35,7 +38,7 @@ extension Engine {
                     requestedLocalPackages: origin?.requested.localPackages ?? [],
                     requestedBaseRemovals: origin?.requested.removals ?? [],
                     layeredPackages: pkglist.filter { layered.contains($0.name) },
-                    kernelArguments: KernelArguments.userVisible(d.kernelArguments)))
+                    kernelArguments: KernelArguments.userVisible(Self.effectiveKernelArguments(d, merge: merges[d.osname]))))
         }
         return StatusDocument(sysroot: options.sysroot, deployments: list)
     }
