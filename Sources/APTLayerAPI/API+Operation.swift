@@ -11,7 +11,8 @@ extension Components.Schemas.TransactionArguments {
     public init(_ a: HostOperation.Arguments) {
         self.init(
             packages: a.packages, all: a.all, idempotent: a.idempotent, dryRun: a.dryRun, allowKernel: a.allowKernel, check: a.check,
-            target: a.target, ref: a.ref, pending: a.pending, rollback: a.rollback, index: a.index, append: a.append, delete: a.delete,
+            target: a.target, ref: a.ref, remoteUrl: a.remoteUrl, pending: a.pending, rollback: a.rollback, index: a.index, append: a.append,
+            delete: a.delete,
             replace: a.replace, lockFinalization: a.lockFinalization, refresh: a.refresh)
     }
 
@@ -19,7 +20,8 @@ extension Components.Schemas.TransactionArguments {
     public var model: HostOperation.Arguments {
         .init(
             packages: packages, all: all, idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization,
-            refresh: refresh, check: check, target: target, ref: ref, pending: pending, rollback: rollback, index: index, append: append,
+            refresh: refresh, check: check, target: target, ref: ref, remoteUrl: remoteUrl, pending: pending, rollback: rollback, index: index,
+            append: append,
             delete: delete, replace: replace)
     }
 }

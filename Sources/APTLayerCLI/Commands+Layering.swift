@@ -96,5 +96,7 @@ struct Rebase: OperationCommand {
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "REF or REMOTE:REF.") var ref: String
     @Argument(help: "A version or commit checksum of REF to pin (a full checksum is pulled by itself).") var revision: String?
-    func operation() -> HostOperation { .rebase(ref: ref, target: revision, flags: layering.flags) }
+    @Option(name: .customLong("remote-url"), help: "Add REMOTE of REMOTE:REF (or re-point it) to this URL first, in the same transaction.")
+    var remoteURL: String?
+    func operation() -> HostOperation { .rebase(ref: ref, target: revision, remoteURL: remoteURL, flags: layering.flags) }
 }

@@ -131,19 +131,11 @@ extension UpdateDriver: DriverRunning {
         return .success(finished)
     }
 
-    /// Configures the policy's remote, pulls the pinned commit, re-applies the layered packages
-    /// and stages it with finalization locked; the transaction id, or why not.
+    /// One transaction: configures the policy's remote, pulls the pinned commit, re-applies the
+    /// layered packages and stages it with finalization locked; the transaction id, or why not.
     func stage(_ release: ReleaseOrder) async -> Result<String, DriverFailure> {
-        if let remote = release.remote {
-            do {
-                _ = try await Engine.run { [engineOptions] _ in try Engine(options: engineOptions).setRemote(name: remote.name, url: remote.url) }
-            } catch {
-                // The engine's message names the remote and the operation once.
-                return .failure(DriverFailure(error.message))
-            }
-        }
         let flags = LayeringFlags(idempotent: true, lockFinalization: true)
-        return await transact(.rebase(ref: release.refspec, target: release.commit, flags: flags)).map(\.id)
+        return await transact(.rebase(ref: release.refspec, target: release.commit, remoteURL: release.remote?.url, flags: flags)).map(\.id)
     }
 
     /// The FleetLock client for `group`; nil without a FleetLock server.

@@ -16,6 +16,7 @@ extension HostOperation {
         public var check: Bool?
         public var target: String?
         public var ref: String?
+        public var remoteUrl: String?
         public var pending: Bool?
         public var rollback: Bool?
         public var index: Int?
@@ -27,7 +28,8 @@ extension HostOperation {
         public init(
             packages: [String]? = nil, all: Bool? = nil, idempotent: Bool? = nil, dryRun: Bool? = nil, allowKernel: Bool? = nil,
             lockFinalization: Bool? = nil, refresh: Bool? = nil, check: Bool? = nil, target: String? = nil, ref: String? = nil,
-            pending: Bool? = nil, rollback: Bool? = nil, index: Int? = nil, append: [String]? = nil, delete: [String]? = nil,
+            remoteUrl: String? = nil, pending: Bool? = nil, rollback: Bool? = nil, index: Int? = nil, append: [String]? = nil,
+            delete: [String]? = nil,
             replace: [String]? = nil
         ) {
             self.packages = packages
@@ -40,6 +42,7 @@ extension HostOperation {
             self.check = check
             self.target = target
             self.ref = ref
+            self.remoteUrl = remoteUrl
             self.pending = pending
             self.rollback = rollback
             self.index = index
@@ -53,7 +56,7 @@ extension HostOperation {
             let pairs: [(String, Any?)] = [
                 ("packages", packages), ("all", all), ("idempotent", idempotent), ("dryRun", dryRun), ("allowKernel", allowKernel),
                 ("lockFinalization", lockFinalization), ("refresh", refresh), ("check", check), ("target", target), ("ref", ref),
-                ("pending", pending), ("rollback", rollback), ("index", index), ("append", append), ("delete", delete),
+                ("remoteUrl", remoteUrl), ("pending", pending), ("rollback", rollback), ("index", index), ("append", append), ("delete", delete),
                 ("replace", replace),
             ]
             return Set(pairs.compactMap { $0.1 == nil ? nil : $0.0 })
@@ -89,7 +92,7 @@ extension HostOperation {
         case .uninstall, .overrideReset: return flags.union(["packages", "all"])
         case .upgrade: return flags.union(["check"])
         case .deploy: return flags.union(["target"])
-        case .rebase: return flags.union(["ref", "target"])
+        case .rebase: return flags.union(["ref", "target", "remoteUrl"])
         case .rollback, .finalize: return []
         case .cleanup: return ["pending", "rollback"]
         case .pin, .unpin: return ["index"]
@@ -124,9 +127,10 @@ extension HostOperation {
             for name in packages { try checked { try Engine.checkPackageName(name) } }
         case .deploy(let target, _):
             try Self.checkTarget(target, of: "deploy")
-        case .rebase(let ref, let target, _):
+        case .rebase(let ref, let target, let remoteURL, _):
             try checked { try Engine.checkRefspec(ref) }
             if let target { try Self.checkTarget(target, of: "rebase") }
+            if let remoteURL { try checked { try Engine.checkRemote(refspec: ref, url: remoteURL) } }
         case .pin(let index), .unpin(let index):
             guard index >= 0 else { throw OperationError("index must be zero or more") }
         case .kargs(let edits):
@@ -176,7 +180,7 @@ extension HostOperation {
         case .rebase:
             guard let ref = a.ref, !ref.isEmpty else { throw OperationError("rebase needs a ref") }
             if let target = a.target, target.isEmpty { throw OperationError("rebase target must not be empty") }
-            self = .rebase(ref: ref, target: a.target, flags: flags)
+            self = .rebase(ref: ref, target: a.target, remoteURL: a.remoteUrl, flags: flags)
         case .rollback: self = .rollback
         case .finalize: self = .finalize
         case .cleanup: self = .cleanup(pending: a.pending ?? false, rollback: a.rollback ?? false)
@@ -202,9 +206,10 @@ extension HostOperation {
             a.all = all ? true : nil
         case .upgrade(let check, _): a.check = check ? true : nil
         case .deploy(let target, _): a.target = target
-        case .rebase(let ref, let target, _):
+        case .rebase(let ref, let target, let remoteURL, _):
             a.ref = ref
             a.target = target
+            a.remoteUrl = remoteURL
         case .rollback, .finalize: break
         case .cleanup(let pending, let rollback):
             a.pending = pending ? true : nil

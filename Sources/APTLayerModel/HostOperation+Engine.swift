@@ -11,7 +11,8 @@ extension HostOperation {
         case .overrideReset(let packages, let all, let flags): try engine.overrideReset(packages, all: all, flags: flags, token: token)
         case .upgrade(let check, let flags): try engine.upgrade(check: check, flags: flags, token: token)
         case .deploy(let target, let flags): try engine.deploy(target, flags: flags, token: token)
-        case .rebase(let ref, let target, let flags): try engine.rebase(ref, revision: target, flags: flags, token: token)
+        case .rebase(let ref, let target, let remoteURL, let flags):
+            try engine.rebase(ref, revision: target, remoteURL: remoteURL, flags: flags, token: token)
         case .rollback: try engine.rollback()
         case .cleanup(let pending, let rollback): try engine.cleanup(pending: pending, rollback: rollback)
         case .pin(let index): try engine.setPinned(index: index, true)

@@ -20,8 +20,9 @@ public enum HostOperation: Sendable, Equatable, Hashable {
     /// Move the base to a version or checksum of its ref.
     case deploy(target: String, flags: LayeringFlags)
     /// Switch the base to another ref (`REF` or `REMOTE:REF`), optionally pinned to a version or
-    /// checksum of it (`target`).
-    case rebase(ref: String, target: String? = nil, flags: LayeringFlags)
+    /// checksum of it (`target`); with `remoteURL`, REMOTE is added (or re-pointed) to that URL
+    /// first, in the same transaction.
+    case rebase(ref: String, target: String? = nil, remoteURL: String? = nil, flags: LayeringFlags)
     /// Make the previous deployment the default.
     case rollback
     /// Remove the pending and/or rollback deployments and prune.
@@ -78,7 +79,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
     public var flags: LayeringFlags? {
         switch self {
         case .install(_, let f), .uninstall(_, _, let f), .overrideRemove(_, let f), .overrideReset(_, _, let f), .upgrade(_, let f),
-            .deploy(_, let f), .rebase(_, _, let f):
+            .deploy(_, let f), .rebase(_, _, _, let f):
             f
         default: nil
         }

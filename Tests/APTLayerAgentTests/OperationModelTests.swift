@@ -117,6 +117,12 @@ enum CLICases {
         + layering(["deploy"], ["1.0"]) { .deploy(target: "1.0", flags: $0) }
         + layering(["rebase"], ["test/other"]) { .rebase(ref: "test/other", flags: $0) }
         + [
+            (
+                ["rebase", "--remote-url", "http://127.0.0.1:1/repo", "acme:acme/stable", String(repeating: "a", count: 64)],
+                .rebase(ref: "acme:acme/stable", target: String(repeating: "a", count: 64), remoteURL: "http://127.0.0.1:1/repo", flags: .init())
+            )
+        ]
+        + [
             (["rollback"], .rollback), (["finalize"], .finalize),
             (["cleanup"], .cleanup(pending: false, rollback: false)), (["cleanup", "-p"], .cleanup(pending: true, rollback: false)),
             (["cleanup", "--rollback"], .cleanup(pending: false, rollback: true)),

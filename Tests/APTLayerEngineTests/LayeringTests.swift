@@ -177,6 +177,29 @@ struct LayeringTests {
         #expect(try Shell.status("ostree --repo=\(bed.sysroot)/ostree/repo show \(head) >/dev/null 2>&1").0 != 0)
     }
 
+    /// The fleet driver's staging is one transaction: `rebase --remote-url` adds the remote under
+    /// the transaction's lock; a bad URL or a refspec without a remote changes nothing.
+    @Test func rebaseConfiguresItsRemoteInTheTransaction() throws {
+        let bed = try TestBed()
+        let remote = "\(bed.fixtures)/remote-repo"
+        try Shell.run("ostree init --repo=\(remote) --mode=archive")
+        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(bed.fixtures)/rootfs-r \(bed.debs) \(bed.repo) r1")
+        let pinned = try bed.engine().composeRootfs(
+            "\(bed.fixtures)/rootfs-r", repo: remote, options: .init(ref: "acme/stable", version: "2026.1", stubKernel: true))
+        let remotes = "ostree --repo=\(bed.sysroot)/ostree/repo remote list"
+        let before = try bed.status
+        for (refspec, url) in [("acme:acme/stable", "ftp://example/repo"), ("acme/stable", "file://\(remote)"), ("a b:x", "file://\(remote)")] {
+            let refused = try Shell.status("\(Paths.cli) rebase -q --sysroot \(bed.sysroot) --remote-url '\(url)' '\(refspec)' \(pinned)")
+            #expect(refused.0 != 0 && refused.1.split(separator: "\n").count == 1, "\(refspec) \(url): \(refused.1)")
+            #expect(refused.1.hasPrefix("error:"), "\(refused.1)")
+        }
+        #expect(try bed.status == before)
+        #expect(try Shell.run(remotes).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        _ = try bed.engine().rebase("acme:acme/stable", revision: pinned, remoteURL: "file://\(remote)")
+        #expect(try Shell.run(remotes).trimmingCharacters(in: .whitespacesAndNewlines) == "acme")
+        #expect(try bed.status.deployments[0].baseChecksum == pinned)
+    }
+
     @Test func rollbackAndRollbackOfRollback() throws {
         let bed = try TestBed()
         _ = try bed.engine().install(["fixture-app"])

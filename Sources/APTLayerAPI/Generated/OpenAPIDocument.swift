@@ -369,6 +369,10 @@ components:
         check: { type: boolean }
         target: { type: string, description: "deploy, rebase: a version or checksum of the (new) base ref; rebase pins to it" }
         ref: { type: string, description: "rebase: REF or REMOTE:REF" }
+        remoteUrl:
+          type: string
+          maxLength: 2048
+          description: "rebase with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction"
         pending: { type: boolean }
         rollback: { type: boolean }
         index: { type: integer, minimum: 0, maximum: 65535 }

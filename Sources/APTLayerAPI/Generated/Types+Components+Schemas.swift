@@ -237,6 +237,10 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/ref`.
             public var ref: Swift.String?
+            /// rebase with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/remoteUrl`.
+            public var remoteUrl: Swift.String?
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/pending`.
             public var pending: Swift.Bool?
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/rollback`.
@@ -268,6 +272,7 @@ extension Components {
             ///   - check:
             ///   - target: deploy, rebase: a version or checksum of the (new) base ref; rebase pins to it
             ///   - ref: rebase: REF or REMOTE:REF
+            ///   - remoteUrl: rebase with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
             ///   - pending:
             ///   - rollback:
             ///   - index:
@@ -285,6 +290,7 @@ extension Components {
                 check: Swift.Bool? = nil,
                 target: Swift.String? = nil,
                 ref: Swift.String? = nil,
+                remoteUrl: Swift.String? = nil,
                 pending: Swift.Bool? = nil,
                 rollback: Swift.Bool? = nil,
                 index: Swift.Int? = nil,
@@ -302,6 +308,7 @@ extension Components {
                 self.check = check
                 self.target = target
                 self.ref = ref
+                self.remoteUrl = remoteUrl
                 self.pending = pending
                 self.rollback = rollback
                 self.index = index
@@ -320,6 +327,7 @@ extension Components {
                 case check
                 case target
                 case ref
+                case remoteUrl
                 case pending
                 case rollback
                 case index
@@ -363,6 +371,10 @@ extension Components {
                     Swift.String.self,
                     forKey: .ref
                 )
+                self.remoteUrl = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .remoteUrl
+                )
                 self.pending = try container.decodeIfPresent(
                     Swift.Bool.self,
                     forKey: .pending
@@ -404,6 +416,7 @@ extension Components {
                     "check",
                     "target",
                     "ref",
+                    "remoteUrl",
                     "pending",
                     "rollback",
                     "index",

@@ -151,10 +151,11 @@ extension Engine {
     /// of that ref, as `rpm-ostree rebase REF REVISION`) pinned to that commit. A full checksum on a
     /// remote ref pulls just that commit (its checksum is the trust: libostree verifies every
     /// object against it). On a sysroot with no deployment yet it makes the first one.
-    public func rebase(_ refspec: String, revision: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws
-        -> ChangeResult
-    {
+    public func rebase(
+        _ refspec: String, revision: String? = nil, remoteURL: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init()
+    ) throws -> ChangeResult {
         try Self.checkRefspec(refspec)
+        if let remoteURL { try Self.checkRemote(refspec: refspec, url: remoteURL) }
         let what = revision.map { "rebase \(refspec) \($0)" } ?? "rebase \(refspec)"
         return try relayer(what, flags: flags, token: token, allowEmpty: true) { origin in
             var next = origin
@@ -162,6 +163,11 @@ extension Engine {
             next.overrideCommit = nil
             return next
         } base: { sysroot, _ in
+            // The remote is configured inside the transaction, under its lock (a dry run changes
+            // nothing, so it needs the remote configured already).
+            if let remoteURL, !flags.dryRun, let colon = refspec.firstIndex(of: ":") {
+                _ = try configureRemote(sysroot, name: String(refspec[..<colon]), url: remoteURL)
+            }
             guard let revision else { return try resolveBase(sysroot, refspec: refspec, pull: true, token: token) }
             if Self.isFullChecksum(revision) {
                 try pullCommit(sysroot, refspec: refspec, checksum: revision, token: token)

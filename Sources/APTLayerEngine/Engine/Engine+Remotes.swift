@@ -6,18 +6,37 @@ extension Engine {
     /// whether anything changed.
     @discardableResult
     public func setRemote(name: String, url: String) throws -> Bool {
+        try Self.checkRemote(name: name, url: url)
+        return try locked("configure remote \(name)") { sysroot in try configureRemote(sysroot, name: name, url: url) }
+    }
+
+    /// Refuses a remote name that is not `[A-Za-z0-9._-]+` and a URL that is not a printable
+    /// http, https or file URL.
+    public static func checkRemote(name: String, url: String) throws {
         guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
             throw EngineError(.invalidArgument, "invalid remote name \(name.debugDescription)")
         }
-        guard url.isPrintableASCII(allowingSpace: false) else { throw EngineError(.invalidArgument, "invalid remote URL \(url.debugDescription)") }
-        return try locked("configure remote \(name)") { sysroot in
-            let repo: Repo
-            do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
-            if repo.remoteURL(name) == url { return false }
-            // libostree's error already names the operation ("configure remote NAME: ...").
-            do { try repo.setRemote(name: name, url: url) } catch { throw EngineError(.system, "\(error)", underlying: error) }
-            return true
+        guard url.isPrintableASCII(allowingSpace: false), url.utf8.count <= 2048,
+            ["http://", "https://", "file:///"].contains(where: { url.hasPrefix($0) })
+        else { throw EngineError(.invalidArgument, "invalid remote URL \(url.debugDescription) (http, https or file)") }
+    }
+
+    /// ``checkRemote(name:url:)`` for the remote of a `REMOTE:REF` refspec.
+    public static func checkRemote(refspec: String, url: String) throws {
+        guard let colon = refspec.firstIndex(of: ":") else {
+            throw EngineError(.invalidArgument, "a remote URL needs a REMOTE:REF refspec, not \(refspec.debugDescription)")
         }
+        try checkRemote(name: String(refspec[..<colon]), url: url)
+    }
+
+    /// Adds or re-points a remote (no GPG verification) under the caller's lock; whether it changed.
+    func configureRemote(_ sysroot: Sysroot, name: String, url: String) throws -> Bool {
+        let repo: Repo
+        do { repo = try sysroot.repo() } catch { throw EngineError.wrap(error, "open repository") }
+        if repo.remoteURL(name) == url { return false }
+        // libostree's error already names the operation ("configure remote NAME: ...").
+        do { try repo.setRemote(name: name, url: url) } catch { throw EngineError(.system, "\(error)", underlying: error) }
+        return true
     }
 
     /// What the update driver compares a release with: the base commit of the booted deployment
