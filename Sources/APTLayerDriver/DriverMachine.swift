@@ -88,7 +88,12 @@ private struct Stepper {
             return move(.healthy(done), "release \(r.releaseId) is healthy")
         case .rolledBack(let failure):
             guard case .rollingBack(let r) = state else { return .none }
-            if let failure { return move(.failed(last: r), "rollback failed: \(failure.message)") }
+            // The release failed its checks: giving up here would leave the host on it. The
+            // rollback is tried again, after the driver's backoff, until it succeeds.
+            if let failure {
+                let why = "rollback failed: \(failure.message); trying again"
+                return DriverDecision(next: snapshot(.rollingBack(r), why), blocked: why)
+            }
             return look()
         }
     }
@@ -108,6 +113,16 @@ private struct Stepper {
             case .previousDeployment:
                 return giveUp(r, "release \(r.releaseId) failed verification and was rolled back: \(current.reason)")
             }
+        }
+        // A new boot while verifying: the release rebooted the host by itself (a panic, a watchdog).
+        // Each such boot counts as an attempt; at max-attempts it is rolled back.
+        if case .verifying(let r) = state, current.bootID != facts.bootID {
+            var next = r
+            next.attempts += 1
+            if next.attempts >= facts.maxAttempts {
+                return move(.rollingBack(next), "release \(r.releaseId) rebooted by itself while verifying (\(next.attempts) boots)")
+            }
+            return move(.verifying(next), "release \(r.releaseId) rebooted by itself while verifying; checking again (boot \(next.attempts))")
         }
         if state.isSteady && current.slot != .free { return releaseSlot() }
         switch state {

@@ -35,7 +35,7 @@ extension DriverRunning {
             if let retryAt, Date() < retryAt { return }
             let facts = await readFacts(for: current.state)
             let decision = DriverMachine.step(current, event, facts)
-            if let why = decision.blocked {
+            if let why = decision.blocked, decision.next == nil {
                 failed("step not taken", why)
                 return
             }
@@ -48,6 +48,11 @@ extension DriverRunning {
                     return
                 }
                 commit(next, from: current, denylisted: decision.denylist)
+            }
+            if let why = decision.blocked {
+                // Journaled why; retried after the backoff.
+                failed("step failed", why)
+                return
             }
             recovered()
             guard let effect = decision.effect else {

@@ -129,8 +129,9 @@ public enum DriverEffect: Sendable, Equatable {
 }
 
 /// One step's outcome: the state to journal (nil: unchanged), a denylist entry journaled in the
-/// same SQLite transaction, at most one effect to run after the commit, or why the step could not
-/// be taken (a fact it needed could not be read).
+/// same SQLite transaction, at most one effect to run after the commit, or why the driver must
+/// pause and retry (a fact it needed could not be read, or an effect that must succeed failed;
+/// then no effect).
 public struct DriverDecision: Sendable, Equatable {
     public var next: DriverSnapshot?
     public var denylist: DenylistRecord?

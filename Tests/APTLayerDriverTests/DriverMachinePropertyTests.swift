@@ -41,6 +41,8 @@ struct SimulatedHost {
     /// max-attempts give-up.
     let fallbackChance: Double
     let rollbackFailureChance: Double
+    /// How often a release crashes the host while it is verified.
+    let crashChance: Double
     var gaveUpOnAttempts = false
     var pinned: ReleaseOrder? = World.release1
     var trace: [String] = []
@@ -51,6 +53,7 @@ struct SimulatedHost {
         rng = SeededGenerator(seed: seed)
         fallbackChance = seed % 2 == 0 ? 0.6 : 0.1
         rollbackFailureChance = seed % 3 == 0 ? 0.6 : 0.1
+        crashChance = seed % 5 == 0 ? 0.7 : 0.05
         journaled = World.snapshot(.idle(last: nil), slot: .unknown(group: nil), reason: "no policy fetched yet", since: World.t0)
     }
 
@@ -97,7 +100,17 @@ struct SimulatedHost {
             // Sometimes the bootloader falls back to the previous deployment.
             booted = !cooperative && chance(fallbackChance) ? World.base : defaultCommit
             return .rebootRan(true)
-        case .verify: return .verified(unhealthy: !cooperative && chance(0.4) ? "unit x.service is not active" : nil)
+        case .verify:
+            // The release crashes the host now and then while it is verified (a new boot).
+            if !cooperative && chance(crashChance), case .verifying(let r) = journaled.state {
+                boot += 1
+                rebootsInto[r.commit, default: 0] += 1
+                if rebootsInto[r.commit, default: 0] > maxAttempts {
+                    violations.append("boot \(rebootsInto[r.commit]!) into release \(r.releaseId) (max \(maxAttempts))")
+                }
+                return .rebootRan(true)
+            }
+            return .verified(unhealthy: !cooperative && chance(0.4) ? "unit x.service is not active" : nil)
         case .rollBack:
             if !cooperative && chance(rollbackFailureChance) { return .rolledBack(DriverFailure("busy")) }
             defaultCommit = World.base
@@ -115,7 +128,8 @@ struct SimulatedHost {
             let current = journaled
             let decision = DriverMachine.step(current, event, facts)
             if decision.blocked != nil {
-                if decision.effect != nil || decision.next != nil { violations.append("a blocked step decided something") }
+                if decision.effect != nil { violations.append("a blocked step ran an effect") }
+                if let next = decision.next, !cooperative && chance(0.1) == false { journaled = next }
                 return
             }
             if let effect = decision.effect, case .stage(let release) = effect, denylist.contains(release.commit) || facts.denylisted != false {
@@ -130,7 +144,7 @@ struct SimulatedHost {
                 }
                 if let entry = decision.denylist {
                     denylist.insert(entry.commit)
-                    if entry.reason.contains("did not come up healthy") { gaveUpOnAttempts = true }
+                    if entry.reason.contains("did not come up healthy") || entry.reason.contains("boots)") { gaveUpOnAttempts = true }
                 }
                 if case .rebooting(let r, .release) = next.state, current.state.kind != .rebooting {
                     rebootsInto[r.commit, default: 0] += 1

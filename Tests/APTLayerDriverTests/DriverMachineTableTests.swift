@@ -161,6 +161,12 @@ struct DriverMachineTableTests {
             facts: World.facts(now: World.t0.addingTimeInterval(6)), to: .rebooting, effect: .reboot),
         // verifying.
         .init(
+            name: "a boot while verifying counts", from: World.snapshot(.verifying(World.rollout(attempts: 1))), event: .tick,
+            facts: World.facts(boot: "boot-2", maxAttempts: 3), to: .verifying, attempts: 2),
+        .init(
+            name: "the max-attempts-th boot while verifying rolls back", from: World.snapshot(.verifying(World.rollout(attempts: 2))), event: .tick,
+            facts: World.facts(boot: "boot-2", maxAttempts: 3), to: .rollingBack, attempts: 3),
+        .init(
             name: "verify the release", from: World.snapshot(.verifying(r)), event: .tick,
             facts: World.facts(deployments: World.deployments(booted: r.commit, defaultCommit: r.commit)), to: nil, effect: .verify),
         .init(
@@ -184,8 +190,8 @@ struct DriverMachineTableTests {
             facts: World.facts(deployments: World.deployments(booted: r.commit, defaultCommit: World.base)), to: .rebooting, effect: .reboot,
             slot: .held(group: "workers")),
         .init(
-            name: "rollback failed", from: World.snapshot(.rollingBack(r)), event: .rolledBack(DriverFailure("busy")), facts: World.facts(),
-            to: .failed),
+            name: "rollback failed: tried again after a pause, never given up", from: World.snapshot(.rollingBack(r)),
+            event: .rolledBack(DriverFailure("busy")), facts: World.facts(), to: .rollingBack, blocked: true),
         .init(
             name: "fell back and no longer the default: give up", from: World.snapshot(.rollingBack(r)), event: .tick,
             facts: World.facts(deployments: World.deployments(booted: World.base, defaultCommit: World.base)), to: .failed, denylists: true),
@@ -225,7 +231,7 @@ struct DriverMachineTableTests {
         if let entry = decision.denylist, let rollout = row.from.state.rollout {
             #expect(entry.releaseId == rollout.releaseId && entry.commit == rollout.commit && entry.reason == decision.next?.reason)
         }
-        if decision.blocked != nil { #expect(decision.next == nil && decision.effect == nil) }
+        if decision.blocked != nil { #expect(decision.effect == nil) }
     }
 
     /// The table covers every move the journal allows, which are the ones docs/fleet.md draws.

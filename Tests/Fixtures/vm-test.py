@@ -4,7 +4,7 @@ the way Fedora CoreOS's kola drives rpm-ostree: the agent runs as the real syste
 host talks to it over a forwarded port with mTLS, and commands inside the VM run through the qemu
 guest agent (virtio-serial). The serial console goes to a log; every boot is timed.
 
-  vm-test.py --image disk.raw --pki DIR --debs DIR [--work DIR] [--keep]
+  vm-test.py --image disk.raw --pki DIR --debs DIR [--work DIR] [--keep] [--repo REPO --ref REF] [--only-fleet]
 
 Checks, each printed ok/FAIL (exit 1 on any FAIL):
   boot: system running (or degraded with its failed units named), apt-layerd active, Type=notify,
@@ -15,6 +15,11 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
   old deployment, finalize + reboot applies it; SIGKILL of the agent mid-transaction: systemd
   restarts it, the transaction is interrupted, the next one succeeds; journald carries
   APT_LAYER_TXN / APT_LAYER_OPERATION; systemd-analyze security prints the unit's exposure.
+  Then the fleet mission (Tests/Fixtures/vm_fleet.py, with --repo): a signed policy over HTTPS, two
+  releases in an archive repository over HTTP, FleetLock, OTLP, countme; the driver stages release 2
+  with the operator's packages and pending kernel arguments, reboots by itself, passes its health
+  checks, gives the slot back; release 3 fails its health check, is rolled back and denylisted.
+  --only-fleet: boot, layer the operator's packages, run only the mission.
 """
 import argparse, base64, hashlib, json, os, random, re, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 
@@ -231,6 +236,13 @@ class Abort(Exception):
 
 def run(args):
     vm = VM(args)
+    mission = None
+    if args.repo:
+        # The fleet mission's host side (an archive repository of the releases, servers) is made
+        # while the other checks run.
+        mission = FleetMission(vm, args, check, free_port)
+        mission.start()
+    args.mission = mission
     try:
         scenario(vm, args)
     except Abort:
@@ -239,6 +251,9 @@ def run(args):
         check("the scenario ran to its end", False, repr(e)[:500])
     finally:
         vm.stop()
+        if mission:
+            mission.thread.join()
+            mission.stop()
         print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
         for label, seconds in vm.boots:
             print(f"| {label} | {seconds:.0f} |")
@@ -376,7 +391,7 @@ def fleet(vm, args, boot_id):
     if not args.repo:
         check("fleet mission: --repo and --ref given", False, "no repository to publish releases from")
         return
-    mission = FleetMission(vm, args, check, free_port)
+    mission = args.mission
     try:
         mission.run(boot_id)
     finally:

@@ -14,7 +14,7 @@ the operator's layered packages (and whatever else was pending) re-applied, take
 by `systemctl reboot`, pass the health checks, give the slot back and report; then stage release
 3, reboot into it, fail its health check, roll back, reboot, and denylist it.
 """
-import base64, json, os, shutil, ssl, subprocess, time, urllib.request
+import base64, json, os, shutil, ssl, subprocess, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -163,6 +163,7 @@ fleet:
   key: /etc/apt-layer/fleet/client.key
   poll-interval: 5s
   poll-jitter: 1s
+telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.http}/policy.yaml"]}}
 """
         self.put("/etc/apt-layer/agent.yaml", config)
         self.vm.qga.sh("systemctl restart apt-layerd")
@@ -198,17 +199,35 @@ fleet:
         return next((d.get("baseChecksum") for d in doc.get("deployments", []) if d.get("booted")), None)
 
     # ---------- the mission ----------
+    def start(self):
+        """Sets the host's side up in the background (the archive repository takes minutes) while
+        the VM tier's other checks run."""
+        self.setup_error = None
+        self.setup_seconds = 0.0
+
+        def body():
+            t0 = time.time()
+            try:
+                self.setup()
+            except Exception as e:  # reported by run()
+                self.setup_error = repr(e)[:500]
+            self.setup_seconds = time.time() - t0
+
+        self.thread = threading.Thread(target=body, daemon=True)
+        self.thread.start()
+
     def run(self, boot_id):
         vm, check = self.vm, self.check
-        t0 = time.time()
-        self.setup()
-        if not check("fleet: releases, a signed policy server, FleetLock and an OTLP receiver on the host side", True,
-                     f"set up in {time.time() - t0:.0f} s"):
+        if not getattr(self, "thread", None):
+            self.start()
+        self.thread.join()
+        if not check("fleet: releases, a signed policy server, FleetLock and an OTLP receiver on the host side", self.setup_error is None,
+                     self.setup_error or f"set up in {self.setup_seconds:.0f} s (in the background)"):
             return boot_id
         if not check("fleet: apt-layerd restarted under its unit with a fleet: section", self.configure_agent()):
             return boot_id
         deployments = vm.api("GET", "/v1/status")[1].get("deployments", [])
-        pending = [d for d in deployments if d.get("staged")]
+        pending_kargs = next((d.get("kernelArguments", "") for d in deployments if d.get("default")), "")
         requested = sorted(p.get("name") for d in deployments if d.get("default") for p in d.get("requestedLocalPackages", []))
 
         # Release 2: published, staged with what the operator layered, reboot slot, reboot, healthy.
@@ -231,9 +250,10 @@ fleet:
         now = sorted(p.get("name") for d in deployments if d.get("booted") for p in d.get("requestedLocalPackages", []))
         check("fleet: the operator's layered packages were re-applied on the release", requested and now == requested
               and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", f"before {requested}, after {now}")
-        if pending:
-            cmdline = vm.qga.sh("cat /proc/cmdline")[1]
-            check("fleet: the change pending before the rollout (kargs) is on the release too", "apt_layer_vm=1" in cmdline, cmdline.strip())
+        cmdline = vm.qga.sh("cat /proc/cmdline")[1].split()
+        wanted = [a for a in pending_kargs.split() if not a.startswith(("ostree=", "BOOT_IMAGE="))]
+        check("fleet: the release boots with the kernel arguments that were pending (root=, console=, an operator's kargs)",
+              "root=" in " ".join(wanted) and all(a in cmdline for a in wanted), f"pending {wanted}, booted {cmdline}")
         check("fleet: the release's content is booted", vm.qga.sh("cat /usr/share/acme/release")[1].strip() == "2026.12.2")
         check("fleet: the remote was written by the agent", vm.qga.sh("grep -q 10.0.2.2 /etc/ostree/remotes.d/acme.conf")[0] == 0)
         _, txns = vm.api("GET", "/v1/transactions?limit=50")
