@@ -49,6 +49,8 @@ private struct Stepper {
             guard state.isSteady else { return .none }
             return move(.checking(last: state.rollout), "fetching the policy")
         case .polled:
+            // `checking` decides once the fetch has ended (not before: the policy may be new).
+            if case .checking(let last) = state { return decide(last) }
             // A new policy while a release is on its way: another release (or none) starts over.
             guard [.updateAvailable, .staged, .waiting].contains(state.kind), let r = state.rollout, !r.isRelease(facts.release) else {
                 return look()
@@ -127,7 +129,8 @@ private struct Stepper {
         if state.isSteady && current.slot != .free { return releaseSlot() }
         switch state {
         case .idle, .upToDate, .healthy, .failed: return .none
-        case .checking(let last): return decide(last)
+        // Decided when the poll that moved here has ended (`.polled`); the agent polls at start.
+        case .checking: return .none
         case .updateAvailable(let r), .staging(let r): return stage(r)
         case .staged(let r): return move(.waiting(r), "staged; waiting for the wave start, a window and a reboot slot")
         case .waiting(let r): return wait(r)

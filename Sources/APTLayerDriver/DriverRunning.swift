@@ -58,7 +58,9 @@ extension DriverRunning {
             guard let effect = decision.effect else {
                 // Go on only when the state moved; a new reason or slot waits for the next tick.
                 guard let next = decision.next, next.state.kind != current.state.kind else { return }
-                event = .tick
+                // Still at the end of the same poll (a release reconsidered goes through checking
+                // and is decided on the policy just fetched); otherwise look again.
+                event = first == .polled ? .polled : .tick
                 continue
             }
             event = await perform(effect)

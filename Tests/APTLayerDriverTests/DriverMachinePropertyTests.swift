@@ -161,7 +161,7 @@ struct SimulatedHost {
             }
             guard let effect = decision.effect else {
                 guard let next = decision.next, next.state.kind != current.state.kind else { return }
-                event = .tick
+                event = first == .polled ? .polled : .tick
                 continue
             }
             if effect == .reboot, journaled.state.kind != .rebooting {
@@ -200,7 +200,7 @@ struct DriverMachinePropertyTests {
             if host.gaveUpOnAttempts { attemptsExhausted += 1 }
             // Calm: the policy pins nothing, every read and answer succeeds.
             for _ in 0..<40 { host.advance(host.randomEvent(), cooperative: true) }
-            host.advance(.tick, cooperative: true)
+            host.advance(.polled, cooperative: true)
             #expect(host.violations.isEmpty, "seed \(seed): \(host.violations.prefix(3)); moves: \(host.trace.suffix(40).joined(separator: " "))")
             #expect(host.journaled.state.isSteady, "seed \(seed): ends in \(host.journaled.state.kind.rawValue)")
             #expect(host.journaled.slot == .free, "seed \(seed): slot \(host.journaled.slot) (ever held: \(everHeld))")

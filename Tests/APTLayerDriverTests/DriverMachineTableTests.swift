@@ -35,31 +35,33 @@ struct DriverMachineTableTests {
         .init(name: "healthy polls", from: World.snapshot(.healthy(r)), event: .pollStarting, facts: World.facts(), to: .checking),
         .init(name: "failed polls", from: World.snapshot(.failed(last: r)), event: .pollStarting, facts: World.facts(), to: .checking),
         .init(name: "a poll while waiting changes nothing", from: World.snapshot(.waiting(r)), event: .pollStarting, facts: World.facts(), to: nil),
-        // checking.
-        .init(name: "no accepted policy", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(policy: false), to: .idle),
+        // checking: decided when the poll has ended.
+        .init(name: "checking waits for the poll's end", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(), to: nil),
+        .init(name: "no accepted policy", from: World.snapshot(.checking(last: nil)), event: .polled, facts: World.facts(policy: false), to: .idle),
         .init(
-            name: "runs the release", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(waitingFor: .upToDate),
+            name: "runs the release", from: World.snapshot(.checking(last: nil)), event: .polled, facts: World.facts(waitingFor: .upToDate),
             to: .upToDate),
         .init(
-            name: "release denylisted by the explanation", from: World.snapshot(.checking(last: nil)), event: .tick,
+            name: "release denylisted by the explanation", from: World.snapshot(.checking(last: nil)), event: .polled,
             facts: World.facts(waitingFor: .denylisted, denylisted: true), to: .upToDate),
         .init(
-            name: "another release", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(waitingFor: .waveNotOpen),
+            name: "another release", from: World.snapshot(.checking(last: nil)), event: .polled, facts: World.facts(waitingFor: .waveNotOpen),
             to: .updateAvailable, attempts: 0),
         .init(
-            name: "the same release keeps its attempts", from: World.snapshot(.checking(last: World.rollout(attempts: 2))), event: .tick,
+            name: "the same release keeps its attempts", from: World.snapshot(.checking(last: World.rollout(attempts: 2))), event: .polled,
             facts: World.facts(), to: .updateAvailable, attempts: 2),
         .init(
-            name: "a new release starts at zero attempts", from: World.snapshot(.checking(last: World.rollout(attempts: 2))), event: .tick,
+            name: "a new release starts at zero attempts", from: World.snapshot(.checking(last: World.rollout(attempts: 2))), event: .polled,
             facts: World.facts(release: other), to: .updateAvailable, attempts: 0),
         .init(
             name: "a release pinned again keeps its recorded attempts", from: World.snapshot(.checking(last: World.rollout(World.release2))),
-            event: .tick, facts: World.facts(releaseAttempts: 2), to: .updateAvailable, attempts: 2),
+            event: .polled, facts: World.facts(releaseAttempts: 2), to: .updateAvailable, attempts: 2),
         .init(
-            name: "checking: attempts unreadable", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(releaseAttempts: nil),
+            name: "checking: attempts unreadable", from: World.snapshot(.checking(last: nil)), event: .polled,
+            facts: World.facts(releaseAttempts: nil),
             blocked: true),
         .init(
-            name: "checking: denylist unreadable", from: World.snapshot(.checking(last: nil)), event: .tick, facts: World.facts(denylisted: nil),
+            name: "checking: denylist unreadable", from: World.snapshot(.checking(last: nil)), event: .polled, facts: World.facts(denylisted: nil),
             blocked: true),
         // update-available.
         .init(
