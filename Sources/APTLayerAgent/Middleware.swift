@@ -201,6 +201,9 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             if let key = JSONDuplicateKeys.first(in: body.readableBytesView) {
                 throw AgentProblem.badRequest("the key \(key.debugDescription) appears twice in one object")
             }
+            if let path = JSONNullMembers.first(in: body.readableBytesView) {
+                throw AgentProblem.badRequest("\(path) is null; leave the key out instead")
+            }
         }
         return try await next(request, context)
     }

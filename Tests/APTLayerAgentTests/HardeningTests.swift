@@ -125,6 +125,20 @@ struct HardeningTests {
         let nested = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1"],"append":["b=2"]}}"#)
         #expect(nested.status == 400)
         #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1","a=1"]}}"#).status == 202)
+        // No request schema is nullable: an explicit null is refused, never read as an absent key
+        // (schemathesis found {"arguments":{"ref":null}} accepted for cleanup).
+        func ids() throws -> [String] {
+            (try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [[String: Any]] ?? []).compactMap {
+                $0["id"] as? String
+            }
+        }
+        let before = try ids()
+        for body in [#"{"operation":"cleanup","arguments":{"ref":null}}"#, #"{"operation":"rollback","idempotencyKey":null}"#] {
+            let null = try agent.request("POST", "/v1/transactions", body: body)
+            #expect(null.status == 400, "\(body): \(null.body)")
+            #expect((null.json["detail"] as? String)?.contains("is null") == true, "\(null.body)")
+        }
+        #expect(try ids() == before)
     }
 
     /// Finding 2: more idle connections than the cap (TCP that never starts TLS) neither exhaust the
