@@ -83,8 +83,23 @@ final class TestBed: @unchecked Sendable {
     /// apt alone has been seen to take over 30 s) until dpkg runs maintainer scripts for this bed.
     func waitForConfigure() async throws {
         var last = (Int32(0), "")
+        // Either the engine's own `dpkg --root=… --configure`, or a maintainer script configuring
+        // a package under apt-get's dpkg for this bed (apt sometimes configures a package itself;
+        // its dpkg's command line does not carry the pattern): a `*.postinst configure` whose
+        // ancestors name this sysroot.
+        let script = """
+            pgrep -f -- \(configurePattern) >/dev/null && exit 0
+            for p in $(pgrep -f -- '[.]postinst configure'); do
+              q=$p
+              while [ "${q:-1}" -gt 1 ]; do
+                grep -qaF -- \(Shell.quote(sysroot)) /proc/$q/cmdline 2>/dev/null && exit 0
+                q=$(sed -n 's/^[0-9]* ([^)]*) [A-Za-z] \\([0-9]*\\).*/\\1/p' /proc/$q/stat 2>/dev/null)
+              done
+            done
+            exit 1
+            """
         for _ in 0..<1200 {
-            last = try Shell.status("pgrep -f -- \(configurePattern)")
+            last = try Shell.status(script)
             if last.0 == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
