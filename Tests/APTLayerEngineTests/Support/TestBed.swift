@@ -79,8 +79,10 @@ final class TestBed: @unchecked Sendable {
     /// A `pgrep -f` pattern matching dpkg configuring packages in this bed's build.
     var configurePattern: String { Shell.quote("[-]-root=\(sysroot)/.*[-]-configure") }
 
-    /// Waits (up to 120 s: with the realistic tier and a dozen agents in parallel on two cores,
-    /// apt alone has been seen to take over 30 s) until dpkg runs maintainer scripts for this bed.
+    /// Waits (up to 300 s: with the realistic tier and a dozen agents in parallel on two cores,
+    /// apt alone has been seen to take over 30 s, and in the agent batch an install of fixture-slow
+    /// has reached its configure step only after more than 120 s, cause not found yet) until dpkg
+    /// runs maintainer scripts for this bed.
     func waitForConfigure() async throws {
         var last = (Int32(0), "")
         // Either the engine's own `dpkg --root=… --configure`, or a maintainer script configuring
@@ -98,7 +100,7 @@ final class TestBed: @unchecked Sendable {
             done
             exit 1
             """
-        for _ in 0..<1200 {
+        for _ in 0..<3000 {
             last = try Shell.status(script)
             if last.0 == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
