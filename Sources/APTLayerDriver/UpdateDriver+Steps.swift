@@ -13,7 +13,6 @@ extension UpdateDriver: DriverRunning {
     /// The journal has the new state: the driver's memory follows.
     func commit(_ next: DriverSnapshot, from current: DriverSnapshot, denylisted: DenylistRecord?) {
         snapshot = next
-        record = next.record
         if let denylisted {
             logger.warning("release denylisted", metadata: ["release": "\(denylisted.releaseId)", "reason": "\(denylisted.reason)"])
         }

@@ -30,8 +30,10 @@ public actor UpdateDriver {
     /// The journaled state the machine steps from; nil while the journal's record cannot be read
     /// (the driver then does nothing but retry reading it).
     var snapshot: DriverSnapshot?
-    /// The record `GET /v1/policy` shows (the snapshot's, or why there is none).
-    var record: DriverRecord
+    /// What `GET /v1/policy` shows while there is no snapshot: why the record cannot be read.
+    var unreadable: DriverRecord
+    /// The record `GET /v1/policy` shows: the snapshot's, or why there is none.
+    var record: DriverRecord { snapshot?.record ?? unreadable }
     var policy: AcceptedPolicy?
     var policyAcceptedAt: Date?
     var etag: String?
@@ -87,7 +89,7 @@ public actor UpdateDriver {
         fetcher = PolicyFetcher(
             client: self.http, policyURL: configuration.policyURL, signatureURL: configuration.resolvedSignatureURL, userAgent: userAgent)
         health = HealthChecker(client: self.http)
-        (snapshot, record) = Self.load(journal)
+        (snapshot, unreadable) = Self.load(journal)
         if let stored = try? journal.acceptedPolicy(), let decoded = try? FleetPolicy.decode(stored.bytes) {
             policy = AcceptedPolicy(
                 policy: decoded, bytes: stored.bytes, signature: stored.signature, signers: stored.signers.split(separator: ",").map(String.init))
@@ -121,7 +123,7 @@ public actor UpdateDriver {
     /// Tries the journal's record again after it could not be read.
     func reload() {
         let (loaded, shown) = Self.load(journal)
-        record = shown
+        unreadable = shown
         if let loaded {
             snapshot = loaded
             recovered()
@@ -185,7 +187,7 @@ public actor UpdateDriver {
             next = min(next, Date().addingTimeInterval(record.state == .rebooting ? 5 : 0))
         }
         // A slot still to be given back in a steady state: at about the poll interval, at most a minute.
-        if [.idle, .upToDate, .healthy, .failed].contains(record.state), record.lockHeld != false {
+        if snapshot?.state.isSteady == true, record.lockHeld != false {
             next = min(next, Date().addingTimeInterval(Double(min(configuration.pollInterval.seconds, 60))))
         }
         return next
