@@ -73,7 +73,7 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
 }}
 """)
         self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
-        self.spawn([sys_python(), f"{HERE}/fleetlock-server.py", "--port", str(self.lock), "--slots", "1",
+        self.spawn(["/usr/bin/python3", f"{HERE}/fleetlock-server.py", "--port", str(self.lock), "--slots", "1",
                     "--cert", f"{w}/server.crt", "--key", f"{w}/server.key"])
         out = open(f"{w}/otlp.out", "w")
         self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{HERE}/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
@@ -292,7 +292,3 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         check("fleet: the slot was given back after the rollback", state.get("grants") == 2 and not any(state.get("holders", {}).values()),
               json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
         return boot_id
-
-
-def sys_python():
-    return "/usr/bin/python3"
