@@ -179,6 +179,7 @@ let package = Package(
                 "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver", "APTLayerTelemetry",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

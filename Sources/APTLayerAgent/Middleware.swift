@@ -30,6 +30,13 @@ public struct Caller: Sendable {
     /// Whether the caller came over mutual TLS (false: the local socket).
     public var remote = false
 
+    /// A caller with `identity` and `role`; `remote` when it came over mutual TLS.
+    public init(identity: String, role: Role, remote: Bool = false) {
+        self.identity = identity
+        self.role = role
+        self.remote = remote
+    }
+
     /// The caller of the current request.
     @TaskLocal public static var current = Caller(identity: "anonymous", role: .reader)
 }
@@ -111,10 +118,15 @@ struct AuthMiddleware: RouterMiddleware {
     /// The caller of each open connection: a keep-alive connection's certificate (or peer uid)
     /// cannot change, so it is read once per connection, not once per request.
     let callers: ConnectionCallers
+    /// Where callers come from: the connection, or one fixed caller for in-process tests.
+    var resolution = CallerResolution.connection
 
     func handle(_ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response) async throws
         -> Response
     {
+        if case .fixed(let caller) = resolution {
+            return try await authorize(caller, request, context: context, next: next)
+        }
         let caller = try await callers.caller(for: context.channel) { channel in
             do { return try await Self.caller(channel, roles: roles, source: identitySource) } catch let problem as AgentProblem {
                 logger.warning(
@@ -122,6 +134,13 @@ struct AuthMiddleware: RouterMiddleware {
                 throw problem
             }
         }
+        return try await authorize(caller, request, context: context, next: next)
+    }
+
+    /// GET and HEAD need `reader`, anything else `operator`; the handlers see the caller.
+    func authorize(
+        _ caller: Caller, _ request: Request, context: AgentRequestContext, next: (Request, AgentRequestContext) async throws -> Response
+    ) async throws -> Response {
         let needed: Role = request.method == .get || request.method == .head ? .reader : .operator
         guard caller.role >= needed else {
             throw AgentProblem.forbidden("\(caller.identity) is \(caller.role.rawValue); \(request.method.rawValue) needs \(needed.rawValue)")

@@ -16,25 +16,12 @@ struct HardeningTests {
         }
     }
 
-    /// Finding 1: kernel arguments that would inject a line, break quoting or overflow the command
-    /// line are refused before 202 with a problem naming the argument; the sysroot stays loadable.
-    @Test func hostileKernelArgumentsAreRefusedAndTheSysrootStaysLoadable() throws {
+    /// Finding 1, applied: words that each pass validation (`RouterTests` refuses the hostile
+    /// ones in process) but together pass the kernel's limit fail the transaction; a quoted value
+    /// with spaces round-trips; the boot entries stay libostree's and the sysroot loadable.
+    @Test func appliedKernelArgumentsStayWithinLimitsAndTheSysrootStaysLoadable() throws {
         let agent = try AgentBed()
         let before = try agent.bed.status
-        let hostile: [(String, String)] = [
-            (#"{"append":["quiet\ninitrd /evil.img"]}"#, "control"), (#"{"append":["probe=1\ntitle X"]}"#, "control"),
-            (#"{"append":["probe a b"]}"#, "spaces"), (#"{"append":["probe=a b"]}"#, "space outside"), (#"{"append":[""]}"#, "empty"),
-            (#"{"append":["a=\"b"]}"#, "unbalanced"),
-            (#"{"append":["\"a\"=b"]}"#, "key"), (#"{"append":["=b"]}"#, "key"), (#"{"append":["tab\tx"]}"#, "control"),
-            (#"{"append":["nul\u0000x"]}"#, "control"), (#"{"append":["caf\u00e9"]}"#, "non-ASCII"),
-            (#"{"append":["ostree=/ostree/boot.1/evil"]}"#, "libostree"), (#"{"delete":["ostree"]}"#, "libostree"),
-            (#"{"replace":["x=1\n"]}"#, "control"), ("{\"append\":[\"long=\(String(repeating: "x", count: 10_000))\"]}", "longer than"),
-        ]
-        for (arguments, words) in hostile {
-            let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":\#(arguments)}"#)
-            #expect(reply.status == 422, "\(arguments): \(reply.body)")
-            #expect((reply.json["detail"] as? String)?.contains(words) == true, "\(arguments): \(reply.body)")
-        }
         // Many valid words that together pass the kernel's limit are refused when applied.
         let many = (0..<60).map { "\"k\($0)=\(String(repeating: "v", count: 40))\"" }.joined(separator: ",")
         let tooLong = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":[\#(many)]}}"#)
@@ -73,8 +60,9 @@ struct HardeningTests {
         #expect(try bySAN.request("GET", "/v1/status", as: "reader").status == 403)  // a CN-only certificate has no DNS SAN
     }
 
-    /// Finding 5: package files are read once, as regular files, never waited on; relative paths,
-    /// control characters and (over mTLS) host paths are refused before anything runs.
+    /// Finding 5: package files are read once, as regular files, never waited on; over mTLS host
+    /// paths are refused before anything runs (relative paths and control characters:
+    /// `RouterTests`).
     @Test func hostilePackagePathsNeverBlockOrLeak() throws {
         let agent = try AgentBed()
         let dir = agent.bed.fixtures
@@ -87,58 +75,12 @@ struct HardeningTests {
             #expect(output.contains("must be a readable regular .deb file"), "\(path): \(output)")
             #expect(Date().timeIntervalSince(started) < 20)
         }
-        for body in [#"["relative/x.deb"]"#, #"["/tmp/a\u0000b.deb"]"#, #"["/tmp/../etc/x.deb"]"#] {
-            let viaSocket = try Shell.run(
-                "curl -s --unix-socket \(agent.socket) -H 'content-type: application/json' -d \(Shell.quote(#"{"operation":"install","arguments":{"packages":\#(body)}}"#)) -w '%{http_code}' -o /dev/null http://localhost/v1/transactions"
-            )
-            #expect(viaSocket == "422", "\(body)")
-        }
         let remote = try agent.request(
             "POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"packages":["\#(agent.bed.debs)/fixture-app-1.0.deb"]}}"#)
         #expect(remote.status == 403, "\(remote.body)")
         #expect(try agent.bed.status == before)
         let local = try Shell.status("\(Paths.cli) install -q --agent unix:\(agent.socket) \(agent.bed.debs)/fixture-app-1.0.deb 2>&1")
         #expect(local.0 == 0, "\(local.1)")
-    }
-
-    /// Finding 9: HEAD, 405 with Allow, RFC 3339 with fractions and offsets, duplicate keys.
-    @Test func httpConformance() throws {
-        let agent = try AgentBed()
-        let head = try agent.request("HEAD", "/v1/status", as: "reader", extra: "-I")
-        #expect(head.status == 200, "\(head.headers)")
-        #expect(!head.body.contains("{"), "\(head.body)")  // curl -I prints only the head
-        let put = try agent.request("PUT", "/v1/status", as: "reader")
-        #expect(put.status == 405)
-        #expect(put.headers.lowercased().contains("allow: get, head"), "\(put.headers)")
-        let delete = try agent.request("DELETE", "/v1/transactions", as: "admin")
-        #expect(delete.status == 405)
-        #expect(delete.headers.lowercased().contains("allow: get, head, post"), "\(delete.headers)")
-        #expect(try agent.request("PATCH", "/v1/transactions/some-id", as: "admin").headers.lowercased().contains("allow: delete, get, head"))
-        #expect(try agent.request("GET", "/v1/nothing-here", as: "reader").status == 404)
-        for since in ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.250Z", "2026-01-01T00:00:00%2B01:00", "2026-01-01T00:00:00.5-07:00"] {
-            #expect(try agent.request("GET", "/v1/transactions?since=\(since)", as: "reader").status == 200, "\(since)")
-        }
-        #expect(try agent.request("GET", "/v1/transactions?since=yesterday", as: "reader").status == 400)
-        let twice = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rollback","operation":"kargs"}"#)
-        #expect(twice.status == 400)
-        #expect((twice.json["detail"] as? String)?.contains("appears twice") == true, "\(twice.body)")
-        let nested = try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1"],"append":["b=2"]}}"#)
-        #expect(nested.status == 400)
-        #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"kargs","arguments":{"append":["a=1","a=1"]}}"#).status == 202)
-        // No request schema is nullable: an explicit null is refused, never read as an absent key
-        // (schemathesis found {"arguments":{"ref":null}} accepted for cleanup).
-        func ids() throws -> [String] {
-            (try agent.request("GET", "/v1/transactions", as: "reader").json["transactions"] as? [[String: Any]] ?? []).compactMap {
-                $0["id"] as? String
-            }
-        }
-        let before = try ids()
-        for body in [#"{"operation":"cleanup","arguments":{"ref":null}}"#, #"{"operation":"rollback","idempotencyKey":null}"#] {
-            let null = try agent.request("POST", "/v1/transactions", body: body)
-            #expect(null.status == 400, "\(body): \(null.body)")
-            #expect((null.json["detail"] as? String)?.contains("is null") == true, "\(null.body)")
-        }
-        #expect(try ids() == before)
     }
 
     /// Finding 2: more idle connections than the cap (TCP that never starts TLS) neither exhaust the
