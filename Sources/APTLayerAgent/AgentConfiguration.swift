@@ -94,6 +94,14 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         public var clientCA = "/etc/apt-layer/tls/client-ca.crt"
         public init() {}
         enum CodingKeys: String, CodingKey { case certificate, key, clientCA = "client-ca" }
+
+        /// Each file defaults on its own: a drop-in or a section may name only the one it changes.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try c.decodeIfPresent(String.self, forKey: .certificate) ?? certificate
+            key = try c.decodeIfPresent(String.self, forKey: .key) ?? key
+            clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA) ?? clientCA
+        }
     }
 
     public struct Retention: Codable, Sendable, Equatable {
@@ -101,6 +109,12 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         public var maxCount = 1000
         public init() {}
         enum CodingKeys: String, CodingKey { case maxAgeDays = "max-age-days", maxCount = "max-count" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxAgeDays = try c.decodeIfPresent(Double.self, forKey: .maxAgeDays) ?? maxAgeDays
+            maxCount = try c.decodeIfPresent(Int.self, forKey: .maxCount) ?? maxCount
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -205,6 +219,9 @@ extension AgentConfiguration {
             // string (`socket: ""`, which disables the socket) into null, so the default won.
             let json = try JSONSerialization.data(withJSONObject: merged)
             let config = try JSONDecoder().decode(AgentConfiguration.self, from: json)
+            if let unknown = ConfigurationKeys.unknown(in: try JSONSerialization.jsonObject(with: json), for: AgentConfiguration.self).first {
+                throw ConfigurationError(message: describe(unknown, files: files))
+            }
             try config.validate()
             return config
         } catch let error as ConfigurationError {
@@ -212,6 +229,35 @@ extension AgentConfiguration {
         } catch {
             throw ConfigurationError(message: "invalid configuration: \(error)")
         }
+    }
+
+    /// `FILE:LINE: unknown key …; did you mean …?` for the first file (in merge order) that has it.
+    static func describe(_ unknown: ConfigurationKeys.Unknown, files: [String]) -> String {
+        let section = unknown.path.dropLast().joined(separator: ".")
+        var message = "unknown key \(unknown.path.last.map { "\"\($0)\"" } ?? "?")\(section.isEmpty ? "" : " in \(section)")"
+        if let suggestion = unknown.suggestion { message += "; did you mean \"\(suggestion)\"?" }
+        for file in files {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8), let line = line(of: unknown.path, in: text) else { continue }
+            return "\(file):\(line): \(message)"
+        }
+        return message
+    }
+
+    /// The line of the key at `path` (mapping keys and list indexes) in a YAML document.
+    static func line(of path: [String], in text: String) -> Int? {
+        guard var node = try? Yams.compose(yaml: text) else { return nil }
+        for (depth, part) in path.enumerated() {
+            if let mapping = node.mapping {
+                guard let pair = mapping.first(where: { $0.key.string == part }) else { return nil }
+                if depth == path.count - 1 { return pair.key.mark?.line }
+                node = pair.value
+            } else if let sequence = node.sequence, let index = Int(part), sequence.indices.contains(index) {
+                node = sequence[index]
+            } else {
+                return nil
+            }
+        }
+        return nil
     }
 
     static func merge(_ base: [String: Any], _ overlay: [String: Any]) -> [String: Any] {
