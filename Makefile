@@ -1,11 +1,15 @@
 # Shortcuts; the README's two commands are `bash scripts/demo.sh` and `bash scripts/test.sh` (as root).
-.PHONY: deps build test demo bench format lint
+.PHONY: deps build check test demo bench format lint
 
 deps:
 	sh scripts/deps.sh
 
 build: deps
 	swift build
+
+# The fast tier: suites tagged .fast, in process, no root and no network (a few minutes warm).
+check:
+	sh scripts/check.sh
 
 test:
 	sh scripts/test.sh
@@ -17,8 +21,9 @@ bench: deps
 	bash bench/layering.sh 5
 	bash bench/agent.sh 10
 
+# The same files CI checks (scripts/format.sh --check); the generated OpenAPI code is left as generated.
 format:
-	swift format -i -r Sources Tests Package.swift
+	sh scripts/format.sh
 
 lint:
-	swift format lint -r Sources Tests Package.swift
+	sh scripts/format.sh --lint

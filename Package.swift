@@ -172,6 +172,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every test target shares: `Shell`, `Paths`, `TestBed` (a deployed sysroot on tmpfs),
+        // the `.fast` tag.
+        .target(
+            name: "TestSupport",
+            dependencies: ["APTLayerEngine", "OSTree"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "APTLayerAgentTests",
             dependencies: [
@@ -179,26 +187,28 @@ let package = Package(
                 "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver", "APTLayerTelemetry",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"), "TestSupport",
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APTLayerFleetTests",
-            dependencies: ["APTLayerFleet", "APTLayerTelemetry", "APTLayerJournal", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "APTLayerFleet", "APTLayerTelemetry", "APTLayerJournal", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The update driver's machine, its loop and its journal: pure and in-process, no root.
         .testTarget(
             name: "APTLayerDriverTests",
             dependencies: [
-                "APTLayerDriver", "APTLayerJournal", "APTLayerModel", "APTLayerFleet", .product(name: "GRDB", package: "GRDB.swift"),
+                "APTLayerDriver", "APTLayerJournal", "APTLayerModel", "APTLayerFleet", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APTLayerEngineTests",
-            dependencies: ["APTLayerEngine", "OSTree"],
+            dependencies: ["APTLayerEngine", "OSTree", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

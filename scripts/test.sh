@@ -28,6 +28,8 @@ bash Tests/Fixtures/check-deploy.sh
 # The generated OpenAPI code is committed (a build never runs the generator); regenerating it from
 # openapi/openapi.yaml must change nothing.
 bash scripts/openapi-generate.sh --check
+# Every hand-written Swift file is as scripts/format.sh (the committed .swift-format) leaves it.
+sh scripts/format.sh --check
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.

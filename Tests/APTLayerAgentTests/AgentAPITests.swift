@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The live agent over real mTLS: roles, transactions, events, bad input.

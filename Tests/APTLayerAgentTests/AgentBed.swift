@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A running `apt-layerd` (the real binary) on a TestBed sysroot, with a throwaway PKI, reached over

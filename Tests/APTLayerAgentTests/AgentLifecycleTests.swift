@@ -1,6 +1,7 @@
 import APTLayerJournal
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 @testable import APTLayerAgent

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Issue 11's findings, each as a check that would have caught it: read verbs through the agent

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `apt-layer` verbs started through the agent: progress streamed, exit codes kept, Ctrl-C cancels.

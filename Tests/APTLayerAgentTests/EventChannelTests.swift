@@ -3,6 +3,7 @@ import APTLayerModel
 import Foundation
 import GRDB
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import APTLayerTransaction
@@ -10,7 +11,7 @@ import Testing
 /// The event channel under subscribers that come and go while a transaction emits (issue 26,
 /// finding 1: yielding under the lock that a cancelled subscriber's `onTermination` takes froze
 /// the whole agent).
-@Suite("event channel")
+@Suite("event channel", .tags(.fast))
 struct EventChannelTests {
     /// Emits `count` events from a plain thread, as the engine does; returns when it is done.
     final class Flag: Sendable {

@@ -1,5 +1,6 @@
 import APTLayerFleet
 import Foundation
+import TestSupport
 import Testing
 
 /// The agent's policy fetch and trust, end to end: nginx serves the policy over HTTPS and requires

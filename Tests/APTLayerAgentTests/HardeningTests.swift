@@ -1,6 +1,7 @@
 import APTLayerEngine
 import APTLayerJournal
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerAgent

@@ -2,6 +2,7 @@ import APTLayerDriver
 import APTLayerFleet
 import AsyncHTTPClient
 import Foundation
+import TestSupport
 import Testing
 
 /// The policy's health checks, run for real: a command's exit status and timeout, an HTTP answer

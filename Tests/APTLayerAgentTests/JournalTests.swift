@@ -3,10 +3,11 @@ import APTLayerJournal
 import APTLayerModel
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 /// The journal's migrations, typed rows, recovery and retention.
-@Suite("journal")
+@Suite("journal", .tags(.fast))
 struct JournalTests {
     @Test func freshJournalHasEveryMigration() throws {
         let fresh = try Journal(writer: DatabaseQueue())

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `Tests/Fixtures/otlp-receiver.py`: parses every request with the official OTLP protobuf

@@ -2,6 +2,7 @@ import APTLayerEngine
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 import Testing
 
 /// The CLI through the agent's socket, through mTLS, and locally: one operation, one journal, one

@@ -3,12 +3,13 @@ import APTLayerEngine
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerCLI
 
 /// The typed model: the state machine, and one operation whatever path carries it.
-@Suite("typed operations")
+@Suite("typed operations", .tags(.fast))
 struct OperationModelTests {
     @Test func stateMachineAllowsExactlyTheDrawnMoves() throws {
         let drawn: Set<String> = [

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// nginx serving a directory over HTTPS that requires a client certificate from the test CA (the
 /// policy server), and over plain HTTP on a second port (the OSTree repository: the commit

@@ -1,5 +1,6 @@
 import APTLayerFleet
 import Foundation
+import TestSupport
 import Testing
 
 /// The shipped Prometheus configuration (deploy/prometheus, file service discovery and the alert

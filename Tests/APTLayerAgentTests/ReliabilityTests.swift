@@ -1,6 +1,7 @@
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 import Testing
 
 /// Issue 26's findings against the real agent, each reproduced as it was found.

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdTesting
+import TestSupport
 import Testing
 
 @testable import APTLayerAgent
@@ -174,9 +175,4 @@ struct RouterTests {
             }
         }
     }
-}
-
-extension Tag {
-    /// In process: no root, no network, no subprocess the test waits on; `make check` runs these.
-    @Tag static var fast: Self
 }

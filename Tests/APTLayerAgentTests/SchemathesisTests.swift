@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// schemathesis (property-based testing from the OpenAPI document) against the real agent over

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The status fast path (issue 12): `GET /v1/status` and `/v1/deployments` from cached bytes on a

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// sd_notify behaviour, observed through a real NOTIFY_SOCKET, and graceful stop.

@@ -1,5 +1,6 @@
 import APTLayerFleet
 import Foundation
+import TestSupport
 import Testing
 
 /// Status reports and countme from the real agent: reports through the durable outbox to a

@@ -2,12 +2,13 @@ import APTLayerJournal
 import APTLayerModel
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 /// The update driver's state machine: the moves `UpdateState` allows are the ones docs/fleet.md
 /// draws, and the journal refuses every other one (so a bug in the driver cannot journal a state
 /// it could not have reached).
-@Suite("update driver state machine")
+@Suite("update driver state machine", .tags(.fast))
 struct UpdateStateTests {
     /// The moves of the mermaid diagram in docs/fleet.md, as `from>to` raw values.
     static func drawn() throws -> Set<String> {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// .deb files reach a remote agent by upload, never by host path: streamed under a size limit,

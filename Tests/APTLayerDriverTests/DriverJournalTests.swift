@@ -2,6 +2,7 @@ import APTLayerJournal
 import APTLayerModel
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 @testable import APTLayerDriver
@@ -41,7 +42,7 @@ actor JournalBackedRunner: DriverRunning {
     func set(_ facts: DriverFacts) { self.facts = facts }
 }
 
-@Suite("update driver: journal first, then act")
+@Suite("update driver: journal first, then act", .tags(.fast))
 struct DriverJournalTests {
     /// A journal in a temporary SQLite file, and its queue for the test's own SQL.
     static func journal(starting snapshot: DriverSnapshot) throws -> (Journal, DatabaseQueue) {

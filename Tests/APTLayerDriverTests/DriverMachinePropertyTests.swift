@@ -2,6 +2,7 @@ import APTLayerFleet
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerDriver
@@ -174,7 +175,7 @@ struct SimulatedHost {
     mutating func randomEvent() -> DriverEvent { [.tick, .tick, .tick, .pollStarting, .polled].randomElement(using: &rng)! }
 }
 
-@Suite("update driver machine: properties over random worlds")
+@Suite("update driver machine: properties over random worlds", .tags(.fast))
 struct DriverMachinePropertyTests {
     /// 1,000 random worlds of 150 rounds each (polls, ticks, effects with random outcomes, failing
     /// reads and journal writes, fallbacks): the machine never reboots without a journaled

@@ -1,6 +1,7 @@
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerDriver
@@ -23,7 +24,7 @@ struct StepRow: CustomTestStringConvertible, Sendable {
 }
 
 /// Every edge of the diagram in docs/fleet.md, and the steps that stay in a state, as a table.
-@Suite("update driver machine: the table")
+@Suite("update driver machine: the table", .tags(.fast))
 struct DriverMachineTableTests {
     static let r = World.rollout()
     static let other = World.release2

@@ -1,6 +1,7 @@
 import APTLayerJournal
 import APTLayerModel
 import Foundation
+import TestSupport
 
 @testable import APTLayerDriver
 @testable import APTLayerFleet

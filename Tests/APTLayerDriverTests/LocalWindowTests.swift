@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerDriver
@@ -6,7 +7,7 @@ import Testing
 
 /// A host's local `windows:` narrow the policy's: an eligible host waits outside them, and a slot
 /// it holds when its local window closes is given back before the reboot.
-@Suite("update driver: local maintenance windows")
+@Suite("update driver: local maintenance windows", .tags(.fast))
 struct LocalWindowTests {
     /// Saturdays 02:00–04:00 UTC.
     static let saturdayNight = [MaintenanceWindow(days: ["Sat"], start: "02:00", length: PolicyDuration(seconds: 7200), tz: "UTC")]

@@ -1,6 +1,7 @@
 import APTLayerEngine
 import Foundation
 import OSTree
+import TestSupport
 import Testing
 
 @Suite("Layering on a tmpfs sysroot")

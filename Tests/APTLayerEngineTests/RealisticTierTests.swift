@@ -1,5 +1,6 @@
 import APTLayerEngine
 import Foundation
+import TestSupport
 import Testing
 
 /// The realistic tier: a real bookworm minbase composed with mmdebstrap from the host's configured

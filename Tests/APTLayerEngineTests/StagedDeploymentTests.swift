@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Staged deployments on a host libostree sees as booted (Tests/Fixtures/boot-container.sh): the

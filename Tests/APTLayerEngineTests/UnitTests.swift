@@ -1,8 +1,9 @@
+import TestSupport
 import Testing
 
 @testable import APTLayerEngine
 
-@Suite("Pure logic")
+@Suite("Pure logic", .tags(.fast))
 struct UnitTests {
     @Test(arguments: [
         ("1.0", "1.0", 0), ("1.0", "1.1", -1), ("1.0~rc1", "1.0", -1), ("2:1.0", "1:9.9", 1),
@@ -123,7 +124,7 @@ struct UnitTests {
 }
 
 /// Finding 15 of issue 7: a child killed by a signal is reported as such, not as its last line.
-@Suite("signal deaths")
+@Suite("signal deaths", .tags(.fast))
 struct SignalDeathTests {
     @Test func aKilledChildIsNamedWithItsSignal() throws {
         let error = try #require(throws: EngineError.self) { try Subprocess.check(["sh", "-c", "echo Reading package lists...; kill -9 $$"]) }

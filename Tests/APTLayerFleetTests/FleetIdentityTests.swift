@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerFleet
 
 /// The pinned host-id and bucket algorithm, recomputed independently with Python's hmac/hashlib,
 /// and the wave arithmetic at its edges.
-@Suite("Host identity, buckets and waves")
+@Suite("Host identity, buckets and waves", .tags(.fast))
 struct FleetIdentityTests {
     static let machineIDs = ["0123456789abcdef0123456789abcdef", "ffffffffffffffffffffffffffffffff", "5f3c0a1b2d4e6f708192a3b4c5d6e7f8"]
 
@@ -74,7 +75,7 @@ struct FleetIdentityTests {
 }
 
 /// Weekly windows in IANA zones: union, DST, next opening.
-@Suite("Maintenance windows")
+@Suite("Maintenance windows", .tags(.fast))
 struct MaintenanceWindowTests {
     static func utc(_ text: String) -> Date { try! Date(text, strategy: .iso8601) }
 

@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import APTLayerFleet
 
 /// Signed policies: signatures made by the real `ssh-keygen -Y sign`, checked by our verifier, and
 /// our verdicts compared with `ssh-keygen -Y verify`; every rejection of docs/fleet.md.
-@Suite("Policy signatures and acceptance")
+@Suite("Policy signatures and acceptance", .tags(.fast))
 struct PolicyTrustTests {
     /// A directory with three ed25519 keys, an allowed_signers file trusting the first two, and a
     /// policy writer.

@@ -4,13 +4,14 @@ import APTLayerJournal
 import APTLayerModel
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 @testable import APTLayerTelemetry
 
 /// countme's arithmetic at its edges, the cookie, the User-Agent, OTLP encoding, Retry-After, and
 /// the outbox in the journal.
-@Suite struct TelemetryTests {
+@Suite(.tags(.fast)) struct TelemetryTests {
     /// Monday 2026-11-30 00:00:00 UTC.
     static let monday = Int64(RFC3339.parse("2026-11-30T00:00:00Z")!.timeIntervalSince1970)
     static let week: Int64 = 604_800

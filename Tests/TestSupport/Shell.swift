@@ -1,24 +1,29 @@
 import Foundation
 
 /// Runs shell commands for test fixtures (never to stand in for the engine's own work).
-enum Shell {
-    struct Failure: Error, CustomStringConvertible {
-        var command: String
-        var status: Int32
-        var output: String
-        var description: String { "`\(command)` exited \(status): \(output)" }
+public enum Shell {
+    public struct Failure: Error, CustomStringConvertible {
+        public var command: String
+        public var status: Int32
+        public var output: String
+        public init(command: String, status: Int32, output: String) {
+            self.command = command
+            self.status = status
+            self.output = output
+        }
+        public var description: String { "`\(command)` exited \(status): \(output)" }
     }
 
     /// Runs `command` with /bin/sh; returns its combined output, throws on a non-zero exit.
     @discardableResult
-    static func run(_ command: String, environment: [String: String] = [:]) throws -> String {
+    public static func run(_ command: String, environment: [String: String] = [:]) throws -> String {
         let (status, output) = try status(command, environment: environment)
         guard status == 0 else { throw Failure(command: command, status: status, output: output) }
         return output
     }
 
     /// Runs `command`; returns exit status and combined output.
-    static func status(_ command: String, environment: [String: String] = [:]) throws -> (Int32, String) {
+    public static func status(_ command: String, environment: [String: String] = [:]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -35,12 +40,12 @@ enum Shell {
     }
 
     /// Single-quotes a string for the shell.
-    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    public static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }
 
 /// Where the checked-in fixture scripts and the built `apt-layer` binary are.
-enum Paths {
-    static let packageRoot: String = {
+public enum Paths {
+    public static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         while url.path != "/" {
             url.deleteLastPathComponent()
@@ -49,10 +54,10 @@ enum Paths {
         fatalError("Package.swift not found above \(#filePath)")
     }()
 
-    static var fixtures: String { "\(packageRoot)/Tests/Fixtures" }
+    public static var fixtures: String { "\(packageRoot)/Tests/Fixtures" }
 
     /// The `apt-layer` executable next to the test bundle.
-    static var cli: String {
+    public static var cli: String {
         let bundle = URL(fileURLWithPath: CommandLine.arguments.first { $0.contains(".xctest") } ?? CommandLine.arguments[0])
         var dir = bundle.deletingLastPathComponent()
         if dir.lastPathComponent == "MacOS" || dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }

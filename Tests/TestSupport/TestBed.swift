@@ -6,22 +6,22 @@ import Testing
 /// One test's world on tmpfs: fixture .debs and a flat repository on one tmpfs, a sysroot on
 /// another (so a test can give the sysroot a small size), a base committed on `test/base` and
 /// deployed. Both mounts are lazily unmounted when the bed is released.
-final class TestBed: @unchecked Sendable {
+public final class TestBed: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; only paths are shared.
-    let root: String
-    let fixtures: String
-    let sysroot: String
-    var debs: String { "\(fixtures)/fx/debs" }
-    var repo: String { "\(fixtures)/fx/repo" }
-    var bad: String { "\(fixtures)/fx/bad" }
-    let baseChecksum: String
+    public let root: String
+    public let fixtures: String
+    public let sysroot: String
+    public var debs: String { "\(fixtures)/fx/debs" }
+    public var repo: String { "\(fixtures)/fx/repo" }
+    public var bad: String { "\(fixtures)/fx/bad" }
+    public let baseChecksum: String
 
-    static let environment = ["OSTREE_SYSROOT_DEBUG": "mutable-deployments"]
+    public static let environment = ["OSTREE_SYSROOT_DEBUG": "mutable-deployments"]
 
     /// - Parameters:
     ///   - sysrootSize: tmpfs size for the sysroot (e.g. "512M").
     ///   - deploy: rebase onto the base so there is a first deployment.
-    init(sysrootSize: String = "1G", deploy: Bool = true) throws {
+    public init(sysrootSize: String = "1G", deploy: Bool = true) throws {
         setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1)
         root = try Shell.run("mktemp -d /tmp/apt-layer-test.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
         fixtures = "\(root)/fixtures"
@@ -42,48 +42,48 @@ final class TestBed: @unchecked Sendable {
     }
 
     /// An engine on this bed's sysroot.
-    func engine(wait: Bool = false) -> Engine { Engine(options: .init(sysroot: sysroot, osname: "debian", waitForLock: wait)) }
+    public func engine(wait: Bool = false) -> Engine { Engine(options: .init(sysroot: sysroot, osname: "debian", waitForLock: wait)) }
 
     /// Commits a new base version on `ref` (`note` shows up in /etc/base-note).
     @discardableResult
-    func composeBase(ref: String = "test/base", version: String, note: String) throws -> String {
+    public func composeBase(ref: String = "test/base", version: String, note: String) throws -> String {
         let dir = "\(fixtures)/rootfs-\(version)"
         try Shell.run("rm -rf \(dir) && \(Paths.fixtures)/make-rootfs.sh \(dir) \(debs) \(repo) \(note)")
         return try engine().composeRootfs(dir, repo: nil, options: .init(ref: ref, version: version, stubKernel: true))
     }
 
     /// Adds a .deb to the flat repository and reindexes it.
-    func publish(_ deb: String) throws {
+    public func publish(_ deb: String) throws {
         try Shell.run("cp \(debs)/\(deb) \(repo)/ && \(Paths.fixtures)/index-repo.sh \(repo)")
     }
 
-    var status: StatusDocument { get throws { try engine().status() } }
+    public var status: StatusDocument { get throws { try engine().status() } }
 
     /// The default deployment's checksum.
-    var defaultChecksum: String { get throws { try #require(try status.deployments.first).checksum } }
+    public var defaultChecksum: String { get throws { try #require(try status.deployments.first).checksum } }
 
     /// The absolute directory of deployment `index`.
-    func deploymentDirectory(_ index: Int = 0) throws -> String {
+    public func deploymentDirectory(_ index: Int = 0) throws -> String {
         let d = try #require(try status.deployments.dropFirst(index).first)
         return "\(sysroot)/ostree/deploy/\(d.osname)/deploy/\(d.checksum).\(d.serial)"
     }
 
     /// Names of installed packages in deployment `index`.
-    func packageNames(_ index: Int = 0) throws -> [String] { try engine().packages(deployment: index).map(\.name) }
+    public func packageNames(_ index: Int = 0) throws -> [String] { try engine().packages(deployment: index).map(\.name) }
 
     /// Temporary trees left in the repository.
-    var leftovers: [String] {
+    public var leftovers: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "\(sysroot)/ostree/repo/tmp")) ?? []).filter { $0.hasPrefix("apt-layer-") }
     }
 
     /// A `pgrep -f` pattern matching dpkg configuring packages in this bed's build.
-    var configurePattern: String { Shell.quote("[-]-root=\(sysroot)/.*[-]-configure") }
+    public var configurePattern: String { Shell.quote("[-]-root=\(sysroot)/.*[-]-configure") }
 
     /// Waits (up to 300 s: with the realistic tier and a dozen agents in parallel on two cores,
     /// apt alone has been seen to take over 30 s, and in the agent batch an install of fixture-slow
     /// has reached its configure step only after more than 120 s, cause not found yet) until dpkg
     /// runs maintainer scripts for this bed.
-    func waitForConfigure() async throws {
+    public func waitForConfigure() async throws {
         var last = (Int32(0), "")
         // Either the engine's own `dpkg --root=… --configure`, or a maintainer script configuring
         // a package under apt-get's dpkg for this bed (apt sometimes configures a package itself;
@@ -109,5 +109,5 @@ final class TestBed: @unchecked Sendable {
         Issue.record("dpkg never reached --configure (pgrep \(last.0): \(last.1))\n\(ps)")
     }
 
-    func repoHandle() throws -> Repo { try Repo(path: "\(sysroot)/ostree/repo") }
+    public func repoHandle() throws -> Repo { try Repo(path: "\(sysroot)/ostree/repo") }
 }

@@ -1,1 +1,0 @@
-../APTLayerEngineTests/Support/Shell.swift
