@@ -47,16 +47,16 @@ let package = Package(
         .target(
             name: "APTLayerEngine",
             dependencies: [
-                "OSTree", "CSpawn",
+                "APTLayerModel", "OSTree", "CSpawn",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
-        // The typed vocabulary every path shares: `HostOperation`, `TransactionState`,
-        // `TransactionEvent`. No HTTP types.
+        // The vocabulary at the bottom, with no dependency: operations and their operands' checks,
+        // layering flags, kernel-argument edits, packages and their diffs, status, states, events,
+        // error kinds, the base contract's paths. Every other module imports it.
         .target(
             name: "APTLayerModel",
-            dependencies: ["APTLayerEngine"],
             swiftSettings: swiftSettings
         ),
         // The one transaction path: `TransactionManager` (journal, queue, events, cancel), used by
@@ -135,7 +135,7 @@ let package = Package(
         // The SQLite transaction journal (GRDB over the system libsqlite3).
         .target(
             name: "APTLayerJournal",
-            dependencies: ["APTLayerEngine", "APTLayerModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["APTLayerModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // The agent: transactions, API handlers, mTLS, configuration, systemd integration.
@@ -176,7 +176,7 @@ let package = Package(
         // the `.fast` tag.
         .target(
             name: "TestSupport",
-            dependencies: ["APTLayerEngine", "OSTree"],
+            dependencies: ["APTLayerEngine", "APTLayerModel", "OSTree"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -208,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "APTLayerEngineTests",
-            dependencies: ["APTLayerEngine", "OSTree", "TestSupport"],
+            dependencies: ["APTLayerEngine", "APTLayerModel", "OSTree", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

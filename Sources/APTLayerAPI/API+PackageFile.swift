@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerModel
 import Foundation
 
 extension Components.Schemas.PackageFile {

@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerModel
 import Foundation
 
 // The status document and package types between the engine and the API. The engine's

@@ -1,5 +1,6 @@
 import APTLayerAPI
 import APTLayerEngine
+import APTLayerModel
 import Foundation
 import Glibc
 import OpenAPIRuntime
@@ -98,7 +99,7 @@ extension APIHandler {
 
     /// A path's digest, checked against the schema's pattern (64 lowercase hex digits).
     static func digest(_ text: String) throws -> String {
-        guard let digest = try? PackageUploads.digest(in: PackageUploads.referencePrefix + text) else {
+        guard let digest = try? Operand.uploadDigest(in: Operand.uploadPrefix + text) else {
             throw AgentProblem.badRequest("\(text.debugDescription) is not a SHA-256 digest (64 lowercase hex digits)")
         }
         return digest

@@ -114,7 +114,7 @@ public struct APIHandler: APIProtocol {
             guard !key.containsControlCharacters else { throw AgentProblem.invalidOperation("idempotencyKey must be printable") }
         }
         let caller = Caller.current
-        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: Engine.isHostPath) {
+        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: Operand.isHostPath) {
             throw AgentProblem.forbidden(
                 "host path \(path) refused over mTLS: install by package name, or set allow-remote-host-paths in the agent configuration")
         }
@@ -123,7 +123,7 @@ public struct APIHandler: APIProtocol {
         if !caller.remote, caller.identity.hasPrefix("uid:"), let uid = uid_t(caller.identity.dropFirst(4)), uid != 0,
             case .install(let packages, _) = operation
         {
-            for path in packages where Engine.isHostPath(path) && !HostPathAccess.readable(path, uid: uid) {
+            for path in packages where Operand.isHostPath(path) && !HostPathAccess.readable(path, uid: uid) {
                 throw AgentProblem.invalidOperation("cannot read \(path) as \(caller.identity): no such file, or not readable by that user")
             }
         }

@@ -3,6 +3,7 @@ import APTLayerDriver
 import APTLayerEngine
 import APTLayerFleet
 import APTLayerJournal
+import APTLayerModel
 import APTLayerTelemetry
 import APTLayerTransaction
 import Foundation

@@ -1,6 +1,7 @@
 import APTLayerDriver
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
 import APTLayerTelemetry
 import APTLayerTransaction
 import Foundation

@@ -1,6 +1,7 @@
 import APTLayerAPI
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
 import APTLayerTransaction
 import Foundation
 import Glibc

@@ -11,7 +11,7 @@ extension AgentClient {
         guard !endpoint.address.hasPrefix("unix:"), case .install(let packages, let flags) = operation else { return operation }
         var items: [String] = []
         for item in packages {
-            guard Engine.isHostPath(item) else {
+            guard Operand.isHostPath(item) else {
                 items.append(item)
                 continue
             }

@@ -39,7 +39,7 @@ struct Install: OperationCommand {
     @Argument(help: "Package names or paths to .deb files.") var packages: [String] = []
     func operation() -> HostOperation {
         // .deb paths are made absolute: the agent reads them from the host's filesystem.
-        let items = packages.map { Engine.isHostPath($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
+        let items = packages.map { Operand.isHostPath($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
         return .install(packages: items, flags: layering.flags)
     }
 }

@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerModel
 
 /// Package changes as rpm-ostree prints them: one headed section per kind, one package per line.
 enum DiffPrinter {

@@ -1,5 +1,6 @@
 import APTLayerEngine
 import APTLayerFleet
+import APTLayerModel
 import AsyncHTTPClient
 import Foundation
 

@@ -1,4 +1,3 @@
-import APTLayerEngine
 import APTLayerModel
 import Dispatch
 import Foundation

@@ -1,4 +1,3 @@
-import APTLayerEngine
 import Foundation
 
 extension HostOperation {
@@ -122,15 +121,15 @@ extension HostOperation {
         }
         switch self {
         case .install(let packages, _):
-            for item in packages { try checked { try Engine.checkPackageItem(item) } }
+            for item in packages { try checked { try Operand.checkPackageItem(item) } }
         case .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
-            for name in packages { try checked { try Engine.checkPackageName(name) } }
+            for name in packages { try checked { try Operand.checkPackageName(name) } }
         case .deploy(let target, _):
             try Self.checkTarget(target, of: "deploy")
         case .rebase(let ref, let target, let remoteURL, _):
-            try checked { try Engine.checkRefspec(ref) }
+            try checked { try Operand.checkRefspec(ref) }
             if let target { try Self.checkTarget(target, of: "rebase") }
-            if let remoteURL { try checked { try Engine.checkRemote(refspec: ref, url: remoteURL) } }
+            if let remoteURL { try checked { try Operand.checkRemote(refspec: ref, url: remoteURL) } }
         case .pin(let index), .unpin(let index):
             guard index >= 0 else { throw OperationError("index must be zero or more") }
         case .kargs(let edits):

@@ -1,4 +1,4 @@
-import APTLayerEngine
+import Foundation
 
 /// One mutating operation on a host's deployments, with its typed arguments: what the CLI asks for,
 /// what the API carries, what the journal stores and what the engine runs. Every path (a local CLI
@@ -46,6 +46,9 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         case overrideRemove = "override-remove"
         case overrideReset = "override-reset"
         case upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize
+
+        /// The verb as the command line spells it (`override remove`).
+        public var words: String { rawValue.replacingOccurrences(of: "-", with: " ") }
 
         /// Whether the kind builds a new layered deployment (and so takes ``LayeringFlags``).
         public var isLayering: Bool {

@@ -1,5 +1,6 @@
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
 import AsyncHTTPClient
 import Foundation
 import Glibc

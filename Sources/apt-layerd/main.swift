@@ -1,5 +1,6 @@
 import APTLayerAgent
 import APTLayerEngine
+import APTLayerModel
 import ArgumentParser
 import Foundation
 import Logging

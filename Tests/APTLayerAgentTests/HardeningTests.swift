@@ -1,5 +1,6 @@
 import APTLayerEngine
 import APTLayerJournal
+import APTLayerModel
 import Foundation
 import TestSupport
 import Testing

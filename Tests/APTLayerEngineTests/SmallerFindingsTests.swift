@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 import TestSupport
 import Testing

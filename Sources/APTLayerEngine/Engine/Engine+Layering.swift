@@ -1,34 +1,12 @@
+import APTLayerModel
 import Foundation
 import OSTree
-
-/// What `install`-like verbs may tolerate.
-public struct LayeringFlags: Sendable, Equatable, Hashable {
-    /// Tolerate already-requested or absent names.
-    public var idempotent = false
-    /// Print what would change; build nothing.
-    public var dryRun = false
-    /// Permit linux-image-* and bootloader packages.
-    public var allowKernel = false
-    /// Stage with finalization locked (booted hosts only).
-    public var lockFinalization = false
-    /// Update package lists even when they are fresh.
-    public var refresh = false
-
-    /// Creates flags.
-    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false, refresh: Bool = false) {
-        self.refresh = refresh
-        self.idempotent = idempotent
-        self.dryRun = dryRun
-        self.allowKernel = allowKernel
-        self.lockFinalization = lockFinalization
-    }
-}
 
 extension Engine {
     /// Layers packages (names from the apt sources, or paths to local .deb files).
     public func install(_ items: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         guard !items.isEmpty else { throw EngineError(.invalidArgument, "install: name at least one package or .deb file") }
-        return try relayer("install", flags: flags, token: token) { origin in
+        return try relayer(.install, flags: flags, token: token) { origin in
             var requested = origin.requested
             for item in items {
                 if let file = try localFile(item) {
@@ -39,7 +17,7 @@ extension Engine {
                     requested.localPackages.removeAll { $0.name == local.name }
                     requested.localPackages.append(local)
                 } else {
-                    try Self.checkPackageName(item)
+                    try Operand.checkPackageName(item)
                     if requested.packages.contains(item) {
                         if flags.idempotent { continue }
                         throw EngineError(.invalidArgument, "package \(item) is already requested")
@@ -58,7 +36,7 @@ extension Engine {
         -> ChangeResult
     {
         guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "uninstall: name at least one package, or --all") }
-        return try relayer("uninstall", flags: flags, token: token) { origin in
+        return try relayer(.uninstall, flags: flags, token: token) { origin in
             var next = origin
             if all {
                 next.requested = RequestedState(removals: origin.requested.removals)
@@ -83,11 +61,11 @@ extension Engine {
     /// Removes base packages from the deployment (`override remove`).
     public func overrideRemove(_ names: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         guard !names.isEmpty else { throw EngineError(.invalidArgument, "override remove: name at least one package") }
-        return try relayer("override remove", flags: flags, token: token) { origin in
+        return try relayer(.overrideRemove, flags: flags, token: token) { origin in
             var next = origin
             var removals = origin.requested.removals
             for name in names {
-                try Self.checkPackageName(name)
+                try Operand.checkPackageName(name)
                 if removals.contains(name) {
                     if flags.idempotent { continue }
                     throw EngineError(.invalidArgument, "package \(name) is already removed")
@@ -104,7 +82,7 @@ extension Engine {
         -> ChangeResult
     {
         guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "override reset: name at least one package, or --all") }
-        return try relayer("override reset", flags: flags, token: token) { origin in
+        return try relayer(.overrideReset, flags: flags, token: token) { origin in
             var next = origin
             var removals = all ? [] : origin.requested.removals
             for name in names where !all {
@@ -124,7 +102,7 @@ extension Engine {
         var flags = flags
         flags.dryRun = flags.dryRun || check
         flags.refresh = true
-        return try relayer(check ? "upgrade --check" : "upgrade", flags: flags, token: token) { origin in
+        return try relayer(.upgrade, detail: check ? "--check" : nil, flags: flags, token: token) { origin in
             var next = origin
             next.overrideCommit = nil
             return next
@@ -135,7 +113,7 @@ extension Engine {
 
     /// Moves the base to a commit of the base ref's history, by version or checksum, keeping the layering.
     public func deploy(_ target: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
-        try relayer("deploy \(target)", flags: flags, token: token) { origin in
+        try relayer(.deploy, detail: target, flags: flags, token: token) { origin in
             origin
         } base: { sysroot, origin in
             let checksum = try findCommit(sysroot, refspec: origin.baseRefspec, target: target)
@@ -154,10 +132,11 @@ extension Engine {
     public func rebase(
         _ refspec: String, revision: String? = nil, remoteURL: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init()
     ) throws -> ChangeResult {
-        try Self.checkRefspec(refspec)
-        if let remoteURL { try Self.checkRemote(refspec: refspec, url: remoteURL) }
-        let what = revision.map { "rebase \(refspec) \($0)" } ?? "rebase \(refspec)"
-        return try relayer(what, flags: flags, token: token, allowEmpty: true) { origin in
+        try Operand.checkRefspec(refspec)
+        if let remoteURL { try Operand.checkRemote(refspec: refspec, url: remoteURL) }
+        return try relayer(
+            .rebase, detail: [refspec, revision].compactMap { $0 }.joined(separator: " "), flags: flags, token: token, allowEmpty: true
+        ) { origin in
             var next = origin
             next.baseRefspec = refspec
             next.overrideCommit = nil
@@ -207,47 +186,17 @@ extension Engine {
     /// The shortest checksum prefix `deploy` takes.
     public static let minimumChecksumPrefix = 8
 
-    /// Refuses refspecs that are not a plain `REF` or `REMOTE:REF`, and apt-layer's own refs.
-    public static func checkRefspec(_ refspec: String) throws {
-        guard !refspec.isEmpty, refspec.isPrintableASCII(allowingSpace: false) else {
-            throw EngineError(.invalidArgument, "invalid ref \(refspec.debugDescription): printable ASCII without spaces only")
-        }
-        let ref = refspec.split(separator: ":", maxSplits: 1).last.map(String.init) ?? refspec
-        guard !ref.hasPrefix("apt-layer/"), !ref.hasPrefix("ostree/") else {
-            throw EngineError(.invalidArgument, "\(refspec) is an internal ref, not a base to rebase onto")
-        }
-    }
-
     /// The .deb an install item names: an upload (`sha256:HEX`, with the digest it must have) or a
     /// host path; nil for a package name.
     func localFile(_ item: String) throws -> (path: String, digest: String?)? {
-        if let digest = try PackageUploads.digest(in: item) {
+        if let digest = try Operand.uploadDigest(in: item) {
             let path = uploads.path(digest)
             guard FileTree.exists(path) else {
                 throw EngineError(.notFound, "no uploaded package \(item); upload it first (POST /v1/package-files)")
             }
             return (path, digest)
         }
-        return Self.isHostPath(item) ? (item, nil) : nil
-    }
-
-    /// Whether an install item names a .deb on the host (ends in `.deb` or has a slash) rather than
-    /// a package or an upload. Every layer asks this one question the same way.
-    public static func isHostPath(_ item: String) -> Bool { item.hasSuffix(".deb") || item.contains("/") }
-
-    /// Checks one `install` item before anything runs: a package name, `sha256:HEX` naming an
-    /// upload, or an absolute path to a .deb.
-    public static func checkPackageItem(_ item: String) throws {
-        if try PackageUploads.digest(in: item) != nil { return }
-        if isHostPath(item) { try LocalPackages.checkPath(item) } else { try checkPackageName(item) }
-    }
-
-    /// Checks a Debian package name (what uninstall and override take).
-    public static func checkPackageName(_ name: String) throws {
-        let allowed = name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.:".contains($0) }
-        guard !name.isEmpty, allowed, name.first?.isLetter == true || name.first?.isNumber == true else {
-            throw EngineError(.invalidArgument, "invalid package name: \(name)")
-        }
+        return Operand.isHostPath(item) ? (item, nil) : nil
     }
 
     /// Resolves a base refspec to a commit, pulling first when it names a remote.

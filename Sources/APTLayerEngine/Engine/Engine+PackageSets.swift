@@ -1,3 +1,4 @@
+import APTLayerModel
 import OSTree
 
 /// One side of a package comparison: what the user named and the commit it resolved to.

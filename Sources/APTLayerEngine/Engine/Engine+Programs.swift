@@ -1,3 +1,4 @@
+import APTLayerModel
 import Dispatch
 
 extension Engine {

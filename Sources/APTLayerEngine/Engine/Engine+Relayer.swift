@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 import Glibc
 import OSTree
@@ -5,8 +6,11 @@ import OSTree
 extension Engine {
     /// The shared path of every layering verb: compute the next origin and base, build (or reuse the
     /// base when nothing is layered), deploy, carry new accounts, and keep bases alive with refs.
+    /// `kind` and `detail` (a target, a refspec, `--check`) name the change in the lock holder's
+    /// note and in the result's summary.
     func relayer(
-        _ operation: String,
+        _ kind: HostOperation.Kind,
+        detail: String? = nil,
         flags: LayeringFlags,
         token: CancellationToken,
         allowEmpty: Bool = false,
@@ -14,7 +18,8 @@ extension Engine {
         base: ((Sysroot, Origin) throws -> String)? = nil,
         adjust: ((Origin, String) -> Origin)? = nil
     ) throws -> ChangeResult {
-        try locked(operation) { sysroot in
+        let operation = [kind.words, detail].compactMap { $0 }.joined(separator: " ")
+        return try locked(operation) { sysroot in
             let osname = try osname(sysroot)
             let repo = try sysroot.repo()
             // rpm-ostree's merge semantics: a change builds on the pending deployment (the default,

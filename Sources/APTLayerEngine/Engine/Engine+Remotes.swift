@@ -1,3 +1,4 @@
+import APTLayerModel
 import OSTree
 
 extension Engine {
@@ -6,27 +7,8 @@ extension Engine {
     /// whether anything changed.
     @discardableResult
     public func setRemote(name: String, url: String) throws -> Bool {
-        try Self.checkRemote(name: name, url: url)
+        try Operand.checkRemote(name: name, url: url)
         return try locked("configure remote \(name)") { sysroot in try configureRemote(sysroot, name: name, url: url) }
-    }
-
-    /// Refuses a remote name that is not `[A-Za-z0-9._-]+` and a URL that is not a printable
-    /// http, https or file URL.
-    public static func checkRemote(name: String, url: String) throws {
-        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-            throw EngineError(.invalidArgument, "invalid remote name \(name.debugDescription)")
-        }
-        guard url.isPrintableASCII(allowingSpace: false), url.utf8.count <= 2048,
-            ["http://", "https://", "file:///"].contains(where: { url.hasPrefix($0) })
-        else { throw EngineError(.invalidArgument, "invalid remote URL \(url.debugDescription) (http, https or file)") }
-    }
-
-    /// ``checkRemote(name:url:)`` for the remote of a `REMOTE:REF` refspec.
-    public static func checkRemote(refspec: String, url: String) throws {
-        guard let colon = refspec.firstIndex(of: ":") else {
-            throw EngineError(.invalidArgument, "a remote URL needs a REMOTE:REF refspec, not \(refspec.debugDescription)")
-        }
-        try checkRemote(name: String(refspec[..<colon]), url: url)
     }
 
     /// Adds or re-points a remote (no GPG verification) under the caller's lock; whether it changed.

@@ -1,3 +1,4 @@
+import APTLayerModel
 import OSTree
 
 extension Engine {

@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 
 /// Turns apt/dpkg output into a one-line engine error naming the cause.

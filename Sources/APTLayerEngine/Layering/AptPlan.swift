@@ -1,3 +1,5 @@
+import APTLayerModel
+
 /// What apt did or would do: parsed from `apt-get -s install`, or read back from the package sets
 /// before and after a real install.
 struct AptPlan: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 
 /// What apt may do in one build, checked against apt's final plan just before dpkg runs: a

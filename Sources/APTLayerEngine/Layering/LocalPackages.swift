@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 import Glibc
 import OSTree
@@ -12,15 +13,6 @@ struct LocalPackages {
 
     /// The largest .deb accepted.
     static let maximumSize: Int64 = 2 << 30
-
-    /// Checks that a host path may name a package file: absolute, printable, no `..`.
-    static func checkPath(_ file: String) throws {
-        guard file.hasPrefix("/"), !file.containsControlCharacters,
-            !file.split(separator: "/").contains("..")
-        else {
-            throw EngineError(.invalidArgument, "package file \(file.debugDescription) must be an absolute path without control characters or ..")
-        }
-    }
 
     /// Reads `file` once into `copy`: opened without following a symlink and without blocking (a
     /// FIFO or a device is refused, never waited on), a regular file of at most ``maximumSize``.
@@ -58,7 +50,7 @@ struct LocalPackages {
     /// Copies `file` into the content store (read once, see ``readOnce(_:into:token:)``), checks
     /// that the copy is a well-formed .deb whose paths stay inside the root, and keeps it by SHA-256.
     func add(_ file: String, token: CancellationToken) throws -> LocalPackage {
-        try Self.checkPath(file)
+        try Operand.checkHostPath(file)
         try FileTree.makeDirectory(directory, mode: 0o700)
         let incoming = "\(directory)/.incoming-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).deb"
         defer { FileTree.remove(incoming) }

@@ -1,3 +1,4 @@
+import APTLayerModel
 import Foundation
 import Glibc
 import OSTree
@@ -27,23 +28,12 @@ public struct PackageUploads: Sendable {
     /// How long an upload is kept.
     public static let retention: TimeInterval = 7 * 86400
     /// Prefix of an install item that names an upload.
-    public static let referencePrefix = "sha256:"
+    public static let referencePrefix = Operand.uploadPrefix
 
     var directory: String { "\(stateDirectory)/uploads" }
 
     /// A store in `stateDirectory`.
     public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
-
-    /// The digest an install item names (`sha256:HEX`), or nil when it names something else.
-    /// Throws when it starts like a reference but is not 64 lowercase hex digits.
-    public static func digest(in item: String) throws -> String? {
-        guard item.hasPrefix(referencePrefix) else { return nil }
-        let hex = item.dropFirst(referencePrefix.count)
-        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
-            throw EngineError(.invalidArgument, "package reference \(item.debugDescription) must be sha256: and 64 lowercase hex digits")
-        }
-        return String(hex)
-    }
 
     /// The stored file for `sha256`.
     func path(_ sha256: String) -> String { "\(directory)/\(sha256).deb" }

@@ -1,3 +1,5 @@
+import APTLayerModel
+
 /// The account databases a maintainer script may add system users and groups to.
 enum SystemUsers {
     static let files = ["passwd", "group", "shadow", "gshadow"]

@@ -1,3 +1,5 @@
+import APTLayerModel
+
 /// Receives progress from a long engine operation.
 public protocol ProgressSink: Sendable {
     /// A new phase began (e.g. "Resolving packages").

@@ -1,3 +1,4 @@
+import APTLayerModel
 import Glibc
 import OSTree
 

@@ -1,3 +1,4 @@
+import APTLayerModel
 import OSTree
 
 /// A deployment's origin: which base ref it follows and what was requested on top.

@@ -11,6 +11,12 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
     /// Deployments in boot order.
     public var deployments: [DeploymentStatus]
 
+    /// Creates a document.
+    public init(sysroot: String, deployments: [DeploymentStatus]) {
+        self.sysroot = sysroot
+        self.deployments = deployments
+    }
+
     /// One deployment.
     public struct DeploymentStatus: Encodable, Sendable, Equatable {
         public var index: Int
@@ -33,6 +39,35 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         public var requestedBaseRemovals: [String]
         public var layeredPackages: [Package]
         public var kernelArguments: String
+
+        /// Creates a deployment's status.
+        public init(
+            index: Int, id: String, osname: String, serial: Int, checksum: String, version: String?, timestamp: UInt64, origin: String?, booted: Bool,
+            `default`: Bool, staged: Bool, pinned: Bool, baseChecksum: String, baseVersion: String?, baseTimestamp: UInt64?,
+            requestedPackages: [String], requestedLocalPackages: [LocalPackage], requestedBaseRemovals: [String], layeredPackages: [Package],
+            kernelArguments: String
+        ) {
+            self.index = index
+            self.id = id
+            self.osname = osname
+            self.serial = serial
+            self.checksum = checksum
+            self.version = version
+            self.timestamp = timestamp
+            self.origin = origin
+            self.booted = booted
+            self.`default` = `default`
+            self.staged = staged
+            self.pinned = pinned
+            self.baseChecksum = baseChecksum
+            self.baseVersion = baseVersion
+            self.baseTimestamp = baseTimestamp
+            self.requestedPackages = requestedPackages
+            self.requestedLocalPackages = requestedLocalPackages
+            self.requestedBaseRemovals = requestedBaseRemovals
+            self.layeredPackages = layeredPackages
+            self.kernelArguments = kernelArguments
+        }
 
         enum CodingKeys: String, CodingKey {
             case index, id, osname, serial, checksum, version, committedAt, origin, booted, `default`, staged, pinned, baseChecksum

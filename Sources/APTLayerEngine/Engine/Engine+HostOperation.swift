@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerModel
 
 extension HostOperation {
     /// Runs the operation on `engine`: the one place an operation becomes an engine call. Blocking;

@@ -1,0 +1,22 @@
+/// What `install`-like verbs may tolerate.
+public struct LayeringFlags: Sendable, Equatable, Hashable {
+    /// Tolerate already-requested or absent names.
+    public var idempotent = false
+    /// Print what would change; build nothing.
+    public var dryRun = false
+    /// Permit linux-image-* and bootloader packages.
+    public var allowKernel = false
+    /// Stage with finalization locked (booted hosts only).
+    public var lockFinalization = false
+    /// Update package lists even when they are fresh.
+    public var refresh = false
+
+    /// Creates flags.
+    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false, refresh: Bool = false) {
+        self.refresh = refresh
+        self.idempotent = idempotent
+        self.dryRun = dryRun
+        self.allowKernel = allowKernel
+        self.lockFinalization = lockFinalization
+    }
+}
