@@ -67,7 +67,7 @@ extension APIHandler {
                 written += Int64(chunk.count)
                 try Self.writeAll(incoming.descriptor, chunk)
             }
-            guard written > 0 else { throw AgentProblem(status: 422, slug: "bad-package", title: "Bad package", detail: "the upload is empty") }
+            guard written > 0 else { throw AgentProblem(status: 422, kind: .badPackage, title: "Bad package", detail: "the upload is empty") }
         } catch {
             unlink(incoming.path)
             throw error
@@ -136,7 +136,7 @@ extension APIHandler {
 
     static func storeFull(_ limits: UploadLimits) -> AgentProblem {
         AgentProblem(
-            status: 507, slug: "insufficient-storage", title: "Upload store full",
+            status: 507, kind: .insufficientStorage, title: "Upload store full",
             detail: "uploads may hold \(limits.maxStoreBytes) bytes (max-upload-store-bytes); delete uploads that were installed")
     }
 

@@ -79,7 +79,7 @@ struct MethodResponder: HTTPResponder {
             let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
             var response = ProblemMiddleware<Context>.response(
                 AgentProblem(
-                    status: 405, slug: "method-not-allowed", title: "Method Not Allowed",
+                    status: 405, kind: .methodNotAllowed, title: "Method Not Allowed",
                     detail: "\(request.uri.path) takes \(allow), not \(request.method.rawValue)"))
             response.headers[.allow] = allow
             return response

@@ -7,15 +7,15 @@ import APTLayerTransaction
 import Foundation
 import Synchronization
 
-/// Counts the API's own faults (5xx answers), by problem slug, for `/metrics`.
+/// Counts the API's own faults (5xx answers), by problem type, for `/metrics`.
 public final class FaultCounter: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = Mutex<[ProblemType: Int]>([:])
     /// Creates a counter at zero.
     public init() {}
     /// Counts one fault.
-    func record(_ slug: String) { counts.withLock { $0[slug, default: 0] += 1 } }
+    func record(_ type: ProblemType) { counts.withLock { $0[type, default: 0] += 1 } }
     /// The counts so far.
-    var snapshot: [String: Int] { counts.withLock { $0 } }
+    var snapshot: [ProblemType: Int] { counts.withLock { $0 } }
 }
 
 /// Prometheus text exposition of the agent's state, from cached state only: the manager's
@@ -55,8 +55,8 @@ enum Metrics {
             "# HELP apt_layer_api_errors_total API requests that failed through the agent's own fault (5xx), by problem type.",
             "# TYPE apt_layer_api_errors_total counter",
         ]
-        for (slug, value) in faults.snapshot.sorted(by: { $0.key < $1.key }) {
-            lines.append("apt_layer_api_errors_total{type=\"\(slug)\"} \(value)")
+        for (type, value) in faults.snapshot.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            lines.append("apt_layer_api_errors_total{type=\"\(type.rawValue)\"} \(value)")
         }
         lines += [
             "# HELP apt_layer_connections_open Open connections, by listener.",

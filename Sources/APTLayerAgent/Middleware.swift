@@ -1,3 +1,5 @@
+import APTLayerAPI
+import APTLayerModel
 import CSystemd
 import Foundation
 import Glibc
@@ -54,7 +56,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             let problem = Self.problem(for: error, request: request)
             if problem.status >= 500 {
-                faults.record(problem.slug)
+                faults.record(problem.kind)
                 logger.error(
                     "request failed: \(problem.title)",
                     metadata: [
@@ -82,27 +84,28 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 let status = server.httpStatus.code
                 return status >= 500 || status == 400
                     ? .badRequest("\(server.causeDescription): \(detail)")
-                    : AgentProblem(status: status, slug: AgentProblem.slug(forStatus: status), title: server.httpStatus.reasonPhrase, detail: detail)
+                    : AgentProblem(status: status, kind: ProblemType(httpStatus: status), title: server.httpStatus.reasonPhrase, detail: detail)
             }
             return AgentProblem(
-                status: 500, slug: "internal", title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
+                status: 500, kind: .`internal`, title: "Internal error", detail: "\(server.operationID) failed", cause: server.underlyingError)
         }
         if let http = error as? HTTPError {
             // The router's 404 has no body: name the path and where the paths are listed.
             let detail = http.status == .notFound ? request.map { "no such path: \($0.uri.path) (GET /v1/openapi.yaml lists them)" } : http.body
             return AgentProblem(
-                status: http.status.code, slug: AgentProblem.slug(forStatus: http.status.code), title: http.status.reasonPhrase, detail: detail)
+                status: http.status.code, kind: ProblemType(httpStatus: http.status.code), title: http.status.reasonPhrase, detail: detail)
         }
-        return AgentProblem(status: 500, slug: "internal", title: "Internal error", detail: "the agent failed", cause: error)
+        return AgentProblem(status: 500, kind: .`internal`, title: "Internal error", detail: "the agent failed", cause: error)
     }
 
+    /// The problem document, as the generated `Problem` type encodes it (sorted keys, compact).
     static func response(_ problem: AgentProblem) -> Response {
-        var document: [String: Any] = ["type": problem.type, "title": problem.title, "status": problem.status]
-        if let detail = problem.detail { document["detail"] = detail }
-        if let transaction = problem.transaction { document["transaction"] = transaction }
-        if let pointer = problem.pointer { document["pointer"] = pointer }
-        if let allowed = problem.allowed { document["allowed"] = allowed }
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data()
+        let document = Components.Schemas.Problem(
+            _type: problem.type, title: problem.title, status: problem.status, detail: problem.detail, transaction: problem.transaction,
+            pointer: problem.pointer, allowed: problem.allowed)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(document)) ?? Data()
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
         return Response(status: .init(code: problem.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -207,7 +210,7 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         if let length, length > maxBytes {
-            throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
+            throw AgentProblem(status: 413, kind: .bodyTooLarge, title: "Request body too large", detail: "limit is \(maxBytes) bytes")
         }
         var request = request
         if request.method == .post || request.method == .put || request.method == .patch {
@@ -215,7 +218,7 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             do {
                 body = try await request.collectBody(upTo: maxBytes)
             } catch {
-                throw AgentProblem(status: 413, slug: "body-too-large", title: "Request body too large", detail: "limit is \(maxBytes) bytes")
+                throw AgentProblem(status: 413, kind: .bodyTooLarge, title: "Request body too large", detail: "limit is \(maxBytes) bytes")
             }
             if let key = JSONDuplicateKeys.first(in: body.readableBytesView) {
                 throw AgentProblem.badRequest("the key \(key.debugDescription) appears twice in one object")

@@ -87,7 +87,7 @@ struct AgentClient: Sendable {
     /// names the CLI's `--wait`, not the API's query parameter.
     static func failure(_ statusCode: Int, _ problem: Components.Schemas.Problem?) -> Failure {
         guard let problem else { return Failure(message: "the agent answered HTTP \(statusCode)") }
-        if problem._type == "urn:apt-layer:problem:busy", let id = problem.transaction {
+        if ProblemType(uri: problem._type) == .busy, let id = problem.transaction {
             return Failure(message: "another transaction (\(id)) is running; pass --wait to queue behind it, or cancel it with apt-layer cancel")
         }
         return Failure(message: problem.detail ?? problem.title)

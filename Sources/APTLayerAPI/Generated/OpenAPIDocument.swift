@@ -336,7 +336,14 @@ components:
       type: object
       required: [type, title, status]
       properties:
-        type: { type: string, description: "Stable identifier, e.g. urn:apt-layer:problem:busy" }
+        type:
+          type: string
+          description: |
+            Stable identifier urn:apt-layer:problem:SLUG (docs/api.md explains each). The slugs:
+            bad-request, forbidden, not-found, method-not-allowed, not-acceptable, request-timeout,
+            busy, finished, body-too-large, unsupported-media-type, invalid-operation, bad-package,
+            refused, idempotency-key-reused, queue-full, internal, engine, journal,
+            insufficient-storage.
         title: { type: string }
         status: { type: integer }
         detail: { type: string }

@@ -116,7 +116,12 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/Problem`.
         public struct Problem: Codable, Hashable, Sendable {
-            /// Stable identifier, e.g. urn:apt-layer:problem:busy
+            /// Stable identifier urn:apt-layer:problem:SLUG (docs/api.md explains each). The slugs:
+            /// bad-request, forbidden, not-found, method-not-allowed, not-acceptable, request-timeout,
+            /// busy, finished, body-too-large, unsupported-media-type, invalid-operation, bad-package,
+            /// refused, idempotency-key-reused, queue-full, internal, engine, journal,
+            /// insufficient-storage.
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/Problem/type`.
             public var _type: Swift.String
@@ -145,7 +150,7 @@ extension Components {
             /// Creates a new `Problem`.
             ///
             /// - Parameters:
-            ///   - _type: Stable identifier, e.g. urn:apt-layer:problem:busy
+            ///   - _type: Stable identifier urn:apt-layer:problem:SLUG (docs/api.md explains each). The slugs:
             ///   - title:
             ///   - status:
             ///   - detail:
