@@ -11,8 +11,7 @@ here=$(pwd)
 out=${1:-.build/deb}
 config=${APT_LAYER_DEB_CONFIG:-release}
 scratch=.build/static   # its own build directory: the test build is not static
-version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/APTLayerEngine/Model/Version.swift)
-[ -n "$version" ] || { echo "error: no version in Sources/APTLayerEngine/Model/Version.swift" >&2; exit 1; }
+version=$(sh scripts/version.sh)
 swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer >&2
 swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layerd >&2
 bin=$(swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)

@@ -30,6 +30,8 @@ bash Tests/Fixtures/check-deploy.sh
 bash scripts/openapi-generate.sh --check
 # Every hand-written Swift file is as scripts/format.sh (the committed .swift-format) leaves it.
 sh scripts/format.sh --check
+# The docs take the version from scripts/version.sh (APTLayerVersion.current); none spells one.
+if grep -rnE 'apt-layer_[0-9]+\.[0-9]+' README.md docs; then echo "error: a doc spells a package version; use scripts/version.sh" >&2; exit 1; fi
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.

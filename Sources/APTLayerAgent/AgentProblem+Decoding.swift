@@ -176,10 +176,6 @@ enum DecodingProblem {
     }
 
     static func pathTemplate(path: String) -> String? {
-        let parts = path.split(separator: "/")
-        return ((document["paths"] as? [String: Any]) ?? [:]).keys.first { template in
-            let pieces = template.split(separator: "/")
-            return pieces.count == parts.count && zip(pieces, parts).allSatisfy { $0 == $1 || $0.hasPrefix("{") }
-        }
+        ((document["paths"] as? [String: Any]) ?? [:]).keys.first { PathTemplate($0).matches(path) }
     }
 }

@@ -14,7 +14,7 @@ struct MethodResponder: HTTPResponder {
     typealias Context = AgentRequestContext
 
     struct Route {
-        var segments: [Substring]
+        var template: PathTemplate
         var methods: Set<HTTPRequest.Method>
     }
 
@@ -29,20 +29,13 @@ struct MethodResponder: HTTPResponder {
         inner = router.buildResponder()
         var table: [String: Set<HTTPRequest.Method>] = [:]
         for route in router.routes { table["\(route.path)", default: []].insert(route.method) }
-        routes = table.map { Route(segments: Self.segments($0.key), methods: $0.value) }
+        routes = table.map { Route(template: PathTemplate($0.key), methods: $0.value) }
     }
-
-    static func segments(_ path: String) -> [Substring] { path.split(separator: "/", omittingEmptySubsequences: true) }
 
     /// The methods a path takes, if it is one of the router's.
     func methods(for path: String) -> Set<HTTPRequest.Method>? {
-        let parts = Self.segments(path)
-        return routes.first { route in
-            route.segments.count == parts.count
-                && zip(route.segments, parts).allSatisfy { template, part in
-                    template == part || template.hasPrefix(":") || template.hasPrefix("{") || template == "*"
-                }
-        }?.methods
+        let parts = PathTemplate.segments(path)
+        return routes.first { $0.template.matches(segments: parts) }?.methods
     }
 
     /// The fast answer to a hot read, or nil to let the router answer.
