@@ -175,9 +175,22 @@ public actor TransactionManager {
     /// A finished record the journal has not taken yet (it is answered from memory meanwhile).
     public nonisolated func unjournaledRecord(id: String) -> TransactionRecord? { unjournaledSnapshot.withLock { $0[id] } }
 
+    /// Moves a record the manager holds: queued → running → a final state, or queued → cancelled,
+    /// each one the state machine allows. An illegal move is a bug here, never the caller's: a debug
+    /// build (every test) stops at it; a release build logs it as critical, with both states, and
+    /// leaves the record where it was.
+    private func move(_ record: inout TransactionRecord, to next: TransactionState) {
+        do { try record.move(to: next) } catch {
+            logger.critical(
+                "illegal transaction state move",
+                metadata: ["txn": "\(record.id)", "from": "\(error.from.rawValue)", "to": "\(error.to.rawValue)"])
+            assertionFailure("\(record.id): \(error.from.rawValue) → \(error.to.rawValue)")
+        }
+    }
+
     private func start(_ entry: Active) {
         var entry = entry
-        try? entry.record.move(to: .running)
+        move(&entry.record, to: .running)
         let journaled = persist(entry.record)
         running = entry
         let record = entry.record
@@ -226,7 +239,7 @@ public actor TransactionManager {
         guard var entry = running, entry.record.id == id else { return }
         switch result {
         case .success(let change):
-            try? entry.record.move(to: .succeeded)
+            move(&entry.record, to: .succeeded)
             entry.record.changed = change.changed
             entry.record.summary = change.summary
             entry.record.resultChecksum = change.checksum
@@ -234,10 +247,10 @@ public actor TransactionManager {
         case .failure(let error):
             let engineError = error as? EngineError
             if error is CancellationError || engineError?.kind == .cancelled || entry.token.isCancelled {
-                try? entry.record.move(to: .cancelled)
+                move(&entry.record, to: .cancelled)
                 entry.record.error = entry.cancelReason ?? "cancelled"
             } else {
-                try? entry.record.move(to: .failed)
+                move(&entry.record, to: .failed)
                 entry.record.error = engineError?.message ?? "\(error)"
             }
         }
@@ -277,7 +290,7 @@ public actor TransactionManager {
         }
         if let index = queue.firstIndex(where: { $0.record.id == id }) {
             var entry = queue.remove(at: index)
-            try? entry.record.move(to: .cancelled)
+            move(&entry.record, to: .cancelled)
             entry.record.error = "cancelled by \(requester) before it ran"
             do { try journal.update(entry.record) } catch { throw .journal(transaction: id, cause: error) }
             entry.channel.emit(.finished(state: .cancelled, error: entry.record.error, changed: nil))
@@ -340,7 +353,7 @@ public actor TransactionManager {
     public func shutdown(reason: String = "the agent is stopping") async {
         for entry in queue {
             var record = entry.record
-            try? record.move(to: .cancelled)
+            move(&record, to: .cancelled)
             record.error = "the agent stopped before it ran"
             persist(record)
             entry.channel.emit(.finished(state: .cancelled, error: record.error, changed: nil))
