@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libostree's C API. Only the `OSTree` wrapper module may import it.
@@ -73,7 +74,7 @@ let package = Package(
         .target(
             name: "APTLayerCLI",
             dependencies: [
-                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerAPI", "APTLayerFleet",
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerAPI", "APTLayerFleet", "APTLayerTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
@@ -101,6 +102,12 @@ let package = Package(
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
             ]
         ),
+        // Client TLS from PEM files: the one type behind the CLI's, the driver's and telemetry's clients.
+        .target(
+            name: "APTLayerTLS",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: swiftSettings
+        ),
         // The fleet half (issue 8, in progress): signed policies (OpenSSH signatures, allowed
         // signers, threshold), host identity and buckets, waves, maintenance windows.
         .target(
@@ -113,7 +120,7 @@ let package = Package(
         .target(
             name: "APTLayerDriver",
             dependencies: [
-                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerFleet",
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerTransaction", "APTLayerFleet", "APTLayerTLS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -124,7 +131,7 @@ let package = Package(
         .target(
             name: "APTLayerTelemetry",
             dependencies: [
-                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerFleet",
+                "APTLayerEngine", "APTLayerModel", "APTLayerJournal", "APTLayerFleet", "APTLayerTLS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -143,7 +150,7 @@ let package = Package(
             name: "APTLayerAgent",
             dependencies: [
                 "APTLayerEngine", "APTLayerModel", "APTLayerTransaction", "APTLayerAPI", "APTLayerJournal", "APTLayerDriver", "APTLayerFleet",
-                "APTLayerTelemetry", "CSystemd",
+                "APTLayerTelemetry", "APTLayerTLS", "CSystemd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -187,7 +194,7 @@ let package = Package(
                 "APTLayerTransaction", "APTLayerFleet", "APTLayerDriver", "APTLayerTelemetry",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"), "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"), "TestSupport", "APTLayerTLS",
             ],
             swiftSettings: swiftSettings
         ),

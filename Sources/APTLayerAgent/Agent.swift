@@ -4,6 +4,7 @@ import APTLayerEngine
 import APTLayerFleet
 import APTLayerJournal
 import APTLayerModel
+import APTLayerTLS
 import APTLayerTelemetry
 import APTLayerTransaction
 import Foundation
@@ -100,7 +101,7 @@ public enum Agent {
                 configuration: t,
                 identity: .init(hostID: hostID, fleet: config.fleet?.name, stream: config.fleet?.stream, agentVersion: APIHandler.version),
                 journal: journal, engineOptions: engineOptions, policyURL: config.fleet?.policyURL,
-                tls: .init(ca: config.fleet?.ca, certificate: config.fleet?.certificate, key: config.fleet?.key),
+                tls: config.fleet?.tlsFiles ?? ClientTLSFiles(),
                 stateDirectory: config.stateDirectory, logger: logger)
         } catch {
             throw StartError(message: error.message)

@@ -1,6 +1,7 @@
 import APTLayerAPI
 import APTLayerEngine
 import APTLayerModel
+import APTLayerTLS
 import AsyncHTTPClient
 import Foundation
 import Glibc
@@ -17,9 +18,13 @@ struct AgentClient: Sendable {
     /// Where and how to reach the agent.
     struct Endpoint: Sendable {
         var address: String
-        var cert: String?
-        var key: String?
-        var ca: String?
+        /// `--ca`, `--cert`, `--key` (for an `https://` agent).
+        var tls = ClientTLSFiles()
+
+        init(address: String, cert: String? = nil, key: String? = nil, ca: String? = nil) {
+            self.address = address
+            tls = ClientTLSFiles(ca: ca, certificate: cert, key: key)
+        }
     }
 
     /// A failure talking to the agent, as one line.
@@ -55,23 +60,16 @@ struct AgentClient: Sendable {
                 throw Failure(message: "--agent must be https://HOST:PORT or unix:PATH, not \(endpoint.address)")
             }
             serverURL = url
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.minimumTLSVersion = .tlsv12
-            if let ca = endpoint.ca {
-                guard FileManager.default.isReadableFile(atPath: ca) else { throw Failure(message: "--ca \(ca): no such readable file") }
-                tls.trustRoots = .file(ca)
+            if let ca = endpoint.tls.ca, !FileManager.default.isReadableFile(atPath: ca) {
+                throw Failure(message: "--ca \(ca): no such readable file")
             }
-            if let cert = endpoint.cert {
-                do { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } } catch {
-                    throw Failure(message: "--cert \(cert): not a readable PEM certificate")
+            do { configuration.tlsConfiguration = try endpoint.tls.configuration() } catch {
+                switch error.file {
+                case .ca: throw Failure(message: "--ca \(error.path): not a readable PEM CA bundle")
+                case .certificate: throw Failure(message: "--cert \(error.path): not a readable PEM certificate")
+                case .key: throw Failure(message: "--key \(error.path): not a readable PEM private key")
                 }
             }
-            if let key = endpoint.key {
-                do { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) } catch {
-                    throw Failure(message: "--key \(key): not a readable PEM private key")
-                }
-            }
-            configuration.tlsConfiguration = tls
         }
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         // A transaction's event stream lasts as long as the transaction.

@@ -1,4 +1,5 @@
 import APTLayerFleet
+import APTLayerTLS
 import Foundation
 
 /// The agent's `fleet:` configuration: which fleet and stream this host is in, where the signed
@@ -95,6 +96,9 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
             do { try window.validate() } catch { throw DriverFailure("fleet.windows: \(error)") }
         }
     }
+
+    /// ``ca``, ``certificate`` and ``key`` as one set.
+    public var tlsFiles: ClientTLSFiles { ClientTLSFiles(ca: ca, certificate: certificate, key: key) }
 
     /// The signature's URL.
     public var resolvedSignatureURL: String { signatureURL ?? policyURL + ".sig" }

@@ -2,6 +2,7 @@ import APTLayerEngine
 import APTLayerFleet
 import APTLayerJournal
 import APTLayerModel
+import APTLayerTLS
 import APTLayerTransaction
 import AsyncHTTPClient
 import Foundation
@@ -74,15 +75,8 @@ public actor UpdateDriver {
         hostID = try HostIdentity.hostID(machineIDFile: configuration.machineIDFile)
         bootID = (try? String(contentsOfFile: configuration.bootIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         bootedBase = try? Engine(options: engineOptions).baseCommits().booted
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        do {
-            if let ca = configuration.ca { tls.trustRoots = .file(ca) }
-            if let cert = configuration.certificate { tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } }
-            if let key = configuration.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
-        } catch {
-            throw DriverFailure("fleet TLS files: \(error)")
-        }
+        let tls: TLSConfiguration
+        do { tls = try configuration.tlsFiles.configuration() } catch { throw DriverFailure("fleet TLS files: \(error)") }
         var http = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60)))
         http.redirectConfiguration = .follow(max: 5, allowCycles: false)
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)

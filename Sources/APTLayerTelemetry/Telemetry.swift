@@ -1,6 +1,7 @@
 import APTLayerEngine
 import APTLayerJournal
 import APTLayerModel
+import APTLayerTLS
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -8,18 +9,6 @@ import NIOSSL
 
 /// The agent's reporting: the status reporter on the journal, the outbox sender and countme.
 public final class Telemetry: Sendable {
-    /// TLS files for the collector and the countme endpoints' server.
-    public struct TLSFiles: Sendable {
-        public var ca: String?
-        public var certificate: String?
-        public var key: String?
-        public init(ca: String?, certificate: String?, key: String?) {
-            self.ca = ca
-            self.certificate = certificate
-            self.key = key
-        }
-    }
-
     public let reporter: StatusReporter
     let journal: Journal
     let sender: OutboxSender
@@ -30,11 +19,11 @@ public final class Telemetry: Sendable {
     /// Where the countme cookie lives.
     public let cookiePath: String
 
-    /// Sets reporting up and installs the reporter on `journal`; throws a one-line error for
-    /// unusable TLS files.
+    /// Sets reporting up and installs the reporter on `journal`; `tls` are the fleet's files, which
+    /// the telemetry section's own override. Throws a one-line error for unusable TLS files.
     public init(
         configuration: TelemetryConfiguration, identity: StatusReporter.Identity, journal: Journal, engineOptions: Engine.Options,
-        policyURL: String?, tls: TLSFiles, stateDirectory: String, logger: Logger
+        policyURL: String?, tls: ClientTLSFiles, stateDirectory: String, logger: Logger
     ) throws(TelemetryError) {
         let wakeup = Wakeup()
         self.configuration = configuration
@@ -43,18 +32,12 @@ public final class Telemetry: Sendable {
             identity: identity, engineOptions: engineOptions, configuration: configuration, policyURL: policyURL,
             written: { wakeup.signal() })
         // The collector gets the client certificate; countme requests never do (no identifier).
-        var reportTLS = TLSConfiguration.makeClientConfiguration()
-        reportTLS.minimumTLSVersion = .tlsv12
-        var countmeTLS = reportTLS
+        let reportTLS: TLSConfiguration
+        let countmeTLS: TLSConfiguration
         do {
-            if let ca = configuration.ca ?? tls.ca {
-                reportTLS.trustRoots = .file(ca)
-                countmeTLS.trustRoots = .file(ca)
-            }
-            if let cert = configuration.certificate ?? tls.certificate, let key = configuration.key ?? tls.key {
-                reportTLS.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                reportTLS.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-            }
+            let files = tls.overlaid(by: configuration.tlsFiles)
+            reportTLS = try files.configuration()
+            countmeTLS = try files.configuration(identity: false)
         } catch {
             throw TelemetryError("telemetry TLS files: \(error)")
         }

@@ -1,4 +1,5 @@
 import APTLayerFleet
+import APTLayerTLS
 import Foundation
 
 /// The agent's `telemetry:` configuration: the two off switches and where reports go. Every key is
@@ -34,6 +35,9 @@ public struct TelemetryConfiguration: Codable, Sendable, Equatable {
     public var machineIDFile = "/etc/machine-id"
 
     public init() {}
+
+    /// ``ca``, ``certificate`` and ``key`` as one set.
+    public var tlsFiles: ClientTLSFiles { ClientTLSFiles(ca: ca, certificate: certificate, key: key) }
 
     enum CodingKeys: String, CodingKey {
         case countme, report, heartbeat, ca, certificate, key
