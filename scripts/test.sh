@@ -36,31 +36,23 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.
 bash Tests/Fixtures/test_cli_docs.sh .build/debug
-# The two targets run one after the other: together, the synchronous tests that block Swift
-# Testing's two pool threads (on two cores) starved the agent tests' async waits.
-swift test --skip-build --filter APTLayerFleetTests
-# The update driver's machine (table and property tests) and its loop against a real journal.
-swift test --skip-build --filter APTLayerDriverTests
-swift test --skip-build --filter APTLayerEngineTests --skip ComposeImageTests
-# compose image mounts, formats and writes a disk image synchronously: alone, like the other
-# long synchronous tiers, so the engine tests' polling of dpkg is not starved.
-swift test --skip-build --filter ComposeImageTests
-swift test --skip-build --filter APTLayerAgentTests --skip SchemathesisTests --skip TelemetryAgentTests --skip PrometheusTierTests \
-  --skip CLIHabitsTests --skip ReliabilityTests --skip ReliabilitySmallerTests --skip EventChannelTests
-# The reliability tier (issue 26) drives agents with floods, subscriber storms and 100
-# transactions from synchronous tests, and stresses the event channel with hundreds of
-# subscribers: alone, so it starves no async test and nothing starves it.
-swift test --skip-build --filter ReliabilityTests
-swift test --skip-build --filter "ReliabilitySmallerTests|EventChannelTests"
-# The CLI habits suite runs many CLI processes from synchronous tests: alone, for the same reason.
-swift test --skip-build --filter CLIHabitsTests
+# Tiers by Swift Testing tags (scripts/suites.sh reads them from the sources; docs/testing.md):
+# `.fast` suites together (make check); then each target's other suites, one target at a time (on
+# two cores, synchronous tests of several targets together starved the agent tests' async waits);
+# then every `.alone` suite in a run of its own (long synchronous work: agents by the dozen, mounts,
+# disk images, schemathesis). A new suite lands in its target's run unless it carries a tag.
+fast=$(sh scripts/suites.sh fast)
+alone=$(sh scripts/suites.sh alone)
+[ -n "$fast" ] && [ -n "$alone" ] || { echo "error: no suite tagged .fast or .alone" >&2; exit 1; }
+swift test --skip-build --filter "\.($(echo $fast | tr ' ' '|'))(/|$)"
+for target in APTLayerFleetTests APTLayerDriverTests APTLayerEngineTests APTLayerAgentTests; do
+  swift test --skip-build --filter "$target\." --skip "\.($(echo $fast $alone | tr ' ' '|'))(/|$)"
+done
+for suite in $alone; do
+  swift test --skip-build --filter "\.$suite(/|$)"
+done
 # The README's demo as a newcomer meets it: taken ports, Ctrl-C, an agent that cannot start.
 python3 Tests/Fixtures/test_demo.py
-# The telemetry tiers hold several agents, nginx, a receiver and Prometheus in long synchronous
-# tests: alone, so they starve no async test's polling.
-swift test --skip-build --filter "TelemetryAgentTests|PrometheusTierTests"
-# schemathesis drives its own agent with two workers for 100 s: alone, so it starves nothing.
-swift test --skip-build --filter SchemathesisTests
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and
 # FleetLock slots, one canary rolls back; it exits 1 when any checked property fails.
 python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check

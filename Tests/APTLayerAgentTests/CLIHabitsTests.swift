@@ -6,7 +6,7 @@ import Testing
 /// with the same output and exit code as locally, `--wait`, one-line transport errors on every
 /// path, idle `cancel`, `--version`, the served OpenAPI document, problem documents that name
 /// the field and the allowed values, 404/405, and every problem type documented.
-@Suite("CLI habits and API discovery")
+@Suite("CLI habits and API discovery", .tags(.alone))
 struct CLIHabitsTests {
     /// The three ways the CLI reaches a host.
     static func paths(_ agent: AgentBed) -> [(name: String, arguments: String)] {
@@ -148,18 +148,4 @@ struct CLIHabitsTests {
         #expect(try agent.request("GET", "/v1/openapi.yaml", as: nil).status != 200)  // a certificate is still needed
     }
 
-    /// Every problem `type` the agent can answer is in docs/api.md's table with its status.
-    @Test func everyProblemTypeIsDocumented() throws {
-        let docs = try String(contentsOfFile: "\(Paths.packageRoot)/docs/api.md", encoding: .utf8)
-        let sources = try Shell.run(
-            #"grep -rhoE 'slug: "[a-z-]+"|case [0-9.<]+: "[a-z-]+"' \#(Paths.packageRoot)/Sources/APTLayerAgent | sed -E 's/.*"([a-z-]+)"$/\1/' | sort -u"#
-        )
-        let slugs = sources.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-        #expect(slugs.count >= 15, "\(slugs)")
-        for slug in slugs {
-            #expect(docs.contains("`urn:apt-layer:problem:\(slug)`"), "docs/api.md lacks \(slug)")
-        }
-        let generic = try Shell.status(#"grep -rn '"http-' \#(Paths.packageRoot)/Sources/APTLayerAgent"#)
-        #expect(generic.0 == 1, "an undocumented http-N problem type is still produced: \(generic.1)")
-    }
 }

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// Issue 26's smaller findings that need an agent of their own.
-@Suite("reliability, smaller findings")
+@Suite("reliability, smaller findings", .tags(.alone))
 struct ReliabilitySmallerTests {
     /// A directory where the journal file should be is a start a restart cannot fix: the agent
     /// exits at once with 78, which the unit's `RestartPreventExitStatus=` names (no crash loop).
