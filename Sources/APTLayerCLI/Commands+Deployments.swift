@@ -41,7 +41,8 @@ struct Kargs: OperationCommand {
     func operation() -> HostOperation { .kargs(.init(append: append, delete: delete, replace: replace)) }
     func run() throws {
         if append.isEmpty && delete.isEmpty && replace.isEmpty {
-            do { print(try HostReads.kernelArguments(global)) } catch { throw fail(oneLine(error)) }
+            let service = global.service
+            do { print(try blocking { try await service.kernelArguments() }) } catch { throw fail(oneLine(error)) }
             return
         }
         try TransactionRunner.run(operation(), global)
@@ -64,7 +65,8 @@ struct Status: ParsableCommand {
         var document: Components.Schemas.StatusDocument
         var diff: PackageDiff?
         do {
-            (document, diff) = try HostReads.status(global, nextBootDiff: !json)
+            let (service, json) = (global.service, json)
+            (document, diff) = try blocking { try await service.status(nextBootDiff: !json) }
         } catch { throw fail(oneLine(error)) }
         if booted { document.deployments = document.deployments.filter(\.booted) }
         if json {
@@ -85,7 +87,8 @@ struct DB: ParsableCommand {
         @Argument(help: "Deployment index (default: booted, else default).") var deployment: Int?
         func run() throws {
             do {
-                for p in try HostReads.packages(global, index: deployment) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
+                let (service, deployment) = (global.service, deployment)
+                for p in try blocking({ try await service.packages(deployment: deployment) }) { print("\(p.name)\t\(p.version)\t\(p.architecture)") }
             } catch { throw fail(oneLine(error)) }
         }
     }
@@ -102,7 +105,8 @@ struct DB: ParsableCommand {
         @Argument(help: "The newer side.") var to: String?
         func run() throws {
             let report: PackageDiffReport
-            do { report = try HostReads.packageDiff(global, from: from, to: to) } catch { throw fail(oneLine(error)) }
+            let (service, from, to) = (global.service, from, to)
+            do { report = try blocking { try await service.packageDiff(from: from, to: to) } } catch { throw fail(oneLine(error)) }
             if json { return printJSON(Components.Schemas.PackageDiffReport(report)) }
             print(DiffPrinter.header(report) + (report.diff.isEmpty ? "No package changes.\n" : DiffPrinter.text(report.diff)), terminator: "")
         }
