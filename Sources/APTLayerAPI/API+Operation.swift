@@ -44,18 +44,48 @@ extension Components.Schemas.TransactionState {
     public var model: TransactionState { TransactionState(rawValue: rawValue)! }
 }
 
+/// The flat form every operation's request schema shares: `operation`, the operation's own
+/// `arguments`, `idempotencyKey`. The generated request is one case per operation (openapi.yaml's
+/// `TransactionRequest`, chosen by `operation`); both directions go through this form, so the
+/// model's ``HostOperation/Arguments`` never has to name the thirteen cases.
+struct FlatRequest: Codable {
+    var operation: HostOperation.Kind
+    var arguments: HostOperation.Arguments?
+    var idempotencyKey: String?
+}
+
 extension Components.Schemas.TransactionRequest {
     /// The request that starts `operation`.
-    public init(_ operation: HostOperation, idempotencyKey: String? = nil) {
-        self.init(
-            operation: .init(operation.kind), arguments: .init(operation.arguments), idempotencyKey: idempotencyKey)
+    public init(_ operation: HostOperation, idempotencyKey: String? = nil) throws {
+        let arguments = operation.arguments
+        let flat = FlatRequest(
+            operation: operation.kind, arguments: arguments == .init() && !operation.kind.takesArguments ? nil : arguments,
+            idempotencyKey: idempotencyKey)
+        self = try JSONDecoder().decode(Self.self, from: JSONEncoder().encode(flat))
     }
+
+    /// The flat form of whichever operation's request this is.
+    var flat: FlatRequest {
+        get throws { try JSONDecoder().decode(FlatRequest.self, from: JSONEncoder().encode(self)) }
+    }
+
+    /// The caller's idempotency key.
+    public var idempotencyKey: String? { (try? flat)?.idempotencyKey }
+}
+
+extension HostOperation.Kind {
+    /// Whether the operation's request schema has arguments of its own (rollback and finalize have
+    /// none).
+    public var takesArguments: Bool { self != .rollback && self != .finalize }
 }
 
 extension HostOperation {
-    /// Validates an API request into an operation (unknown keys, missing arguments: one line).
+    /// Validates an API request into an operation (missing arguments, values the engine must never
+    /// see: one line). The schema already refused unknown keys and arguments of other operations.
     public init(_ request: Components.Schemas.TransactionRequest) throws(OperationError) {
-        try self.init(kind: request.operation.model, arguments: request.arguments?.model ?? .init())
+        let flat: FlatRequest
+        do { flat = try request.flat } catch { throw OperationError("unreadable request: \(error)") }
+        try self.init(kind: flat.operation, arguments: flat.arguments ?? .init())
     }
 }
 

@@ -11,15 +11,40 @@ import NIOSSL
 import OpenAPIRuntime
 import Synchronization
 
-/// The request context: keeps the connection so middleware can read the TLS peer certificate.
-public struct AgentRequestContext: RequestContext {
+/// The request context: keeps the connection so middleware can read the TLS peer certificate,
+/// and the collected body so a decoding problem can name the values it refused.
+public struct AgentRequestContext: RequestContext, BodyKeepingContext {
     public var coreContext: CoreRequestContextStorage
     /// The client's connection.
     public let channel: any Channel
+    /// The request body as ``BodyLimitMiddleware`` collected it.
+    public let keptBody = KeptBody()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
+    }
+}
+
+/// A context that keeps the collected request body for the middleware in front of the one that
+/// collected it (a reference: middleware further in receive copies of the context).
+public protocol BodyKeepingContext {
+    /// The kept body.
+    var keptBody: KeptBody { get }
+}
+
+/// One request's collected body.
+public final class KeptBody: Sendable {
+    private let bytes = Mutex<ByteBuffer?>(nil)
+    public init() {}
+    /// The body, once collected.
+    public var value: ByteBuffer? {
+        get { bytes.withLock { $0 } }
+        set { bytes.withLock { $0 = newValue } }
+    }
+    /// The body parsed as JSON, when it is JSON.
+    var json: Any? {
+        value.flatMap { try? JSONSerialization.jsonObject(with: Data($0.readableBytesView), options: [.fragmentsAllowed]) }
     }
 }
 
@@ -54,7 +79,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.problem(for: error, request: request)
+            let problem = Self.problem(for: error, request: request, body: (context as? any BodyKeepingContext)?.keptBody)
             if problem.status >= 500 {
                 faults.record(problem.kind)
                 logger.error(
@@ -69,11 +94,13 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    static func problem(for error: any Error, request: Request? = nil) -> AgentProblem {
+    static func problem(for error: any Error, request: Request? = nil, body: KeptBody? = nil) -> AgentProblem {
         if let problem = error as? AgentProblem { return problem }
         if let server = error as? ServerError {
             if let problem = server.underlyingError as? AgentProblem { return problem }
-            if server.operationInput == nil, let request, let problem = DecodingProblem.problem(server.underlyingError, request: request) {
+            if server.operationInput == nil, let request,
+                let problem = DecodingProblem.problem(server.underlyingError, request: request, body: body?.json)
+            {
                 return problem
             }
             let detail = String(describing: server.underlyingError).split(separator: "\n").first.map(String.init) ?? server.causeDescription
@@ -220,6 +247,7 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             } catch {
                 throw AgentProblem(status: 413, kind: .bodyTooLarge, title: "Request body too large", detail: "limit is \(maxBytes) bytes")
             }
+            (context as? any BodyKeepingContext)?.keptBody.value = body
             if let key = JSONDuplicateKeys.first(in: body.readableBytesView) {
                 throw AgentProblem.badRequest("the key \(key.debugDescription) appears twice in one object")
             }

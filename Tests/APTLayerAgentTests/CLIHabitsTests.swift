@@ -107,7 +107,7 @@ struct CLIHabitsTests {
         let cases: [(String, String?, Int, String, [String]?)] = [
             ("/v1/transactions", #"{"operation":"instal"}"#, 400, "/operation", operations),
             ("/v1/transactions", #"{"operation":"install","arguments":{"packages":"x"}}"#, 400, "/arguments/packages", nil),
-            ("/v1/transactions", #"{"operation":"install","arguments":{"pakages":["x"]}}"#, 400, "/arguments/pakages", nil),
+            ("/v1/transactions", #"{"operation":"uninstall","arguments":{"pakages":["x"]}}"#, 400, "/arguments/pakages", nil),
             ("/v1/transactions", #"{"arguments":{}}"#, 400, "/operation", nil),
             ("/v1/transactions?state=bogus", nil, 400, "/query/state", ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]),
             ("/v1/transactions?limit=ten", nil, 400, "/query/limit", nil),
@@ -123,7 +123,7 @@ struct CLIHabitsTests {
             #expect(detail.hasPrefix(pointer) && !detail.contains("DecodingError") && !detail.contains("CodingKeys"), "\(detail)")
         }
         // The unknown member's problem lists the members the object takes.
-        let unknown = try agent.request("POST", "/v1/transactions", body: #"{"operation":"install","arguments":{"pakages":["x"]}}"#)
+        let unknown = try agent.request("POST", "/v1/transactions", body: #"{"operation":"uninstall","arguments":{"pakages":["x"]}}"#)
         #expect((unknown.json["allowed"] as? [String])?.contains("packages") == true, "\(unknown.body)")
         // 404 for a path or a deployment that is not there, 405 with Allow for a method a path does not take.
         let nowhere = try agent.request("GET", "/v1/nothing", as: "reader")

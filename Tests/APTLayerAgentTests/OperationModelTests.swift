@@ -6,6 +6,8 @@ import Foundation
 import TestSupport
 import Testing
 
+@testable import APTLayerAgent
+
 @testable import APTLayerCLI
 
 /// The typed model: the state machine, and one operation whatever path carries it.
@@ -42,13 +44,27 @@ struct OperationModelTests {
         let built = try #require(command as? any OperationCommand, "\(arguments) is not an operation").operation()
         #expect(built == expected)
         // Client → wire → server.
-        let request = Components.Schemas.TransactionRequest(built)
+        let request = try Components.Schemas.TransactionRequest(built)
         let wire = try JSONEncoder().encode(request)
         let received = try HostOperation(try JSONDecoder().decode(Components.Schemas.TransactionRequest.self, from: wire))
         #expect(received == built)
         // Journal form, and the versioned Codable form.
         #expect(try HostOperation(stored: built.kind.rawValue, arguments: built.arguments.canonicalJSON, format: HostOperation.format) == built)
         #expect(try JSONDecoder().decode(HostOperation.self, from: try JSONEncoder().encode(built)) == built)
+    }
+
+    /// The document's per-operation request schemas and the model's checks of stored and local
+    /// operations take the same arguments (the document is where they are said).
+    @Test func theDocumentAndTheModelAgreeOnEachOperationsArguments() throws {
+        let request = try #require(DecodingProblem.schemas["TransactionRequest"] as? [String: Any])
+        let mapping = try #require((request["discriminator"] as? [String: Any])?["mapping"] as? [String: String])
+        #expect(Set(mapping.keys) == Set(HostOperation.Kind.allCases.map(\.rawValue)))
+        for kind in HostOperation.Kind.allCases {
+            let variant = DecodingProblem.resolve(["$ref": try #require(mapping[kind.rawValue])])
+            let arguments = DecodingProblem.resolve(try #require((variant["properties"] as? [String: Any])?["arguments"] as? [String: Any]))
+            #expect(Set(DecodingProblem.properties(arguments)) == HostOperation.allowedKeys(kind), "\(kind)")
+            #expect(variant["additionalProperties"] as? Bool == false && arguments["additionalProperties"] as? Bool == false, "\(kind)")
+        }
     }
 
     @Test func everyKindHasACLICaseAndEveryLayeringFlagIsCovered() {

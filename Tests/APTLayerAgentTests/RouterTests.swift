@@ -73,8 +73,10 @@ struct RouterTests {
         ("wrong types", #"{"operation":"install","arguments":{"packages":"fixture-app"}}"#, 400),
         ("unknown operation", #"{"operation":"format-disk"}"#, 400),
         ("unknown argument", #"{"operation":"install","arguments":{"packages":["a"],"force":true}}"#, 400),
-        ("argument for another operation", #"{"operation":"rollback","arguments":{"packages":["a"]}}"#, 422),
-        ("missing packages", #"{"operation":"install","arguments":{}}"#, 422),
+        ("argument for another operation", #"{"operation":"rollback","arguments":{"packages":["a"]}}"#, 400),
+        ("missing packages", #"{"operation":"install","arguments":{}}"#, 400),
+        ("no packages (the schema's minItems, enforced by the agent)", #"{"operation":"install","arguments":{"packages":[]}}"#, 422),
+        ("packages and all missing", #"{"operation":"uninstall","arguments":{}}"#, 422),
         ("unknown top-level key", #"{"operation":"rollback","extra":1}"#, 400),
     ])
     func badInputGetsProblems(_ name: String, _ body: String, _ expected: Int) async throws {
@@ -106,6 +108,36 @@ struct RouterTests {
             // where no sysroot exists).
             #expect(
                 try await client.send(.post, "/v1/transactions", json: #"{"operation":"kargs","arguments":{"append":["a=1","a=1"]}}"#).status == 202)
+        }
+    }
+
+    /// Each operation's request schema (openapi.yaml's `TransactionRequest`, one per operation by
+    /// `operation`) decides which arguments it takes; the problem names the member and what the
+    /// document allows there, read from the variant the body's `operation` names.
+    @Test func eachOperationsSchemaSaysWhatItTakes() async throws {
+        try await RouterBed.with { _, client in
+            let operations = [
+                "install", "uninstall", "override-remove", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup", "kargs",
+                "pin", "unpin", "finalize",
+            ]
+            let cases: [(String, String, String, [String]?)] = [
+                (#"{"operation":"instal"}"#, "/operation", #"cannot be "instal""#, operations),
+                (#"{"arguments":{}}"#, "/operation", "is required", operations),
+                (#"{"operation":"install","arguments":{"pakages":["x"]}}"#, "/arguments/packages", "is required", nil),
+                (#"{"operation":"uninstall","arguments":{"pakages":["x"]}}"#, "/arguments/pakages", "is not a known member",
+                 ["all", "allowKernel", "dryRun", "idempotent", "lockFinalization", "packages", "refresh"]),
+                (#"{"operation":"rollback","arguments":{"packages":["a"]}}"#, "/arguments/packages", "is not a known member", nil),
+                (#"{"operation":"deploy","arguments":{}}"#, "/arguments/target", "is required", nil),
+                (#"{"operation":"cleanup","arguments":{"pending":"yes"}}"#, "/arguments/pending", "must be true or false", nil),
+            ]
+            for (body, pointer, words, allowed) in cases {
+                let reply = try await client.send(.post, "/v1/transactions", json: body)
+                #expect(reply.status == 400, "\(body): \(reply.body)")
+                #expect(reply.json["pointer"] as? String == pointer, "\(body): \(reply.body)")
+                #expect(words.isEmpty || reply.detail.contains(words), "\(body): \(reply.body)")
+                if let allowed { #expect(reply.json["allowed"] as? [String] == allowed, "\(body): \(reply.body)") }
+            }
+            #expect(try await Self.transactionIDs(client).isEmpty)
         }
     }
 

@@ -360,7 +360,7 @@ components:
     TransactionArguments:
       type: object
       additionalProperties: false
-      description: Arguments per operation (unknown keys are rejected).
+      description: The arguments a journaled transaction was started with, in one flat object (requests use the operation's own schema, TransactionRequest).
       properties:
         packages:
           type: array
@@ -389,13 +389,280 @@ components:
         lockFinalization: { type: boolean, description: "layering verbs: stage with finalization locked; apply with finalize" }
         refresh: { type: boolean, description: "layering verbs: update package lists even when they are fresh" }
     TransactionRequest:
+      description: |
+        Starts one operation. One schema per operation, chosen by `operation`: each says which
+        arguments that operation takes (unknown keys are refused), and which it needs.
+      oneOf:
+        - { $ref: "#/components/schemas/InstallRequest" }
+        - { $ref: "#/components/schemas/UninstallRequest" }
+        - { $ref: "#/components/schemas/OverrideRemoveRequest" }
+        - { $ref: "#/components/schemas/OverrideResetRequest" }
+        - { $ref: "#/components/schemas/UpgradeRequest" }
+        - { $ref: "#/components/schemas/DeployRequest" }
+        - { $ref: "#/components/schemas/RebaseRequest" }
+        - { $ref: "#/components/schemas/RollbackRequest" }
+        - { $ref: "#/components/schemas/CleanupRequest" }
+        - { $ref: "#/components/schemas/KargsRequest" }
+        - { $ref: "#/components/schemas/PinRequest" }
+        - { $ref: "#/components/schemas/UnpinRequest" }
+        - { $ref: "#/components/schemas/FinalizeRequest" }
+      discriminator:
+        propertyName: operation
+        mapping:
+          install: "#/components/schemas/InstallRequest"
+          uninstall: "#/components/schemas/UninstallRequest"
+          override-remove: "#/components/schemas/OverrideRemoveRequest"
+          override-reset: "#/components/schemas/OverrideResetRequest"
+          upgrade: "#/components/schemas/UpgradeRequest"
+          deploy: "#/components/schemas/DeployRequest"
+          rebase: "#/components/schemas/RebaseRequest"
+          rollback: "#/components/schemas/RollbackRequest"
+          cleanup: "#/components/schemas/CleanupRequest"
+          kargs: "#/components/schemas/KargsRequest"
+          pin: "#/components/schemas/PinRequest"
+          unpin: "#/components/schemas/UnpinRequest"
+          finalize: "#/components/schemas/FinalizeRequest"
+    IdempotencyKey:
+      type: string
+      minLength: 1
+      maxLength: 200
+      description: "Scoped to the requester; the same key with a different request is 422."
+    NoArguments:
       type: object
       additionalProperties: false
+      description: The operation takes no arguments.
+      properties: {}
+    InstallRequest:
+      type: object
+      additionalProperties: false
+      description: "Layers packages: names from the apt sources, `sha256:HEX` naming an uploaded .deb (POST /v1/package-files), or a host path to a .deb (local socket, or mTLS when the configuration sets allow-remote-host-paths)."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [install] }
+        arguments: { $ref: "#/components/schemas/InstallArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    InstallArguments:
+      type: object
+      additionalProperties: false
+      required: [packages]
+      properties:
+        packages:
+          type: array
+          minItems: 1
+          maxItems: 1000
+          items: { type: string }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    UninstallRequest:
+      type: object
+      additionalProperties: false
+      description: "Removes layered packages (`packages`, or `all: true`)."
       required: [operation]
       properties:
-        operation: { $ref: "#/components/schemas/Operation" }
-        arguments: { $ref: "#/components/schemas/TransactionArguments" }
-        idempotencyKey: { type: string, minLength: 1, maxLength: 200, description: "Scoped to the requester; the same key with a different request is 422." }
+        operation: { type: string, enum: [uninstall] }
+        arguments: { $ref: "#/components/schemas/UninstallArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    UninstallArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        packages: { type: array, maxItems: 1000, items: { type: string } }
+        all: { type: boolean }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    OverrideRemoveRequest:
+      type: object
+      additionalProperties: false
+      description: "Removes base packages from the next deployment."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [override-remove] }
+        arguments: { $ref: "#/components/schemas/OverrideRemoveArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    OverrideRemoveArguments:
+      type: object
+      additionalProperties: false
+      required: [packages]
+      properties:
+        packages:
+          type: array
+          minItems: 1
+          maxItems: 1000
+          items: { type: string }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    OverrideResetRequest:
+      type: object
+      additionalProperties: false
+      description: "Restores removed base packages (`packages`, or `all: true`)."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [override-reset] }
+        arguments: { $ref: "#/components/schemas/OverrideResetArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    OverrideResetArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        packages: { type: array, maxItems: 1000, items: { type: string } }
+        all: { type: boolean }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    UpgradeRequest:
+      type: object
+      additionalProperties: false
+      description: "Rebuilds on the newest commit of the base ref (with `check`, only says whether there is one)."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [upgrade] }
+        arguments: { $ref: "#/components/schemas/UpgradeArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    UpgradeArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        check: { type: boolean }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    DeployRequest:
+      type: object
+      additionalProperties: false
+      description: "Rebuilds on a version or checksum of the base ref."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [deploy] }
+        arguments: { $ref: "#/components/schemas/DeployArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    DeployArguments:
+      type: object
+      additionalProperties: false
+      required: [target]
+      properties:
+        target: { type: string, minLength: 1, maxLength: 256, description: "a version or checksum (prefix of 8 or more) of the base ref" }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    RebaseRequest:
+      type: object
+      additionalProperties: false
+      description: "Switches the base to another ref, keeping the layering."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [rebase] }
+        arguments: { $ref: "#/components/schemas/RebaseArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    RebaseArguments:
+      type: object
+      additionalProperties: false
+      required: [ref]
+      properties:
+        ref: { type: string, minLength: 1, description: "REF or REMOTE:REF" }
+        target: { type: string, minLength: 1, maxLength: 256, description: "pins the new base to this version or checksum of the ref" }
+        remoteUrl:
+          type: string
+          maxLength: 2048
+          description: "with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction"
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    RollbackRequest:
+      type: object
+      additionalProperties: false
+      description: "Makes the previous deployment the default."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [rollback] }
+        arguments: { $ref: "#/components/schemas/NoArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    CleanupRequest:
+      type: object
+      additionalProperties: false
+      description: "Removes the pending and/or the rollback deployment."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [cleanup] }
+        arguments: { $ref: "#/components/schemas/CleanupArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    CleanupArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        pending: { type: boolean }
+        rollback: { type: boolean }
+    KargsRequest:
+      type: object
+      additionalProperties: false
+      description: "Edits the kernel arguments of the next deployment (deletions, replacements, then appends; at least one)."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [kargs] }
+        arguments: { $ref: "#/components/schemas/KargsArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    KargsArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        append: { type: array, maxItems: 100, items: { type: string } }
+        delete: { type: array, maxItems: 100, items: { type: string } }
+        replace: { type: array, maxItems: 100, items: { type: string }, description: "KEY=VALUE or KEY=OLD=NEW" }
+    PinRequest:
+      type: object
+      additionalProperties: false
+      description: "Keeps a deployment from cleanup."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [pin] }
+        arguments: { $ref: "#/components/schemas/PinArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    PinArguments:
+      type: object
+      additionalProperties: false
+      required: [index]
+      properties:
+        index: { type: integer, minimum: 0, maximum: 65535 }
+    UnpinRequest:
+      type: object
+      additionalProperties: false
+      description: "Releases a pinned deployment."
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [unpin] }
+        arguments: { $ref: "#/components/schemas/UnpinArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    UnpinArguments:
+      type: object
+      additionalProperties: false
+      required: [index]
+      properties:
+        index: { type: integer, minimum: 0, maximum: 65535 }
+    FinalizeRequest:
+      type: object
+      additionalProperties: false
+      description: "Unlocks a staged deployment locked with lockFinalization."
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [finalize] }
+        arguments: { $ref: "#/components/schemas/NoArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
     Transaction:
       type: object
       required: [id, operation, arguments, state, requester, createdAt]

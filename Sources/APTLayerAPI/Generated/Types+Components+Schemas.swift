@@ -213,7 +213,7 @@ extension Components {
             case cancelled = "cancelled"
             case interrupted = "interrupted"
         }
-        /// Arguments per operation (unknown keys are rejected).
+        /// The arguments a journaled transaction was started with, in one flat object (requests use the operation's own schema, TransactionRequest).
         ///
         /// - Remark: Generated from `#/components/schemas/TransactionArguments`.
         public struct TransactionArguments: Codable, Hashable, Sendable {
@@ -433,26 +433,151 @@ extension Components {
                 ])
             }
         }
+        /// Starts one operation. One schema per operation, chosen by `operation`: each says which
+        /// arguments that operation takes (unknown keys are refused), and which it needs.
+        ///
+        ///
         /// - Remark: Generated from `#/components/schemas/TransactionRequest`.
-        public struct TransactionRequest: Codable, Hashable, Sendable {
-            /// - Remark: Generated from `#/components/schemas/TransactionRequest/operation`.
-            public var operation: Components.Schemas.Operation
-            /// - Remark: Generated from `#/components/schemas/TransactionRequest/arguments`.
-            public var arguments: Components.Schemas.TransactionArguments?
-            /// Scoped to the requester; the same key with a different request is 422.
-            ///
-            /// - Remark: Generated from `#/components/schemas/TransactionRequest/idempotencyKey`.
-            public var idempotencyKey: Swift.String?
-            /// Creates a new `TransactionRequest`.
+        @frozen public enum TransactionRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/CleanupRequest`.
+            case cleanup(Components.Schemas.CleanupRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/DeployRequest`.
+            case deploy(Components.Schemas.DeployRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/FinalizeRequest`.
+            case finalize(Components.Schemas.FinalizeRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/InstallRequest`.
+            case install(Components.Schemas.InstallRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/KargsRequest`.
+            case kargs(Components.Schemas.KargsRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/OverrideRemoveRequest`.
+            case overrideRemove(Components.Schemas.OverrideRemoveRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/OverrideResetRequest`.
+            case overrideReset(Components.Schemas.OverrideResetRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/PinRequest`.
+            case pin(Components.Schemas.PinRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/RebaseRequest`.
+            case rebase(Components.Schemas.RebaseRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/RollbackRequest`.
+            case rollback(Components.Schemas.RollbackRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/UninstallRequest`.
+            case uninstall(Components.Schemas.UninstallRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/UnpinRequest`.
+            case unpin(Components.Schemas.UnpinRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/UpgradeRequest`.
+            case upgrade(Components.Schemas.UpgradeRequest)
+            public enum CodingKeys: String, CodingKey {
+                case operation
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                let discriminator = try container.decode(
+                    Swift.String.self,
+                    forKey: .operation
+                )
+                switch discriminator {
+                case "cleanup":
+                    self = .cleanup(try .init(from: decoder))
+                case "deploy":
+                    self = .deploy(try .init(from: decoder))
+                case "finalize":
+                    self = .finalize(try .init(from: decoder))
+                case "install":
+                    self = .install(try .init(from: decoder))
+                case "kargs":
+                    self = .kargs(try .init(from: decoder))
+                case "override-remove":
+                    self = .overrideRemove(try .init(from: decoder))
+                case "override-reset":
+                    self = .overrideReset(try .init(from: decoder))
+                case "pin":
+                    self = .pin(try .init(from: decoder))
+                case "rebase":
+                    self = .rebase(try .init(from: decoder))
+                case "rollback":
+                    self = .rollback(try .init(from: decoder))
+                case "uninstall":
+                    self = .uninstall(try .init(from: decoder))
+                case "unpin":
+                    self = .unpin(try .init(from: decoder))
+                case "upgrade":
+                    self = .upgrade(try .init(from: decoder))
+                default:
+                    throw Swift.DecodingError.unknownOneOfDiscriminator(
+                        discriminatorKey: CodingKeys.operation,
+                        discriminatorValue: discriminator,
+                        codingPath: decoder.codingPath
+                    )
+                }
+            }
+            public func encode(to encoder: any Swift.Encoder) throws {
+                switch self {
+                case let .cleanup(value):
+                    try value.encode(to: encoder)
+                case let .deploy(value):
+                    try value.encode(to: encoder)
+                case let .finalize(value):
+                    try value.encode(to: encoder)
+                case let .install(value):
+                    try value.encode(to: encoder)
+                case let .kargs(value):
+                    try value.encode(to: encoder)
+                case let .overrideRemove(value):
+                    try value.encode(to: encoder)
+                case let .overrideReset(value):
+                    try value.encode(to: encoder)
+                case let .pin(value):
+                    try value.encode(to: encoder)
+                case let .rebase(value):
+                    try value.encode(to: encoder)
+                case let .rollback(value):
+                    try value.encode(to: encoder)
+                case let .uninstall(value):
+                    try value.encode(to: encoder)
+                case let .unpin(value):
+                    try value.encode(to: encoder)
+                case let .upgrade(value):
+                    try value.encode(to: encoder)
+                }
+            }
+        }
+        /// Scoped to the requester; the same key with a different request is 422.
+        ///
+        /// - Remark: Generated from `#/components/schemas/IdempotencyKey`.
+        public typealias IdempotencyKey = Swift.String
+        /// The operation takes no arguments.
+        ///
+        /// - Remark: Generated from `#/components/schemas/NoArguments`.
+        public struct NoArguments: Codable, Hashable, Sendable {
+            /// Creates a new `NoArguments`.
+            public init() {}
+            public init(from decoder: any Swift.Decoder) throws {
+                try decoder.ensureNoAdditionalProperties(knownKeys: [])
+            }
+        }
+        /// Layers packages: names from the apt sources, `sha256:HEX` naming an uploaded .deb (POST /v1/package-files), or a host path to a .deb (local socket, or mTLS when the configuration sets allow-remote-host-paths).
+        ///
+        /// - Remark: Generated from `#/components/schemas/InstallRequest`.
+        public struct InstallRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/InstallRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case install = "install"
+            }
+            /// - Remark: Generated from `#/components/schemas/InstallRequest/operation`.
+            public var operation: Components.Schemas.InstallRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/InstallRequest/arguments`.
+            public var arguments: Components.Schemas.InstallArguments
+            /// - Remark: Generated from `#/components/schemas/InstallRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `InstallRequest`.
             ///
             /// - Parameters:
             ///   - operation:
             ///   - arguments:
-            ///   - idempotencyKey: Scoped to the requester; the same key with a different request is 422.
+            ///   - idempotencyKey:
             public init(
-                operation: Components.Schemas.Operation,
-                arguments: Components.Schemas.TransactionArguments? = nil,
-                idempotencyKey: Swift.String? = nil
+                operation: Components.Schemas.InstallRequest.OperationPayload,
+                arguments: Components.Schemas.InstallArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
             ) {
                 self.operation = operation
                 self.arguments = arguments
@@ -466,15 +591,1510 @@ extension Components {
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
                 self.operation = try container.decode(
-                    Components.Schemas.Operation.self,
+                    Components.Schemas.InstallRequest.OperationPayload.self,
                     forKey: .operation
                 )
-                self.arguments = try container.decodeIfPresent(
-                    Components.Schemas.TransactionArguments.self,
+                self.arguments = try container.decode(
+                    Components.Schemas.InstallArguments.self,
                     forKey: .arguments
                 )
                 self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/InstallArguments`.
+        public struct InstallArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/packages`.
+            public var packages: [Swift.String]
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `InstallArguments`.
+            ///
+            /// - Parameters:
+            ///   - packages:
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                packages: [Swift.String],
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.packages = packages
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case packages
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.packages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .packages
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "packages",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Removes layered packages (`packages`, or `all: true`).
+        ///
+        /// - Remark: Generated from `#/components/schemas/UninstallRequest`.
+        public struct UninstallRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UninstallRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case uninstall = "uninstall"
+            }
+            /// - Remark: Generated from `#/components/schemas/UninstallRequest/operation`.
+            public var operation: Components.Schemas.UninstallRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/UninstallRequest/arguments`.
+            public var arguments: Components.Schemas.UninstallArguments?
+            /// - Remark: Generated from `#/components/schemas/UninstallRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `UninstallRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.UninstallRequest.OperationPayload,
+                arguments: Components.Schemas.UninstallArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.UninstallRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.UninstallArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/UninstallArguments`.
+        public struct UninstallArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/packages`.
+            public var packages: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/all`.
+            public var all: Swift.Bool?
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/UninstallArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `UninstallArguments`.
+            ///
+            /// - Parameters:
+            ///   - packages:
+            ///   - all:
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                packages: [Swift.String]? = nil,
+                all: Swift.Bool? = nil,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.packages = packages
+                self.all = all
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case packages
+                case all
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.packages = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .packages
+                )
+                self.all = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .all
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "packages",
+                    "all",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Removes base packages from the next deployment.
+        ///
+        /// - Remark: Generated from `#/components/schemas/OverrideRemoveRequest`.
+        public struct OverrideRemoveRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case overrideRemove = "override-remove"
+            }
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveRequest/operation`.
+            public var operation: Components.Schemas.OverrideRemoveRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveRequest/arguments`.
+            public var arguments: Components.Schemas.OverrideRemoveArguments
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `OverrideRemoveRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.OverrideRemoveRequest.OperationPayload,
+                arguments: Components.Schemas.OverrideRemoveArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.OverrideRemoveRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.OverrideRemoveArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments`.
+        public struct OverrideRemoveArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/packages`.
+            public var packages: [Swift.String]
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideRemoveArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `OverrideRemoveArguments`.
+            ///
+            /// - Parameters:
+            ///   - packages:
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                packages: [Swift.String],
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.packages = packages
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case packages
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.packages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .packages
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "packages",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Restores removed base packages (`packages`, or `all: true`).
+        ///
+        /// - Remark: Generated from `#/components/schemas/OverrideResetRequest`.
+        public struct OverrideResetRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideResetRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case overrideReset = "override-reset"
+            }
+            /// - Remark: Generated from `#/components/schemas/OverrideResetRequest/operation`.
+            public var operation: Components.Schemas.OverrideResetRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/OverrideResetRequest/arguments`.
+            public var arguments: Components.Schemas.OverrideResetArguments?
+            /// - Remark: Generated from `#/components/schemas/OverrideResetRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `OverrideResetRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.OverrideResetRequest.OperationPayload,
+                arguments: Components.Schemas.OverrideResetArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.OverrideResetRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.OverrideResetArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/OverrideResetArguments`.
+        public struct OverrideResetArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/packages`.
+            public var packages: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/all`.
+            public var all: Swift.Bool?
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideResetArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `OverrideResetArguments`.
+            ///
+            /// - Parameters:
+            ///   - packages:
+            ///   - all:
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                packages: [Swift.String]? = nil,
+                all: Swift.Bool? = nil,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.packages = packages
+                self.all = all
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case packages
+                case all
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.packages = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .packages
+                )
+                self.all = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .all
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "packages",
+                    "all",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Rebuilds on the newest commit of the base ref (with `check`, only says whether there is one).
+        ///
+        /// - Remark: Generated from `#/components/schemas/UpgradeRequest`.
+        public struct UpgradeRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UpgradeRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case upgrade = "upgrade"
+            }
+            /// - Remark: Generated from `#/components/schemas/UpgradeRequest/operation`.
+            public var operation: Components.Schemas.UpgradeRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/UpgradeRequest/arguments`.
+            public var arguments: Components.Schemas.UpgradeArguments?
+            /// - Remark: Generated from `#/components/schemas/UpgradeRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `UpgradeRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.UpgradeRequest.OperationPayload,
+                arguments: Components.Schemas.UpgradeArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.UpgradeRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.UpgradeArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/UpgradeArguments`.
+        public struct UpgradeArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/check`.
+            public var check: Swift.Bool?
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/UpgradeArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `UpgradeArguments`.
+            ///
+            /// - Parameters:
+            ///   - check:
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                check: Swift.Bool? = nil,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.check = check
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case check
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.check = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .check
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "check",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Rebuilds on a version or checksum of the base ref.
+        ///
+        /// - Remark: Generated from `#/components/schemas/DeployRequest`.
+        public struct DeployRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DeployRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case deploy = "deploy"
+            }
+            /// - Remark: Generated from `#/components/schemas/DeployRequest/operation`.
+            public var operation: Components.Schemas.DeployRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/DeployRequest/arguments`.
+            public var arguments: Components.Schemas.DeployArguments
+            /// - Remark: Generated from `#/components/schemas/DeployRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `DeployRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.DeployRequest.OperationPayload,
+                arguments: Components.Schemas.DeployArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.DeployRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.DeployArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DeployArguments`.
+        public struct DeployArguments: Codable, Hashable, Sendable {
+            /// a version or checksum (prefix of 8 or more) of the base ref
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/target`.
+            public var target: Swift.String
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeployArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `DeployArguments`.
+            ///
+            /// - Parameters:
+            ///   - target: a version or checksum (prefix of 8 or more) of the base ref
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                target: Swift.String,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.target = target
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case target
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.target = try container.decode(
                     Swift.String.self,
+                    forKey: .target
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "target",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Switches the base to another ref, keeping the layering.
+        ///
+        /// - Remark: Generated from `#/components/schemas/RebaseRequest`.
+        public struct RebaseRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RebaseRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case rebase = "rebase"
+            }
+            /// - Remark: Generated from `#/components/schemas/RebaseRequest/operation`.
+            public var operation: Components.Schemas.RebaseRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/RebaseRequest/arguments`.
+            public var arguments: Components.Schemas.RebaseArguments
+            /// - Remark: Generated from `#/components/schemas/RebaseRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `RebaseRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.RebaseRequest.OperationPayload,
+                arguments: Components.Schemas.RebaseArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.RebaseRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.RebaseArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RebaseArguments`.
+        public struct RebaseArguments: Codable, Hashable, Sendable {
+            /// REF or REMOTE:REF
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/ref`.
+            public var ref: Swift.String
+            /// pins the new base to this version or checksum of the ref
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/target`.
+            public var target: Swift.String?
+            /// with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/remoteUrl`.
+            public var remoteUrl: Swift.String?
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/RebaseArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `RebaseArguments`.
+            ///
+            /// - Parameters:
+            ///   - ref: REF or REMOTE:REF
+            ///   - target: pins the new base to this version or checksum of the ref
+            ///   - remoteUrl: with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                ref: Swift.String,
+                target: Swift.String? = nil,
+                remoteUrl: Swift.String? = nil,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.ref = ref
+                self.target = target
+                self.remoteUrl = remoteUrl
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case ref
+                case target
+                case remoteUrl
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.ref = try container.decode(
+                    Swift.String.self,
+                    forKey: .ref
+                )
+                self.target = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .target
+                )
+                self.remoteUrl = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .remoteUrl
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "ref",
+                    "target",
+                    "remoteUrl",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Makes the previous deployment the default.
+        ///
+        /// - Remark: Generated from `#/components/schemas/RollbackRequest`.
+        public struct RollbackRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RollbackRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case rollback = "rollback"
+            }
+            /// - Remark: Generated from `#/components/schemas/RollbackRequest/operation`.
+            public var operation: Components.Schemas.RollbackRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/RollbackRequest/arguments`.
+            public var arguments: Components.Schemas.NoArguments?
+            /// - Remark: Generated from `#/components/schemas/RollbackRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `RollbackRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.RollbackRequest.OperationPayload,
+                arguments: Components.Schemas.NoArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.RollbackRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.NoArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// Removes the pending and/or the rollback deployment.
+        ///
+        /// - Remark: Generated from `#/components/schemas/CleanupRequest`.
+        public struct CleanupRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CleanupRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case cleanup = "cleanup"
+            }
+            /// - Remark: Generated from `#/components/schemas/CleanupRequest/operation`.
+            public var operation: Components.Schemas.CleanupRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/CleanupRequest/arguments`.
+            public var arguments: Components.Schemas.CleanupArguments?
+            /// - Remark: Generated from `#/components/schemas/CleanupRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `CleanupRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.CleanupRequest.OperationPayload,
+                arguments: Components.Schemas.CleanupArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.CleanupRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.CleanupArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/CleanupArguments`.
+        public struct CleanupArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CleanupArguments/pending`.
+            public var pending: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/CleanupArguments/rollback`.
+            public var rollback: Swift.Bool?
+            /// Creates a new `CleanupArguments`.
+            ///
+            /// - Parameters:
+            ///   - pending:
+            ///   - rollback:
+            public init(
+                pending: Swift.Bool? = nil,
+                rollback: Swift.Bool? = nil
+            ) {
+                self.pending = pending
+                self.rollback = rollback
+            }
+            public enum CodingKeys: String, CodingKey {
+                case pending
+                case rollback
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.pending = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .pending
+                )
+                self.rollback = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .rollback
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "pending",
+                    "rollback"
+                ])
+            }
+        }
+        /// Edits the kernel arguments of the next deployment (deletions, replacements, then appends; at least one).
+        ///
+        /// - Remark: Generated from `#/components/schemas/KargsRequest`.
+        public struct KargsRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/KargsRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case kargs = "kargs"
+            }
+            /// - Remark: Generated from `#/components/schemas/KargsRequest/operation`.
+            public var operation: Components.Schemas.KargsRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/KargsRequest/arguments`.
+            public var arguments: Components.Schemas.KargsArguments?
+            /// - Remark: Generated from `#/components/schemas/KargsRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `KargsRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.KargsRequest.OperationPayload,
+                arguments: Components.Schemas.KargsArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.KargsRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.KargsArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/KargsArguments`.
+        public struct KargsArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/KargsArguments/append`.
+            public var append: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/KargsArguments/delete`.
+            public var delete: [Swift.String]?
+            /// KEY=VALUE or KEY=OLD=NEW
+            ///
+            /// - Remark: Generated from `#/components/schemas/KargsArguments/replace`.
+            public var replace: [Swift.String]?
+            /// Creates a new `KargsArguments`.
+            ///
+            /// - Parameters:
+            ///   - append:
+            ///   - delete:
+            ///   - replace: KEY=VALUE or KEY=OLD=NEW
+            public init(
+                append: [Swift.String]? = nil,
+                delete: [Swift.String]? = nil,
+                replace: [Swift.String]? = nil
+            ) {
+                self.append = append
+                self.delete = delete
+                self.replace = replace
+            }
+            public enum CodingKeys: String, CodingKey {
+                case append
+                case delete
+                case replace
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.append = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .append
+                )
+                self.delete = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .delete
+                )
+                self.replace = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .replace
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "append",
+                    "delete",
+                    "replace"
+                ])
+            }
+        }
+        /// Keeps a deployment from cleanup.
+        ///
+        /// - Remark: Generated from `#/components/schemas/PinRequest`.
+        public struct PinRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PinRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case pin = "pin"
+            }
+            /// - Remark: Generated from `#/components/schemas/PinRequest/operation`.
+            public var operation: Components.Schemas.PinRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/PinRequest/arguments`.
+            public var arguments: Components.Schemas.PinArguments
+            /// - Remark: Generated from `#/components/schemas/PinRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `PinRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.PinRequest.OperationPayload,
+                arguments: Components.Schemas.PinArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.PinRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.PinArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PinArguments`.
+        public struct PinArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PinArguments/index`.
+            public var index: Swift.Int
+            /// Creates a new `PinArguments`.
+            ///
+            /// - Parameters:
+            ///   - index:
+            public init(index: Swift.Int) {
+                self.index = index
+            }
+            public enum CodingKeys: String, CodingKey {
+                case index
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.index = try container.decode(
+                    Swift.Int.self,
+                    forKey: .index
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "index"
+                ])
+            }
+        }
+        /// Releases a pinned deployment.
+        ///
+        /// - Remark: Generated from `#/components/schemas/UnpinRequest`.
+        public struct UnpinRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UnpinRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case unpin = "unpin"
+            }
+            /// - Remark: Generated from `#/components/schemas/UnpinRequest/operation`.
+            public var operation: Components.Schemas.UnpinRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/UnpinRequest/arguments`.
+            public var arguments: Components.Schemas.UnpinArguments
+            /// - Remark: Generated from `#/components/schemas/UnpinRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `UnpinRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.UnpinRequest.OperationPayload,
+                arguments: Components.Schemas.UnpinArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.UnpinRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.UnpinArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/UnpinArguments`.
+        public struct UnpinArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/UnpinArguments/index`.
+            public var index: Swift.Int
+            /// Creates a new `UnpinArguments`.
+            ///
+            /// - Parameters:
+            ///   - index:
+            public init(index: Swift.Int) {
+                self.index = index
+            }
+            public enum CodingKeys: String, CodingKey {
+                case index
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.index = try container.decode(
+                    Swift.Int.self,
+                    forKey: .index
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "index"
+                ])
+            }
+        }
+        /// Unlocks a staged deployment locked with lockFinalization.
+        ///
+        /// - Remark: Generated from `#/components/schemas/FinalizeRequest`.
+        public struct FinalizeRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FinalizeRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case finalize = "finalize"
+            }
+            /// - Remark: Generated from `#/components/schemas/FinalizeRequest/operation`.
+            public var operation: Components.Schemas.FinalizeRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/FinalizeRequest/arguments`.
+            public var arguments: Components.Schemas.NoArguments?
+            /// - Remark: Generated from `#/components/schemas/FinalizeRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `FinalizeRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.FinalizeRequest.OperationPayload,
+                arguments: Components.Schemas.NoArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.FinalizeRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.NoArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
                     forKey: .idempotencyKey
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
