@@ -103,15 +103,14 @@ extension Components.Schemas.Transaction {
 extension Components.Schemas.TransactionEvent {
     /// The API form of an event.
     public init(_ event: TransactionEvent) {
-        let kind = event.kind.rawValue
         switch event {
-        case .taskBegin(let task): self = .taskBegin(.init(kind: kind, task: task))
-        case .taskEnd(let task): self = .taskEnd(.init(kind: kind, task: task))
-        case .message(let text): self = .message(.init(kind: kind, text: text))
+        case .taskBegin(let task): self = .taskBegin(.init(kind: .taskBegin, task: task))
+        case .taskEnd(let task): self = .taskEnd(.init(kind: .taskEnd, task: task))
+        case .message(let text): self = .message(.init(kind: .message, text: text))
         case .percent(let percent, let done, let total, let item):
-            self = .percent(.init(kind: kind, percent: percent, done: done, total: total, item: item))
+            self = .percent(.init(kind: .percent, percent: percent, done: done, total: total, item: item))
         case .finished(let state, let error, let changed):
-            self = .finished(.init(kind: kind, success: state == .succeeded, state: .init(state), error: error, changed: changed))
+            self = .finished(.init(kind: .finished, success: state == .succeeded, state: .init(state), error: error, changed: changed))
         }
     }
 

@@ -7,7 +7,6 @@ import TestSupport
 import Testing
 
 @testable import APTLayerAgent
-
 @testable import APTLayerCLI
 
 /// The typed model: the state machine, and one operation whatever path carries it.

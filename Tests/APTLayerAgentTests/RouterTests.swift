@@ -124,8 +124,10 @@ struct RouterTests {
                 (#"{"operation":"instal"}"#, "/operation", #"cannot be "instal""#, operations),
                 (#"{"arguments":{}}"#, "/operation", "is required", operations),
                 (#"{"operation":"install","arguments":{"pakages":["x"]}}"#, "/arguments/packages", "is required", nil),
-                (#"{"operation":"uninstall","arguments":{"pakages":["x"]}}"#, "/arguments/pakages", "is not a known member",
-                 ["all", "allowKernel", "dryRun", "idempotent", "lockFinalization", "packages", "refresh"]),
+                (
+                    #"{"operation":"uninstall","arguments":{"pakages":["x"]}}"#, "/arguments/pakages", "is not a known member",
+                    ["all", "allowKernel", "dryRun", "idempotent", "lockFinalization", "packages", "refresh"]
+                ),
                 (#"{"operation":"rollback","arguments":{"packages":["a"]}}"#, "/arguments/packages", "is not a known member", nil),
                 (#"{"operation":"deploy","arguments":{}}"#, "/arguments/target", "is required", nil),
                 (#"{"operation":"cleanup","arguments":{"pending":"yes"}}"#, "/arguments/pending", "must be true or false", nil),

@@ -702,28 +702,28 @@ components:
       description: An engine phase began.
       required: [kind, task]
       properties:
-        kind: { type: string }
+        kind: { type: string, enum: [task-begin] }
         task: { type: string }
     TaskEndEvent:
       type: object
       description: An engine phase ended.
       required: [kind, task]
       properties:
-        kind: { type: string }
+        kind: { type: string, enum: [task-end] }
         task: { type: string }
     MessageEvent:
       type: object
       description: A warning or note for the user.
       required: [kind, text]
       properties:
-        kind: { type: string }
+        kind: { type: string, enum: [message] }
         text: { type: string }
     PercentEvent:
       type: object
       description: dpkg unpacking and configuring packages.
       required: [kind, percent, done, total, item]
       properties:
-        kind: { type: string }
+        kind: { type: string, enum: [percent] }
         percent: { type: integer }
         done: { type: integer }
         total: { type: integer }
@@ -733,7 +733,7 @@ components:
       description: The last event; the stream ends after it.
       required: [kind, success, state]
       properties:
-        kind: { type: string }
+        kind: { type: string, enum: [finished] }
         success: { type: boolean }
         state: { $ref: "#/components/schemas/TransactionState" }
         error: { type: string }

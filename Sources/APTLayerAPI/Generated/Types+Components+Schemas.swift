@@ -2261,7 +2261,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/TaskBeginEvent`.
         public struct TaskBeginEvent: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/TaskBeginEvent/kind`.
-            public var kind: Swift.String
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case taskBegin = "task-begin"
+            }
+            /// - Remark: Generated from `#/components/schemas/TaskBeginEvent/kind`.
+            public var kind: Components.Schemas.TaskBeginEvent.KindPayload
             /// - Remark: Generated from `#/components/schemas/TaskBeginEvent/task`.
             public var task: Swift.String
             /// Creates a new `TaskBeginEvent`.
@@ -2270,7 +2274,7 @@ extension Components {
             ///   - kind:
             ///   - task:
             public init(
-                kind: Swift.String,
+                kind: Components.Schemas.TaskBeginEvent.KindPayload,
                 task: Swift.String
             ) {
                 self.kind = kind
@@ -2286,7 +2290,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/TaskEndEvent`.
         public struct TaskEndEvent: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/TaskEndEvent/kind`.
-            public var kind: Swift.String
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case taskEnd = "task-end"
+            }
+            /// - Remark: Generated from `#/components/schemas/TaskEndEvent/kind`.
+            public var kind: Components.Schemas.TaskEndEvent.KindPayload
             /// - Remark: Generated from `#/components/schemas/TaskEndEvent/task`.
             public var task: Swift.String
             /// Creates a new `TaskEndEvent`.
@@ -2295,7 +2303,7 @@ extension Components {
             ///   - kind:
             ///   - task:
             public init(
-                kind: Swift.String,
+                kind: Components.Schemas.TaskEndEvent.KindPayload,
                 task: Swift.String
             ) {
                 self.kind = kind
@@ -2311,7 +2319,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/MessageEvent`.
         public struct MessageEvent: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/MessageEvent/kind`.
-            public var kind: Swift.String
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case message = "message"
+            }
+            /// - Remark: Generated from `#/components/schemas/MessageEvent/kind`.
+            public var kind: Components.Schemas.MessageEvent.KindPayload
             /// - Remark: Generated from `#/components/schemas/MessageEvent/text`.
             public var text: Swift.String
             /// Creates a new `MessageEvent`.
@@ -2320,7 +2332,7 @@ extension Components {
             ///   - kind:
             ///   - text:
             public init(
-                kind: Swift.String,
+                kind: Components.Schemas.MessageEvent.KindPayload,
                 text: Swift.String
             ) {
                 self.kind = kind
@@ -2336,7 +2348,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/PercentEvent`.
         public struct PercentEvent: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/PercentEvent/kind`.
-            public var kind: Swift.String
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case percent = "percent"
+            }
+            /// - Remark: Generated from `#/components/schemas/PercentEvent/kind`.
+            public var kind: Components.Schemas.PercentEvent.KindPayload
             /// - Remark: Generated from `#/components/schemas/PercentEvent/percent`.
             public var percent: Swift.Int
             /// - Remark: Generated from `#/components/schemas/PercentEvent/done`.
@@ -2354,7 +2370,7 @@ extension Components {
             ///   - total:
             ///   - item:
             public init(
-                kind: Swift.String,
+                kind: Components.Schemas.PercentEvent.KindPayload,
                 percent: Swift.Int,
                 done: Swift.Int,
                 total: Swift.Int,
@@ -2379,7 +2395,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/FinishedEvent`.
         public struct FinishedEvent: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/FinishedEvent/kind`.
-            public var kind: Swift.String
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case finished = "finished"
+            }
+            /// - Remark: Generated from `#/components/schemas/FinishedEvent/kind`.
+            public var kind: Components.Schemas.FinishedEvent.KindPayload
             /// - Remark: Generated from `#/components/schemas/FinishedEvent/success`.
             public var success: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/FinishedEvent/state`.
@@ -2397,7 +2417,7 @@ extension Components {
             ///   - error:
             ///   - changed:
             public init(
-                kind: Swift.String,
+                kind: Components.Schemas.FinishedEvent.KindPayload,
                 success: Swift.Bool,
                 state: Components.Schemas.TransactionState,
                 error: Swift.String? = nil,
