@@ -1,8 +1,9 @@
 #!/bin/bash
 # Regenerates Sources/APTLayerAPI/Generated from openapi/openapi.yaml: the types, server stubs and
 # client (swift-openapi-generator, built from scripts/openapi-tools, outside the product's build)
-# and OpenAPIDocument.swift (the document itself, served at GET /v1/openapi.yaml). The generated
-# code is committed so that building the product never runs the generator.
+# and OpenAPIDocument.swift (the document itself, served at GET /v1/openapi.yaml), and
+# openapi/status-v2.schema.json (scripts/status-schema.py). The generated code is committed so that
+# building the product never runs the generator.
 #   scripts/openapi-generate.sh          write the files
 #   scripts/openapi-generate.sh --check  exit 1, naming the files, when regenerating would change any
 set -euo pipefail
@@ -34,6 +35,8 @@ if [ "${1:-}" = --check ]; then
   for f in "$out"/*.swift; do
     [ -e "$tmp/$(basename "$f")" ] || { echo "not generated: $f"; status=1; }
   done
+  # The status document's JSON Schema, cut from the same document.
+  /usr/bin/python3 scripts/status-schema.py --check || status=1
   [ $status = 0 ] || echo "error: the generated OpenAPI code differs from openapi/openapi.yaml; run scripts/openapi-generate.sh and commit" >&2
   exit $status
 fi
@@ -41,3 +44,4 @@ mkdir -p "$out"
 rm -f "$out"/*.swift
 cp "$tmp"/*.swift "$out/"
 echo "Wrote $(ls "$out" | wc -l) files to $out"
+/usr/bin/python3 scripts/status-schema.py

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 
 extension Tag {
@@ -9,4 +10,13 @@ extension Tag {
     /// would starve the cooperative pool's two threads on two cores, or be starved by it:
     /// `scripts/test.sh` runs each such suite in a `swift test` of its own.
     @Tag public static var alone: Self
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs only as root (tmpfs sysroots, bubblewrap, agents on real sockets, systemd units);
+    /// elsewhere the suite is skipped, and says why, instead of failing. `make check` runs the
+    /// suites that need none of it.
+    public static var asRoot: Self {
+        .enabled(if: geteuid() == 0, "needs root (tmpfs sysroots, bubblewrap, agents, systemd); make check runs the in-process tier")
+    }
 }
