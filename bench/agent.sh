@@ -30,8 +30,8 @@ trap cleanup EXIT
 bin=$here/.build/release
 S=$work/sysroot
 gcc -shared -fPIC -O2 -o "$work/wrk-client-cert.so" "$here/bench/support/wrk-client-cert.c" -ldl
-"$here/Tests/Fixtures/make-debs.sh" "$work/fx" >/dev/null
-"$here/Tests/Fixtures/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
+"$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
+"$here/Tests/Fixtures/builders/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
 "$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
 "$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
 "$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null

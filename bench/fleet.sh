@@ -9,4 +9,4 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 [ -x .build/debug/apt-layerd ] && [ -x .build/debug/apt-layer ] || swift build >/dev/null
-exec python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts "${1:-20}"
+exec python3 Tests/Fixtures/system/fleet-sim.py --bin .build/debug --hosts "${1:-20}"

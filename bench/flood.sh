@@ -2,7 +2,7 @@
 # Benchmark (not a test) of apt-layerd under a pre-authentication connection flood from one
 # address (issue 26, finding 6), in one run on this machine: an authorised mTLS client on
 # 127.0.0.1 asks GET /v1/status REQUESTS times (default 40, 0.25 s apart), each on a new
-# connection, while bench's flooder (Tests/Fixtures/flood.py) holds 1,100 connections from
+# connection, while bench's flooder (Tests/Fixtures/harness/flood.py) holds 1,100 connections from
 # 127.0.0.2 and reopens each one the agent closes. Three agent configurations:
 #   baseline:   no flood;
 #   unlimited:  the flood, with the per-peer limit off and the old 10 s pre-auth budget
@@ -30,8 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 S=$work/sysroot
-"$here/Tests/Fixtures/make-debs.sh" "$work/fx" >/dev/null
-"$here/Tests/Fixtures/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
+"$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
+"$here/Tests/Fixtures/builders/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
 "$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
 "$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
 "$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null
@@ -53,7 +53,7 @@ YAML
   "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none" >"$work/agent-$1.log" 2>&1 & agent=$!
   for _ in $(seq 100); do $C https://127.0.0.1:17443/v1/status 2>/dev/null && break; sleep 0.1; done
   if [ "$2" = 1 ]; then
-    python3 "$here/Tests/Fixtures/flood.py" 127.0.0.2 17443 1100 $((REQUESTS + 120)) & flood=$!
+    python3 "$here/Tests/Fixtures/harness/flood.py" 127.0.0.2 17443 1100 $((REQUESTS + 120)) & flood=$!
     sleep 3
   fi
   : > "$work/times"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Telemetry benchmark (not a test): N agents (default 20) report to one OTLP receiver
-(Tests/Fixtures/otlp-receiver.py, which parses every request with the official protobuf
+(Tests/Fixtures/harness/otlp-receiver.py, which parses every request with the official protobuf
 definitions). Prints a table:
 
   * drain rate after a 10-minute outage, simulated in seconds: each agent's outbox is filled with

@@ -61,8 +61,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
 say "Building a small base image and a local apt repository"
-"$here/Tests/Fixtures/make-debs.sh" "$demo/fixtures" >/dev/null
-"$here/Tests/Fixtures/make-rootfs.sh" "$demo/rootfs" "$demo/fixtures/debs" "$demo/fixtures/repo" demo
+"$here/Tests/Fixtures/builders/make-debs.sh" "$demo/fixtures" >/dev/null
+"$here/Tests/Fixtures/builders/make-rootfs.sh" "$demo/rootfs" "$demo/fixtures/debs" "$demo/fixtures/repo" demo
 run "$bin/apt-layer" init --sysroot "$S" --os debian
 run "$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref demo/base --version 1.0 --stub-kernel "$demo/rootfs"
 run "$bin/apt-layer" rebase -q --sysroot "$S" demo/base

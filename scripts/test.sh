@@ -22,9 +22,9 @@ if ! "$PT/bin/python" -c 'import opentelemetry.proto, mirrors_countme' 2>/dev/nu
 fi
 # deploy/: promtool check config / check rules / test rules, the Grafana dashboard against Grafana's
 # JSON schemas and every query through promtool, the collector example's structure.
-bash Tests/Fixtures/check-deploy.sh
+bash Tests/Fixtures/system/check-deploy.sh
 "$PT/bin/python" deploy/countme/test_apt_layer_countme.py
-"$PT/bin/python" Tests/Fixtures/test_otlp_receiver.py
+"$PT/bin/python" Tests/Fixtures/system/test_otlp_receiver.py
 # The generated OpenAPI code is committed (a build never runs the generator); regenerating it from
 # openapi/openapi.yaml must change nothing.
 bash scripts/openapi-generate.sh --check
@@ -35,7 +35,7 @@ if grep -rnE 'apt-layer_[0-9]+\.[0-9]+' README.md docs; then echo "error: a doc 
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.
-bash Tests/Fixtures/test_cli_docs.sh .build/debug
+bash Tests/Fixtures/system/test_cli_docs.sh .build/debug
 # Tiers by Swift Testing tags (scripts/suites.sh reads them from the sources; docs/testing.md):
 # `.fast` suites together (make check); then each target's other suites, one target at a time (on
 # two cores, synchronous tests of several targets together starved the agent tests' async waits);
@@ -52,10 +52,10 @@ for suite in $alone; do
   swift test --skip-build --filter "\.$suite(/|$)"
 done
 # The README's demo as a newcomer meets it: taken ports, Ctrl-C, an agent that cannot start.
-python3 Tests/Fixtures/test_demo.py
+python3 Tests/Fixtures/system/test_demo.py
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and
 # FleetLock slots, one canary rolls back; it exits 1 when any checked property fails.
-python3 Tests/Fixtures/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check
+python3 Tests/Fixtures/system/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check
 # The VM tier: apt-layer's .deb in a bootable image, booted under qemu (TCG) through staging,
 # reboots, rollback, finalization locking and an agent killed under systemd (docs/image.md).
 sh scripts/vm-test.sh

@@ -3,8 +3,8 @@
 # bookworm base with it (deploy/treefiles/bookworm-vm.yaml: kernel, systemd, dracut + ostree-boot),
 # writes a disk image with `apt-layer compose image`, and boots it under qemu (TCG) to check
 # staging, reboots, rollback, finalization locking, agent restarts and journald fields
-# (Tests/Fixtures/vm-test.py), then the fleet mission under the packaged unit: a signed policy over
-# HTTPS, releases over HTTP, FleetLock, health checks, rollback (Tests/Fixtures/vm_fleet.py). Root.
+# (Tests/Fixtures/system/vm-test.py), then the fleet mission under the packaged unit: a signed policy over
+# HTTPS, releases over HTTP, FleetLock, health checks, rollback (Tests/Fixtures/system/vm_fleet.py). Root.
 #   scripts/vm-test.sh [--keep] [--only-fleet]
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ t0=$(date +%s)
 deb=$(APT_LAYER_DEB_CONFIG=debug sh scripts/build-deb.sh "$w/deb")
 echo "== $(basename "$deb") built in $(( $(date +%s) - t0 )) s; lintian:"
 lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v 'root privileges' || true
-sh Tests/Fixtures/make-debs.sh "$w/fx" >/dev/null
+sh Tests/Fixtures/builders/make-debs.sh "$w/fx" >/dev/null
 sh scripts/make-test-pki.sh "$w/pki" >/dev/null
 ostree --repo="$w/repo" init --mode=bare-user
 cp deploy/treefiles/bookworm-vm.yaml "$w/vm.yaml"
@@ -45,5 +45,5 @@ t0=$(date +%s)
 .build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw" \
   --karg console=ttyS0,115200n8 --karg quiet
 echo "== image written in $(( $(date +%s) - t0 )) s"
-python3 Tests/Fixtures/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm" \
+python3 Tests/Fixtures/system/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm" \
   --repo "$w/repo" --ref debian/bookworm/x86_64/vm "$@"

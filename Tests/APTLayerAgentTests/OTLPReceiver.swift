@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-/// `Tests/Fixtures/otlp-receiver.py`: parses every request with the official OTLP protobuf
+/// `Tests/Fixtures/harness/otlp-receiver.py`: parses every request with the official OTLP protobuf
 /// definitions and writes one JSON line per log record; its mode simulates outages and errors.
 final class OTLPReceiver: @unchecked Sendable {
     // @unchecked Sendable: the process handle is only touched by the test that owns it.
@@ -21,7 +21,7 @@ final class OTLPReceiver: @unchecked Sendable {
         let stdout = "\(dir)/stdout"
         FileManager.default.createFile(atPath: stdout, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.python)
-        process.arguments = ["\(Paths.fixtures)/otlp-receiver.py", "--out", "\(dir)/records.jsonl", "--mode", mode, "--quiet"]
+        process.arguments = ["\(Paths.fixtures)/harness/otlp-receiver.py", "--out", "\(dir)/records.jsonl", "--mode", mode, "--quiet"]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdout))
         process.standardError = FileHandle.nullDevice

@@ -127,7 +127,7 @@ struct ReliabilityTests {
     @Test func oneSourceFloodingConnectionsDoesNotLockOthersOut() throws {
         let agent = try AgentBed()
         defer { agent.stop() }
-        let flood = "\(Paths.fixtures)/flood.py"
+        let flood = "\(Paths.fixtures)/harness/flood.py"
         let (_, output) = try Shell.status(
             """
             python3 \(flood) 127.0.0.2 \(agent.port) 1100 25 & f=$!

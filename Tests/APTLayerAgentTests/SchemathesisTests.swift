@@ -19,7 +19,7 @@ struct SchemathesisTests {
         let report = "\(agent.bed.fixtures)/schemathesis"
         let (code, output) = try Shell.status(
             """
-            mkdir -p \(report) && cd \(report) && \(Self.binary) --config-file \(Paths.fixtures)/schemathesis.toml run \(Paths.packageRoot)/openapi/openapi.yaml --url https://127.0.0.1:\(agent.port) \
+            mkdir -p \(report) && cd \(report) && \(Self.binary) --config-file \(Paths.fixtures)/data/schemathesis.toml run \(Paths.packageRoot)/openapi/openapi.yaml --url https://127.0.0.1:\(agent.port) \
               --tls-verify \(agent.pki)/ca.crt --request-cert \(agent.pki)/operator.crt --request-cert-key \(agent.pki)/operator.key \
               --checks all --exclude-checks use_after_free --phases examples,fuzzing,stateful --max-examples 25 --max-time 100 --seed 7 --workers 2 --no-color --generation-database none \
               --report junit --report-dir \(report) 2>&1

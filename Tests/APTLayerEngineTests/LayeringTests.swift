@@ -156,7 +156,7 @@ struct LayeringTests {
         try Shell.run("ostree init --repo=\(remote) --mode=archive")
         let dir = "\(bed.fixtures)/rootfs-r"
         try Shell.run(
-            "\(Paths.fixtures)/make-rootfs.sh \(dir)1 \(bed.debs) \(bed.repo) r1 && \(Paths.fixtures)/make-rootfs.sh \(dir)2 \(bed.debs) \(bed.repo) r2"
+            "\(Paths.fixtures)/builders/make-rootfs.sh \(dir)1 \(bed.debs) \(bed.repo) r1 && \(Paths.fixtures)/builders/make-rootfs.sh \(dir)2 \(bed.debs) \(bed.repo) r2"
         )
         let pinned = try bed.engine().composeRootfs("\(dir)1", repo: remote, options: .init(ref: "acme/stable", version: "2026.1", stubKernel: true))
         let head = try bed.engine().composeRootfs("\(dir)2", repo: remote, options: .init(ref: "acme/stable", version: "2026.2", stubKernel: true))
@@ -185,7 +185,7 @@ struct LayeringTests {
         let bed = try TestBed()
         let remote = "\(bed.fixtures)/remote-repo"
         try Shell.run("ostree init --repo=\(remote) --mode=archive")
-        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(bed.fixtures)/rootfs-r \(bed.debs) \(bed.repo) r1")
+        try Shell.run("\(Paths.fixtures)/builders/make-rootfs.sh \(bed.fixtures)/rootfs-r \(bed.debs) \(bed.repo) r1")
         let pinned = try bed.engine().composeRootfs(
             "\(bed.fixtures)/rootfs-r", repo: remote, options: .init(ref: "acme/stable", version: "2026.1", stubKernel: true))
         let remotes = "ostree --repo=\(bed.sysroot)/ostree/repo remote list"

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-/// Staged deployments on a host libostree sees as booted (Tests/Fixtures/boot-container.sh): the
+/// Staged deployments on a host libostree sees as booted (Tests/Fixtures/harness/boot-container.sh): the
 /// real stage, `finalize-staged` at "shutdown", and the next boot.
 @Suite("staged deployments on a booted host", .asRoot)
 struct StagedDeploymentTests {
@@ -11,7 +11,7 @@ struct StagedDeploymentTests {
     /// accounts and adds them at the first locked operation after the reboot.
     @Test func accountsCreatedByScriptsSurviveFinalize() throws {
         let bed = try TestBed()
-        let harness = "\(Paths.fixtures)/boot-container.sh"
+        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
         let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
         let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
         let first = try Shell.status(
@@ -44,7 +44,7 @@ struct StagedDeploymentTests {
         // that carried its empty list, wrote a boot entry without root= that could not boot).
         try Shell.run("\(Paths.cli) kargs -q --append base=1 --append console=ttyS0 --sysroot \(bed.sysroot)")
         if row.newBase { try bed.composeBase(version: "2.0", note: "2") }
-        let harness = "\(Paths.fixtures)/boot-container.sh"
+        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
         let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
         let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
         let commands = row.verbs.map { "\(Paths.cli) \($0) -q --sysroot /" }.joined(separator: " && ")
@@ -77,7 +77,7 @@ struct StagedDeploymentTests {
     /// previous deployment, then `cleanup -r` that removes the unpinned rollback deployment.
     @Test func rollbackPinAndCleanupAcrossReboots() throws {
         let bed = try TestBed()
-        let harness = "\(Paths.fixtures)/boot-container.sh"
+        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
         let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
         let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
         let original = try bed.defaultChecksum

@@ -30,8 +30,8 @@ public final class TestBed: @unchecked Sendable {
         try Shell.run(
             "mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)"
         )
-        try Shell.run("\(Paths.fixtures)/make-debs.sh \(fixtures)/fx")
-        try Shell.run("\(Paths.fixtures)/make-rootfs.sh \(fixtures)/rootfs \(fixtures)/fx/debs \(fixtures)/fx/repo 1")
+        try Shell.run("\(Paths.fixtures)/builders/make-debs.sh \(fixtures)/fx")
+        try Shell.run("\(Paths.fixtures)/builders/make-rootfs.sh \(fixtures)/rootfs \(fixtures)/fx/debs \(fixtures)/fx/repo 1")
         let engine = Engine(options: .init(sysroot: sysroot))
         try engine.initialize(osname: "debian")
         baseChecksum = try engine.composeRootfs("\(fixtures)/rootfs", repo: nil, options: .init(ref: "test/base", version: "1.0", stubKernel: true))
@@ -49,13 +49,13 @@ public final class TestBed: @unchecked Sendable {
     @discardableResult
     public func composeBase(ref: String = "test/base", version: String, note: String) throws -> String {
         let dir = "\(fixtures)/rootfs-\(version)"
-        try Shell.run("rm -rf \(dir) && \(Paths.fixtures)/make-rootfs.sh \(dir) \(debs) \(repo) \(note)")
+        try Shell.run("rm -rf \(dir) && \(Paths.fixtures)/builders/make-rootfs.sh \(dir) \(debs) \(repo) \(note)")
         return try engine().composeRootfs(dir, repo: nil, options: .init(ref: ref, version: version, stubKernel: true))
     }
 
     /// Adds a .deb to the flat repository and reindexes it.
     public func publish(_ deb: String) throws {
-        try Shell.run("cp \(debs)/\(deb) \(repo)/ && \(Paths.fixtures)/index-repo.sh \(repo)")
+        try Shell.run("cp \(debs)/\(deb) \(repo)/ && \(Paths.fixtures)/builders/index-repo.sh \(repo)")
     }
 
     public var status: StatusDocument { get throws { try engine().status() } }

@@ -2,11 +2,11 @@
 # Checks the operator-facing monitoring files in deploy/: Prometheus configuration, alert rules and
 # their unit tests (promtool), the Grafana dashboard (Grafana's JSON Schema, panel plugin schemas,
 # layout, and every PromQL query parsed by promtool), and the OpenTelemetry Collector example.
-#   bash Tests/Fixtures/check-deploy.sh        (from the repository root; needs promtool, and
+#   bash Tests/Fixtures/system/check-deploy.sh        (from the repository root; needs promtool, and
 #                                               python3 with PyYAML and jsonschema)
 # Prints one line per check passed; exits non-zero on the first failure.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 
 PROMTOOL=${PROMTOOL:-promtool}
 command -v "$PROMTOOL" >/dev/null || { echo "FAIL: promtool not found (Debian: prometheus)" >&2; exit 1; }
@@ -44,10 +44,10 @@ run "promtool check rules deploy/prometheus/alerts.yml" \
 # rule_files in the test file resolve against its directory.
 run "promtool test rules deploy/prometheus/alerts.test.yml" \
     "$PROMTOOL" test rules deploy/prometheus/alerts.test.yml
-"$PYTHON" Tests/Fixtures/check-deploy.py alerts deploy/prometheus/alerts.yml deploy/prometheus/alerts.test.yml
+"$PYTHON" Tests/Fixtures/system/check-deploy.py alerts deploy/prometheus/alerts.yml deploy/prometheus/alerts.test.yml
 
-"$PYTHON" Tests/Fixtures/check-deploy.py dashboard deploy/grafana/apt-layer-fleet.json Tests/Fixtures/grafana "$TMP/dashboard-queries.yml"
+"$PYTHON" Tests/Fixtures/system/check-deploy.py dashboard deploy/grafana/apt-layer-fleet.json Tests/Fixtures/data/grafana "$TMP/dashboard-queries.yml"
 run "promtool parses every dashboard query (check rules on the extracted queries)" \
     "$PROMTOOL" check rules "$TMP/dashboard-queries.yml"
 
-"$PYTHON" Tests/Fixtures/check-deploy.py otel deploy/otel-collector/config.yaml
+"$PYTHON" Tests/Fixtures/system/check-deploy.py otel deploy/otel-collector/config.yaml

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests for otlp-receiver.py. Run with a Python that has opentelemetry-proto (protobuf) installed:
 
-    .build/pytools/bin/python Tests/Fixtures/test_otlp_receiver.py [-v]
+    .build/pytools/bin/python Tests/Fixtures/system/test_otlp_receiver.py [-v]
 """
 import gzip
 import http.client
@@ -19,7 +19,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RECEIVER = os.path.join(HERE, "otlp-receiver.py")
+RECEIVER = os.path.join(os.path.dirname(HERE), "harness", "otlp-receiver.py")
 
 # A hand-written OTLP/HTTP JSON request as the proto3 JSON mapping (with OTLP's deviations) has it:
 # 64-bit integers as decimal strings, enums as numbers, hex traceId/spanId, lowerCamelCase keys.

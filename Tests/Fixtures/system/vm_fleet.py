@@ -5,8 +5,8 @@ host's loopback as 10.0.2.2):
   - releases are commits in an archive repository served over HTTP (nginx): release 2 is the VM's
     base plus a marker file, release 3 the same plus a file that makes its health check fail;
   - the policy is signed with ssh-keygen -Y and served over HTTPS with client certificates (nginx);
-  - a protocol-exact FleetLock server (Tests/Fixtures/fleetlock-server.py) holds one slot;
-  - the OTLP receiver (Tests/Fixtures/otlp-receiver.py) takes the status reports; countme goes to
+  - a protocol-exact FleetLock server (Tests/Fixtures/harness/fleetlock-server.py) holds one slot;
+  - the OTLP receiver (Tests/Fixtures/harness/otlp-receiver.py) takes the status reports; countme goes to
     the policy server.
 
 The driver must configure the policy's remote from inside the unit's sandbox, stage release 2 with
@@ -17,7 +17,8 @@ by `systemctl reboot`, pass the health checks, give the slot back and report; th
 import base64, json, os, shutil, ssl, subprocess, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(FIXTURES))
 GUEST_HOST = "10.0.2.2"
 
 
@@ -73,10 +74,10 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
 }}
 """)
         self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
-        self.spawn(["/usr/bin/python3", f"{HERE}/fleetlock-server.py", "--port", str(self.lock), "--slots", "1",
+        self.spawn(["/usr/bin/python3", f"{FIXTURES}/harness/fleetlock-server.py", "--port", str(self.lock), "--slots", "1",
                     "--cert", f"{w}/server.crt", "--key", f"{w}/server.key"])
         out = open(f"{w}/otlp.out", "w")
-        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{HERE}/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
+        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{FIXTURES}/harness/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
         ports = {}
         for _ in range(200):
             ports = dict(l.split() for l in open(f"{w}/otlp.out").read().splitlines() if len(l.split()) == 2)

@@ -7,7 +7,7 @@
 2. when the agent cannot start (an address it cannot bind), it fails fast with the agent's log and
    its one-line error naming the address, exits non-zero and still leaves no mount behind.
 
-Run as root from the repository: python3 Tests/Fixtures/test_demo.py
+Run as root from the repository: python3 Tests/Fixtures/system/test_demo.py
 """
 import glob
 import os
@@ -19,7 +19,7 @@ import sys
 import time
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def demo_mounts():

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Fleet simulation: N hosts, each a real apt-layerd on its own tmpfs sysroot booted in the
-booted-container harness (Tests/Fixtures/boot-container.sh), with its own machine-id and client
+booted-container harness (Tests/Fixtures/harness/boot-container.sh), with its own machine-id and client
 certificate; one signed policy served by nginx over HTTPS (client certificate required); the OSTree
 repository served by nginx over HTTP; the protocol-exact FleetLock server
-(Tests/Fixtures/fleetlock-server.py) over HTTPS. A new base release is composed and published
+(Tests/Fixtures/harness/fleetlock-server.py) over HTTPS. A new base release is composed and published
 during the run and rolls through waves, a window and reboot slots; one canary fails its health
 check and rolls back.
 
@@ -16,7 +16,8 @@ import argparse, datetime, hashlib, hmac, json, os, random, re, shutil, signal, 
 import subprocess, sys, tempfile, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(FIXTURES))
 FLEET, STREAM, SLOTS = "acme-prod", "stable", 2
 # Every host's agent kills itself (SIGKILL) once right after journaling each of these driver
 # states, before acting on it (FaultPoint "driver-STATE"); the supervisor restarts it in the same boot.
@@ -88,8 +89,8 @@ class Sim:
     def setup(self):
         w = self.work
         sh(f"mount -t tmpfs -o size=1G tmpfs {w}")
-        sh(f"{HERE}/make-debs.sh {w}/fx >/dev/null")
-        sh(f"{HERE}/make-rootfs.sh {w}/rootfs1 {w}/fx/debs {w}/fx/repo r1")
+        sh(f"{FIXTURES}/builders/make-debs.sh {w}/fx >/dev/null")
+        sh(f"{FIXTURES}/builders/make-rootfs.sh {w}/rootfs1 {w}/fx/debs {w}/fx/repo r1")
         sh(f"{ROOT}/scripts/make-test-pki.sh {w}/pki")
         os.makedirs(f"{w}/keys")
         signers = ""
@@ -112,11 +113,11 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
 }}
 """)
         self.spawn(["nginx", "-c", f"{w}/nginx.conf", "-p", f"{w}/nginx", "-e", f"{w}/nginx/error.log"])
-        self.spawn([sys.executable, f"{HERE}/fleetlock-server.py", "--port", str(self.lockport), "--slots", str(self.args.slots),
+        self.spawn([sys.executable, f"{FIXTURES}/harness/fleetlock-server.py", "--port", str(self.lockport), "--slots", str(self.args.slots),
                     "--cert", f"{w}/pki/server.crt", "--key", f"{w}/pki/server.key"])
         # The status reports' collector: parses every request with the official OTLP definitions.
         out = open(f"{w}/otlp.out", "w")
-        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{HERE}/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
+        self.spawn([f"{ROOT}/.build/pytools/bin/python", f"{FIXTURES}/harness/otlp-receiver.py", "--out", f"{w}/otlp.jsonl", "--quiet"], stdout=out)
         for _ in range(200):
             ports = dict(l.split() for l in open(f"{w}/otlp.out").read().splitlines() if len(l.split()) == 2)
             if "CONTROL" in ports:
@@ -183,12 +184,12 @@ fleet:
         open(f"{d}/run.sh", "w").write(f"""#!/bin/sh
 fb=
 while [ ! -e {d}/stop ]; do
-  {HERE}/boot-container.sh $fb -b {w} -B {d} -b {self.bin} -e APT_LAYER_TEST_FAULT={FAULTS} -e APT_LAYER_TEST_FAULT_ONCE={d}/faults \\
+  {FIXTURES}/harness/boot-container.sh $fb -b {w} -B {d} -b {self.bin} -e APT_LAYER_TEST_FAULT={FAULTS} -e APT_LAYER_TEST_FAULT_ONCE={d}/faults \\
     {d}/sysroot {d}/state -- /bin/sh -c \\
     'while [ ! -e {d}/stop ]; do {self.bin}/apt-layerd --config {d}/agent.yaml >> {d}/agent.log 2>&1; sleep 0.3; done' \\
     >> {d}/boots.log 2>&1
   fb=
-  case "$({HERE}/boot-container.sh last {d}/state)" in
+  case "$({FIXTURES}/harness/boot-container.sh last {d}/state)" in
   *reboot*) [ -e {d}/fallback-armed ] && rm {d}/fallback-armed && fb=--fallback ;;  # a bootloader falling back, once
   *) sleep 0.5 ;;
   esac
@@ -317,7 +318,7 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
             return
 
         # Release 2, composed now. Waves from the hosts' own buckets: 3 canaries, then early, then broad.
-        sh(f"{HERE}/make-rootfs.sh {self.work}/rootfs2 {self.work}/fx/debs {self.work}/fx/repo r2")
+        sh(f"{FIXTURES}/builders/make-rootfs.sh {self.work}/rootfs2 {self.work}/fx/debs {self.work}/fx/repo r2")
         self.commit2 = self.compose("rootfs2", "2026.12.2")
         for h in self.hosts:
             h["bucket"] = bucket(FLEET, STREAM, h["hid"])

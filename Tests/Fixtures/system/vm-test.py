@@ -15,7 +15,7 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
   old deployment, finalize + reboot applies it; SIGKILL of the agent mid-transaction: systemd
   restarts it, the transaction is interrupted, the next one succeeds; journald carries
   APT_LAYER_TXN / APT_LAYER_OPERATION; systemd-analyze security prints the unit's exposure.
-  Then the fleet mission (Tests/Fixtures/vm_fleet.py, with --repo): a signed policy over HTTPS, two
+  Then the fleet mission (Tests/Fixtures/system/vm_fleet.py, with --repo): a signed policy over HTTPS, two
   releases in an archive repository over HTTP, FleetLock, OTLP, countme; the driver stages release 2
   with the operator's packages and pending kernel arguments, reboots by itself, passes its health
   checks, gives the slot back; release 3 fails its health check, is rolled back and denylisted.
@@ -387,7 +387,7 @@ def scenario(vm, args):
 
 
 def fleet(vm, args, boot_id):
-    """The fleet mission under the packaged unit (Tests/Fixtures/vm_fleet.py)."""
+    """The fleet mission under the packaged unit (Tests/Fixtures/system/vm_fleet.py)."""
     if not args.repo:
         check("fleet mission: --repo and --ref given", False, "no repository to publish releases from")
         return

@@ -2,10 +2,10 @@
 # The man pages and shell completions the .deb ships are generated from the argument parser
 # (scripts/manpage.py, --generate-completion-script): every verb and the issue 11 options appear,
 # the pages render, and bash completion completes verbs and options. Exits 1 naming what failed.
-#   Tests/Fixtures/test_cli_docs.sh BIN_DIR
+#   Tests/Fixtures/system/test_cli_docs.sh BIN_DIR
 set -uo pipefail
 bin=${1:?BIN_DIR}
-here=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")/../../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
