@@ -147,7 +147,8 @@ struct OnePathTests {
         // The validator does refuse a document off the schema (the test can fail).
         try #"{"schema":"apt-layer.status/v2","sysroot":"/","deployments":[],"transaction":"an-id"}"#.write(
             toFile: "\(dir)/bad.json", atomically: true, encoding: .utf8)
-        #expect(try Shell.status("\(Paths.fixtures)/system/validate-json.py \(Paths.packageRoot)/openapi/status-v2.schema.json \(dir)/bad.json").0 == 1)
+        #expect(
+            try Shell.status("\(Paths.fixtures)/system/validate-json.py \(Paths.packageRoot)/openapi/status-v2.schema.json \(dir)/bad.json").0 == 1)
         // Through the agent and locally, the CLI prints the same deployments.
         let viaSocket = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/via-socket.json"))) as? [String: Any]
         let local = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/local.json"))) as? [String: Any]
