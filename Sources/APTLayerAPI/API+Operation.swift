@@ -57,35 +57,28 @@ struct FlatRequest: Codable {
 extension Components.Schemas.TransactionRequest {
     /// The request that starts `operation`.
     public init(_ operation: HostOperation, idempotencyKey: String? = nil) throws {
-        let arguments = operation.arguments
-        let flat = FlatRequest(
-            operation: operation.kind, arguments: arguments == .init() && !operation.kind.takesArguments ? nil : arguments,
-            idempotencyKey: idempotencyKey)
+        // Rollback and finalize take no arguments: their schema has no `arguments` to fill.
+        let arguments = HostOperation.allowedKeys(operation.kind).isEmpty ? nil : operation.arguments
+        let flat = FlatRequest(operation: operation.kind, arguments: arguments, idempotencyKey: idempotencyKey)
         self = try JSONDecoder().decode(Self.self, from: JSONEncoder().encode(flat))
     }
 
-    /// The flat form of whichever operation's request this is.
-    var flat: FlatRequest {
-        get throws { try JSONDecoder().decode(FlatRequest.self, from: JSONEncoder().encode(self)) }
+    /// The operation, validated (missing arguments, values the engine must never see: one line;
+    /// the schema already refused unknown keys and arguments of other operations), and the caller's
+    /// idempotency key, from one conversion to the flat form.
+    public func decoded() throws(OperationError) -> (operation: HostOperation, idempotencyKey: String?) {
+        let flat: FlatRequest
+        do { flat = try JSONDecoder().decode(FlatRequest.self, from: JSONEncoder().encode(self)) } catch {
+            throw OperationError("unreadable request: \(error)")
+        }
+        return (try HostOperation(kind: flat.operation, arguments: flat.arguments ?? .init()), flat.idempotencyKey)
     }
-
-    /// The caller's idempotency key.
-    public var idempotencyKey: String? { (try? flat)?.idempotencyKey }
-}
-
-extension HostOperation.Kind {
-    /// Whether the operation's request schema has arguments of its own (rollback and finalize have
-    /// none).
-    public var takesArguments: Bool { self != .rollback && self != .finalize }
 }
 
 extension HostOperation {
-    /// Validates an API request into an operation (missing arguments, values the engine must never
-    /// see: one line). The schema already refused unknown keys and arguments of other operations.
+    /// Validates an API request into an operation (``Components/Schemas/TransactionRequest/decoded()``).
     public init(_ request: Components.Schemas.TransactionRequest) throws(OperationError) {
-        let flat: FlatRequest
-        do { flat = try request.flat } catch { throw OperationError("unreadable request: \(error)") }
-        try self.init(kind: flat.operation, arguments: flat.arguments ?? .init())
+        self = try request.decoded().operation
     }
 }
 

@@ -107,9 +107,9 @@ public struct APIHandler: APIProtocol {
 
     public func createTransaction(_ input: Operations.CreateTransaction.Input) async throws -> Operations.CreateTransaction.Output {
         guard case .json(let request) = input.body else { throw AgentProblem.badRequest("expected application/json") }
-        let operation: HostOperation
-        do { operation = try HostOperation(request) } catch { throw AgentProblem.invalidOperation(error.message) }
-        if let key = request.idempotencyKey {
+        let (operation, idempotencyKey): (HostOperation, String?)
+        do { (operation, idempotencyKey) = try request.decoded() } catch { throw AgentProblem.invalidOperation(error.message) }
+        if let key = idempotencyKey {
             guard (1...200).contains(key.count) else { throw AgentProblem.badRequest("idempotencyKey must be 1 to 200 characters") }
             guard !key.containsControlCharacters else { throw AgentProblem.invalidOperation("idempotencyKey must be printable") }
         }
@@ -130,7 +130,7 @@ public struct APIHandler: APIProtocol {
         let (record, outcome): (TransactionRecord, TransactionManager.Outcome)
         do {
             (record, outcome) = try await manager.submit(
-                operation, idempotencyKey: request.idempotencyKey, requester: caller.identity, role: caller.role.rawValue,
+                operation, idempotencyKey: idempotencyKey, requester: caller.identity, role: caller.role.rawValue,
                 wait: input.query.wait ?? false)
         } catch { throw AgentProblem.transaction(error) }
         let transaction = Components.Schemas.Transaction(record)
