@@ -3,7 +3,6 @@
 # `@Suite(…, .tags(.TAG))` line and the type it annotates. `swift test` filters by name only, so
 # scripts/check.sh and scripts/test.sh select tiers through this; no list of suites is kept by hand.
 #   scripts/suites.sh fast     in process: no root, no mounts, no network (make check)
-#   scripts/suites.sh alone    long synchronous work: each runs in a `swift test` of its own
 set -eu
 cd "$(dirname "$0")/.."
 tag=$1

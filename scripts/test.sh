@@ -36,21 +36,17 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.
 bash Tests/Fixtures/system/test_cli_docs.sh .build/debug
-# Tiers by Swift Testing tags (scripts/suites.sh reads them from the sources; docs/testing.md):
-# `.fast` suites together (make check); then each target's other suites, one target at a time (on
-# two cores, synchronous tests of several targets together starved the agent tests' async waits);
-# then every `.alone` suite in a run of its own (long synchronous work: agents by the dozen, mounts,
-# disk images, schemathesis). A new suite lands in its target's run unless it carries a tag.
+# The `.fast` suites first (make check, seconds); then every other suite in one run. Those block
+# (mounts, apt, engine calls, agents' subprocesses) and carry `.offPool`, which runs each test case
+# on a thread of its own, at most OffPoolTrait.width at once, so none starves the cooperative pool
+# the agent tests' awaits need (docs/testing.md). A suite that needs root without it fails here.
 fast=$(sh scripts/suites.sh fast)
-alone=$(sh scripts/suites.sh alone)
-[ -n "$fast" ] && [ -n "$alone" ] || { echo "error: no suite tagged .fast or .alone" >&2; exit 1; }
+[ -n "$fast" ] || { echo "error: no suite tagged .fast" >&2; exit 1; }
+if grep -n '@Suite(.*\.asRoot' Tests/*/*.swift | grep -v '\.offPool'; then
+  echo "error: a suite that needs root blocks; give it .offPool (Tests/TestSupport/OffPool.swift)" >&2; exit 1
+fi
 swift test --skip-build --filter "\.($(echo $fast | tr ' ' '|'))(/|$)"
-for target in APTLayerFleetTests APTLayerDriverTests APTLayerEngineTests APTLayerAgentTests; do
-  swift test --skip-build --filter "$target\." --skip "\.($(echo $fast $alone | tr ' ' '|'))(/|$)"
-done
-for suite in $alone; do
-  swift test --skip-build --filter "\.$suite(/|$)"
-done
+swift test --skip-build --skip "\.($(echo $fast | tr ' ' '|'))(/|$)"
 # The README's demo as a newcomer meets it: taken ports, Ctrl-C, an agent that cannot start.
 python3 Tests/Fixtures/system/test_demo.py
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The live agent over real mTLS: roles, transactions, events, bad input.
-@Suite("apt-layerd over mTLS", .asRoot)
+@Suite("apt-layerd over mTLS", .asRoot, .offPool)
 struct AgentAPITests {
     @Test func mutualTLSAndRoles() throws {
         let agent = try AgentBed()

@@ -7,7 +7,7 @@ import Testing
 @testable import APTLayerAgent
 
 /// Crash recovery, the state directory lock, configuration, and the journal's migrations.
-@Suite("apt-layerd lifecycle and journal", .asRoot)
+@Suite("apt-layerd lifecycle and journal", .asRoot, .offPool)
 struct AgentLifecycleTests {
     /// `after-install` dies with a half-built tree in the repository; `before-deploy` with the
     /// layered commit written but not deployed; `after-deploy` with the deployment written but the

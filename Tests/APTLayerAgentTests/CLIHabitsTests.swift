@@ -6,7 +6,7 @@ import Testing
 /// with the same output and exit code as locally, `--wait`, one-line transport errors on every
 /// path, idle `cancel`, `--version`, the served OpenAPI document, problem documents that name
 /// the field and the allowed values, 404/405, and every problem type documented.
-@Suite("CLI habits and API discovery", .tags(.alone), .asRoot)
+@Suite("CLI habits and API discovery", .asRoot, .offPool)
 struct CLIHabitsTests {
     /// The three ways the CLI reaches a host.
     static func paths(_ agent: AgentBed) -> [(name: String, arguments: String)] {

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// `apt-layer` verbs started through the agent: progress streamed, exit codes kept, Ctrl-C cancels.
-@Suite("apt-layer through apt-layerd", .asRoot)
+@Suite("apt-layer through apt-layerd", .asRoot, .offPool)
 struct CLIThroughAgentTests {
     @Test func verbsRunThroughTheAgent() throws {
         let agent = try AgentBed()

@@ -6,7 +6,7 @@ import Testing
 /// The agent's policy fetch and trust, end to end: nginx serves the policy over HTTPS and requires
 /// the host's client certificate; signatures come from `ssh-keygen`; GET /v1/policy shows what was
 /// accepted, what was refused and why, and where this host stands.
-@Suite("Fleet policy through the agent", .serialized, .asRoot)
+@Suite("Fleet policy through the agent", .serialized, .asRoot, .offPool)
 struct FleetPolicyTests {
     static let machineID = "5f0c3a1e9b7d4c2a8e6f1b3d5a7c9e0f"
 

@@ -8,7 +8,7 @@ import Testing
 @testable import APTLayerAgent
 
 /// Hostile input against the real agent (issue 7's findings, each reproduced).
-@Suite("hardening", .asRoot)
+@Suite("hardening", .asRoot, .offPool)
 struct HardeningTests {
     /// The BLS entries hold only the keys libostree writes, one per line.
     static func entriesAreClean(_ bed: TestBed) throws -> Bool {
@@ -154,7 +154,7 @@ struct HardeningTests {
 }
 
 /// The journal's failures (findings 6 and 7).
-@Suite("journal failures", .asRoot)
+@Suite("journal failures", .asRoot, .offPool)
 struct JournalFailureTests {
     /// Finding 7: a corrupt journal is moved aside, a new one started, the event logged and shown
     /// in status and metrics, and the API keeps working.

@@ -7,7 +7,7 @@ import Testing
 
 /// The policy's health checks, run for real: a command's exit status and timeout, an HTTP answer
 /// from a real server, a systemd unit.
-@Suite("health checks", .asRoot)
+@Suite("health checks", .asRoot, .offPool)
 struct HealthCheckTests {
     @Test func commandsHTTPAndUnits() async throws {
         let dir = try Shell.run("mktemp -d /tmp/apt-layer-health.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)

@@ -7,7 +7,7 @@ import Testing
 
 /// The CLI through the agent's socket, through mTLS, and locally: one operation, one journal, one
 /// status document.
-@Suite("one transaction path", .asRoot)
+@Suite("one transaction path", .asRoot, .offPool)
 struct OnePathTests {
     /// The three ways to reach the same host.
     static func paths(_ agent: AgentBed) -> [(name: String, arguments: String, requester: String)] {

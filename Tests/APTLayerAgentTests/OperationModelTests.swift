@@ -88,6 +88,47 @@ struct OperationModelTests {
         #expect(throws: OperationError(message)) { try HostOperation(kind: kind, arguments: arguments) }
     }
 
+    /// The CLI prints from the model (``HostStatus``, ``TransactionRecord``): an agent's documents
+    /// become model values and back without losing a field, so `--json` prints what the agent
+    /// served, and the text shows the running transaction, local packages and the agent.
+    @Test func theCLIsModelViewKeepsTheAgentsDocuments() throws {
+        let at = Date(timeIntervalSince1970: 1_780_000_000)
+        var running = TransactionRecord(
+            id: "t1", operation: .install(packages: ["fixture-app"], flags: .init(dryRun: true)), state: .running, requester: "cn=ops",
+            idempotencyKey: "k1", createdAt: at)
+        running.startedAt = at.addingTimeInterval(2)
+        let wireRunning = Components.Schemas.Transaction(running)
+        let deployment = Components.Schemas.Deployment(
+            index: 0, id: "debian-abc.0", osname: "debian", serial: 0, checksum: String(repeating: "a", count: 64), version: "2.0",
+            committedAt: at, origin: "debian:stable", booted: false, _default: true, staged: true, pinned: false,
+            baseChecksum: String(repeating: "b", count: 64), baseVersion: "1.0", baseCommittedAt: at.addingTimeInterval(-60),
+            requestedPackages: ["fixture-app"],
+            requestedLocalPackages: [.init(sha256: String(repeating: "c", count: 64), name: "local", file: "local_1.0_all")],
+            requestedBaseRemovals: ["fixture-removable"], layeredPackages: [.init(name: "fixture-app", version: "1.0", architecture: "all")],
+            kernelArguments: "quiet")
+        let wire = Components.Schemas.StatusDocument(
+            schema: .aptLayer_statusV2, sysroot: "/", deployments: [deployment],
+            agent: .init(version: "9.9", uptimeSeconds: 12, journalReset: .init(at: at, movedTo: "/x.bad", reason: "garbage")),
+            transaction: wireRunning)
+        let host = try HostStatus(wire)
+        #expect(host.running == running)
+        #expect(host.document == wire)
+        let text = StatusPrinter.text(host, verbose: true)
+        #expect(text.contains("State: busy") && text.contains("Transaction: install fixture-app (t1, running, by cn=ops"))
+        #expect(text.contains("Agent: apt-layerd 9.9") && text.contains("LocalPackages: local_1.0_all (ccc"))
+        #expect(text.contains("→ [0] debian:debian:stable (default, staged)") && text.contains("BaseCommit: bbb"))
+        // Every operation the CLI builds survives the transaction document both ways.
+        for (_, operation) in CLICases.all {
+            var record = TransactionRecord(id: "t2", operation: operation, state: .queued, requester: "uid:0", createdAt: at)
+            try record.move(to: .running, at: at)
+            try record.move(to: .succeeded, at: at)
+            record.changed = true
+            record.diff = PackageDiff(added: [.init(name: "a", version: "1", architecture: "all")], removed: [], upgraded: [], downgraded: [])
+            #expect(try Components.Schemas.Transaction(record).model() == record)
+        }
+        #expect(HistoryPrinter.text([running], limit: 20).contains("install fixture-app"))
+    }
+
     @Test func eventsRoundTripThroughTheAPIAndTheJournal() throws {
         let events: [TransactionEvent] = [
             .taskBegin(task: "Resolving packages"), .taskEnd(task: "Resolving packages"), .message(text: "note"),

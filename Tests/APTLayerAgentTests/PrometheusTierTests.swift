@@ -7,7 +7,7 @@ import Testing
 /// rules) in the real Prometheus, scraping three real agents; queried over its HTTP API. Then
 /// `apt-layer fleet status` finds the agents through that Prometheus, and through an inventory
 /// with one unreachable host.
-@Suite("Prometheus tier", .serialized, .tags(.alone), .asRoot)
+@Suite("Prometheus tier", .serialized, .asRoot, .offPool)
 struct PrometheusTierTests {
     static let machineIDs = ["11111111111111111111111111111111", "22222222222222222222222222222222", "33333333333333333333333333333333"]
 

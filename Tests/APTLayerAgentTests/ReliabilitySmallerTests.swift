@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// Issue 26's smaller findings that need an agent of their own.
-@Suite("reliability, smaller findings", .tags(.alone), .asRoot)
+@Suite("reliability, smaller findings", .asRoot, .offPool)
 struct ReliabilitySmallerTests {
     /// A directory where the journal file should be is a start a restart cannot fix: the agent
     /// exits at once with 78, which the unit's `RestartPreventExitStatus=` names (no crash loop).
@@ -65,7 +65,7 @@ struct ReliabilitySmallerTests {
 }
 
 /// A query parameter that is not what the document says is named as a parameter, not as the body.
-@Suite("bad query parameters", .asRoot)
+@Suite("bad query parameters", .asRoot, .offPool)
 struct BadQueryParameterTests {
     @Test func aGarbageSinceNamesTheParameter() throws {
         let agent = try AgentBed()

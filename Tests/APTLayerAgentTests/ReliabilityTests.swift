@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// Issue 26's findings against the real agent, each reproduced as it was found.
-@Suite("reliability", .serialized, .tags(.alone), .asRoot)
+@Suite("reliability", .serialized, .asRoot, .offPool)
 struct ReliabilityTests {
     /// `curl` over mTLS as `identity`, without the URL.
     static func curl(_ agent: AgentBed, as identity: String = "reader") -> String {

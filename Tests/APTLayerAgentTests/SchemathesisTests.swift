@@ -7,7 +7,7 @@ import Testing
 /// `.build/schemathesis`; when it is missing this test fails, it does not skip. The coverage phase is
 /// left out: on this Python (3.11) it stops with an internal error in hypothesis ("AST constructor
 /// recursion depth mismatch" while describing a filter lambda) before sending a request.
-@Suite("OpenAPI conformance (schemathesis)", .tags(.alone), .asRoot)
+@Suite("OpenAPI conformance (schemathesis)", .asRoot, .offPool)
 struct SchemathesisTests {
     static var binary: String {
         ProcessInfo.processInfo.environment["APT_LAYER_SCHEMATHESIS"] ?? "\(Paths.packageRoot)/.build/schemathesis/bin/schemathesis"

@@ -6,7 +6,7 @@ import Testing
 /// connection whose caller is known. It must answer what the generated handler answers — the same
 /// bytes apart from the uptime's digits — follow every change of the sysroot at once (inotify), also
 /// one made outside the agent, and carry the running transaction.
-@Suite("status from bytes", .asRoot)
+@Suite("status from bytes", .asRoot, .offPool)
 struct StatusFastPathTests {
     /// Two GETs on one keep-alive connection: the first resolves the caller through the middleware,
     /// the second is answered by the fast path (when it is on). Returns both bodies.

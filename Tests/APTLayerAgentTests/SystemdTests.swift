@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// sd_notify behaviour, observed through a real NOTIFY_SOCKET, and graceful stop.
-@Suite("apt-layerd and systemd", .asRoot)
+@Suite("apt-layerd and systemd", .asRoot, .offPool)
 struct SystemdTests {
     @Test func readyAfterListenersWatchdogAndStopping() throws {
         let agent = try AgentBed()

@@ -7,7 +7,7 @@ import Testing
 /// receiver that parses OTLP with the official protobuf definitions, across a collector outage, a
 /// restart, a kill -9, 503 with Retry-After and a 400; countme requests in a real nginx access log,
 /// counted by deploy/countme.
-@Suite("Telemetry through the agent", .serialized, .tags(.alone), .asRoot)
+@Suite("Telemetry through the agent", .serialized, .asRoot, .offPool)
 struct TelemetryAgentTests {
     static func seqs(_ records: [[String: Any]]) -> Set<Int> {
         Set(records.compactMap { ($0["attributes"] as? [String: Any])?["apt_layer.report.seq"] as? Int })

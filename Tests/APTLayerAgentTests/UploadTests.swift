@@ -4,7 +4,7 @@ import Testing
 
 /// .deb files reach a remote agent by upload, never by host path: streamed under a size limit,
 /// checked, kept by SHA-256, installed as `sha256:HEX`; every refusal leaves nothing behind.
-@Suite("Package uploads", .asRoot)
+@Suite("Package uploads", .asRoot, .offPool)
 struct UploadTests {
     static let debType = "-H 'content-type: application/vnd.debian.binary-package'"
 

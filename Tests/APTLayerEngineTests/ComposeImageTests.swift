@@ -7,7 +7,7 @@ import Testing
 
 /// `apt-layer compose image` without booting (the VM tier boots one): the partition table, what
 /// each ext4 filesystem holds (read with debugfs at the partition's offset), and bad input.
-@Suite("compose image", .serialized, .tags(.alone), .asRoot)
+@Suite("compose image", .serialized, .asRoot, .offPool)
 struct ComposeImageTests {
     /// `debugfs -R CMD` on the filesystem at `offset` bytes into `image`.
     static func debugfs(_ image: String, offset: Int, _ command: String) throws -> String {

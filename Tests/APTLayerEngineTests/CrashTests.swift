@@ -9,7 +9,7 @@ import Testing
 /// it, and the engine killed under its children. Whatever happens, the sysroot stays loadable and
 /// consistent (fsck, one boot entry per deployment, every deployment's base kept by a ref), the
 /// journal calls the transaction what it was, and the next operation succeeds and leaves nothing.
-@Suite("Crashes leave a consistent sysroot", .asRoot)
+@Suite("Crashes leave a consistent sysroot", .asRoot, .offPool)
 struct CrashTests {
     /// Engine phases with a fault point, in order, and whether the new deployment exists by then.
     static let installPhases: [(String, Bool)] = [
@@ -226,7 +226,7 @@ struct CrashTests {
 }
 
 /// Subprocess edges that used to hang or leak.
-@Suite("Subprocess", .asRoot)
+@Suite("Subprocess", .asRoot, .offPool)
 struct SubprocessTests {
     /// A descendant that leaves the process group and keeps the output pipe open (an inner bwrap
     /// orphaned before it armed its parent-death signal) cannot keep the engine reading forever.

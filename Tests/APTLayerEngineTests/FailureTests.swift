@@ -7,7 +7,7 @@ import Testing
 
 /// Every bad input ends with a one-line error, the default deployment and requested state unchanged,
 /// and no temporary tree left behind.
-@Suite("Bad input changes nothing", .asRoot)
+@Suite("Bad input changes nothing", .asRoot, .offPool)
 struct FailureTests {
     enum Input: String, CaseIterable, Sendable {
         case unknownPackage, unsatisfiable, corruptDeb, escapingDeb, failingPostinst, fileConflict, kernelPackage, kernelDependency, implicitRemoval,

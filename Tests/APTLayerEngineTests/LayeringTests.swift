@@ -5,7 +5,7 @@ import OSTree
 import TestSupport
 import Testing
 
-@Suite("Layering on a tmpfs sysroot", .asRoot)
+@Suite("Layering on a tmpfs sysroot", .asRoot, .offPool)
 struct LayeringTests {
     @Test func installPullsDependenciesAndRecordsMetadata() throws {
         let bed = try TestBed()
@@ -352,7 +352,7 @@ struct LayeringTests {
 
 /// Finding 17 of issue 7: a sysroot that is not booted keeps the default, its rollback and pinned
 /// deployments, not every deployment ever made.
-@Suite("retention on a sysroot that is not booted", .asRoot)
+@Suite("retention on a sysroot that is not booted", .asRoot, .offPool)
 struct RetentionTests {
     @Test func onlyDefaultRollbackAndPinnedStay() throws {
         let bed = try TestBed()

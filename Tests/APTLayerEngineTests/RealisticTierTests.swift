@@ -7,7 +7,7 @@ import Testing
 /// The realistic tier: a real bookworm minbase composed with mmdebstrap from the host's configured
 /// mirror, a real package with dependencies from that mirror, Debian's real adduser, and a
 /// bwrap "smoke boot" of the new deployment.
-@Suite("Realistic tier: bookworm minbase", .serialized, .asRoot)
+@Suite("Realistic tier: bookworm minbase", .serialized, .asRoot, .offPool)
 struct RealisticTierTests {
     @Test func composeLayerCurlAndSmokeBoot() throws {
         let bed = try TestBed(deploy: false)

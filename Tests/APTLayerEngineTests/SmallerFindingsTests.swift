@@ -6,7 +6,7 @@ import Testing
 @testable import APTLayerEngine
 
 /// Issue 26's smaller findings in the engine and the CLI, each as it was reproduced.
-@Suite("smaller findings", .asRoot)
+@Suite("smaller findings", .asRoot, .offPool)
 struct SmallerFindingsTests {
     /// The boot versions (`boot/loader.N`) on a sysroot.
     static func bootVersions(_ bed: TestBed) throws -> [String] {

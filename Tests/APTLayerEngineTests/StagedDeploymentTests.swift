@@ -4,7 +4,7 @@ import Testing
 
 /// Staged deployments on a host libostree sees as booted (Tests/Fixtures/harness/boot-container.sh): the
 /// real stage, `finalize-staged` at "shutdown", and the next boot.
-@Suite("staged deployments on a booted host", .asRoot)
+@Suite("staged deployments on a booted host", .asRoot, .offPool)
 struct StagedDeploymentTests {
     /// A locally edited /etc/passwd wins whole in libostree's /etc merge at finalize, so the account
     /// a maintainer script created for the staged deployment used to vanish. The engine keeps such

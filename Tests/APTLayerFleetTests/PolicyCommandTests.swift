@@ -6,7 +6,7 @@ import Testing
 
 /// `apt-layer policy verify` and `apt-layer policy explain`, run as the binary a person runs, with
 /// every number recomputed independently in Python from docs/fleet.md.
-@Suite("apt-layer policy", .asRoot)
+@Suite("apt-layer policy", .asRoot, .offPool)
 struct PolicyCommandTests {
     @Test func verifyAcceptsASignedPolicyAndRefusesATamperedOneInOneLine() throws {
         let keys = try PolicyTrustTests.Keys()

@@ -30,12 +30,27 @@ public final class TestBed: @unchecked Sendable {
         try Shell.run(
             "mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)"
         )
-        try Shell.run("\(Paths.fixtures)/builders/make-debs.sh \(fixtures)/fx")
-        try Shell.run("\(Paths.fixtures)/builders/make-rootfs.sh \(fixtures)/rootfs \(fixtures)/fx/debs \(fixtures)/fx/repo 1")
+        // The fixture .debs, repository and base tree, built once per test process and copied.
+        // The fixture .debs, repository and base tree, built once per test process and copied;
+        // the base's apt source then names this bed's repository (make-rootfs.sh writes the line).
+        try Shell.run(
+            "cp -a \(try Self.builtFixtures.get())/. \(fixtures)/ && echo 'deb [trusted=yes] file:\(fixtures)/fx/repo ./' > \(fixtures)/rootfs/etc/apt/sources.list.d/fixture.list"
+        )
         let engine = Engine(options: .init(sysroot: sysroot))
         try engine.initialize(osname: "debian")
         baseChecksum = try engine.composeRootfs("\(fixtures)/rootfs", repo: nil, options: .init(ref: "test/base", version: "1.0", stubKernel: true))
         if deploy { _ = try engine.rebase("test/base") }
+    }
+
+    /// `fx/` (debs, repository, bad packages) and `rootfs/` as the builders make them, in a
+    /// directory of this process (removed at exit); each bed copies it.
+    static let builtFixtures: Result<String, any Error> = Result {
+        let dir = "/tmp/apt-layer-fixtures.\(getpid())"
+        try Shell.run("rm -rf \(dir) && mkdir -p \(dir)")
+        atexit { _ = try? Shell.run("rm -rf /tmp/apt-layer-fixtures.\(getpid())") }
+        try Shell.run("\(Paths.fixtures)/builders/make-debs.sh \(dir)/fx")
+        try Shell.run("\(Paths.fixtures)/builders/make-rootfs.sh \(dir)/rootfs \(dir)/fx/debs \(dir)/fx/repo 1")
+        return dir
     }
 
     deinit {
