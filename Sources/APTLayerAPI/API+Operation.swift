@@ -91,6 +91,22 @@ extension Components.Schemas.Transaction {
             finishedAt: r.finishedAt, changed: r.changed, summary: r.summary, resultChecksum: r.resultChecksum, error: r.error,
             diff: r.diff.map(Components.Schemas.PackageDiff.init))
     }
+
+    /// The journal's form of what the API says (no owner process, boot or role: the API does not
+    /// publish them); throws when the operation and its arguments do not make a valid operation.
+    public func model() throws(OperationError) -> TransactionRecord {
+        var r = TransactionRecord(
+            id: id, operation: try HostOperation(kind: operation.model, arguments: arguments.model), state: state.model,
+            requester: requester, idempotencyKey: idempotencyKey, createdAt: createdAt)
+        r.startedAt = startedAt
+        r.finishedAt = finishedAt
+        r.changed = changed
+        r.summary = summary
+        r.resultChecksum = resultChecksum
+        r.error = error
+        r.diff = diff?.model
+        return r
+    }
 }
 
 extension Components.Schemas.TransactionEvent {

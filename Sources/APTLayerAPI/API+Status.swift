@@ -43,6 +43,18 @@ extension Components.Schemas.Deployment {
             requestedBaseRemovals: d.requestedBaseRemovals, layeredPackages: d.layeredPackages.map(Components.Schemas.Package.init),
             kernelArguments: d.kernelArguments)
     }
+
+    /// The model's form (the CLI prints from it; times are whole seconds in both).
+    public var model: StatusDocument.DeploymentStatus {
+        .init(
+            index: index, id: id, osname: osname, serial: serial, checksum: checksum, version: version,
+            timestamp: UInt64(max(0, committedAt.timeIntervalSince1970.rounded(.down))), origin: origin, booted: booted, default: _default,
+            staged: staged, pinned: pinned, baseChecksum: baseChecksum, baseVersion: baseVersion,
+            baseTimestamp: baseCommittedAt.map { UInt64(max(0, $0.timeIntervalSince1970.rounded(.down))) },
+            requestedPackages: requestedPackages,
+            requestedLocalPackages: requestedLocalPackages.map { .init(sha256: $0.sha256, name: $0.name, nameVersionArch: $0.file) },
+            requestedBaseRemovals: requestedBaseRemovals, layeredPackages: layeredPackages.map(\.model), kernelArguments: kernelArguments)
+    }
 }
 
 extension Components.Schemas.StatusDocument {
@@ -53,6 +65,9 @@ extension Components.Schemas.StatusDocument {
             schema: .aptLayer_statusV2, sysroot: document.sysroot, deployments: document.deployments.map(Components.Schemas.Deployment.init),
             agent: agent, transaction: transaction)
     }
+
+    /// The model's form of the deployments (the agent and running transaction are beside it).
+    public var model: StatusDocument { StatusDocument(sysroot: sysroot, deployments: deployments.map(\.model)) }
 }
 
 extension Components.Schemas.PackageDiffReport {

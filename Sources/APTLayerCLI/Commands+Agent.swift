@@ -24,11 +24,11 @@ struct History: ParsableCommand {
     func run() throws {
         let (state, kind, limit) = (state, operation, limit)
         let service = global.service
-        let transactions: [Components.Schemas.Transaction]
+        let transactions: [TransactionRecord]
         do { transactions = try blocking { try await service.transactions(state: state, kind: kind, limit: limit) } } catch {
             throw fail(oneLine(error))
         }
-        if json { return printJSON(transactions) }
+        if json { return printJSON(transactions.map(Components.Schemas.Transaction.init)) }
         print(HistoryPrinter.text(transactions, limit: limit), terminator: "")
     }
 }
@@ -47,7 +47,7 @@ struct TransactionCommand: ParsableCommand {
             let id = id
             let service = global.service
             do {
-                printJSON(try blocking { try await service.transaction(id: id) })
+                printJSON(Components.Schemas.Transaction(try blocking { try await service.transaction(id: id) }))
             } catch { throw fail(oneLine(error)) }
         }
     }

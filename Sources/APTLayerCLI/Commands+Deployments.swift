@@ -62,17 +62,17 @@ struct Status: ParsableCommand {
     @Flag(name: [.customShort("b"), .long], help: "Only the booted deployment.") var booted = false
     @Flag(name: .shortAndLong, help: "More detail: kernel arguments, ids, installed versions of layered packages.") var verbose = false
     func run() throws {
-        var document: Components.Schemas.StatusDocument
+        var host: HostStatus
         var diff: PackageDiff?
         do {
             let (service, json) = (global.service, json)
-            (document, diff) = try blocking { try await service.status(nextBootDiff: !json) }
+            (host, diff) = try blocking { try await service.status(nextBootDiff: !json) }
         } catch { throw fail(oneLine(error)) }
-        if booted { document.deployments = document.deployments.filter(\.booted) }
+        if booted { host.status.deployments = host.status.deployments.filter(\.booted) }
         if json {
-            printJSON(document)
+            printJSON(host.document)
         } else {
-            print(StatusPrinter.text(document, diff: diff, verbose: verbose), terminator: "")
+            print(StatusPrinter.text(host, diff: diff, verbose: verbose), terminator: "")
         }
     }
 }

@@ -1,15 +1,15 @@
-import APTLayerAPI
-import APTLayerEngine
+import APTLayerJournal
 import APTLayerModel
 import Foundation
 
 /// `apt-layer history` as a table: a header, one transaction per line with what it changed, and
 /// a hint when more are older than the page.
 enum HistoryPrinter {
-    static func text(_ transactions: [Components.Schemas.Transaction], limit: Int) -> String {
+    static func text(_ transactions: [TransactionRecord], limit: Int) -> String {
         if transactions.isEmpty { return "No transactions.\n" }
         let rows = transactions.map { t -> [String] in
-            let what = ([t.operation.rawValue] + (t.arguments.packages ?? []) + [t.arguments.ref, t.arguments.target].compactMap { $0 })
+            let a = t.operation.arguments
+            let what = ([t.operation.kind.rawValue] + (a.packages ?? []) + [a.ref, a.target].compactMap { $0 })
                 .joined(separator: " ")
             return [RFC3339.string(t.createdAt), t.state.rawValue, what, t.requester, change(t), t.id]
         }
@@ -29,9 +29,9 @@ enum HistoryPrinter {
     }
 
     /// What a transaction did: its package changes, else its error or summary.
-    static func change(_ t: Components.Schemas.Transaction) -> String {
+    static func change(_ t: TransactionRecord) -> String {
         if let error = t.error { return "error: \(error.prefix(60))" }
-        if let diff = t.diff?.model, !diff.isEmpty { return DiffPrinter.counts(diff) }
+        if let diff = t.diff, !diff.isEmpty { return DiffPrinter.counts(diff) }
         if t.changed == false { return "no change" }
         if t.state == .queued || t.state == .running { return "-" }
         return t.summary.map { String($0.prefix(60)) } ?? "-"

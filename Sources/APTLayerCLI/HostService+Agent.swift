@@ -1,5 +1,6 @@
 import APTLayerAPI
 import APTLayerEngine
+import APTLayerJournal
 import APTLayerModel
 import Foundation
 
@@ -7,11 +8,11 @@ import Foundation
 struct AgentHostService: HostService {
     let endpoint: AgentClient.Endpoint
 
-    func status(nextBootDiff: Bool) async throws -> (document: Components.Schemas.StatusDocument, diff: PackageDiff?) {
+    func status(nextBootDiff: Bool) async throws -> (status: HostStatus, diff: PackageDiff?) {
         try await AgentClient.with(endpoint) { client in
-            let document = try await client.status()
-            guard nextBootDiff, nextBootDiffers(document) else { return (document, nil) }
-            return (document, try? await client.packageDiff(from: nil, to: nil).diff.model)
+            let status = try HostStatus(try await client.status())
+            guard nextBootDiff, nextBootDiffers(status.status) else { return (status, nil) }
+            return (status, try? await client.packageDiff(from: nil, to: nil).diff.model)
         }
     }
 
@@ -32,17 +33,24 @@ struct AgentHostService: HostService {
     }
 
     func kernelArguments() async throws -> String {
-        let document = try await status(nextBootDiff: false).document
-        guard let next = document.deployments.first(where: \._default) else { throw AgentClient.Failure(message: "no deployment") }
+        let document = try await status(nextBootDiff: false).status.status
+        guard let next = document.deployments.first(where: \.default) else { throw AgentClient.Failure(message: "no deployment") }
         return next.kernelArguments
     }
 
-    func transactions(state: TransactionState?, kind: HostOperation.Kind?, limit: Int) async throws -> [Components.Schemas.Transaction] {
-        try await AgentClient.with(endpoint) { try await $0.transactions(state: state, kind: kind, limit: limit) }
+    func transactions(state: TransactionState?, kind: HostOperation.Kind?, limit: Int) async throws -> [TransactionRecord] {
+        try await AgentClient.with(endpoint) { try await $0.transactions(state: state, kind: kind, limit: limit) }.map { try Self.record($0) }
     }
 
-    func transaction(id: String) async throws -> Components.Schemas.Transaction {
-        try await AgentClient.with(endpoint) { try await $0.transaction(id) }
+    func transaction(id: String) async throws -> TransactionRecord {
+        try Self.record(try await AgentClient.with(endpoint) { try await $0.transaction(id) })
+    }
+
+    /// The journal's form of an agent's transaction document.
+    static func record(_ t: Components.Schemas.Transaction) throws -> TransactionRecord {
+        do { return try t.model() } catch {
+            throw AgentClient.Failure(message: "transaction \(t.id) from the agent is not a valid operation: \(error)")
+        }
     }
 
     func cancel(id: String?) async throws -> String? {
@@ -67,7 +75,7 @@ struct AgentHostService: HostService {
             }
             do {
                 try await TransactionRunner.render(try await client.events(id), quiet: quiet)
-                return TransactionOutcome(try await client.transaction(id))
+                return TransactionOutcome(try Self.record(try await client.transaction(id)))
             } catch let failure as AgentClient.Failure {
                 // The agent went away while the transaction ran (a restart): it may have finished.
                 throw AgentClient.Failure(

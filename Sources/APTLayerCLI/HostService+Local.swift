@@ -23,12 +23,12 @@ struct LocalHostService: HostService {
         return try Journal(path: path)
     }
 
-    func status(nextBootDiff: Bool) async throws -> (document: Components.Schemas.StatusDocument, diff: PackageDiff?) {
+    func status(nextBootDiff: Bool) async throws -> (status: HostStatus, diff: PackageDiff?) {
         let engine = engine
         let running = try? readJournal().transactions(state: .running, operation: nil, limit: 1).first
-        let document = Components.Schemas.StatusDocument(try engine.status(), transaction: running.map(Components.Schemas.Transaction.init))
-        guard nextBootDiff, nextBootDiffers(document) else { return (document, nil) }
-        return (document, try? engine.packageDiff(from: nil, to: nil).diff)
+        let status = HostStatus(status: try engine.status(), running: running ?? nil)
+        guard nextBootDiff, nextBootDiffers(status.status) else { return (status, nil) }
+        return (status, try? engine.packageDiff(from: nil, to: nil).diff)
     }
 
     func packageDiff(from: String?, to: String?) async throws -> PackageDiffReport { try engine.packageDiff(from: from, to: to) }
@@ -37,13 +37,13 @@ struct LocalHostService: HostService {
 
     func kernelArguments() async throws -> String { try engine.currentKernelArguments() }
 
-    func transactions(state: TransactionState?, kind: HostOperation.Kind?, limit: Int) async throws -> [Components.Schemas.Transaction] {
-        try readJournal().transactions(state: state, operation: kind, limit: limit).map(Components.Schemas.Transaction.init)
+    func transactions(state: TransactionState?, kind: HostOperation.Kind?, limit: Int) async throws -> [TransactionRecord] {
+        try readJournal().transactions(state: state, operation: kind, limit: limit)
     }
 
-    func transaction(id: String) async throws -> Components.Schemas.Transaction {
+    func transaction(id: String) async throws -> TransactionRecord {
         guard let record = try readJournal().transaction(id: id) else { throw AgentClient.Failure(message: "no transaction \(id)") }
-        return Components.Schemas.Transaction(record)
+        return record
     }
 
     /// A local run is cancelled from its own terminal: the failure says which process runs one.

@@ -7,36 +7,40 @@ import Foundation
 /// each deployment in boot order (● booted, → default when not booted) with right-aligned labels;
 /// `Diff:` on the deployment that boots next when it differs from the booted one.
 enum StatusPrinter {
-    /// The text for `document`; `diff` is the change the next boot makes, when there is one.
-    static func text(_ document: Components.Schemas.StatusDocument, diff: PackageDiff? = nil, verbose: Bool = false) -> String {
-        var out = "State: \(document.transaction == nil ? "idle" : "busy")\n"
-        if let t = document.transaction {
-            let what = ([t.operation.rawValue] + (t.arguments.packages ?? [])).joined(separator: " ")
+    /// The text for `host`; `diff` is the change the next boot makes, when there is one.
+    static func text(_ host: HostStatus, diff: PackageDiff? = nil, verbose: Bool = false) -> String {
+        var out = "State: \(host.running == nil ? "idle" : "busy")\n"
+        if let t = host.running {
+            let what = ([t.operation.kind.rawValue] + (t.operation.arguments.packages ?? [])).joined(separator: " ")
             out += "Transaction: \(what) (\(t.id), \(t.state.rawValue), by \(t.requester) since \(RFC3339.string(t.startedAt ?? t.createdAt)))\n"
         }
-        if let agent = document.agent, verbose { out += "Agent: apt-layerd \(agent.version)\n" }
-        if document.deployments.isEmpty { return out + "Deployments: none\n" }
+        if let agent = host.agent, verbose { out += "Agent: apt-layerd \(agent.version)\n" }
+        let deployments = host.status.deployments
+        if deployments.isEmpty { return out + "Deployments: none\n" }
         out += "Deployments:\n"
-        for d in document.deployments {
-            let marker = d.booted ? "●" : (d._default ? "→" : " ")
+        for d in deployments {
+            let marker = d.booted ? "●" : (d.default ? "→" : " ")
             var flags: [String] = []
-            if d._default && !d.booted { flags.append("default") }
+            if d.default && !d.booted { flags.append("default") }
             if d.staged { flags.append("staged") }
             if d.pinned { flags.append("pinned") }
             out += "\(marker) [\(d.index)] \(d.osname):\(d.origin ?? "(no origin)")\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\n"
             var lines: [(String, String)] = []
-            lines.append(("Version", "\(d.version ?? "-") (\(RFC3339.string(d.committedAt)))"))
+            lines.append(("Version", "\(d.version ?? "-") (\(RFC3339.string(Date(timeIntervalSince1970: TimeInterval(d.timestamp)))))"))
             if d.baseChecksum != d.checksum {
                 lines.append(("BaseCommit", d.baseChecksum))
                 if verbose, let baseVersion = d.baseVersion { lines.append(("BaseVersion", baseVersion)) }
             }
             lines.append(("Commit", d.checksum))
-            if let diff, d._default, !d.booted { lines.append(("Diff", DiffPrinter.counts(diff))) }
+            if let diff, d.default, !d.booted { lines.append(("Diff", DiffPrinter.counts(diff))) }
             if !d.requestedBaseRemovals.isEmpty { lines.append(("RemovedBasePackages", d.requestedBaseRemovals.joined(separator: " "))) }
             if !d.requestedPackages.isEmpty { lines.append(("LayeredPackages", d.requestedPackages.joined(separator: " "))) }
             if !d.requestedLocalPackages.isEmpty {
                 lines.append(
-                    ("LocalPackages", d.requestedLocalPackages.map { verbose ? "\($0.file) (\($0.sha256))" : $0.file }.joined(separator: " ")))
+                    (
+                        "LocalPackages",
+                        d.requestedLocalPackages.map { verbose ? "\($0.nameVersionArch) (\($0.sha256))" : $0.nameVersionArch }.joined(separator: " ")
+                    ))
             }
             if verbose {
                 if !d.layeredPackages.isEmpty {

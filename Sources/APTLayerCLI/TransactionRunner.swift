@@ -17,15 +17,6 @@ struct TransactionOutcome: Sendable {
     var error: String?
     var diff: PackageDiff?
 
-    init(_ t: Components.Schemas.Transaction) {
-        id = t.id
-        state = t.state.model
-        changed = t.changed
-        summary = t.summary
-        error = t.error
-        diff = t.diff?.model
-    }
-
     init(_ r: TransactionRecord) {
         id = r.id
         state = r.state
