@@ -118,6 +118,64 @@ static inline GBytes *aptl_read_commit_file(OstreeRepo *repo, const char *rev, c
     return bytes;
 }
 
+/* The content checksum and size of the regular file `name` in directory `dir` of a commit; FALSE
+ * (no error) when it is absent or not a regular file. */
+static inline gboolean aptl_commit_file_info(GFile *dir, const char *name, char **out_checksum, guint64 *out_size,
+                                             GCancellable *cancellable) {
+    GFile *file = g_file_get_child(dir, name);
+    GFileInfo *info = g_file_query_info(file, "standard::type,standard::size", G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS,
+                                        cancellable, NULL);
+    gboolean found = info && g_file_info_get_file_type(info) == G_FILE_TYPE_REGULAR;
+    if (found) {
+        *out_size = (guint64)g_file_info_get_size(info);
+        *out_checksum = g_strdup(ostree_repo_file_get_checksum((OstreeRepoFile *)file));
+    }
+    if (info) g_object_unref(info);
+    g_object_unref(file);
+    return found;
+}
+
+/* The kernel and initramfs libostree installs into /boot for `rev`: `vmlinuz` and `initramfs.img`
+ * of the first usr/lib/modules/VERSION directory that holds a `vmlinuz` (libostree's own lookup).
+ * TRUE with *out_version NULL when the tree has none there. Sizes and content checksums come from
+ * the repository: nothing is read. */
+static inline gboolean aptl_boot_files(OstreeRepo *repo, const char *rev, char **out_version, char **out_kernel_checksum,
+                                       guint64 *out_kernel_size, char **out_initramfs_checksum,
+                                       guint64 *out_initramfs_size, GCancellable *cancellable, GError **error) {
+    *out_version = NULL;
+    *out_kernel_checksum = NULL;
+    *out_initramfs_checksum = NULL;
+    *out_kernel_size = 0;
+    *out_initramfs_size = 0;
+    GFile *root = NULL;
+    if (!ostree_repo_read_commit(repo, rev, &root, NULL, cancellable, error)) return FALSE;
+    GFile *modules = g_file_resolve_relative_path(root, "usr/lib/modules");
+    GFileEnumerator *children = g_file_enumerate_children(modules, "standard::name,standard::type",
+                                                          G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable, NULL);
+    gboolean ok = TRUE;
+    while (children) {
+        GFileInfo *child = NULL;
+        if (!g_file_enumerator_iterate(children, &child, NULL, cancellable, error)) {
+            ok = FALSE;
+            break;
+        }
+        if (!child) break;
+        if (g_file_info_get_file_type(child) != G_FILE_TYPE_DIRECTORY) continue;
+        GFile *dir = g_file_get_child(modules, g_file_info_get_name(child));
+        if (aptl_commit_file_info(dir, "vmlinuz", out_kernel_checksum, out_kernel_size, cancellable)) {
+            *out_version = g_strdup(g_file_info_get_name(child));
+            aptl_commit_file_info(dir, "initramfs.img", out_initramfs_checksum, out_initramfs_size, cancellable);
+            g_object_unref(dir);
+            break;
+        }
+        g_object_unref(dir);
+    }
+    if (children) g_object_unref(children);
+    g_object_unref(modules);
+    g_object_unref(root);
+    return ok;
+}
+
 /* --- Sysroot ------------------------------------------------------------------------------- */
 
 /* Deploys (or stages, when `stage`) `rev`; `kargv` overrides the kernel arguments when non-NULL. */

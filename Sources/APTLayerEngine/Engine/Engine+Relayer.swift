@@ -54,6 +54,10 @@ extension Engine {
             }
             if let adjust { origin = adjust(origin, baseChecksum) }
             try token.check()
+            // The base's kernel and initramfs are what the deployment will carry (a layered
+            // kernel needs --allow-kernel; writeDeployment checks the built commit again): refuse
+            // a full /boot before the build, not after it.
+            if !flags.dryRun { try checkSpace(sysroot, checksum: baseChecksum, merge: merge) }
 
             // Diffs are against the deployment this change replaces, as rpm-ostree prints them.
             let before = try currentCommit.map { try packages(ofCommit: $0.checksum, repo: repo) } ?? []
@@ -136,6 +140,7 @@ extension Engine {
         _ sysroot: Sysroot, osname: String, checksum: String, origin: Origin, merge: Deployment?,
         accounts: [String: [String]], kernelArguments: [String]? = nil, lockFinalization: Bool = false, token: CancellationToken
     ) throws {
+        try checkSpace(sysroot, checksum: checksum, merge: merge)
         // Unknown (nil) when the refs cannot be read: reclaim then prunes.
         let referencedBefore = try? referencedCommits(sysroot)
         // Protect the new base before anything can prune it.

@@ -70,12 +70,17 @@ struct Subprocess {
             throw EngineError(.system, "cannot run \(argv[0]): \(String(cString: strerror(spawnStatus)))")
         }
         token?.register(processGroup: pid)
-        defer { token?.unregister(processGroup: pid) }
 
-        let (output, status) = collect(pid: pid, readEnd: readEnd, killOrphans: killOrphans, onLine: onLine)
+        let output = collect(pid: pid, readEnd: readEnd, killOrphans: killOrphans, onLine: onLine)
         close(readEnd)
-        // Kill anything left in the group (bwrap children) so nothing outlives the run.
+        // Kill anything left in the group (bwrap children) so nothing outlives the run, while the
+        // exited leader is still a zombie: until it is reaped its pid, and so the group's id,
+        // cannot be given to another process. Killing after the reap (as before) could hit an
+        // unrelated process that had just been given the recycled pid as its own group (a session
+        // leader: every child Foundation's Process starts), seen under a parallel test run.
         kill(-pid, SIGKILL)
+        token?.unregister(processGroup: pid)
+        let status = Self.reap(pid)
         try token?.check()
         let exited = (status & 0x7f) == 0
         let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
@@ -90,25 +95,35 @@ struct Subprocess {
     /// How often a program run with `killOrphans` has its process group checked for orphans.
     static let orphanCheckMilliseconds: Int32 = 500
 
+    /// Waits for `pid` to exit and reaps it; the raw wait status.
+    static func reap(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+
+    /// Whether `pid` has exited, leaving it unreaped (a zombie keeps its pid and group id taken).
+    static func hasExited(_ pid: pid_t, block: Bool) -> Bool {
+        while true {
+            var info = siginfo_t()
+            let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG))
+            if r == 0 { return info._sifields._sigchld.si_pid == pid }
+            if errno == EINTR { continue }
+            return false
+        }
+    }
+
     /// Reads the program's output until end of file, or until ``drainAfterExit`` after it exited,
-    /// and reaps it. Returns everything read and the raw wait status.
-    private static func collect(pid: pid_t, readEnd: Int32, killOrphans: Bool, onLine: ((String) -> Void)?) -> ([UInt8], Int32) {
+    /// and waits for it to exit, without reaping it (the caller kills its group, then reaps).
+    /// Returns everything read.
+    private static func collect(pid: pid_t, readEnd: Int32, killOrphans: Bool, onLine: ((String) -> Void)?) -> [UInt8] {
         let pidfd = apt_layer_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         var output: [UInt8] = []
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
-        var status: Int32 = 0
         var exitedAt: ContinuousClock.Instant? = nil
         var lastOrphanCheck = ContinuousClock.now
-        func reap(block: Bool) -> Bool {
-            while true {
-                let r = waitpid(pid, &status, block ? 0 : WNOHANG)
-                if r == pid { return true }
-                if r < 0 && errno == EINTR { continue }
-                return false
-            }
-        }
         /// Milliseconds of the drain left (0 when it is over).
         func drainLeft(_ exitedAt: ContinuousClock.Instant) -> Int32 {
             let left = drainAfterExit - (ContinuousClock.now - exitedAt)
@@ -144,13 +159,13 @@ struct Subprocess {
             }
             if let exitedAt {
                 if ready == 0 || drainLeft(exitedAt) == 0 { break reading }
-            } else if pidfd < 0 || polls[1].revents != 0, reap(block: false) {
+            } else if pidfd < 0 || polls[1].revents != 0, hasExited(pid, block: false) {
                 exitedAt = .now
             }
         }
         if let onLine, !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
-        if exitedAt == nil { _ = reap(block: true) }
-        return (output, status)
+        if exitedAt == nil { _ = hasExited(pid, block: true) }
+        return output
     }
 
     /// `name` when it contains a slash, else the first executable `name` in `path`'s directories.
