@@ -156,8 +156,13 @@ struct Compose: ParsableCommand {
         @Option(name: .shortAndLong, help: "The image file to write.") var output: String
         @Option(name: .long, help: "raw or qcow2.") var format = "raw"
         @Option(name: .long, help: "The stateroot.") var os = "debian"
-        @Option(name: .long, help: "A kernel argument besides root= and rw (repeatable; default: console=tty0 console=ttyS0,115200n8).")
+        @Option(
+            name: .long,
+            help:
+                "A kernel argument besides root=, rw and panic=10 rd.emergency=reboot rd.shell=0 (repeatable; default: console=tty0 console=ttyS0,115200n8)."
+        )
         var karg: [String] = []
+        @Option(name: .long, help: "systemd's RuntimeWatchdogSec= in the image, seconds (0: none).") var watchdogSec = 30
         @Option(name: .long, help: "Free space on the root filesystem, MiB.") var freeMib = 1024
         @Option(name: .long, help: "A directory copied into the deployment's /etc (agent.yaml, certificates).") var etc: String?
         @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
@@ -166,6 +171,7 @@ struct Compose: ParsableCommand {
             options.format = format
             options.osname = os
             if !karg.isEmpty { options.kernelArguments = karg }
+            options.runtimeWatchdogSeconds = watchdogSec > 0 ? watchdogSec : nil
             options.freeMiB = freeMib
             options.etcOverlay = etc
             // The image's sysroot lives on the builder's own tmpfs, which cannot take immutable bits.

@@ -38,13 +38,18 @@ struct ComposeImageTests {
         let syslinux = try Self.debugfs(image, offset: boot, "cat /loader/syslinux.cfg")
         #expect(syslinux.hasPrefix("TIMEOUT 3"), "\(syslinux)")
         #expect(syslinux.contains("APPEND ostree=/ostree/boot."), "\(syslinux)")
-        #expect(syslinux.contains(" root=UUID=\(built.rootUUID) rw console=tty0 console=ttyS0,115200n8\n"), "\(syslinux)")
+        // A release that cannot boot reboots (panic, dracut's emergency) instead of waiting at a console.
+        #expect(
+            syslinux.contains(" root=UUID=\(built.rootUUID) rw panic=10 rd.emergency=reboot rd.shell=0 console=tty0 console=ttyS0,115200n8\n"),
+            "\(syslinux)")
         #expect(try Self.debugfs(image, offset: boot, "stat /grub/i386-pc/syslinuxcfg.mod").contains("Inode:"))
         // root: the deployment, /boot mounted by UUID, the overlay, an empty /boot mount point.
         let deployment = "/ostree/deploy/debian/deploy/\(built.checksum).1"
         let fstab = try Self.debugfs(image, offset: root, "cat \(deployment)/etc/fstab")
         #expect(fstab.contains("UUID=\(built.bootUUID) /boot ext4"), "\(fstab)")
         #expect(try Self.debugfs(image, offset: root, "cat \(deployment)/etc/apt-layer/agent.yaml").contains("0.0.0.0:7443"))
+        let watchdog = try Self.debugfs(image, offset: root, "cat \(deployment)/etc/systemd/system.conf.d/50-apt-layer-watchdog.conf")
+        #expect(watchdog.contains("[Manager]\nRuntimeWatchdogSec=30s\n"), "\(watchdog)")
         // `ls -p` prints /inode/mode/uid/gid/name/size/ per entry: only . and .. in the mount point.
         let mountPoint = try Self.debugfs(image, offset: root, "ls -p /boot").split(separator: "\n").filter { $0.hasPrefix("/") }
         #expect(mountPoint.count == 2, "\(mountPoint)")

@@ -22,8 +22,15 @@ public struct ImageBuilder: Sendable {
         /// `raw` or `qcow2` (qemu-img from qemu-utils).
         public var format = "raw"
         public var osname = "debian"
-        /// Kernel arguments besides `root=UUID=… rw` (which the builder sets).
+        /// Kernel arguments besides `root=UUID=… rw` and ``failureArguments`` (which the builder sets).
         public var kernelArguments = ["console=tty0", "console=ttyS0,115200n8"]
+        /// What a remote host does when a release cannot boot: reboot 10 s after a kernel panic,
+        /// and reboot instead of waiting at dracut's emergency shell (no shell: nobody is at the
+        /// console of a fleet's host). Set before ``kernelArguments``, which can override them.
+        public var failureArguments = ["panic=10", "rd.emergency=reboot", "rd.shell=0"]
+        /// systemd's hardware watchdog (`RuntimeWatchdogSec=`): a host that hangs is reset where
+        /// a watchdog device exists (systemd ignores the setting where none does). nil: not set.
+        public var runtimeWatchdogSeconds: Int? = 30
         /// Size of the /boot partition.
         public var bootMiB = 512
         /// Free space left on the root filesystem.
@@ -121,13 +128,20 @@ public struct ImageBuilder: Sendable {
         progress.phase("Deploying \(options.ref)")
         _ = try engine.rebase(options.ref, token: token)
         _ = try engine.kernelArguments(
-            .init(append: ["root=UUID=\(rootUUID)", "rw"] + options.kernelArguments), token: token)
+            .init(append: ["root=UUID=\(rootUUID)", "rw"] + options.failureArguments + options.kernelArguments), token: token)
         _ = try engine.cleanup(pending: false, rollback: true)
         let status = try engine.status()
         guard let deployment = status.deployments.first else { throw EngineError(.system, "no deployment was written") }
         let root = "\(sysroot)/ostree/deploy/\(options.osname)/deploy/\(deployment.checksum).\(deployment.serial)"
         try FileTree.append("\(root)/etc/fstab", "UUID=\(bootUUID) /boot ext4 defaults,nodev,nosuid,noexec 0 2\n")
         try FileTree.makeDirectory("\(sysroot)/ostree/deploy/\(options.osname)/var/log/journal")
+        if let seconds = options.runtimeWatchdogSeconds {
+            try FileTree.makeDirectory("\(root)/etc/systemd/system.conf.d")
+            try FileTree.write(
+                "\(root)/etc/systemd/system.conf.d/50-apt-layer-watchdog.conf",
+                "# Written by apt-layer compose image: reset a hung host where a hardware watchdog exists.\n[Manager]\nRuntimeWatchdogSec=\(seconds)s\n"
+            )
+        }
         if let overlay = options.etcOverlay { try run(["cp", "-a", "--no-preserve=ownership", "\(overlay)/.", "\(root)/etc/"], token: token) }
 
         progress.phase("Installing GRUB")

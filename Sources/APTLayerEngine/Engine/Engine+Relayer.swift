@@ -82,7 +82,8 @@ extension Engine {
                     baseChecksum: baseChecksum, requested: origin.requested,
                     mergeEtc: merge.map { "\(sysroot.directory(of: $0))/etc" }, allowKernel: flags.allowKernel,
                     currentInputsSHA256: sameOrigin ? currentCommit?.string(Layout.Key.inputsSHA256) : nil,
-                    dryRun: flags.dryRun, refreshMetadata: flags.refresh)
+                    dryRun: flags.dryRun, refreshMetadata: flags.refresh,
+                    secureBoot: SecureBootModules.isEnforced(efivars: options.efivars))
                 switch try builder.build(request) {
                 case .unchanged:
                     return ChangeResult(changed: false, summary: "No change.")

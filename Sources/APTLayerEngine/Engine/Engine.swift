@@ -18,6 +18,10 @@ public struct Engine: Sendable {
         public var waitForLock: Bool
         /// Where progress goes.
         public var progress: any ProgressSink
+        /// efivarfs, where the engine reads whether the firmware enforces Secure Boot.
+        /// `APT_LAYER_TEST_EFIVARS` names another directory (tests: a host without Secure Boot
+        /// stands in for one with it through a copy of the variable).
+        public var efivars = ProcessInfo.processInfo.environment["APT_LAYER_TEST_EFIVARS"] ?? "/sys/firmware/efi/efivars"
 
         /// Creates options.
         public init(sysroot: String = "/", osname: String? = nil, waitForLock: Bool = false, progress: any ProgressSink = SilentProgress()) {

@@ -22,6 +22,9 @@ struct LayerBuilder {
         var dryRun: Bool
         /// Update package lists even when they are fresh.
         var refreshMetadata: Bool
+        /// The host's firmware enforces Secure Boot: unsigned and DKMS-built kernel modules are
+        /// refused (``SecureBootModules``).
+        var secureBoot = false
     }
 
     /// A finished build.
@@ -104,6 +107,14 @@ struct LayerBuilder {
             FaultPoint.hit("after-plan")
         }
         try apt.finishAndAudit()
+        if request.secureBoot {
+            let base = Set(basePackages.map(\.metadataForm))
+            let added = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
+                .filter { !base.contains($0.metadataForm) }.map(\.name)
+            if let refusal = try SecureBootModules.refusal(root: root, database: Layout.dpkgDatabase, added: added, token: token) {
+                throw refusal
+            }
+        }
         FaultPoint.hit("after-install")
         try token.check()
 

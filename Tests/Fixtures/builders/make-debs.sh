@@ -75,6 +75,17 @@ d=$(pkg fixture-reshape 1.0); mkdir -p "$d/usr/share/doc/fixture-reshape"; echo 
 printf '#!/bin/sh\nset -e\nrm -rf /usr/share/fixture-base\nln -s doc /usr/share/fixture-base\nrm -f /etc/base-note\nmkdir /etc/base-note\necho reshaped > /etc/base-note/inner\n' > "$d/DEBIAN/postinst"
 chmod 755 "$d/DEBIAN/postinst"; build "$d"
 
+# Kernel modules (SecureBootModulesTests): unsigned; ending with the kernel's signature marker;
+# signed and xz-compressed; and a package that builds its modules with DKMS (a stand-in `dkms`).
+m=usr/lib/modules/0.0.0-apt-layer-stub/extra
+d=$(pkg fixture-module 1.0); mkdir -p "$d/$m"; head -c 2048 /dev/urandom > "$d/$m/fixture.ko"; build "$d"
+d=$(pkg fixture-module-signed 1.0); mkdir -p "$d/$m"
+{ head -c 2048 /dev/urandom; printf '~Module signature appended~\n'; } > "$d/$m/fixture-signed.ko"; build "$d"
+d=$(pkg fixture-module-xz 1.0); mkdir -p "$d/$m"
+{ head -c 2048 /dev/urandom; printf '~Module signature appended~\n'; } | xz > "$d/$m/fixture-xz.ko.xz"; build "$d"
+d=$(pkg dkms 1.0); mkdir -p "$d/usr/share/doc/dkms"; echo "stand-in" > "$d/usr/share/doc/dkms/README"; build "$d"
+d=$(pkg fixture-dkms 1.0 dkms); mkdir -p "$d/usr/src/fixture-1.0"; echo "PACKAGE_NAME=fixture" > "$d/usr/src/fixture-1.0/dkms.conf"; build "$d"
+
 # Base-image packages (installed into the fast tier's base by make-rootfs.sh).
 d=$(pkg fixture-base 1.0); mkdir -p "$d/usr/share/fixture-base"; echo base > "$d/usr/share/fixture-base/README"; build "$d"
 d=$(pkg fixture-removable 1.0); mkdir -p "$d/usr/share/fixture-removable"; echo removable > "$d/usr/share/fixture-removable/README"; build "$d"

@@ -136,6 +136,9 @@ class VM:
                 "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.port}-:7443",
                 "-chardev", f"socket,path={self.work}/qga.sock,server=on,wait=off,id=qga0",
                 "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                # A hardware watchdog (Intel 6300ESB; qemu resets the machine when it expires):
+                # the image's systemd drives it (RuntimeWatchdogSec=, compose image).
+                "-device", "i6300esb",
                 "-display", "none", "-serial", f"file:{self.serial}"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{self.work}/qemu.log", "a"), stderr=subprocess.STDOUT)
 
@@ -294,6 +297,15 @@ def scenario(vm, args):
         first = booted(doc)
         check("/proc/cmdline's ostree= names the booted deployment", first.get("checksum", "-") in cmdline_deployment(vm),
               cmdline_deployment(vm))
+        # A release that cannot boot must reboot by itself (issue 21): a panic after 10 s, dracut's
+        # emergency without a shell; a hung host is reset by the watchdog systemd drives.
+        cmdline = vm.qga.sh("cat /proc/cmdline")[1].split()
+        check("the kernel reboots on a panic and dracut on an emergency (panic=10 rd.emergency=reboot rd.shell=0)",
+              all(a in cmdline for a in ("panic=10", "rd.emergency=reboot", "rd.shell=0")), " ".join(cmdline))
+        wd = vm.qga.sh("systemctl show -p RuntimeWatchdogUSec --value; cat /sys/class/watchdog/watchdog0/identity "
+                       "/sys/class/watchdog/watchdog0/state 2>&1")[1].split("\n")
+        check("systemd drives the hardware watchdog (RuntimeWatchdogSec=30s, i6300esb active)",
+              len(wd) >= 3 and wd[0].strip() == "30s" and "i6300ESB" in wd[1] and wd[2].strip() == "active", str(wd))
 
         # An /etc edit before the install; the packages arrive by upload (no network in the VM).
         vm.qga.sh("echo 'edited before the install' > /etc/apt-layer-vm-edit")
@@ -375,6 +387,20 @@ def scenario(vm, args):
         check("the killed transaction is journaled as interrupted", t.get("state") == "interrupted", str(t)[:300])
         code, t = vm.transaction("kargs", {"append": ["apt_layer_vm=1"]})
         check("the next transaction succeeds", t.get("state") == "succeeded", str(t)[:300])
+        # A /boot without room is refused before anything is built or staged (the space preflight):
+        # the real ext4 boot partition filled to its last quarter MiB, as the agent sees it.
+        avail = vm.qga.sh("df --output=avail -B1 /boot | tail -1")[1].strip()
+        vm.qga.sh(f"fallocate -l {max(0, int(avail or 0) - 262144)} /boot/apt-layer-vm-filler")
+        _, before = vm.api("GET", "/v1/status")
+        code, t = vm.transaction("install", {"packages": [slow]})
+        check("a full /boot: the install fails in one line before staging",
+              t.get("state") == "failed" and "not enough space on /boot: need 1 MiB, have 0 MiB" in (t.get("error") or ""),
+              str(t)[:300])
+        _, after = vm.api("GET", "/v1/status")
+        check("a full /boot: the deployments are as they were",
+              [d.get("checksum") for d in after.get("deployments", [])] == [d.get("checksum") for d in before.get("deployments", [])],
+              str(after)[:300])
+        vm.qga.sh("rm -f /boot/apt-layer-vm-filler")
         fields = vm.qga.sh("journalctl -u apt-layerd -o json --no-pager | grep -c APT_LAYER_TXN; "
                            "journalctl -u apt-layerd -o json --no-pager | grep -c APT_LAYER_OPERATION")[1].split()
         check("journald carries APT_LAYER_TXN and APT_LAYER_OPERATION", len(fields) == 2 and all(int(x) > 0 for x in fields), str(fields))
