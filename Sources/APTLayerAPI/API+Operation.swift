@@ -89,7 +89,7 @@ extension Components.Schemas.Transaction {
             id: r.id, operation: .init(r.operation.kind), arguments: .init(r.operation.arguments), state: .init(r.state),
             requester: r.requester, idempotencyKey: r.idempotencyKey, createdAt: r.createdAt, startedAt: r.startedAt,
             finishedAt: r.finishedAt, changed: r.changed, summary: r.summary, resultChecksum: r.resultChecksum, error: r.error,
-            diff: r.diff.map(Components.Schemas.PackageDiff.init))
+            failure: r.failure.map { .init(rawValue: $0.rawValue)! }, diff: r.diff.map(Components.Schemas.PackageDiff.init))
     }
 
     /// The journal's form of what the API says (no owner process, boot or role: the API does not
@@ -104,6 +104,7 @@ extension Components.Schemas.Transaction {
         r.summary = summary
         r.resultChecksum = resultChecksum
         r.error = error
+        r.failure = failure.flatMap { FailureKind(rawValue: $0.rawValue) }
         r.diff = diff?.model
         return r
     }

@@ -170,6 +170,10 @@ public final class Journal: Sendable {
         registerFleetMigrations(&migrator)
         registerTelemetryMigrations(&migrator)
         registerFleetAttemptsMigration(&migrator)
+        // The kind of a failed transaction (FailureKind), beside its one-line error.
+        migrator.registerMigration("8-failure-kind") { db in
+            try db.alter(table: "txn") { t in t.add(column: "failure", .text) }
+        }
         return migrator
     }
 

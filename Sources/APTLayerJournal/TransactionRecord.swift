@@ -35,6 +35,9 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
     public var resultChecksum: String?
     /// The one-line error of a failed, cancelled or interrupted transaction.
     public var error: String?
+    /// What kind of failure a failed transaction had (nil otherwise, and for rows journaled before
+    /// the kind was recorded).
+    public var failure: FailureKind?
     /// Package changes of the new (or, for a dry run, planned) deployment.
     public var diff: PackageDiff?
     /// The process that owns the transaction while it is queued or running (crash recovery).
@@ -71,7 +74,7 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
     /// The `txn` table's columns.
     public enum Columns: String, ColumnExpression {
         case seq, id, operation, arguments, format, state, requester, role, idempotencyKey, createdAt, startedAt, finishedAt
-        case changed, summary, resultChecksum, error, diff, pid, bootID
+        case changed, summary, resultChecksum, error, failure, diff, pid, bootID
     }
 
     public init(row: Row) throws {
@@ -99,6 +102,8 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
         summary = row[Columns.summary]
         resultChecksum = row[Columns.resultChecksum]
         error = row[Columns.error]
+        // A kind this version does not know (a newer writer's) reads as unknown, not as unreadable.
+        failure = (row[Columns.failure] as String?).flatMap(FailureKind.init(rawValue:))
         if let text: String = row[Columns.diff] {
             diff = try? JSONDecoder().decode(PackageDiff.self, from: Data(text.utf8))
         }
@@ -123,6 +128,7 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
         container[Columns.summary] = summary
         container[Columns.resultChecksum] = resultChecksum
         container[Columns.error] = error
+        container[Columns.failure] = failure?.rawValue
         container[Columns.diff] = try diff.map { d -> String in String(decoding: try JSONEncoder().encode(d), as: UTF8.self) }
         container[Columns.pid] = pid.map { Int64($0) }
         container[Columns.bootID] = bootID

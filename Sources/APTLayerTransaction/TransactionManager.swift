@@ -252,6 +252,7 @@ public actor TransactionManager {
             } else {
                 move(&entry.record, to: .failed)
                 entry.record.error = engineError?.message ?? "\(error)"
+                entry.record.failure = engineError.flatMap(FailureKind.init) ?? .system
             }
         }
         persist(entry.record)

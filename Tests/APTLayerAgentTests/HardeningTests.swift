@@ -31,6 +31,7 @@ struct HardeningTests {
         let done = try agent.waitForTransaction(id)
         #expect(done["state"] as? String == "failed")
         #expect((done["error"] as? String)?.contains("over the kernel's 2048") == true, "\(done)")
+        #expect(done["failure"] as? String == "invalid-argument", "\(done)")
         #expect(try agent.bed.status == before)
         // A quoted value with spaces round-trips: appended as one word, deleted as one word.
         let quoted = #"dyndbg=\"file a.c +p\""#
@@ -142,10 +143,15 @@ struct HardeningTests {
         let refused = try agent.request("POST", "/v1/transactions", body: #"{"operation":"rebase","arguments":{"ref":"apt-layer/base/\#(base)"}}"#)
         #expect(refused.status == 422 && (refused.json["detail"] as? String)?.contains("internal ref") == true, "\(refused.body)")
         #expect(try agent.request("POST", "/v1/transactions", body: #"{"operation":"pin","arguments":{"index":-1}}"#).status == 422)
-        for (target, words) in [(String(base.prefix(1)), "no commit"), (String(base.prefix(7)), "no commit"), (layered, "layered commit")] {
+        let cases = [
+            (String(base.prefix(1)), "no commit", "not-found"), (String(base.prefix(7)), "no commit", "not-found"),
+            (layered, "layered commit", "invalid-argument"),
+        ]
+        for (target, words, failure) in cases {
             let reply = try agent.request("POST", "/v1/transactions", body: #"{"operation":"deploy","arguments":{"target":"\#(target)"}}"#)
             let done = try agent.waitForTransaction(try #require(reply.json["id"] as? String))
             #expect(done["state"] as? String == "failed")
+            #expect(done["failure"] as? String == failure, "\(target): \(done)")
             #expect((done["error"] as? String)?.contains(words) == true, "\(target): \(done)")
         }
         let ok = try agent.request("POST", "/v1/transactions", body: #"{"operation":"deploy","arguments":{"target":"\#(base.prefix(8))"}}"#)

@@ -14,8 +14,30 @@ struct JournalTests {
         #expect(
             try fresh.appliedMigrations() == [
                 "1-transactions-and-events", "2-requester-role", "3-operation-format-owner", "4-idempotency-per-requester", "5-fleet", "6-telemetry",
-                "7-fleet-attempts",
+                "7-fleet-attempts", "8-failure-kind",
             ])
+    }
+
+    /// A failed transaction's kind is journaled beside its error; a kind a newer writer stored
+    /// that this version does not know reads as unknown (nil), not as an unreadable row.
+    @Test func failureKindsAreJournaled() throws {
+        let queue = try DatabaseQueue()
+        let journal = try Journal(writer: queue)
+        for (n, kind) in FailureKind.allCases.enumerated() {
+            var record = try journal.insert(TransactionRecord(id: "f\(n)", operation: .rollback, requester: "test"))
+            try record.move(to: .running)
+            try record.move(to: .failed)
+            record.error = "why"
+            record.failure = kind
+            try journal.update(record)
+            #expect(try journal.transaction(id: "f\(n)")?.failure == kind)
+        }
+        try queue.write { try $0.execute(sql: "UPDATE txn SET failure = 'from-the-future' WHERE id = 'f0'") }
+        let unknown = try #require(try journal.transaction(id: "f0"))
+        #expect(unknown.failure == nil && unknown.error == "why")
+        #expect(FailureKind(EngineError(.refused, "not enough space on /boot", underlying: POSIXError(.ENOSPC))) == .outOfSpace)
+        #expect(FailureKind(EngineError(.cancelled, "cancelled")) == nil)
+        #expect(FailureKind(EngineError(.packageFailed, "postinst failed")) == .packageFailed)
     }
 
     /// Rows exactly as the agent before typed operations wrote them (schema 2, the API's canonical
@@ -50,7 +72,8 @@ struct JournalTests {
             }
         }
         let journal = try Journal(writer: old)
-        #expect(try journal.appliedMigrations().count == 7)
+        #expect(try journal.appliedMigrations().count == 8)
+        #expect(try journal.transactions(limit: 100).allSatisfy { $0.failure == nil })
         let byID = Dictionary(uniqueKeysWithValues: try journal.transactions(limit: 100).map { ($0.id, $0) })
         #expect(
             byID["t1"]?.operation

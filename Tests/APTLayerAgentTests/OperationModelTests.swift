@@ -126,6 +126,14 @@ struct OperationModelTests {
             record.diff = PackageDiff(added: [.init(name: "a", version: "1", architecture: "all")], removed: [], upgraded: [], downgraded: [])
             #expect(try Components.Schemas.Transaction(record).model() == record)
         }
+        // A failed one keeps its kind.
+        var failed = TransactionRecord(id: "t3", operation: .rollback, state: .running, requester: "uid:0", createdAt: at)
+        try failed.move(to: .failed, at: at)
+        failed.error = "not enough space on /boot: need 45 MiB, have 39 MiB"
+        failed.failure = .outOfSpace
+        #expect(try Components.Schemas.Transaction(failed).model() == failed)
+        #expect(Components.Schemas.Transaction(failed).failure?.rawValue == "out-of-space")
+        #expect(Set(Components.Schemas.Transaction.FailurePayload.allCases.map(\.rawValue)) == Set(FailureKind.allCases.map(\.rawValue)))
         #expect(HistoryPrinter.text([running], limit: 20).contains("install fixture-app"))
     }
 

@@ -51,6 +51,7 @@ struct UploadTests {
         let failed = try agent.waitForTransaction(try #require(again.json["id"] as? String))
         #expect(failed["state"] as? String == "failed")
         #expect((failed["error"] as? String)?.contains("no uploaded package sha256:\(digest)") == true, "\(failed)")
+        #expect(failed["failure"] as? String == "not-found", "\(failed)")
     }
 
     @Test func badUploadsAreRefusedAndLeaveNothing() throws {

@@ -680,6 +680,16 @@ components:
         summary: { type: string }
         resultChecksum: { type: string }
         error: { type: string }
+        failure:
+          type: string
+          description: >-
+            The kind of failure of a failed transaction (absent otherwise, and on transactions
+            journaled before kinds were recorded): out-of-space for a full filesystem or one the
+            space preflight refused to fill (/boot, the sysroot), unsatisfiable when apt found no
+            consistent set of packages, package-failed when dpkg or a maintainer script failed,
+            refused, bad-package, not-found, invalid-argument, busy, system. `error` is the line for
+            people.
+          enum: [busy, invalid-argument, not-found, unsatisfiable, bad-package, package-failed, refused, out-of-space, system]
         diff: { $ref: "#/components/schemas/PackageDiff" }
     TransactionEvent:
       description: One event of a transaction's stream (the `data:` of a Server-Sent Event).

@@ -2132,6 +2132,24 @@ extension Components {
             public var resultChecksum: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Transaction/error`.
             public var error: Swift.String?
+            /// The kind of failure of a failed transaction (absent otherwise, and on transactions journaled before kinds were recorded): out-of-space for a full filesystem or one the space preflight refused to fill (/boot, the sysroot), unsatisfiable when apt found no consistent set of packages, package-failed when dpkg or a maintainer script failed, refused, bad-package, not-found, invalid-argument, busy, system. `error` is the line for people.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Transaction/failure`.
+            @frozen public enum FailurePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case busy = "busy"
+                case invalidArgument = "invalid-argument"
+                case notFound = "not-found"
+                case unsatisfiable = "unsatisfiable"
+                case badPackage = "bad-package"
+                case packageFailed = "package-failed"
+                case refused = "refused"
+                case outOfSpace = "out-of-space"
+                case system = "system"
+            }
+            /// The kind of failure of a failed transaction (absent otherwise, and on transactions journaled before kinds were recorded): out-of-space for a full filesystem or one the space preflight refused to fill (/boot, the sysroot), unsatisfiable when apt found no consistent set of packages, package-failed when dpkg or a maintainer script failed, refused, bad-package, not-found, invalid-argument, busy, system. `error` is the line for people.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Transaction/failure`.
+            public var failure: Components.Schemas.Transaction.FailurePayload?
             /// - Remark: Generated from `#/components/schemas/Transaction/diff`.
             public var diff: Components.Schemas.PackageDiff?
             /// Creates a new `Transaction`.
@@ -2150,6 +2168,7 @@ extension Components {
             ///   - summary:
             ///   - resultChecksum:
             ///   - error:
+            ///   - failure: The kind of failure of a failed transaction (absent otherwise, and on transactions journaled before kinds were recorded): out-of-space for a full filesystem or one the space preflight refused to fill (/boot, the sysroot), unsatisfiable when apt found no consistent set of packages, package-failed when dpkg or a maintainer script failed, refused, bad-package, not-found, invalid-argument, busy, system. `error` is the line for people.
             ///   - diff:
             public init(
                 id: Swift.String,
@@ -2165,6 +2184,7 @@ extension Components {
                 summary: Swift.String? = nil,
                 resultChecksum: Swift.String? = nil,
                 error: Swift.String? = nil,
+                failure: Components.Schemas.Transaction.FailurePayload? = nil,
                 diff: Components.Schemas.PackageDiff? = nil
             ) {
                 self.id = id
@@ -2180,6 +2200,7 @@ extension Components {
                 self.summary = summary
                 self.resultChecksum = resultChecksum
                 self.error = error
+                self.failure = failure
                 self.diff = diff
             }
             public enum CodingKeys: String, CodingKey {
@@ -2196,6 +2217,7 @@ extension Components {
                 case summary
                 case resultChecksum
                 case error
+                case failure
                 case diff
             }
         }

@@ -72,8 +72,9 @@ extension Engine {
         let repo = try sysroot.repo()
         let bootDirectory = "\(options.sysroot)/boot"
         let deployDirectory = "\(options.sysroot)/ostree/deploy"
-        let boot = try Self.filesystem(bootDirectory)
-        let deploy = try Self.filesystem(deployDirectory)
+        // Before the first deployment neither may exist yet: what will hold them is the sysroot's.
+        let deploy = try Self.filesystem(FileTree.isDirectory(deployDirectory) ? deployDirectory : options.sysroot)
+        let boot = FileTree.isDirectory(bootDirectory) ? try Self.filesystem(bootDirectory) : deploy
         // Boot files now in /boot: every deployment's but a staged one's (copied at finalization).
         let installed = sysroot.deployments.filter { !$0.isStaged }
         var bootFiles: [String: Repo.BootFiles] = [:]

@@ -394,7 +394,8 @@ def scenario(vm, args):
         _, before = vm.api("GET", "/v1/status")
         code, t = vm.transaction("install", {"packages": [slow]})
         check("a full /boot: the install fails in one line before staging",
-              t.get("state") == "failed" and "not enough space on /boot: need 1 MiB, have 0 MiB" in (t.get("error") or ""),
+              t.get("state") == "failed" and t.get("failure") == "out-of-space"
+              and "not enough space on /boot: need 1 MiB, have 0 MiB" in (t.get("error") or ""),
               str(t)[:300])
         _, after = vm.api("GET", "/v1/status")
         check("a full /boot: the deployments are as they were",
