@@ -42,8 +42,18 @@ struct OverlayTree {
     }
 
     /// Unmounts the tree; its changes stay in ``upper``.
+    /// Unmounts the build's overlay for good (not lazily: the commit then reads an upper directory
+    /// nothing can write through any more). A mount briefly busy is tried again for up to 3 s: a
+    /// mount namespace made at that moment elsewhere on the host (a bubblewrap sandbox being set
+    /// up copies every mount, ours included, until it detaches the old root) holds a copy that the
+    /// kernel's unmount propagation counts as busy; seen once in a parallel test run.
     func unmount() throws {
-        guard umount2(root, 0) == 0 else { throw FileTree.posixError("unmount the build tree \(root)") }
+        for _ in 0..<30 {
+            if umount2(root, 0) == 0 { return }
+            guard errno == EBUSY else { break }
+            usleep(100_000)
+        }
+        throw FileTree.posixError("unmount the build tree \(root)")
     }
 
     /// Puts `etc` back where OSTree keeps it: the build worked with `etc` at the root (as the
