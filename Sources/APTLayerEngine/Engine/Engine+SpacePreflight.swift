@@ -78,7 +78,9 @@ extension Engine {
         // Boot files now in /boot: every deployment's but a staged one's (copied at finalization).
         let installed = sysroot.deployments.filter { !$0.isStaged }
         var bootFiles: [String: Repo.BootFiles] = [:]
-        for d in installed where bootFiles[d.checksum] == nil { bootFiles[d.checksum] = try repo.bootFiles(in: d.checksum) }
+        // A deployment whose commit cannot be read is counted as having nothing in /boot (its boot
+        // files then do not spare the new ones, the safe side) rather than refusing every change.
+        for d in installed where bootFiles[d.checksum] == nil { bootFiles[d.checksum] = (try? repo.bootFiles(in: d.checksum)) ?? nil }
         var bootNeeded: UInt64 = 0
         if let new = try repo.bootFiles(in: checksum), !bootFiles.values.contains(where: { $0.sameContent(as: new) }) {
             bootNeeded = SpacePreflight.blocks(new.kernel.size, boot.block) + SpacePreflight.blocks(new.initramfs?.size ?? 0, boot.block)
