@@ -1,0 +1,90 @@
+import APTLayerModel
+import Foundation
+import Glibc
+
+/// The boot counter in GRUB's environment block (`/boot/grub/grubenv`): before a reboot into a
+/// new deployment it is armed with a number of tries; the boot menu counts them down and, at
+/// zero, boots the previous deployment and records that it fell back; once the new deployment is
+/// known good the counter is cleared. This type reads and writes the variables; the menu script
+/// and who arms and clears are built on it (issue 21; not wired into images or the agent yet).
+///
+/// A block that is missing or unreadable never stops a boot: it reads as unarmed, with the
+/// problem reported, and arming or clearing writes a fresh block.
+public struct BootCounter: Sendable {
+    /// Tries left for the default entry (absent: not armed).
+    public static let triesVariable = "apt_layer_tries"
+    /// Set to 1 by the menu when it booted the previous entry.
+    public static let fellBackVariable = "apt_layer_fell_back"
+
+    /// What the block says.
+    public enum State: Equatable, Sendable {
+        case unarmed
+        case armed(triesLeft: Int)
+        case fellBack
+    }
+
+    /// The block's path.
+    public let path: String
+
+    /// The counter in `SYSROOT/boot/grub/grubenv`.
+    public init(sysroot: String) { path = (sysroot == "/" ? "" : sysroot) + "/boot/grub/grubenv" }
+
+    /// The counter in the block at `path`.
+    public init(path: String) { self.path = path }
+
+    /// The state, and why the block could not be read when it could not (then: unarmed).
+    public func read() -> (state: State, problem: String?) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return (.unarmed, FileTree.exists(path) ? "cannot read \(path)" : nil)
+        }
+        let block: GrubEnvironment
+        do { block = try GrubEnvironment(parsing: Array(data)) } catch { return (.unarmed, "\(path): \(error)") }
+        if block[Self.fellBackVariable] == "1" { return (.fellBack, nil) }
+        guard let text = block[Self.triesVariable] else { return (.unarmed, nil) }
+        guard let tries = Int(text), (0...9).contains(tries) else { return (.unarmed, "\(path): \(Self.triesVariable)=\(text) is not 0...9") }
+        return (.armed(triesLeft: tries), nil)
+    }
+
+    /// Arms the counter with `tries` (1...9: the menu counts down with single digits) and clears
+    /// a recorded fall-back; the block's other variables stay.
+    public func arm(tries: Int) throws {
+        guard (1...9).contains(tries) else { throw EngineError(.invalidArgument, "boot tries must be 1 to 9, not \(tries)") }
+        try update {
+            $0[Self.triesVariable] = String(tries)
+            $0[Self.fellBackVariable] = nil
+        }
+    }
+
+    /// Clears the counter and a recorded fall-back (the boot is good, or the fall-back was handled).
+    public func clear() throws {
+        try update {
+            $0[Self.triesVariable] = nil
+            $0[Self.fellBackVariable] = nil
+        }
+    }
+
+    /// Rewrites the block through a temporary file, flushed and renamed over it: a power cut leaves
+    /// the old block or the new one (GRUB finds the file anew at every boot).
+    private func update(_ change: (inout GrubEnvironment) -> Void) throws {
+        var block = FileManager.default.contents(atPath: path).flatMap { try? GrubEnvironment(parsing: Array($0)) } ?? GrubEnvironment()
+        change(&block)
+        let bytes: [UInt8]
+        do { bytes = try block.serialized() } catch { throw EngineError(.system, "\(path): \(error)") }
+        let temporary = "\(path).apt-layer-new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileTree.posixError("create \(temporary)") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            let error = FileTree.posixError("write \(path)")
+            unlink(temporary)
+            throw error
+        }
+        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+}
