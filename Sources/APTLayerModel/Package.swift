@@ -32,8 +32,12 @@ public struct Package: Hashable, Comparable, Codable, Sendable {
 
 extension Package {
     /// The installed packages listed in a dpkg `status` file's text.
-    public static func installed(statusFile text: String) -> [Package] {
-        var result: [Package] = []
+    public static func installed(statusFile text: String) -> [Package] { installedStanzas(statusFile: text).map(\.package).sorted() }
+
+    /// The installed packages of a dpkg `status` file's text, in file order, each with its
+    /// stanza's fields (name → value of the first line; continuation lines are left out).
+    public static func installedStanzas(statusFile text: String) -> [(package: Package, fields: [Substring: Substring])] {
+        var result: [(package: Package, fields: [Substring: Substring])] = []
         for stanza in text.split(separator: "\n\n", omittingEmptySubsequences: true) {
             var fields: [Substring: Substring] = [:]
             for line in stanza.split(separator: "\n") where !line.hasPrefix(" ") {
@@ -43,8 +47,8 @@ extension Package {
             guard let name = fields["Package"], let version = fields["Version"],
                 let status = fields["Status"], status.hasSuffix(" installed")
             else { continue }
-            result.append(Package(name: String(name), version: String(version), architecture: String(fields["Architecture"] ?? "all")))
+            result.append((Package(name: String(name), version: String(version), architecture: String(fields["Architecture"] ?? "all")), fields))
         }
-        return result.sorted()
+        return result
     }
 }

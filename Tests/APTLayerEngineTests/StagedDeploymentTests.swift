@@ -6,20 +6,27 @@ import Testing
 /// real stage, `finalize-staged` at "shutdown", and the next boot.
 @Suite("staged deployments on a booted host", .asRoot, .offPool)
 struct StagedDeploymentTests {
+    static let harness = "\(Paths.fixtures)/harness/boot-container.sh"
+
+    /// The command that boots `bed`'s sysroot in the harness once (append the command to run there),
+    /// with the built programs and the bed's fixtures bound in and its boots counted in `boots`.
+    static func boot(_ bed: TestBed) -> String {
+        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
+        return "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+    }
+
     /// A locally edited /etc/passwd wins whole in libostree's /etc merge at finalize, so the account
     /// a maintainer script created for the staged deployment used to vanish. The engine keeps such
     /// accounts and adds them at the first locked operation after the reboot.
     @Test func accountsCreatedByScriptsSurviveFinalize() throws {
         let bed = try TestBed()
-        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
-        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
-        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let boot = Self.boot(bed)
         let first = try Shell.status(
             boot
                 + " /bin/sh -c 'echo local:x:1500:1500::/home/local:/bin/sh >> /etc/passwd && \(Paths.cli) install -q --sysroot / fixture-user && /run/harness/reboot'"
         )
         #expect(first.0 == 0, "\(first.1)")
-        #expect(try Shell.run("\(harness) last \(bed.fixtures)/boots").contains("reboot"))
+        #expect(try Shell.run("\(Self.harness) last \(bed.fixtures)/boots").contains("reboot"))
         let second = try Shell.run(
             boot
                 + " /bin/sh -c 'grep -c ^fixtured: /etc/passwd; \(Paths.cli) pin -q --sysroot / 0 >/dev/null; grep -c ^fixtured: /etc/passwd; grep -c ^fixtured: /etc/group; grep -c ^local: /etc/passwd; dpkg-query -W -f=\"\\${Status}\\n\" fixture-user'"
@@ -39,9 +46,7 @@ struct StagedDeploymentTests {
         let bed = try TestBed()
         try SpacePreflightTests.separateBoot(bed, size: "40M")
         try SpacePreflightTests.composeBase(bed, version: "2.0", kernelMiB: 36, initramfsMiB: 8)
-        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
-        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
-        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let boot = Self.boot(bed)
         let refused = try Shell.run(
             boot
                 + " /bin/sh -c '\(Paths.cli) upgrade -q --sysroot / 2>&1; echo \"rc=$?\"; test -e /run/ostree/staged-deployment && echo staged || echo nothing-staged; /run/harness/reboot'"
@@ -68,9 +73,7 @@ struct StagedDeploymentTests {
         // that carried its empty list, wrote a boot entry without root= that could not boot).
         try Shell.run("\(Paths.cli) kargs -q --append base=1 --append console=ttyS0 --sysroot \(bed.sysroot)")
         if row.newBase { try bed.composeBase(version: "2.0", note: "2") }
-        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
-        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
-        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let boot = Self.boot(bed)
         let commands = row.verbs.map { "\(Paths.cli) \($0) -q --sysroot /" }.joined(separator: " && ")
         let first = try Shell.status(
             boot + " /bin/sh -c '\(commands) && \(Paths.cli) status --json --sysroot / | tr -d \"\\n\" && echo && /run/harness/reboot'")
@@ -101,9 +104,7 @@ struct StagedDeploymentTests {
     /// previous deployment, then `cleanup -r` that removes the unpinned rollback deployment.
     @Test func rollbackPinAndCleanupAcrossReboots() throws {
         let bed = try TestBed()
-        let harness = "\(Paths.fixtures)/harness/boot-container.sh"
-        let bin = URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().path
-        let boot = "\(harness) -b \(bin) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots --"
+        let boot = Self.boot(bed)
         let original = try bed.defaultChecksum
         let cli = "\(Paths.cli)"
         try Shell.run(boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-app && /run/harness/reboot'")

@@ -54,10 +54,11 @@ extension Engine {
             }
             if let adjust { origin = adjust(origin, baseChecksum) }
             try token.check()
-            // The base's kernel and initramfs are what the deployment will carry (a layered
-            // kernel needs --allow-kernel; writeDeployment checks the built commit again): refuse
-            // a full /boot before the build, not after it.
-            if !flags.dryRun { try checkSpace(sysroot, checksum: baseChecksum, merge: merge) }
+            // A build carries the base's kernel and initramfs (a layered kernel needs
+            // --allow-kernel): a full /boot is refused before the build, not after it.
+            // writeDeployment checks the built commit, and counts the /etc copy, once more; with
+            // nothing to build it comes next, so there is no check here.
+            if !flags.dryRun && !origin.requested.isEmpty { try checkSpace(sysroot, checksum: baseChecksum, merge: nil) }
 
             // Diffs are against the deployment this change replaces, as rpm-ostree prints them.
             let before = try currentCommit.map { try packages(ofCommit: $0.checksum, repo: repo) } ?? []

@@ -48,6 +48,11 @@ struct SpacePreflight: Equatable, Sendable {
 
     /// `bytes` rounded up to whole blocks of `block` bytes.
     static func blocks(_ bytes: UInt64, _ block: UInt64) -> UInt64 { block == 0 ? bytes : (bytes + block - 1) / block * block }
+
+    /// What a kernel and initramfs take in whole blocks of `block` bytes.
+    static func blocks(of files: Repo.BootFiles, _ block: UInt64) -> UInt64 {
+        blocks(files.kernel.size, block) + blocks(files.initramfs?.size ?? 0, block)
+    }
 }
 
 extension Engine {
@@ -80,10 +85,10 @@ extension Engine {
         var bootFiles: [String: Repo.BootFiles] = [:]
         // A deployment whose commit cannot be read is counted as having nothing in /boot (its boot
         // files then do not spare the new ones, the safe side) rather than refusing every change.
-        for d in installed where bootFiles[d.checksum] == nil { bootFiles[d.checksum] = (try? repo.bootFiles(in: d.checksum)) ?? nil }
+        for d in installed where bootFiles[d.checksum] == nil { bootFiles[d.checksum] = try? repo.bootFiles(in: d.checksum) }
         var bootNeeded: UInt64 = 0
         if let new = try repo.bootFiles(in: checksum), !bootFiles.values.contains(where: { $0.sameContent(as: new) }) {
-            bootNeeded = SpacePreflight.blocks(new.kernel.size, boot.block) + SpacePreflight.blocks(new.initramfs?.size ?? 0, boot.block)
+            bootNeeded = SpacePreflight.blocks(of: new, boot.block)
         }
         bootNeeded += SpacePreflight.bootEntrySlack
         // Rollback deployments: not the booted one, not the default, not pinned; their boot files
@@ -97,9 +102,9 @@ extension Engine {
             guard let files = bootFiles[d.checksum], !counted.contains(where: { $0.sameContent(as: files) }) else { continue }
             guard !kept.contains(where: { bootFiles[$0.checksum].map { $0.sameContent(as: files) } ?? false }) else { continue }
             counted.append(files)
-            rollbackWouldFree += SpacePreflight.blocks(files.kernel.size, boot.block) + SpacePreflight.blocks(files.initramfs?.size ?? 0, boot.block)
+            rollbackWouldFree += SpacePreflight.blocks(of: files, boot.block)
         }
-        // The new deployment's /etc: the merge deployment's, merged (the tree's usr/etc without one).
+        // The new deployment's /etc: a copy of the merge deployment's (none counted without one).
         let etc = merge.map { "\(sysroot.directory(of: $0))/etc" }
         let sysrootNeeded = etc.map { Self.bytes(under: $0, block: deploy.block) } ?? 0
         return SpacePreflight(

@@ -107,13 +107,10 @@ struct LayerBuilder {
             FaultPoint.hit("after-plan")
         }
         try apt.finishAndAudit()
-        if request.secureBoot {
-            let base = Set(basePackages.map(\.metadataForm))
-            let added = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
-                .filter { !base.contains($0.metadataForm) }.map(\.name)
-            if let refusal = try SecureBootModules.refusal(root: root, database: Layout.dpkgDatabase, added: added, token: token) {
-                throw refusal
-            }
+        if request.secureBoot,
+            let refusal = try SecureBootModules.refusal(root: root, database: Layout.dpkgDatabase, base: basePackages, token: token)
+        {
+            throw refusal
         }
         FaultPoint.hit("after-install")
         try token.check()

@@ -23,12 +23,15 @@ enum SecureBootModules {
         return data[data.startIndex + 4] == 1
     }
 
-    /// The refusal for what `added` (packages new in the build, by name) bring into `root`, or nil.
-    /// `database` is dpkg's database directory relative to `root`.
-    static func refusal(root: String, database: String, added: [String], token: CancellationToken) throws -> EngineError? {
-        let status = FileTree.read("\(root)/\(database)/status") ?? ""
-        for name in added.sorted() {
-            if dependsOnDKMS(name, status: status) {
+    /// The refusal for what the packages installed in `root` over `base` bring, or nil. `database`
+    /// is dpkg's database directory relative to `root`; its status file is read and parsed once.
+    static func refusal(root: String, database: String, base: [Package], token: CancellationToken) throws -> EngineError? {
+        let before = Set(base)
+        let added = Package.installedStanzas(statusFile: FileTree.read("\(root)/\(database)/status") ?? "")
+            .filter { !before.contains($0.package) }.sorted { $0.package < $1.package }
+        for (package, fields) in added {
+            let name = package.name
+            if dependsOnDKMS([fields["Depends"], fields["Pre-Depends"]].compactMap { $0 }) {
                 return EngineError(
                     .refused,
                     "refused: \(name) builds kernel modules with DKMS, which this host's Secure Boot will not load (no key the firmware trusts signs them); layer it on a host without Secure Boot, or sign them with a key enrolled with mokutil"
@@ -44,19 +47,14 @@ enum SecureBootModules {
         return nil
     }
 
-    /// Whether the installed package `name`'s `Depends:` (or `Pre-Depends:`) names `dkms`.
-    static func dependsOnDKMS(_ name: String, status: String) -> Bool {
-        for stanza in status.components(separatedBy: "\n\n") {
-            let lines = stanza.split(separator: "\n")
-            guard lines.contains(where: { $0 == "Package: \(name)" }) else { continue }
-            for line in lines where line.hasPrefix("Depends:") || line.hasPrefix("Pre-Depends:") {
-                let relations = line.drop { $0 != ":" }.dropFirst().split { $0 == "," || $0 == "|" }
-                if relations.contains(where: { $0.split(separator: " ").first.map { $0.split(separator: ":").first == "dkms" } ?? false }) {
-                    return true
-                }
+    /// Whether relation fields (`Depends:`, `Pre-Depends:` values) name `dkms`, with or without a
+    /// version or an architecture qualifier, alone or among alternatives.
+    static func dependsOnDKMS(_ relations: [Substring]) -> Bool {
+        relations.contains { field in
+            field.split { $0 == "," || $0 == "|" }.contains { relation in
+                relation.split(separator: " ").first.map { $0.split(separator: ":").first == "dkms" } ?? false
             }
         }
-        return false
     }
 
     /// The kernel modules (`…/lib/modules/….ko[.xz|.zst|.gz]`) in package `name`'s file list.
