@@ -60,6 +60,24 @@ struct StagedDeploymentTests {
         #expect(booted.contains("6.1.0-2.0") && booted.contains("base-note 2.0"), "\(booted)")
     }
 
+    /// On a booted host whose firmware enforces Secure Boot, an unsigned module is refused with
+    /// nothing staged, and a signed one stages, finalizes and is in the booted deployment.
+    @Test func secureBootRefusesUnsignedModulesOnABootedHost() throws {
+        let bed = try TestBed()
+        let efivars = try #require(try SecureBootModulesTests.efivars(bed, enforced: true)["APT_LAYER_TEST_EFIVARS"])
+        let layer = "APT_LAYER_TEST_EFIVARS=\(efivars) \(Paths.cli) install -q --sysroot /"
+        let refused = try Shell.run(
+            Self.boot(bed)
+                + " /bin/sh -c '\(layer) fixture-module 2>&1; echo \"rc=$?\"; test -e /run/ostree/staged-deployment && echo staged || echo nothing-staged'"
+        )
+        #expect(refused.contains("error: refused: fixture-module brings the unsigned kernel module"), "\(refused)")
+        #expect(refused.contains("rc=1") && refused.contains("nothing-staged"), "\(refused)")
+        let staged = try Shell.status(Self.boot(bed) + " /bin/sh -c '\(layer) fixture-module-signed && /run/harness/reboot'")
+        #expect(staged.0 == 0, "\(staged.1)")
+        let booted = try Shell.run(Self.boot(bed) + " /bin/sh -c 'ls /usr/lib/modules/0.0.0-apt-layer-stub/extra'")
+        #expect(booted.contains("fixture-signed.ko"), "\(booted)")
+    }
+
     /// Changes made before a reboot accumulate on the pending deployment, as rpm-ostree's do, and
     /// the reboot finalizes into exactly what `status` showed as pending: its commit, its base, its
     /// packages and its kernel arguments (issue 19: the second change used to replace the first,
