@@ -41,7 +41,11 @@ final class ChildGuard {
             let deadline = Date().addingTimeInterval(killTimeout)
             var holders: [pid_t] = []
             while !locked && Date() < deadline {
-                let found = Self.holders(device: file.st_dev, inode: file.st_ino)
+                // Holders in this process's own group are forks of it without exec (libostree's
+                // fsfreeze watchdog inherits every descriptor, the guard of whichever run was
+                // active then): waited for, never killed. Every child the engine spawns leads a
+                // group of its own.
+                let found = Self.holders(device: file.st_dev, inode: file.st_ino).filter { getpgid($0) != getpgrp() }
                 if holders.isEmpty, !found.isEmpty { report(found) }
                 holders = found.isEmpty ? holders : found
                 for pid in found {
