@@ -63,11 +63,36 @@ extension Components.Schemas.StatusDocument {
     public init(_ document: StatusDocument, agent: Components.Schemas.AgentInfo? = nil, transaction: Components.Schemas.Transaction? = nil) {
         self.init(
             schema: .aptLayer_statusV2, sysroot: document.sysroot, deployments: document.deployments.map(Components.Schemas.Deployment.init),
-            agent: agent, transaction: transaction)
+            bootCounter: document.bootCounter.map(Components.Schemas.BootCounter.init), agent: agent, transaction: transaction)
     }
 
-    /// The model's form of the deployments (the agent and running transaction are beside it).
-    public var model: StatusDocument { StatusDocument(sysroot: sysroot, deployments: deployments.map(\.model)) }
+    /// The model's form of the deployments and the boot counter (the agent and running transaction are beside it).
+    public var model: StatusDocument {
+        StatusDocument(sysroot: sysroot, deployments: deployments.map(\.model), bootCounter: bootCounter?.model)
+    }
+}
+
+extension Components.Schemas.BootCounter {
+    /// The API form of the boot counter.
+    public init(_ c: BootCounterStatus) {
+        self.init(
+            state: StatePayload(rawValue: c.state.rawValue) ?? .unarmed, triesLeft: c.triesLeft, deployment: c.deployment,
+            fallback: c.fallback.map {
+                .init(
+                    failedChecksum: $0.failedChecksum, bootedChecksum: $0.bootedChecksum,
+                    handledAt: Date(timeIntervalSince1970: TimeInterval($0.handledAt)))
+            }, problem: c.problem)
+    }
+
+    /// The model's form.
+    public var model: BootCounterStatus {
+        BootCounterStatus(
+            state: BootCounterStatus.State(rawValue: state.rawValue) ?? .unarmed, triesLeft: triesLeft, deployment: deployment,
+            fallback: fallback.map {
+                BootFallback(
+                    failedChecksum: $0.failedChecksum, bootedChecksum: $0.bootedChecksum, handledAt: Int64($0.handledAt.timeIntervalSince1970))
+            }, problem: problem)
+    }
 }
 
 extension Components.Schemas.PackageDiffReport {

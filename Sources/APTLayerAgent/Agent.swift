@@ -121,11 +121,19 @@ actor ReadyGate {
     let started: ContinuousClock.Instant
     let logger: Logger
     var count = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var isReady = false
 
     init(expected: Int, started: ContinuousClock.Instant, logger: Logger) {
         self.expected = expected
         self.started = started
         self.logger = logger
+    }
+
+    /// Returns once READY=1 was sent.
+    func waitUntilReady() async {
+        if isReady { return }
+        await withCheckedContinuation { waiting.append($0) }
     }
 
     func listening(_ name: String, _ channel: any Channel) {
@@ -134,6 +142,9 @@ actor ReadyGate {
         guard count == expected else { return }
         let elapsed = ContinuousClock.now - started
         Systemd.notify("READY=1\nSTATUS=Idle")
+        isReady = true
+        for continuation in waiting { continuation.resume() }
+        waiting = []
         logger.info(
             "ready", metadata: ["startup_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
     }

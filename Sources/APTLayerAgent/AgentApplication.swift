@@ -118,6 +118,7 @@ extension Agent {
         var services: [any Service] = [ManagerService(manager: core.manager), api, metrics]
         if config.trimMemory { services.append(MemoryTrimmer(connections: limits)) }
         if let driver = core.driver { services.append(DriverService(driver: driver)) }
+        services.append(BootMarkerService(core: core, ready: ready))
         if let telemetry = core.telemetry { services.append(TelemetryService(telemetry: telemetry)) }
         if let socket { services.append(socket) }
         if let interval = Systemd.watchdogInterval { services.append(WatchdogService(interval: interval)) }

@@ -52,6 +52,10 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var transactionTimeoutSeconds: Double = 3600
     /// How many `wait=true` requests may queue behind the running one.
     public var queueLength = 8
+    /// Boots a newly staged deployment gets before the boot menu falls back to the previous one
+    /// (1...9; 0 turns counting off). The fleet policy's `reboot.boot-tries` overrides it for
+    /// the releases it stages. docs/boot-counting.md.
+    public var bootTries = 3
     /// Journal retention.
     public var retention = Retention()
     /// `HOST:PORT` of the plaintext metrics/health listener (keep it on loopback).
@@ -125,6 +129,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         case journal
         case transactionTimeoutSeconds = "transaction-timeout-seconds"
         case queueLength = "queue-length"
+        case bootTries = "boot-tries"
         case retention
         case metricsListen = "metrics-listen"
         case maxBodyBytes = "max-body-bytes"
@@ -158,6 +163,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         journal = try c.decodeIfPresent(String.self, forKey: .journal)
         transactionTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .transactionTimeoutSeconds) ?? d.transactionTimeoutSeconds
         queueLength = try c.decodeIfPresent(Int.self, forKey: .queueLength) ?? d.queueLength
+        bootTries = try c.decodeIfPresent(Int.self, forKey: .bootTries) ?? d.bootTries
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? d.retention
         metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? d.metricsListen
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
@@ -282,6 +288,7 @@ extension AgentConfiguration {
         }
         guard transactionTimeoutSeconds > 0 else { throw ConfigurationError(message: "transaction-timeout-seconds must be positive") }
         guard queueLength >= 0 else { throw ConfigurationError(message: "queue-length must be zero or more") }
+        guard (0...9).contains(bootTries) else { throw ConfigurationError(message: "boot-tries must be 0 (off) to 9, not \(bootTries)") }
         guard maxBodyBytes >= 1024 else { throw ConfigurationError(message: "max-body-bytes must be at least 1024") }
         guard maxConnections >= 4 else { throw ConfigurationError(message: "max-connections must be at least 4") }
         guard maxConnectionsPerPeer >= 1 else { throw ConfigurationError(message: "max-connections-per-peer must be at least 1") }

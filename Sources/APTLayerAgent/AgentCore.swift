@@ -27,6 +27,8 @@ final class AgentCore: Sendable {
     let driver: UpdateDriver?
     let telemetry: Telemetry?
     let handler: APIHandler
+    /// What the boot counter said at start (after a fall-back was handled); nil when it could not be read.
+    let bootCheck: Engine.BootCheck?
     private let lockFD: Int32
 
     /// Opens the state in the order above; a failure names what could not be opened.
@@ -37,9 +39,11 @@ final class AgentCore: Sendable {
         lockFD = try Agent.lockStateDirectory(config.stateDirectory)
         do {
             (journal, journalReset) = try Self.openJournal(config, logger: logger)
-            let engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
+            var engineOptions = Engine.Options(sysroot: config.sysroot, osname: config.os)
+            engineOptions.bootTries = config.bootTries
             self.engineOptions = engineOptions
             try await Self.recover(journal: journal, engineOptions: engineOptions, config: config, logger: logger)
+            bootCheck = await Self.checkBoot(engineOptions: engineOptions, logger: logger)
             manager = TransactionManager(
                 journal: journal, engineOptions: engineOptions, timeout: .milliseconds(Int64(config.transactionTimeoutSeconds * 1000)),
                 queueLength: config.queueLength, retention: (config.retention.maxAgeDays * 86400, config.retention.maxCount), logger: logger

@@ -136,7 +136,11 @@ final class SysrootWatcher: Sendable {
         let deploy = "\(sysroot)/ostree/deploy"
         let stateroots = ((try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? []).map { "\(deploy)/\($0)/deploy" }
         let mask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
-        return (["\(sysroot)/boot", deploy] + stateroots).allSatisfy { inotify_add_watch(fd, $0, mask) >= 0 }
+        // `boot/grub` holds the boot counter's block (absent on sysroots that do not count boots).
+        var isDirectory: ObjCBool = false
+        let hasGrub = FileManager.default.fileExists(atPath: "\(sysroot)/boot/grub", isDirectory: &isDirectory) && isDirectory.boolValue
+        let grub = hasGrub ? ["\(sysroot)/boot/grub"] : []
+        return (["\(sysroot)/boot", deploy] + grub + stateroots).allSatisfy { inotify_add_watch(fd, $0, mask) >= 0 }
     }
 
     /// Drains the inotify queue; true when it held events.

@@ -7,7 +7,7 @@ import Synchronization
 /// Keeps the last status document while the sysroot's deployment state is unchanged.
 ///
 /// The key is cheap to compute: the modification times of `boot/` and `boot/loader` (rollback and
-/// every deployment write swap the loader link) and of each stateroot's `deploy/` directory (new,
+/// every deployment write swap the loader link), of the boot counter's `boot/grub/grubenv`, and of each stateroot's `deploy/` directory (new,
 /// removed and re-pinned deployments rename files there). Reading status from libostree costs a
 /// sysroot load and a commit read per deployment; a cache hit costs a few `stat` calls.
 public final class StatusCache: Sendable {
@@ -18,7 +18,8 @@ public final class StatusCache: Sendable {
     public init(sysroot: String) { self.sysroot = sysroot }
 
     func key() -> [Int64] {
-        var paths = ["\(sysroot)/boot", "\(sysroot)/boot/loader", "\(sysroot)/ostree/deploy"]
+        // The boot counter's block is replaced by rename (a new inode) at every arm and clear.
+        var paths = ["\(sysroot)/boot", "\(sysroot)/boot/loader", "\(sysroot)/boot/grub/grubenv", "\(sysroot)/ostree/deploy"]
         let deploy = "\(sysroot)/ostree/deploy"
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? []).sorted() {
             paths.append("\(deploy)/\(name)/deploy")

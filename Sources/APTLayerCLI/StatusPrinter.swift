@@ -15,6 +15,7 @@ enum StatusPrinter {
             out += "Transaction: \(what) (\(t.id), \(t.state.rawValue), by \(t.requester) since \(RFC3339.string(t.startedAt ?? t.createdAt)))\n"
         }
         if let agent = host.agent, verbose { out += "Agent: apt-layerd \(agent.version)\n" }
+        if let counter = host.status.bootCounter { out += bootLines(counter) }
         let deployments = host.status.deployments
         if deployments.isEmpty { return out + "Deployments: none\n" }
         out += "Deployments:\n"
@@ -51,6 +52,25 @@ enum StatusPrinter {
             }
             for (label, value) in lines { out += String(repeating: " ", count: max(0, 20 - label.count)) + "\(label): \(value)\n" }
         }
+        return out
+    }
+
+    /// `BootCounter:` (armed or not handled yet) and `LastBoot:` (a fall-back this boot), nothing when unarmed.
+    static func bootLines(_ counter: BootCounterStatus) -> String {
+        var out = ""
+        if let fallback = counter.fallback {
+            let failed = fallback.failedChecksum.map { String($0.prefix(12)) } ?? "the default deployment"
+            out += "LastBoot: fell back from \(failed) to \(fallback.bootedChecksum.prefix(12)) (it did not come up; now the default again)\n"
+        }
+        switch counter.state {
+        case .unarmed: break
+        case .armed:
+            let tries = counter.triesLeft.map { "\($0) \($0 == 1 ? "try" : "tries") left" } ?? "armed"
+            out += "BootCounter: armed for \(counter.deployment.map { String($0.prefix(12)) } ?? "the default deployment") (\(tries))\n"
+        case .fellBack:
+            out += "BootCounter: fell back from \(counter.deployment.map { String($0.prefix(12)) } ?? "the default deployment") (not handled yet)\n"
+        }
+        if let problem = counter.problem { out += "BootCounter: unreadable, boots the default entry (\(problem))\n" }
         return out
     }
 }

@@ -26,6 +26,14 @@ extension UpdateDriver: DriverRunning {
         }
         logger.info(
             "fleet driver \(from.rawValue) -> \(to.rawValue)", metadata: ["release": "\(record.releaseId ?? "")", "reason": "\(record.reason)"])
+        // The release came up healthy: its boot is good, the menu stops counting.
+        if to == .healthy {
+            do {
+                if try Engine(options: engineOptions).markBootGood() { logger.info("boot marked good: the boot counter is cleared") }
+            } catch {
+                logger.error("the boot counter could not be cleared", metadata: ["error": "\(error)"])
+            }
+        }
         // Crash tests: killed right after the state was journaled, before acting on it.
         FaultPoint.hit("driver-\(to.rawValue)")
     }
@@ -134,7 +142,17 @@ extension UpdateDriver: DriverRunning {
     /// layered packages and stages it with finalization locked; the transaction id, or why not.
     func stage(_ release: ReleaseOrder) async -> Result<String, DriverFailure> {
         let flags = LayeringFlags(idempotent: true, lockFinalization: true)
-        return await transact(.rebase(ref: release.refspec, target: release.commit, remoteURL: release.remote?.url, flags: flags)).map(\.id)
+        let result = await transact(.rebase(ref: release.refspec, target: release.commit, remoteURL: release.remote?.url, flags: flags)).map(\.id)
+        // Staging armed the boot counter with the agent's tries; the policy's take their place.
+        if case .success = result, let tries = policy?.policy.reboot?.bootTries {
+            let counter = BootCounter(sysroot: engineOptions.sysroot)
+            if case .armed(_, let deployment) = counter.read().state {
+                do { try counter.arm(tries: tries, deployment: deployment) } catch {
+                    logger.error("the boot counter could not be armed with the policy's boot-tries", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        return result
     }
 
     /// The FleetLock client for `group`; nil without a FleetLock server.

@@ -9,10 +9,19 @@ extension FleetPolicy {
         /// The FleetLock group: a literal name, or `wave` for the host's wave name. Default
         /// `default` (as Zincati).
         public var group: String?
+        /// Boots a staged release gets before the boot menu falls back to the previous
+        /// deployment (1...9); none: the agent's `boot-tries` (default 3). docs/boot-counting.md.
+        public var bootTries: Int?
 
-        public init(fleetlock: String? = nil, group: String? = nil) {
+        public init(fleetlock: String? = nil, group: String? = nil, bootTries: Int? = nil) {
             self.fleetlock = fleetlock
             self.group = group
+            self.bootTries = bootTries
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case fleetlock, group
+            case bootTries = "boot-tries"
         }
 
         /// The group this host asks in, given its wave.

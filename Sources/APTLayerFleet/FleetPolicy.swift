@@ -165,6 +165,9 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
                 throw PolicyError.invalid("FleetLock group \(bad.debugDescription) must match ^[a-zA-Z0-9.-]+$")
             }
         }
+        if let tries = reboot?.bootTries, !(1...9).contains(tries) {
+            throw PolicyError.invalid("reboot.boot-tries must be 1 to 9, not \(tries)")
+        }
         if let lock = reboot?.fleetlock {
             guard let url = URL(string: lock), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw PolicyError.invalid("reboot.fleetlock must be an http(s) URL, got \(lock.debugDescription)")

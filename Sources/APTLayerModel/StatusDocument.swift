@@ -10,11 +10,14 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
     public var sysroot: String
     /// Deployments in boot order.
     public var deployments: [DeploymentStatus]
+    /// The boot counter (nil: the sysroot has no GRUB environment block to count in).
+    public var bootCounter: BootCounterStatus?
 
     /// Creates a document.
-    public init(sysroot: String, deployments: [DeploymentStatus]) {
+    public init(sysroot: String, deployments: [DeploymentStatus], bootCounter: BootCounterStatus? = nil) {
         self.sysroot = sysroot
         self.deployments = deployments
+        self.bootCounter = bootCounter
     }
 
     /// One deployment.

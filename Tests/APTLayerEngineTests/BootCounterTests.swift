@@ -51,13 +51,15 @@ struct BootCounterTests {
         // Missing: unarmed, no problem; arming writes a fresh block GRUB reads.
         #expect(counter.read() == (.unarmed, nil))
         try counter.arm(tries: 3)
-        #expect(counter.read().state == .armed(triesLeft: 3))
+        #expect(counter.read().state == .armed(triesLeft: 3, deployment: nil))
         #expect(try Shell.run("grub-editenv \(dir)/grubenv list") == "apt_layer_tries=3\n")
+        try counter.arm(tries: 3, deployment: "abc")
+        #expect(counter.read().state == .armed(triesLeft: 3, deployment: "abc"))
         // What the menu does at a boot (save_env after counting down), and at zero.
         try Shell.run("grub-editenv \(dir)/grubenv set apt_layer_tries=2 saved_entry=keep")
-        #expect(counter.read().state == .armed(triesLeft: 2))
+        #expect(counter.read().state == .armed(triesLeft: 2, deployment: "abc"))
         try Shell.run("grub-editenv \(dir)/grubenv set apt_layer_tries=0 apt_layer_fell_back=1")
-        #expect(counter.read().state == .fellBack)
+        #expect(counter.read().state == .fellBack(deployment: "abc"))
         try counter.clear()
         #expect(counter.read() == (.unarmed, nil))
         #expect(try Shell.run("grub-editenv \(dir)/grubenv list") == "saved_entry=keep\n")

@@ -927,6 +927,34 @@ components:
         lockHeld: { type: boolean, description: "Absent when unknown (asked, answer not recorded)." }
         reason: { type: string }
         since: { type: string, format: date-time }
+    BootCounter:
+      type: object
+      additionalProperties: false
+      description: |
+        The boot counter in GRUB's environment block (docs/boot-counting.md); absent when the sysroot
+        has none. Armed when a new deployment is staged; the menu counts its boots down and, when
+        they are spent, boots the previous deployment; the agent marks the boot good (clears it)
+        once the deployment is up, or handles a fall-back by making the booted deployment the
+        default again.
+      required: [state]
+      properties:
+        state:
+          type: string
+          enum: [unarmed, armed, fell-back]
+          description: "armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet."
+        triesLeft: { type: integer, minimum: 0, maximum: 9, description: "Boots left before the menu falls back (armed)." }
+        deployment: { type: string, pattern: "^[0-9a-f]{64}$", description: "The commit checksum of the deployment the counter protects." }
+        fallback: { $ref: "#/components/schemas/BootFallback" }
+        problem: { type: string, description: "Why the block could not be read (it then counts as unarmed and the default entry boots)." }
+    BootFallback:
+      type: object
+      additionalProperties: false
+      description: This boot is a fall-back from a deployment that did not come up within its tries.
+      required: [bootedChecksum, handledAt]
+      properties:
+        failedChecksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "The deployment that did not come up (it stays, no longer the default)." }
+        bootedChecksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "The deployment booted instead, made the default again." }
+        handledAt: { type: string, format: date-time, description: "When the agent (or apt-layer boot-check) handled the fall-back." }
     StatusDocument:
       type: object
       additionalProperties: false
@@ -943,6 +971,7 @@ components:
         deployments:
           type: array
           items: { $ref: "#/components/schemas/Deployment" }
+        bootCounter: { $ref: "#/components/schemas/BootCounter" }
         agent: { $ref: "#/components/schemas/AgentInfo" }
         transaction: { $ref: "#/components/schemas/Transaction" }
 

@@ -3751,6 +3751,157 @@ extension Components {
                 ])
             }
         }
+        /// The boot counter in GRUB's environment block (docs/boot-counting.md); absent when the sysroot
+        /// has none. Armed when a new deployment is staged; the menu counts its boots down and, when
+        /// they are spent, boots the previous deployment; the agent marks the boot good (clears it)
+        /// once the deployment is up, or handles a fall-back by making the booted deployment the
+        /// default again.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/BootCounter`.
+        public struct BootCounter: Codable, Hashable, Sendable {
+            /// armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootCounter/state`.
+            @frozen public enum StatePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case unarmed = "unarmed"
+                case armed = "armed"
+                case fellBack = "fell-back"
+            }
+            /// armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootCounter/state`.
+            public var state: Components.Schemas.BootCounter.StatePayload
+            /// Boots left before the menu falls back (armed).
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootCounter/triesLeft`.
+            public var triesLeft: Swift.Int?
+            /// The commit checksum of the deployment the counter protects.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootCounter/deployment`.
+            public var deployment: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/BootCounter/fallback`.
+            public var fallback: Components.Schemas.BootFallback?
+            /// Why the block could not be read (it then counts as unarmed and the default entry boots).
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootCounter/problem`.
+            public var problem: Swift.String?
+            /// Creates a new `BootCounter`.
+            ///
+            /// - Parameters:
+            ///   - state: armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet.
+            ///   - triesLeft: Boots left before the menu falls back (armed).
+            ///   - deployment: The commit checksum of the deployment the counter protects.
+            ///   - fallback:
+            ///   - problem: Why the block could not be read (it then counts as unarmed and the default entry boots).
+            public init(
+                state: Components.Schemas.BootCounter.StatePayload,
+                triesLeft: Swift.Int? = nil,
+                deployment: Swift.String? = nil,
+                fallback: Components.Schemas.BootFallback? = nil,
+                problem: Swift.String? = nil
+            ) {
+                self.state = state
+                self.triesLeft = triesLeft
+                self.deployment = deployment
+                self.fallback = fallback
+                self.problem = problem
+            }
+            public enum CodingKeys: String, CodingKey {
+                case state
+                case triesLeft
+                case deployment
+                case fallback
+                case problem
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.state = try container.decode(
+                    Components.Schemas.BootCounter.StatePayload.self,
+                    forKey: .state
+                )
+                self.triesLeft = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .triesLeft
+                )
+                self.deployment = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .deployment
+                )
+                self.fallback = try container.decodeIfPresent(
+                    Components.Schemas.BootFallback.self,
+                    forKey: .fallback
+                )
+                self.problem = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .problem
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "state",
+                    "triesLeft",
+                    "deployment",
+                    "fallback",
+                    "problem"
+                ])
+            }
+        }
+        /// This boot is a fall-back from a deployment that did not come up within its tries.
+        ///
+        /// - Remark: Generated from `#/components/schemas/BootFallback`.
+        public struct BootFallback: Codable, Hashable, Sendable {
+            /// The deployment that did not come up (it stays, no longer the default).
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootFallback/failedChecksum`.
+            public var failedChecksum: Swift.String?
+            /// The deployment booted instead, made the default again.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootFallback/bootedChecksum`.
+            public var bootedChecksum: Swift.String
+            /// When the agent (or apt-layer boot-check) handled the fall-back.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BootFallback/handledAt`.
+            public var handledAt: Foundation.Date
+            /// Creates a new `BootFallback`.
+            ///
+            /// - Parameters:
+            ///   - failedChecksum: The deployment that did not come up (it stays, no longer the default).
+            ///   - bootedChecksum: The deployment booted instead, made the default again.
+            ///   - handledAt: When the agent (or apt-layer boot-check) handled the fall-back.
+            public init(
+                failedChecksum: Swift.String? = nil,
+                bootedChecksum: Swift.String,
+                handledAt: Foundation.Date
+            ) {
+                self.failedChecksum = failedChecksum
+                self.bootedChecksum = bootedChecksum
+                self.handledAt = handledAt
+            }
+            public enum CodingKeys: String, CodingKey {
+                case failedChecksum
+                case bootedChecksum
+                case handledAt
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.failedChecksum = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .failedChecksum
+                )
+                self.bootedChecksum = try container.decode(
+                    Swift.String.self,
+                    forKey: .bootedChecksum
+                )
+                self.handledAt = try container.decode(
+                    Foundation.Date.self,
+                    forKey: .handledAt
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "failedChecksum",
+                    "bootedChecksum",
+                    "handledAt"
+                ])
+            }
+        }
         /// The apt-layer.status/v2 document: what `apt-layer status --json` prints (locally or through an
         /// agent) and the agent serves at GET /v1/status. Deployments are in boot order. This schema is the
         /// one source; openapi/status-v2.schema.json is generated from it (scripts/status-schema.py).
@@ -3772,6 +3923,8 @@ extension Components {
             public var sysroot: Swift.String
             /// - Remark: Generated from `#/components/schemas/StatusDocument/deployments`.
             public var deployments: [Components.Schemas.Deployment]
+            /// - Remark: Generated from `#/components/schemas/StatusDocument/bootCounter`.
+            public var bootCounter: Components.Schemas.BootCounter?
             /// - Remark: Generated from `#/components/schemas/StatusDocument/agent`.
             public var agent: Components.Schemas.AgentInfo?
             /// - Remark: Generated from `#/components/schemas/StatusDocument/transaction`.
@@ -3782,18 +3935,21 @@ extension Components {
             ///   - schema:
             ///   - sysroot: The sysroot directory.
             ///   - deployments:
+            ///   - bootCounter:
             ///   - agent:
             ///   - transaction:
             public init(
                 schema: Components.Schemas.StatusDocument.SchemaPayload,
                 sysroot: Swift.String,
                 deployments: [Components.Schemas.Deployment],
+                bootCounter: Components.Schemas.BootCounter? = nil,
                 agent: Components.Schemas.AgentInfo? = nil,
                 transaction: Components.Schemas.Transaction? = nil
             ) {
                 self.schema = schema
                 self.sysroot = sysroot
                 self.deployments = deployments
+                self.bootCounter = bootCounter
                 self.agent = agent
                 self.transaction = transaction
             }
@@ -3801,6 +3957,7 @@ extension Components {
                 case schema
                 case sysroot
                 case deployments
+                case bootCounter
                 case agent
                 case transaction
             }
@@ -3818,6 +3975,10 @@ extension Components {
                     [Components.Schemas.Deployment].self,
                     forKey: .deployments
                 )
+                self.bootCounter = try container.decodeIfPresent(
+                    Components.Schemas.BootCounter.self,
+                    forKey: .bootCounter
+                )
                 self.agent = try container.decodeIfPresent(
                     Components.Schemas.AgentInfo.self,
                     forKey: .agent
@@ -3830,6 +3991,7 @@ extension Components {
                     "schema",
                     "sysroot",
                     "deployments",
+                    "bootCounter",
                     "agent",
                     "transaction"
                 ])

@@ -5,8 +5,9 @@ import Glibc
 /// The boot counter in GRUB's environment block (`/boot/grub/grubenv`): before a reboot into a
 /// new deployment it is armed with a number of tries; the boot menu counts them down and, at
 /// zero, boots the previous deployment and records that it fell back; once the new deployment is
-/// known good the counter is cleared. This type reads and writes the variables; the menu script
-/// and who arms and clears are built on it (issue 21; not wired into images or the agent yet).
+/// known good the counter is cleared. This type reads and writes the variables; the menu script is
+/// ``BootMenu``, the engine arms and disarms (`Engine+BootCounting.swift`), the agent marks boots
+/// good (docs/boot-counting.md).
 ///
 /// A block that is missing or unreadable never stops a boot: it reads as unarmed, with the
 /// problem reported, and arming or clearing writes a fresh block.
@@ -15,12 +16,16 @@ public struct BootCounter: Sendable {
     public static let triesVariable = "apt_layer_tries"
     /// Set to 1 by the menu when it booted the previous entry.
     public static let fellBackVariable = "apt_layer_fell_back"
+    /// The deployment (commit checksum) the counter protects; the menu does not read it.
+    public static let deploymentVariable = "apt_layer_deployment"
 
     /// What the block says.
     public enum State: Equatable, Sendable {
         case unarmed
-        case armed(triesLeft: Int)
-        case fellBack
+        /// Armed for `deployment` (nil: a block armed by something that did not say).
+        case armed(triesLeft: Int, deployment: String?)
+        /// The menu booted the previous entry instead of `deployment`.
+        case fellBack(deployment: String?)
     }
 
     /// The block's path.
@@ -39,27 +44,34 @@ public struct BootCounter: Sendable {
         }
         let block: GrubEnvironment
         do { block = try GrubEnvironment(parsing: Array(data)) } catch { return (.unarmed, "\(path): \(error)") }
-        if block[Self.fellBackVariable] == "1" { return (.fellBack, nil) }
+        let deployment = block[Self.deploymentVariable]
+        if block[Self.fellBackVariable] == "1" { return (.fellBack(deployment: deployment), nil) }
         guard let text = block[Self.triesVariable] else { return (.unarmed, nil) }
         guard let tries = Int(text), (0...9).contains(tries) else { return (.unarmed, "\(path): \(Self.triesVariable)=\(text) is not 0...9") }
-        return (.armed(triesLeft: tries), nil)
+        return (.armed(triesLeft: tries, deployment: deployment), nil)
     }
 
-    /// Arms the counter with `tries` (1...9: the menu counts down with single digits) and clears
-    /// a recorded fall-back; the block's other variables stay.
-    public func arm(tries: Int) throws {
+    /// Arms the counter with `tries` (1...9: the menu counts down with single digits) for
+    /// `deployment` and clears a recorded fall-back; the block's other variables stay.
+    public func arm(tries: Int, deployment: String? = nil) throws {
         guard (1...9).contains(tries) else { throw EngineError(.invalidArgument, "boot tries must be 1 to 9, not \(tries)") }
         try update {
             $0[Self.triesVariable] = String(tries)
             $0[Self.fellBackVariable] = nil
+            $0[Self.deploymentVariable] = deployment
         }
     }
+
+    /// Whether the block exists (an image made by `compose image` has one; a sysroot without it
+    /// has no counting menu and is never armed).
+    public var exists: Bool { FileTree.exists(path) }
 
     /// Clears the counter and a recorded fall-back (the boot is good, or the fall-back was handled).
     public func clear() throws {
         try update {
             $0[Self.triesVariable] = nil
             $0[Self.fellBackVariable] = nil
+            $0[Self.deploymentVariable] = nil
         }
     }
 

@@ -6,7 +6,8 @@ import Glibc
 /// partition, an ext4 `/boot` and an ext4 root holding the OSTree sysroot with one deployment.
 ///
 /// Boot chain: SeaBIOS → GRUB 2.06 `core.img` in the BIOS boot partition → a static
-/// `/boot/grub/grub.cfg` that reads `/boot/loader/syslinux.cfg`, which libostree rewrites at every
+/// `/boot/grub/grub.cfg` that counts boots down in `/boot/grub/grubenv` (``BootMenu``) and reads
+/// `/boot/loader/syslinux.cfg`, which libostree rewrites at every
 /// deployment change (`sysroot.bootloader=syslinux`, swapped atomically with the BLS entries) →
 /// kernel and dracut initramfs (ostree-boot's module runs `ostree-prepare-root`) → systemd.
 /// Built without loop devices: partitions are filled with `mkfs.ext4 -d` at their offsets, and
@@ -161,10 +162,18 @@ public struct ImageBuilder: Sendable {
             terminal_input serial console
             terminal_output serial console
             set timeout=1
-            insmod syslinuxcfg
-            syslinux_source /loader/syslinux.cfg
 
-            """)
+            """ + BootMenu.countingScript() + """
+                insmod syslinuxcfg
+                syslinux_source /loader/syslinux.cfg
+
+                """ + BootMenu.selection)
+        // The boot counter's block, empty (unarmed): what `grub-editenv grubenv create` writes.
+        do {
+            try FileTree.write("\(sysroot)/boot/grub/grubenv", String(decoding: try GrubEnvironment().serialized(), as: UTF8.self))
+        } catch {
+            throw EngineError.wrap(error, "write the boot counter's block")
+        }
         // The /boot partition's content; the root filesystem keeps an empty mount point.
         try run(["mv", "\(sysroot)/boot", bootfs], token: token)
         try FileTree.makeDirectory("\(sysroot)/boot")

@@ -29,6 +29,8 @@ extension Engine {
             // The previous boot/loader.N: a reorder leaves no deployment behind, so this only
             // deletes that old boot version (no repository walk).
             try? sysroot.prepareCleanup()
+            try? sysroot.load()
+            disarmStaleBootCounter(sysroot)
             let repo = try? sysroot.repo()
             let diff = repo.flatMap { repo in
                 try? PackageDiff(from: packages(ofCommit: current.checksum, repo: repo), to: packages(ofCommit: target.checksum, repo: repo))
@@ -62,6 +64,7 @@ extension Engine {
             do {
                 if removed > 0 { try sysroot.writeDeployments(kept, cleanUp: false) }
                 try sysroot.load()
+                disarmStaleBootCounter(sysroot)
                 try refreshBaseRefs(sysroot, extra: [])
                 try sysroot.cleanup()
             } catch {

@@ -41,7 +41,7 @@ extension Engine {
                     layeredPackages: pkglist.filter { layered.contains($0.name) },
                     kernelArguments: KernelArguments.userVisible(Self.effectiveKernelArguments(d, merge: merges[d.osname]))))
         }
-        return StatusDocument(sysroot: options.sysroot, deployments: list)
+        return StatusDocument(sysroot: options.sysroot, deployments: list, bootCounter: bootCounterStatus())
     }
 
     /// The packages installed in the deployment at `index` (default: the booted one, else the default).

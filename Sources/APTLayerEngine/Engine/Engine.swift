@@ -22,6 +22,10 @@ public struct Engine: Sendable {
         /// `APT_LAYER_TEST_EFIVARS` names another directory (tests: a host without Secure Boot
         /// stands in for one with it through a copy of the variable).
         public var efivars = ProcessInfo.processInfo.environment["APT_LAYER_TEST_EFIVARS"] ?? "/sys/firmware/efi/efivars"
+        /// How many boots a new deployment gets before the menu falls back to the previous one
+        /// (1...9; 0: the counter is not armed). Used where the sysroot has GRUB's environment
+        /// block (`compose image` writes one); docs/boot-counting.md.
+        public var bootTries = 3
 
         /// Creates options.
         public init(sysroot: String = "/", osname: String? = nil, waitForLock: Bool = false, progress: any ProgressSink = SilentProgress()) {
