@@ -79,7 +79,7 @@ extension Components.Schemas.BootCounter {
             state: StatePayload(rawValue: c.state.rawValue) ?? .unarmed, triesLeft: c.triesLeft, deployment: c.deployment,
             fallback: c.fallback.map {
                 .init(
-                    failedChecksum: $0.failedChecksum, bootedChecksum: $0.bootedChecksum,
+                    failedDeployment: $0.failedDeployment, bootedDeployment: $0.bootedDeployment,
                     handledAt: Date(timeIntervalSince1970: TimeInterval($0.handledAt)))
             }, problem: c.problem)
     }
@@ -90,7 +90,7 @@ extension Components.Schemas.BootCounter {
             state: BootCounterStatus.State(rawValue: state.rawValue) ?? .unarmed, triesLeft: triesLeft, deployment: deployment,
             fallback: fallback.map {
                 BootFallback(
-                    failedChecksum: $0.failedChecksum, bootedChecksum: $0.bootedChecksum, handledAt: Int64($0.handledAt.timeIntervalSince1970))
+                    failedDeployment: $0.failedDeployment, bootedDeployment: $0.bootedDeployment, handledAt: Int64($0.handledAt.timeIntervalSince1970))
             }, problem: problem)
     }
 }

@@ -24,7 +24,7 @@ extension AgentCore {
             case .fellBack(let fallback):
                 logger.critical(
                     "the last boot fell back: the new deployment did not come up within its tries; the booted deployment is the default again",
-                    metadata: ["failed": "\(fallback.failedChecksum ?? "unknown")", "booted": "\(fallback.bootedChecksum)"])
+                    metadata: ["failed": "\(fallback.failedDeployment ?? "unknown")", "booted": "\(fallback.bootedDeployment)"])
             case .clearedStale(let deployment):
                 logger.info("boot counter cleared: the deployment it protected is gone", metadata: ["deployment": "\(deployment ?? "")"])
             }

@@ -35,7 +35,7 @@ struct BootCheck: ParsableCommand {
             "Boot counter: armed for \(d.map { String($0.prefix(12)) } ?? "the default") (\(tries) tries), waiting for the reboot."
         case .onTrial(let d, let tries): "Boot counter: this boot is \(d.prefix(12))'s trial (\(tries) tries left)."
         case .fellBack(let f):
-            "Boot fell back from \(f.failedChecksum.map { String($0.prefix(12)) } ?? "the default") to \(f.bootedChecksum.prefix(12)); it is the default again."
+            "Boot fell back from \(f.failedDeployment.map { String($0.prefix(12)) } ?? "the default") to \(f.bootedDeployment.prefix(12)); it is the default again."
         case .clearedStale(let d): "Boot counter: armed for \(d.map { String($0.prefix(12)) } ?? "a deployment") that is gone; cleared."
         }
     }

@@ -59,8 +59,8 @@ enum StatusPrinter {
     static func bootLines(_ counter: BootCounterStatus) -> String {
         var out = ""
         if let fallback = counter.fallback {
-            let failed = fallback.failedChecksum.map { String($0.prefix(12)) } ?? "the default deployment"
-            out += "LastBoot: fell back from \(failed) to \(fallback.bootedChecksum.prefix(12)) (it did not come up; now the default again)\n"
+            let failed = fallback.failedDeployment.map { String($0.prefix(12)) } ?? "the default deployment"
+            out += "LastBoot: fell back from \(failed) to \(fallback.bootedDeployment.prefix(12)) (it did not come up; now the default again)\n"
         }
         switch counter.state {
         case .unarmed: break

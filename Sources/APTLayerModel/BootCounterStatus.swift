@@ -16,7 +16,7 @@ public struct BootCounterStatus: Encodable, Sendable, Equatable {
     public var state: State
     /// Tries left while armed.
     public var triesLeft: Int?
-    /// The deployment (commit checksum) the counter protects.
+    /// The deployment the counter protects, `CHECKSUM.SERIAL`.
     public var deployment: String?
     /// Set when this boot is a fall-back: which deployment failed to come up, and when it was handled.
     public var fallback: BootFallback?
@@ -34,27 +34,27 @@ public struct BootCounterStatus: Encodable, Sendable, Equatable {
 
 /// A boot the menu's counter sent back to the previous deployment.
 public struct BootFallback: Encodable, Sendable, Equatable {
-    /// The deployment (commit checksum) that did not come up within its tries; nil when the block
-    /// did not name it and the default was already the booted one.
-    public var failedChecksum: String?
-    /// The deployment booted instead.
-    public var bootedChecksum: String
+    /// The deployment (`CHECKSUM.SERIAL`) that did not come up within its tries; nil when the
+    /// block did not name it and the default was already the booted one.
+    public var failedDeployment: String?
+    /// The deployment booted instead (`CHECKSUM.SERIAL`).
+    public var bootedDeployment: String
     /// When the fall-back was handled (the booted deployment made the default), seconds since the epoch.
     public var handledAt: Int64
 
-    public init(failedChecksum: String?, bootedChecksum: String, handledAt: Int64) {
-        self.failedChecksum = failedChecksum
-        self.bootedChecksum = bootedChecksum
+    public init(failedDeployment: String?, bootedDeployment: String, handledAt: Int64) {
+        self.failedDeployment = failedDeployment
+        self.bootedDeployment = bootedDeployment
         self.handledAt = handledAt
     }
 
-    enum CodingKeys: String, CodingKey { case failedChecksum, bootedChecksum, handledAt }
+    enum CodingKeys: String, CodingKey { case failedDeployment, bootedDeployment, handledAt }
 
     /// The status document's form: `handledAt` in RFC 3339, as every time in it.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encodeIfPresent(failedChecksum, forKey: .failedChecksum)
-        try c.encode(bootedChecksum, forKey: .bootedChecksum)
+        try c.encodeIfPresent(failedDeployment, forKey: .failedDeployment)
+        try c.encode(bootedDeployment, forKey: .bootedDeployment)
         try c.encode(StatusDocument.DeploymentStatus.rfc3339(UInt64(max(0, handledAt))), forKey: .handledAt)
     }
 }

@@ -118,6 +118,64 @@ struct StagedDeploymentTests {
         }
     }
 
+    /// The boot counter across reboots (docs/boot-counting.md). The harness does not run GRUB, so
+    /// between boots the test does what the counting menu does to the block (``BootMenu``, run for
+    /// real in the VM tier) with GRUB's own `grub-editenv`, and boots the previous entry
+    /// (`--fallback`) when the menu would. Staging arms the counter for the staged deployment; the
+    /// trial boot is marked good; a spent counter falls back and `boot-check` makes the booted
+    /// deployment the default again; `cleanup -p` disarms.
+    @Test func bootCounterArmsMarksGoodAndFallsBack() throws {
+        let bed = try TestBed()
+        let grubenv = "\(bed.sysroot)/boot/grub/grubenv"
+        try Shell.run("mkdir -p \(bed.sysroot)/boot/grub && grub-editenv \(grubenv) create")
+        let boot = Self.boot(bed)
+        let cli = "\(Paths.cli)"
+        let counter = { () throws -> [String: Any] in
+            let json = try Shell.run(boot + " \(cli) status --json --sysroot /")
+            let doc = try #require((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any], "\(json)")
+            return try #require(doc["bootCounter"] as? [String: Any], "\(json)")
+        }
+        // The default deployment as the counter names it: CHECKSUM.SERIAL.
+        let defaultDeployment = { () throws -> String in
+            let d = try #require(try bed.status.deployments.first)
+            return "\(d.checksum).\(d.serial)"
+        }
+        let first = try Shell.run(boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-app && cat /run/ostree/staged-deployment >/dev/null && \(cli) boot-check --sysroot / && /run/harness/reboot'")
+        #expect(first.contains("waiting for the reboot"), "\(first)")
+        let staged = try defaultDeployment()
+        #expect(try Shell.run("grub-editenv \(grubenv) list") == "apt_layer_tries=3\napt_layer_deployment=\(staged)\n")
+        // The menu's first count: 3 → 2, the default entry boots. It comes up and is marked good.
+        try Shell.run("grub-editenv \(grubenv) set apt_layer_tries=2")
+        let trial = try counter()
+        #expect(trial["state"] as? String == "armed" && trial["triesLeft"] as? Int == 2 && trial["deployment"] as? String == staged, "\(trial)")
+        let good = try Shell.run(boot + " \(cli) boot-check --mark-good --sysroot /")
+        #expect(good.contains("trial") && good.contains("Marked \(staged.prefix(12)) good"), "\(good)")
+        #expect(try Shell.run("grub-editenv \(grubenv) list") == "")
+        // A kernel-argument change that never comes up: every try spent, the menu falls back.
+        try Shell.run(boot + " /bin/sh -c '\(cli) kargs -q --append apt_layer_test=broken --sysroot / && /run/harness/reboot'")
+        let broken = try defaultDeployment()
+        #expect(broken != staged)
+        try Shell.run("grub-editenv \(grubenv) set apt_layer_tries=0 apt_layer_fell_back=1")
+        let fellBack = try Shell.run(
+            "\(Self.harness) --fallback -b \(URL(fileURLWithPath: cli).deletingLastPathComponent().path) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots -- /bin/sh -c 'cat /run/harness/deployment; \(cli) boot-check --sysroot /; \(cli) status --sysroot /; \(cli) status --json --sysroot /'")
+        #expect(fellBack.hasPrefix("ostree/deploy/") && fellBack.split(separator: "\n").first?.hasSuffix(staged) == true, "\(fellBack)")
+        #expect(fellBack.contains("Boot fell back from \(broken.prefix(12)) to \(staged.prefix(12))"), "\(fellBack)")
+        #expect(fellBack.contains("LastBoot: fell back from \(broken.prefix(12))"), "\(fellBack)")
+        #expect(try defaultDeployment() == staged, "the booted deployment is the default again")
+        #expect(try Shell.run("grub-editenv \(grubenv) list") == "")
+        // `status --json` comes last and is pretty-printed: from its first line to the end.
+        let json = fellBack.range(of: "\n{\n").map { String(fellBack[$0.lowerBound...]) } ?? "{}"
+        let doc = try #require((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any], "\(fellBack)")
+        let fallback = try #require((doc["bootCounter"] as? [String: Any])?["fallback"] as? [String: Any], "\(json)")
+        #expect(fallback["failedDeployment"] as? String == broken && fallback["bootedDeployment"] as? String == staged, "\(json)")
+        // The next boot (the default, no fall-back) shows no fall-back; staging arms, cleanup -p disarms.
+        let disarmed = try Shell.run(
+            boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-user; grub-editenv /boot/grub/grubenv list; \(cli) cleanup -q -p --sysroot /; echo after; grub-editenv /boot/grub/grubenv list; \(cli) status --sysroot /'")
+        #expect(disarmed.contains("apt_layer_tries=3") && !disarmed.contains("LastBoot"), "\(disarmed)")
+        let after = disarmed.components(separatedBy: "after\n").last ?? ""
+        #expect(!after.contains("apt_layer_tries") && !after.contains("BootCounter:"), "\(disarmed)")
+    }
+
     /// Across reboots on a booted host: a change, a reboot, `pin` and `rollback`, a reboot into the
     /// previous deployment, then `cleanup -r` that removes the unpinned rollback deployment.
     @Test func rollbackPinAndCleanupAcrossReboots() throws {

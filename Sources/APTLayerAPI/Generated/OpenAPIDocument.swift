@@ -943,17 +943,17 @@ components:
           enum: [unarmed, armed, fell-back]
           description: "armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet."
         triesLeft: { type: integer, minimum: 0, maximum: 9, description: "Boots left before the menu falls back (armed)." }
-        deployment: { type: string, pattern: "^[0-9a-f]{64}$", description: "The commit checksum of the deployment the counter protects." }
+        deployment: { type: string, pattern: "^[0-9a-f]{64}\\.[0-9]+$", description: "The deployment the counter protects, CHECKSUM.SERIAL (as a deployment's id after the stateroot)." }
         fallback: { $ref: "#/components/schemas/BootFallback" }
         problem: { type: string, description: "Why the block could not be read (it then counts as unarmed and the default entry boots)." }
     BootFallback:
       type: object
       additionalProperties: false
       description: This boot is a fall-back from a deployment that did not come up within its tries.
-      required: [bootedChecksum, handledAt]
+      required: [bootedDeployment, handledAt]
       properties:
-        failedChecksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "The deployment that did not come up (it stays, no longer the default)." }
-        bootedChecksum: { type: string, pattern: "^[0-9a-f]{64}$", description: "The deployment booted instead, made the default again." }
+        failedDeployment: { type: string, pattern: "^[0-9a-f]{64}\\.[0-9]+$", description: "The deployment (CHECKSUM.SERIAL) that did not come up; it stays, no longer the default." }
+        bootedDeployment: { type: string, pattern: "^[0-9a-f]{64}\\.[0-9]+$", description: "The deployment (CHECKSUM.SERIAL) booted instead, made the default again." }
         handledAt: { type: string, format: date-time, description: "When the agent (or apt-layer boot-check) handled the fall-back." }
     StatusDocument:
       type: object

@@ -3776,7 +3776,7 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/BootCounter/triesLeft`.
             public var triesLeft: Swift.Int?
-            /// The commit checksum of the deployment the counter protects.
+            /// The deployment the counter protects, CHECKSUM.SERIAL (as a deployment's id after the stateroot).
             ///
             /// - Remark: Generated from `#/components/schemas/BootCounter/deployment`.
             public var deployment: Swift.String?
@@ -3791,7 +3791,7 @@ extension Components {
             /// - Parameters:
             ///   - state: armed: the next boots into `deployment` are counted; fell-back: the menu booted the previous deployment and the fall-back is not handled yet.
             ///   - triesLeft: Boots left before the menu falls back (armed).
-            ///   - deployment: The commit checksum of the deployment the counter protects.
+            ///   - deployment: The deployment the counter protects, CHECKSUM.SERIAL (as a deployment's id after the stateroot).
             ///   - fallback:
             ///   - problem: Why the block could not be read (it then counts as unarmed and the default entry boots).
             public init(
@@ -3849,14 +3849,14 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/BootFallback`.
         public struct BootFallback: Codable, Hashable, Sendable {
-            /// The deployment that did not come up (it stays, no longer the default).
+            /// The deployment (CHECKSUM.SERIAL) that did not come up; it stays, no longer the default.
             ///
-            /// - Remark: Generated from `#/components/schemas/BootFallback/failedChecksum`.
-            public var failedChecksum: Swift.String?
-            /// The deployment booted instead, made the default again.
+            /// - Remark: Generated from `#/components/schemas/BootFallback/failedDeployment`.
+            public var failedDeployment: Swift.String?
+            /// The deployment (CHECKSUM.SERIAL) booted instead, made the default again.
             ///
-            /// - Remark: Generated from `#/components/schemas/BootFallback/bootedChecksum`.
-            public var bootedChecksum: Swift.String
+            /// - Remark: Generated from `#/components/schemas/BootFallback/bootedDeployment`.
+            public var bootedDeployment: Swift.String
             /// When the agent (or apt-layer boot-check) handled the fall-back.
             ///
             /// - Remark: Generated from `#/components/schemas/BootFallback/handledAt`.
@@ -3864,40 +3864,40 @@ extension Components {
             /// Creates a new `BootFallback`.
             ///
             /// - Parameters:
-            ///   - failedChecksum: The deployment that did not come up (it stays, no longer the default).
-            ///   - bootedChecksum: The deployment booted instead, made the default again.
+            ///   - failedDeployment: The deployment (CHECKSUM.SERIAL) that did not come up; it stays, no longer the default.
+            ///   - bootedDeployment: The deployment (CHECKSUM.SERIAL) booted instead, made the default again.
             ///   - handledAt: When the agent (or apt-layer boot-check) handled the fall-back.
             public init(
-                failedChecksum: Swift.String? = nil,
-                bootedChecksum: Swift.String,
+                failedDeployment: Swift.String? = nil,
+                bootedDeployment: Swift.String,
                 handledAt: Foundation.Date
             ) {
-                self.failedChecksum = failedChecksum
-                self.bootedChecksum = bootedChecksum
+                self.failedDeployment = failedDeployment
+                self.bootedDeployment = bootedDeployment
                 self.handledAt = handledAt
             }
             public enum CodingKeys: String, CodingKey {
-                case failedChecksum
-                case bootedChecksum
+                case failedDeployment
+                case bootedDeployment
                 case handledAt
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.failedChecksum = try container.decodeIfPresent(
+                self.failedDeployment = try container.decodeIfPresent(
                     Swift.String.self,
-                    forKey: .failedChecksum
+                    forKey: .failedDeployment
                 )
-                self.bootedChecksum = try container.decode(
+                self.bootedDeployment = try container.decode(
                     Swift.String.self,
-                    forKey: .bootedChecksum
+                    forKey: .bootedDeployment
                 )
                 self.handledAt = try container.decode(
                     Foundation.Date.self,
                     forKey: .handledAt
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "failedChecksum",
-                    "bootedChecksum",
+                    "failedDeployment",
+                    "bootedDeployment",
                     "handledAt"
                 ])
             }

@@ -33,13 +33,13 @@ extension Engine {
 
     /// After a new deployment was staged on a booted host: count its boots. A block that cannot be
     /// written leaves the deployment staged, unprotected, with a warning (the change itself stands).
-    func armBootCounter(for checksum: String) {
+    func armBootCounter(for deployment: String) {
         let counter = bootCounter
         guard options.bootTries > 0, counter.exists else { return }
         do {
-            try counter.arm(tries: options.bootTries, deployment: checksum)
+            try counter.arm(tries: options.bootTries, deployment: deployment)
         } catch {
-            progress.message("warning: the boot counter could not be armed (\(error)); a failed boot of \(checksum.prefix(12)) will not fall back")
+            progress.message("warning: the boot counter could not be armed (\(error)); a failed boot of \(deployment) will not fall back")
         }
     }
 
@@ -54,18 +54,22 @@ extension Engine {
         case .unarmed: return
         case .armed(_, let d), .fellBack(let d): deployment = d
         }
-        if let deployment, pendingChecksums(sysroot).contains(deployment) { return }
+        if let deployment, pendingDeployments(sysroot).contains(deployment) { return }
         try? counter.clear()
     }
 
+    /// A deployment as the counter names it: `CHECKSUM.SERIAL` (a kernel-argument change keeps
+    /// the commit, not the serial).
+    static func counterName(_ d: Deployment) -> String { "\(d.checksum).\(d.serial)" }
+
     /// The staged deployment and a default that is not the booted one.
-    func pendingChecksums(_ sysroot: Sysroot) -> Set<String> {
+    func pendingDeployments(_ sysroot: Sysroot) -> Set<String> {
         let booted = sysroot.booted
-        var pending = Set(sysroot.deployments.filter(\.isStaged).map(\.checksum))
+        var pending = Set(sysroot.deployments.filter(\.isStaged).map(Self.counterName))
         if let osname = try? osname(sysroot), let first = deployments(sysroot, osname).first(where: { !$0.isStaged }),
             !(booted.map(first.isSame) ?? false)
         {
-            pending.insert(first.checksum)
+            pending.insert(Self.counterName(first))
         }
         return pending
     }
@@ -82,27 +86,28 @@ extension Engine {
         guard counter.exists else { return .notCounted }
         let sysroot = try openSysroot()
         guard let booted = sysroot.booted else { return .notCounted }
+        let bootedName = Self.counterName(booted)
         switch counter.read().state {
         case .unarmed:
             return .unarmed
         case .armed(let tries, let deployment):
-            if deployment == booted.checksum { return .onTrial(deployment: booted.checksum, triesLeft: tries) }
-            if let deployment, pendingChecksums(sysroot).contains(deployment) { return .waiting(deployment: deployment, triesLeft: tries) }
+            if deployment == bootedName { return .onTrial(deployment: bootedName, triesLeft: tries) }
+            if let deployment, pendingDeployments(sysroot).contains(deployment) { return .waiting(deployment: deployment, triesLeft: tries) }
             try counter.clear()
             return .clearedStale(deployment: deployment)
         case .fellBack(let deployment):
             // Nothing to fall back to (one deployment): the menu booted the armed one after all.
-            if deployment == booted.checksum { return .onTrial(deployment: booted.checksum, triesLeft: 0) }
+            if deployment == bootedName { return .onTrial(deployment: bootedName, triesLeft: 0) }
             let osname = try osname(sysroot)
             let defaultDeployment = deployments(sysroot, osname).first { !$0.isStaged }
-            let failed = deployment ?? defaultDeployment.flatMap { $0.isSame(as: booted) ? nil : $0.checksum }
+            let failed = deployment ?? defaultDeployment.flatMap { $0.isSame(as: booted) ? nil : Self.counterName($0) }
             if let defaultDeployment, !defaultDeployment.isSame(as: booted) {
                 if let failed { try counter.arm(tries: 1, deployment: failed) }
                 _ = try rollback()
             }
             try counter.clear()
-            let record = BootFallback(failedChecksum: failed, bootedChecksum: booted.checksum, handledAt: Int64(Date().timeIntervalSince1970))
-            let file = FallbackRecord(bootID: Self.bootID, failed: failed, booted: booted.checksum, handledAt: record.handledAt)
+            let record = BootFallback(failedDeployment: failed, bootedDeployment: bootedName, handledAt: Int64(Date().timeIntervalSince1970))
+            let file = FallbackRecord(bootID: Self.bootID, failed: failed, booted: bootedName, handledAt: record.handledAt)
             if let data = try? JSONEncoder().encode(file) {
                 try? FileTree.makeDirectory((bootFallbackRecord as NSString).deletingLastPathComponent)
                 try? FileTree.write(bootFallbackRecord, String(decoding: data, as: UTF8.self))
@@ -116,8 +121,9 @@ extension Engine {
     public func markBootGood() throws -> Bool {
         let counter = bootCounter
         guard counter.exists, let booted = try openSysroot().booted else { return false }
+        let bootedName = Self.counterName(booted)
         switch counter.read().state {
-        case .armed(_, let deployment) where deployment == booted.checksum, .fellBack(let deployment) where deployment == booted.checksum:
+        case .armed(_, let deployment) where deployment == bootedName, .fellBack(let deployment) where deployment == bootedName:
             try counter.clear()
             return true
         default: return false
@@ -130,7 +136,7 @@ extension Engine {
         guard counter.exists else { return nil }
         let fallback = FileManager.default.contents(atPath: bootFallbackRecord)
             .flatMap { try? JSONDecoder().decode(FallbackRecord.self, from: $0) }
-            .flatMap { $0.bootID == Self.bootID ? BootFallback(failedChecksum: $0.failed, bootedChecksum: $0.booted, handledAt: $0.handledAt) : nil }
+            .flatMap { $0.bootID == Self.bootID ? BootFallback(failedDeployment: $0.failed, bootedDeployment: $0.booted, handledAt: $0.handledAt) : nil }
         let (state, problem) = counter.read()
         switch state {
         case .unarmed: return BootCounterStatus(state: .unarmed, fallback: fallback, problem: problem)

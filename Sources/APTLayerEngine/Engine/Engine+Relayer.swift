@@ -160,7 +160,7 @@ extension Engine {
                 kernelArguments: kernelArguments, stage: stage, cancellable: token.cancellable)
             if stage {
                 try rememberStagedAccounts(accounts, checksum: new.checksum)
-                armBootCounter(for: new.checksum)
+                armBootCounter(for: Self.counterName(new))
             } else {
                 let etc = "\(sysroot.directory(of: new))/etc"
                 for (name, lines) in accounts where !lines.isEmpty {
