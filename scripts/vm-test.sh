@@ -39,6 +39,7 @@ cat > "$w/etc/apt-layer/agent.yaml" <<'YAML'
 listen: "0.0.0.0:7443"
 tls: { certificate: /etc/apt-layer/tls/server.crt, key: /etc/apt-layer/tls/server.key, client-ca: /etc/apt-layer/tls/ca.crt }
 roles: { reader: reader, operator: operator, admin: admin }
+boot-tries: 2
 YAML
 t0=$(date +%s)
 # Serial console only, quiet: under TCG every line on a framebuffer console costs boot time.

@@ -19,7 +19,7 @@ extension AgentCore {
                 logger.info("boot counter armed for a pending deployment", metadata: ["deployment": "\(deployment ?? "")", "tries": "\(tries)"])
             case .onTrial(let deployment, let tries):
                 logger.notice(
-                    "this boot is a counted trial of the deployment; it is marked good once the host is up",
+                    "this boot is a counted trial of \(deployment) (\(tries) tries left); it is marked good once the host is up",
                     metadata: ["deployment": "\(deployment)", "tries-left": "\(tries)"])
             case .fellBack(let fallback):
                 logger.critical(

@@ -224,6 +224,21 @@ class VM:
             self.proc.wait()
 
 
+def wait_counter(vm, ready, timeout):
+    """Polls the status document's bootCounter until `ready(counter)` holds; returns the last one."""
+    deadline, counter = time.time() + timeout, {}
+    while time.time() < deadline:
+        try:
+            _, doc = vm.api("GET", "/v1/status", timeout=20)
+            counter = doc.get("bootCounter") or {}
+            if ready(counter):
+                break
+        except OSError:
+            pass
+        time.sleep(2)
+    return counter
+
+
 def cmdline_deployment(vm):
     """The deployment directory the kernel command line's ostree= resolves to."""
     return vm.qga.sh("readlink -f \"$(sed -n 's/.*ostree=\\([^ ]*\\).*/\\1/p' /proc/cmdline)\"")[1].strip()
@@ -323,8 +338,17 @@ def scenario(vm, args):
         out = vm.qga.sh("apt-layer status")[1]
         check("apt-layer status shows it pending", "staged" in out.lower() or "pending" in out.lower(), out[:300])
 
+        armed = doc.get("bootCounter") or {}
+        check("staging armed the boot counter for the staged deployment (boot-tries: 2)",
+              staged and armed.get("state") == "armed" and armed.get("triesLeft") == 2
+              and armed.get("deployment") == f"{staged[0].get('checksum')}.{staged[0].get('serial')}", json.dumps(armed))
         boot_id, state = vm.reboot(boot_id, "reboot into the staged deployment")
         vm.wait_api()
+        counter = wait_counter(vm, lambda c: c.get("state") == "unarmed", 120)
+        trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
+        check("GRUB counted the boot down (2 → 1) and the agent marked it good after multi-user.target",
+              "(1 tries left)" in trial and counter.get("state") == "unarmed"
+              and vm.qga.sh("grep -c apt_layer_ /boot/grub/grubenv")[1].strip() == "0", f"{trial.strip()[:200]}; {json.dumps(counter)}")
         _, doc = vm.api("GET", "/v1/status")
         now = booted(doc)
         check("after the reboot the new deployment is booted", now.get("checksum") == staged[0].get("checksum") if staged else False,
@@ -362,6 +386,37 @@ def scenario(vm, args):
         _, doc = vm.api("GET", "/v1/status")
         check("finalize + reboot boots the new deployment", booted(doc).get("checksum") != first.get("checksum")
               and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", f"booted {booted(doc).get('checksum', '')[:12]}")
+
+        # A release whose kernel panics at every boot (rdinit= names no program: the kernel finds
+        # no init in the initramfs, cannot mount root=UUID= itself, panics, and panic=10 reboots):
+        # GRUB counts both tries down, then boots the previous deployment; the agent makes it the
+        # default again and status says the boot fell back. No input on the console.
+        good = booted(doc)
+        code, t = vm.transaction("kargs", {"append": ["rdinit=/apt-layer-no-such-init"]})
+        _, doc = vm.api("GET", "/v1/status")
+        broken = next((d for d in doc.get("deployments", []) if d.get("staged")), {})
+        broken_id = f"{broken.get('checksum')}.{broken.get('serial')}"
+        if check("a release that panics is staged, counter armed", t.get("state") == "succeeded"
+                 and (doc.get("bootCounter") or {}).get("deployment") == broken_id, str(t)[:200]):
+            mark = len(vm.serial_text())
+            t_fall = time.time()
+            vm.qga.fire("systemctl reboot")
+            boot_id, state = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+            vm.boots.append(("panicking release: two panicking boots, then the fall-back boot", time.time() - t_fall))
+            vm.wait_api()
+            panics = vm.serial_text()[mark:].count("Kernel panic - not syncing")
+            counter = wait_counter(vm, lambda c: c.get("fallback"), 60)
+            _, doc = vm.api("GET", "/v1/status")
+            now = booted(doc)
+            check("the panicking release fell back to the previous deployment after its 2 tries, with no input",
+                  panics == 2 and now.get("id") == good.get("id") and "rdinit=" not in vm.qga.sh("cat /proc/cmdline")[1],
+                  f"{panics} panics, booted {now.get('id', '')[:20]}, was {good.get('id', '')[:20]}")
+            fallback = counter.get("fallback") or {}
+            check("the agent made the booted deployment the default again and status reports the fall-back",
+                  now.get("default") and fallback.get("failedDeployment") == broken_id and counter.get("state") == "unarmed",
+                  json.dumps(counter)[:300])
+            out = vm.qga.sh("apt-layer status")[1]
+            check("apt-layer status shows LastBoot: fell back", f"LastBoot: fell back from {broken_id[:12]}" in out, out[:300])
 
         # SIGKILL mid-transaction: systemd restarts the agent; the transaction is interrupted.
         slow = vm.upload(f"{args.debs}/fixture-slow-1.0.deb")
