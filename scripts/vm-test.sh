@@ -1,11 +1,12 @@
 #!/bin/sh
 # The VM tier (CI runs it after the other tiers): builds apt-layer's own .deb, composes a bootable
 # bookworm base with it (deploy/treefiles/bookworm-vm.yaml: kernel, systemd, dracut + ostree-boot),
-# writes a disk image with `apt-layer compose image`, and boots it under qemu (TCG) to check
+# writes a hybrid BIOS/UEFI disk image with `apt-layer compose image`, and boots it under qemu (TCG) to check
 # staging, reboots, rollback, finalization locking, agent restarts and journald fields
 # (Tests/Fixtures/system/vm-test.py), then the fleet mission under the packaged unit: a signed policy over
-# HTTPS, releases over HTTP, FleetLock, health checks, rollback (Tests/Fixtures/system/vm_fleet.py). Root.
-#   scripts/vm-test.sh [--keep] [--only-fleet]
+# HTTPS, releases over HTTP, FleetLock, health checks, rollback (Tests/Fixtures/system/vm_fleet.py), and
+# last a copy of the image under OVMF with Secure Boot enforced (Tests/Fixtures/system/vm_uefi.py). Root.
+#   scripts/vm-test.sh [--keep] [--only-fleet | --only-secure-boot]
 set -eu
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -46,5 +47,8 @@ t0=$(date +%s)
 .build/debug/apt-layer compose image -q --repo "$w/repo" --ref debian/bookworm/x86_64/vm --etc "$w/etc" -o "$w/disk.raw" \
   --karg console=ttyS0,115200n8 --karg quiet
 echo "== image written in $(( $(date +%s) - t0 )) s"
-python3 Tests/Fixtures/system/vm-test.py --image "$w/disk.raw" --pki "$w/pki" --debs "$w/fx/debs" --work "$w/vm" \
-  --repo "$w/repo" --ref debian/bookworm/x86_64/vm "$@"
+# The image is hybrid (BIOS and UEFI): the BIOS scenario boots it, then a pristine copy boots under
+# OVMF with Secure Boot enforced (Tests/Fixtures/system/vm_uefi.py).
+cp --sparse=always "$w/disk.raw" "$w/disk-uefi.raw"
+python3 Tests/Fixtures/system/vm-test.py --image "$w/disk.raw" --uefi-image "$w/disk-uefi.raw" --pki "$w/pki" --debs "$w/fx/debs" \
+  --work "$w/vm" --repo "$w/repo" --ref debian/bookworm/x86_64/vm "$@"

@@ -90,7 +90,8 @@ extension Components.Schemas.BootCounter {
             state: BootCounterStatus.State(rawValue: state.rawValue) ?? .unarmed, triesLeft: triesLeft, deployment: deployment,
             fallback: fallback.map {
                 BootFallback(
-                    failedDeployment: $0.failedDeployment, bootedDeployment: $0.bootedDeployment, handledAt: Int64($0.handledAt.timeIntervalSince1970))
+                    failedDeployment: $0.failedDeployment, bootedDeployment: $0.bootedDeployment, handledAt: Int64($0.handledAt.timeIntervalSince1970)
+                )
             }, problem: problem)
     }
 }

@@ -147,14 +147,16 @@ struct Compose: ParsableCommand {
 
     struct Image: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a bootable disk image (GPT, GRUB for BIOS, ext4 /boot and root) from a committed base with a kernel.",
+            abstract:
+                "Write a bootable disk image (GPT; BIOS GRUB and/or a Secure Boot EFI partition; ext4 /boot and root) from a committed base with a kernel.",
             discussion:
-                "The base needs a kernel with a dracut initramfs and ostree-boot (deploy/treefiles/bookworm-vm.yaml). Boot it with: qemu-system-x86_64 -m 2048 -drive file=IMAGE,format=raw,if=virtio -serial stdio"
+                "The base needs a kernel with a dracut initramfs and ostree-boot, and for UEFI Debian's signed shim and GRUB (deploy/treefiles/bookworm-vm.yaml). Boot it with: qemu-system-x86_64 -m 2048 -drive file=IMAGE,format=raw,if=virtio -serial stdio (BIOS), or add OVMF's firmware (docs/image.md)."
         )
         @Option(name: .long, help: "Repository holding the base.") var repo: String
         @Option(name: .long, help: "The base's ref.") var ref: String
         @Option(name: .shortAndLong, help: "The image file to write.") var output: String
         @Option(name: .long, help: "raw or qcow2.") var format = "raw"
+        @Option(name: .long, help: "bios, uefi or hybrid (both; the default).") var firmware = "hybrid"
         @Option(name: .long, help: "The stateroot.") var os = "debian"
         @Option(
             name: .long,
@@ -169,6 +171,10 @@ struct Compose: ParsableCommand {
         func run() throws {
             var options = ImageBuilder.Options(repo: repo, ref: ref, output: output)
             options.format = format
+            guard let firmware = ImageBuilder.Firmware(rawValue: firmware) else {
+                throw fail("--firmware must be bios, uefi or hybrid, not \(firmware)")
+            }
+            options.firmware = firmware
             options.osname = os
             if !karg.isEmpty { options.kernelArguments = karg }
             options.runtimeWatchdogSeconds = watchdogSec > 0 ? watchdogSec : nil

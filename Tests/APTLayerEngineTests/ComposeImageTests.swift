@@ -14,27 +14,65 @@ struct ComposeImageTests {
         try Shell.run("debugfs -R \(Shell.quote(command)) \(Shell.quote("\(image)?offset=\(offset)")) 2>/dev/null")
     }
 
+    /// A base with stand-ins for Debian's signed EFI programs at their paths (the VM tier boots
+    /// the real ones under Secure Boot): `test/efi`, the fixture base plus those files.
+    static func efiBase(_ bed: TestBed) throws -> String {
+        let tree = "\(bed.fixtures)/efi-tree"
+        for (path, _) in ImageBuilder.efiPrograms {
+            try Shell.run("mkdir -p \(tree)/$(dirname \(path)) && echo 'stand-in for \(path)' > \(tree)/\(path)")
+        }
+        try Shell.run(
+            "ostree --repo=\(bed.sysroot)/ostree/repo commit -b test/efi --tree=ref=test/base --tree=dir=\(tree) --owner-uid=0 --owner-gid=0"
+        )
+        return "test/efi"
+    }
+
+    /// `mtype`/`mdir` (mtools) on the FAT filesystem at `offset` bytes into `image`.
+    static func mtools(_ image: String, offset: Int, _ command: String) throws -> String {
+        try Shell.run("MTOOLS_SKIP_CHECK=1 \(command) -i \(Shell.quote("\(image)@@\(offset)"))")
+    }
+
     @Test func writesAPartitionedImageWithGRUBAndTheDeployment() throws {
         let bed = try TestBed(deploy: false)
         let image = "\(bed.fixtures)/disk.raw"
-        var options = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: "test/base", output: image)
+        var options = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: try Self.efiBase(bed), output: image)
         options.freeMiB = 16
         options.bootMiB = 64
         let etc = "\(bed.fixtures)/etc-overlay"
         try Shell.run("mkdir -p \(etc)/apt-layer && echo 'listen: \"0.0.0.0:7443\"' > \(etc)/apt-layer/agent.yaml")
         options.etcOverlay = etc
         let built = try ImageBuilder(options: options).build()
-        #expect(built.checksum == bed.baseChecksum)
+        #expect(try Shell.run("ostree --repo=\(bed.sysroot)/ostree/repo rev-parse test/efi").hasPrefix(built.checksum))
 
         let table = try JSONSerialization.jsonObject(with: Data(try Shell.run("sfdisk --json \(image)").utf8)) as? [String: Any]
         let parts = ((table?["partitiontable"] as? [String: Any])?["partitions"] as? [[String: Any]]) ?? []
-        #expect(parts.map { $0["name"] as? String } == ["bios", "boot", "root"])
+        // Hybrid by default: BIOS boot partition, EFI system partition, /boot, root.
+        #expect(parts.map { $0["name"] as? String } == ["bios", "esp", "boot", "root"])
         #expect(parts.first?["type"] as? String == ImageBuilder.biosBootType)
-        let boot = (parts[1]["start"] as? Int ?? 0) * 512
-        let root = (parts[2]["start"] as? Int ?? 0) * 512
+        #expect(parts[1]["type"] as? String == ImageBuilder.espType)
+        let esp = (parts[1]["start"] as? Int ?? 0) * 512
+        let boot = (parts[2]["start"] as? Int ?? 0) * 512
+        let root = (parts[3]["start"] as? Int ?? 0) * 512
 
-        // /boot: the static grub.cfg, libostree's loader link and the menu it wrote.
-        #expect(try Self.debugfs(image, offset: boot, "cat /grub/grub.cfg").contains("syslinux_source /loader/syslinux.cfg"))
+        // The ESP: shim at the removable-media path and in EFI/debian, signed GRUB and MokManager
+        // beside it (the base's own files), and the stub that finds /boot by UUID.
+        #expect(try Self.mtools(image, offset: esp, "mtype ::/EFI/BOOT/BOOTX64.EFI") == "stand-in for usr/lib/shim/shimx64.efi.signed\n")
+        #expect(try Self.mtools(image, offset: esp, "mtype ::/EFI/debian/grubx64.efi").contains("grubx64.efi.signed"))
+        #expect(try Self.mtools(image, offset: esp, "mtype ::/EFI/BOOT/mmx64.efi").contains("mmx64.efi.signed"))
+        let stub = try Self.mtools(image, offset: esp, "mtype ::/EFI/debian/grub.cfg")
+        #expect(
+            stub.contains("search --no-floppy --fs-uuid --set=root \(built.bootUUID)\n") && stub.contains("configfile $prefix/grub.cfg"), "\(stub)")
+
+        // /boot: the static grub.cfg (BIOS reads libostree's syslinux.cfg, EFI apt-layer's menu,
+        // both after the boot counter), the empty counter block, libostree's loader link and menus.
+        let grubCfg = try Self.debugfs(image, offset: boot, "cat /grub/grub.cfg")
+        #expect(grubCfg.contains("syslinux_source /loader/syslinux.cfg") && grubCfg.contains("source ${prefix}/ostree-menu.cfg"), "\(grubCfg)")
+        #expect(grubCfg.contains("load_env --file ${prefix}/grubenv apt_layer_tries apt_layer_fell_back"), "\(grubCfg)")
+        #expect(try Self.debugfs(image, offset: boot, "cat /grub/grubenv") == String(decoding: try GrubEnvironment().serialized(), as: UTF8.self))
+        let menu = try Self.debugfs(image, offset: boot, "cat /grub/ostree-menu.cfg")
+        #expect(
+            menu.contains("menuentry ") && menu.contains("  linux /ostree/debian-") && menu.contains(" root=UUID=\(built.rootUUID) rw panic=10"),
+            "\(menu)")
         let syslinux = try Self.debugfs(image, offset: boot, "cat /loader/syslinux.cfg")
         #expect(syslinux.hasPrefix("TIMEOUT 3"), "\(syslinux)")
         #expect(syslinux.contains("APPEND ostree=/ostree/boot."), "\(syslinux)")
@@ -80,9 +118,35 @@ struct ComposeImageTests {
                     $0.hasPrefix(".apt-layer-image-") || $0.contains(".partial-")
                 }.isEmpty)
         }
+        // UEFI from a base without Debian's signed shim and GRUB: refused, naming what is missing.
+        var noShim = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: "test/base", output: image)
+        noShim.firmware = .uefi
+        #expect {
+            try ImageBuilder(options: noShim).build()
+        } throws: { error in
+            "\(error)".contains("the base has no /usr/lib/shim/shimx64.efi.signed: --firmware uefi needs Debian's signed shim")
+        }
+        #expect(!FileManager.default.fileExists(atPath: image))
         var wrongFormat = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: "test/base", output: image)
         wrongFormat.format = "vmdk"
         #expect(throws: EngineError.self) { try ImageBuilder(options: wrongFormat).build() }
         #expect(try Shell.run("mount").contains(".apt-layer-image-") == false)
+    }
+
+    /// BIOS only: no EFI system partition, and a base without shim is fine. (GRUB's prefix in the
+    /// compressed core.img, `(,gpt2)` here and `(,gpt3)` on a hybrid disk, is proven by booting:
+    /// the VM tier boots the hybrid image with SeaBIOS.)
+    @Test func writesABIOSOnlyImage() throws {
+        let bed = try TestBed(deploy: false)
+        let image = "\(bed.fixtures)/bios.raw"
+        var options = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: "test/base", output: image)
+        options.firmware = .bios
+        options.freeMiB = 16
+        options.bootMiB = 64
+        _ = try ImageBuilder(options: options).build()
+        let table = try JSONSerialization.jsonObject(with: Data(try Shell.run("sfdisk --json \(image)").utf8)) as? [String: Any]
+        let parts = ((table?["partitiontable"] as? [String: Any])?["partitions"] as? [[String: Any]]) ?? []
+        #expect(parts.map { $0["name"] as? String } == ["bios", "boot", "root"])
+        #expect(parts.first?["type"] as? String == ImageBuilder.biosBootType)
     }
 }

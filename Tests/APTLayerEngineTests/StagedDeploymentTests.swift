@@ -140,7 +140,10 @@ struct StagedDeploymentTests {
             let d = try #require(try bed.status.deployments.first)
             return "\(d.checksum).\(d.serial)"
         }
-        let first = try Shell.run(boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-app && cat /run/ostree/staged-deployment >/dev/null && \(cli) boot-check --sysroot / && /run/harness/reboot'")
+        let first = try Shell.run(
+            boot
+                + " /bin/sh -c '\(cli) install -q --sysroot / fixture-app && cat /run/ostree/staged-deployment >/dev/null && \(cli) boot-check --sysroot / && /run/harness/reboot'"
+        )
         #expect(first.contains("waiting for the reboot"), "\(first)")
         let staged = try defaultDeployment()
         #expect(try Shell.run("grub-editenv \(grubenv) list") == "apt_layer_tries=3\napt_layer_deployment=\(staged)\n")
@@ -157,7 +160,8 @@ struct StagedDeploymentTests {
         #expect(broken != staged)
         try Shell.run("grub-editenv \(grubenv) set apt_layer_tries=0 apt_layer_fell_back=1")
         let fellBack = try Shell.run(
-            "\(Self.harness) --fallback -b \(URL(fileURLWithPath: cli).deletingLastPathComponent().path) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots -- /bin/sh -c 'cat /run/harness/deployment; \(cli) boot-check --sysroot /; \(cli) status --sysroot /; \(cli) status --json --sysroot /'")
+            "\(Self.harness) --fallback -b \(URL(fileURLWithPath: cli).deletingLastPathComponent().path) -b \(bed.fixtures) \(bed.sysroot) \(bed.fixtures)/boots -- /bin/sh -c 'cat /run/harness/deployment; \(cli) boot-check --sysroot /; \(cli) status --sysroot /; \(cli) status --json --sysroot /'"
+        )
         #expect(fellBack.hasPrefix("ostree/deploy/") && fellBack.split(separator: "\n").first?.hasSuffix(staged) == true, "\(fellBack)")
         #expect(fellBack.contains("Boot fell back from \(broken.prefix(12)) to \(staged.prefix(12))"), "\(fellBack)")
         #expect(fellBack.contains("LastBoot: fell back from \(broken.prefix(12))"), "\(fellBack)")
@@ -170,7 +174,9 @@ struct StagedDeploymentTests {
         #expect(fallback["failedDeployment"] as? String == broken && fallback["bootedDeployment"] as? String == staged, "\(json)")
         // The next boot (the default, no fall-back) shows no fall-back; staging arms, cleanup -p disarms.
         let disarmed = try Shell.run(
-            boot + " /bin/sh -c '\(cli) install -q --sysroot / fixture-user; grub-editenv /boot/grub/grubenv list; \(cli) cleanup -q -p --sysroot /; echo after; grub-editenv /boot/grub/grubenv list; \(cli) status --sysroot /'")
+            boot
+                + " /bin/sh -c '\(cli) install -q --sysroot / fixture-user; grub-editenv /boot/grub/grubenv list; \(cli) cleanup -q -p --sysroot /; echo after; grub-editenv /boot/grub/grubenv list; \(cli) status --sysroot /'"
+        )
         #expect(disarmed.contains("apt_layer_tries=3") && !disarmed.contains("LastBoot"), "\(disarmed)")
         let after = disarmed.components(separatedBy: "after\n").last ?? ""
         #expect(!after.contains("apt_layer_tries") && !after.contains("BootCounter:"), "\(disarmed)")

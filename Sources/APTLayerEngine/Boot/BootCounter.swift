@@ -82,21 +82,6 @@ public struct BootCounter: Sendable {
         change(&block)
         let bytes: [UInt8]
         do { bytes = try block.serialized() } catch { throw EngineError(.system, "\(path): \(error)") }
-        let temporary = "\(path).apt-layer-new"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileTree.posixError("create \(temporary)") }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-            let error = FileTree.posixError("write \(path)")
-            unlink(temporary)
-            throw error
-        }
-        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
+        try FileTree.replaceDurably(path, bytes)
     }
 }

@@ -22,6 +22,10 @@ public struct ImageBuilder: Sendable {
         public var output: String
         /// `raw` or `qcow2` (qemu-img from qemu-utils).
         public var format = "raw"
+        /// Which firmware boots the disk.
+        public var firmware = Firmware.hybrid
+        /// Size of the EFI system partition (UEFI and hybrid).
+        public var espMiB = 64
         public var osname = "debian"
         /// Kernel arguments besides `root=UUID=… rw` and ``failureArguments`` (which the builder sets).
         public var kernelArguments = ["console=tty0", "console=ttyS0,115200n8"]
@@ -47,6 +51,23 @@ public struct ImageBuilder: Sendable {
         }
     }
 
+    /// Which firmware boots the disk: BIOS (GRUB's `core.img` in a BIOS boot partition), UEFI
+    /// (Debian's signed shim and GRUB on an EFI system partition: Secure Boot works), or both.
+    public enum Firmware: String, Sendable, CaseIterable {
+        case bios, uefi, hybrid
+
+        var hasBIOS: Bool { self != .uefi }
+        var hasEFI: Bool { self != .bios }
+    }
+
+    /// Debian's signed EFI programs in the deployment (packages shim-signed, shim-helpers-amd64-signed
+    /// and grub-efi-amd64-signed), and where each goes on the EFI system partition.
+    static let efiPrograms: [(source: String, targets: [String])] = [
+        ("usr/lib/shim/shimx64.efi.signed", ["EFI/BOOT/BOOTX64.EFI", "EFI/debian/shimx64.efi"]),
+        ("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", ["EFI/BOOT/grubx64.efi", "EFI/debian/grubx64.efi"]),
+        ("usr/lib/shim/mmx64.efi.signed", ["EFI/BOOT/mmx64.efi", "EFI/debian/mmx64.efi"]),
+    ]
+
     /// What was built.
     public struct Built: Sendable, Equatable {
         public var output: String
@@ -58,6 +79,7 @@ public struct ImageBuilder: Sendable {
 
     /// The BIOS boot partition's GPT type.
     static let biosBootType = "21686148-6449-6E6F-744E-656564454649"
+    static let espType = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
     static let linuxType = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
     static let grubModules = "/usr/lib/grub/i386-pc"
 
@@ -134,6 +156,12 @@ public struct ImageBuilder: Sendable {
         let status = try engine.status()
         guard let deployment = status.deployments.first else { throw EngineError(.system, "no deployment was written") }
         let root = "\(sysroot)/ostree/deploy/\(options.osname)/deploy/\(deployment.checksum).\(deployment.serial)"
+        if options.firmware.hasEFI, let missing = Self.efiPrograms.map(\.source).first(where: { !FileTree.exists("\(root)/\($0)") }) {
+            throw EngineError(
+                .invalidArgument,
+                "the base has no /\(missing): --firmware \(options.firmware.rawValue) needs Debian's signed shim and GRUB in it (packages shim-signed, grub-efi-amd64-signed); --firmware bios does without"
+            )
+        }
         try FileTree.append("\(root)/etc/fstab", "UUID=\(bootUUID) /boot ext4 defaults,nodev,nosuid,noexec 0 2\n")
         try FileTree.makeDirectory("\(sysroot)/ostree/deploy/\(options.osname)/var/log/journal")
         if let seconds = options.runtimeWatchdogSeconds {
@@ -154,20 +182,8 @@ public struct ImageBuilder: Sendable {
                 throw EngineError.wrap(error, "copy GRUB module \(name)")
             }
         }
-        try FileTree.write(
-            "\(sysroot)/boot/grub/grub.cfg",
-            """
-            # Written once by apt-layer compose image; libostree rewrites /loader/syslinux.cfg instead.
-            serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1
-            terminal_input serial console
-            terminal_output serial console
-            set timeout=1
-
-            """ + BootMenu.countingScript() + """
-                insmod syslinuxcfg
-                syslinux_source /loader/syslinux.cfg
-
-                """ + BootMenu.selection)
+        try FileTree.write("\(sysroot)/boot/grub/grub.cfg", Self.grubConfiguration)
+        try BootMenu.refresh(bootDirectory: "\(sysroot)/boot", create: true)
         // The boot counter's block, empty (unarmed): what `grub-editenv grubenv create` writes.
         do {
             try FileTree.write("\(sysroot)/boot/grub/grubenv", String(decoding: try GrubEnvironment().serialized(), as: UTF8.self))
@@ -181,15 +197,13 @@ public struct ImageBuilder: Sendable {
         progress.phase("Writing the disk image")
         let rootMiB = try sizeMiB(sysroot)
         let rootPartitionMiB = rootMiB + rootMiB / 4 + options.freeMiB
-        let totalMiB = 1 + 1 + options.bootMiB + rootPartitionMiB + 1
+        let firmwareMiB = (options.firmware.hasBIOS ? 1 : 0) + (options.firmware.hasEFI ? options.espMiB : 0)
+        let totalMiB = 1 + firmwareMiB + options.bootMiB + rootPartitionMiB + 1
         try run(["truncate", "-s", "\(totalMiB)M", image], token: token)
-        let table = """
-            label: gpt
-            start=2048, size=2048, type=\(Self.biosBootType), name=bios
-            size=\(options.bootMiB)MiB, type=\(Self.linuxType), name=boot
-            type=\(Self.linuxType), name=root
-
-            """
+        var table = "label: gpt\n"
+        if options.firmware.hasBIOS { table += "start=2048, size=2048, type=\(Self.biosBootType), name=bios\n" }
+        if options.firmware.hasEFI { table += "size=\(options.espMiB)MiB, type=\(Self.espType), name=esp\n" }
+        table += "size=\(options.bootMiB)MiB, type=\(Self.linuxType), name=boot\ntype=\(Self.linuxType), name=root\n"
         try FileTree.write("\(work)/partitions", table)
         try run(["sh", "-c", "sfdisk -q \"$1\" < \"$2\"", "sh", image, "\(work)/partitions"], token: token)
         let parts = try partitions(image)
@@ -202,17 +216,55 @@ public struct ImageBuilder: Sendable {
                 "mkfs.ext4", "-q", "-F", "-L", "root", "-U", rootUUID, "-E", "offset=\(rootPart.start * 512)", "-d", sysroot, image,
                 "\(rootPart.sectors / 2)k",
             ], token: token)
-        try writeGRUB(image: image, work: work, token: token)
+        if options.firmware.hasBIOS {
+            // GRUB's prefix names the boot partition by its number.
+            try writeGRUB(image: image, work: work, bootPartition: options.firmware.hasEFI ? 3 : 2, token: token)
+        }
+        if options.firmware.hasEFI {
+            guard let esp = parts["esp"] else { throw EngineError(.system, "sfdisk wrote no EFI system partition") }
+            try writeESP(image: image, at: esp, deployment: root, bootUUID: bootUUID, work: work, token: token)
+        }
         return Built(output: image, bytes: 0, checksum: deployment.checksum, rootUUID: rootUUID, bootUUID: bootUUID)
+    }
+
+    /// `/boot/grub/grub.cfg`, written once. The entries: on BIOS libostree's own
+    /// `/loader/syslinux.cfg` (rewritten with every deployment change); on EFI, where Debian's
+    /// signed GRUB has no `syslinuxcfg`, apt-layer's rendering of `/loader/entries` (``BootMenu``).
+    /// Boots are counted before either (``BootMenu/countingScript(environment:)``).
+    static var grubConfiguration: String {
+        let head = [
+            "# Written once by apt-layer compose image (docs/image.md, docs/boot-counting.md).",
+            "if [ \"${grub_platform}\" = pc ]; then",
+            "  serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1",
+            "  terminal_input serial console",
+            "  terminal_output serial console",
+            "fi",
+            "set timeout=1",
+            "",
+        ]
+        let entries = [
+            "if [ \"${grub_platform}\" = efi ]; then",
+            "  source ${prefix}/ostree-menu.cfg",
+            "else",
+            "  insmod syslinuxcfg",
+            "  syslinux_source /loader/syslinux.cfg",
+            "fi",
+            "",
+        ]
+        return head.joined(separator: "\n") + "\n" + BootMenu.countingScript() + entries.joined(separator: "\n") + "\n" + BootMenu.selection
     }
 
     /// GRUB's BIOS stages without grub-install (which wants a block device): core.img into the
     /// BIOS boot partition (LBA 2048) with its first blocklist pointing past its own first sector,
     /// boot.img into the MBR's code area (the protective partition table stays) pointing at it.
-    func writeGRUB(image: String, work: String, token: CancellationToken) throws {
+    func writeGRUB(image: String, work: String, bootPartition: Int, token: CancellationToken) throws {
         let core = "\(work)/core.img"
         try run(
-            ["grub-mkimage", "-O", "i386-pc", "-d", Self.grubModules, "-p", "(,gpt2)/grub", "-o", core, "biosdisk", "part_gpt", "ext2"], token: token)
+            [
+                "grub-mkimage", "-O", "i386-pc", "-d", Self.grubModules, "-p", "(,gpt\(bootPartition))/grub", "-o", core, "biosdisk", "part_gpt",
+                "ext2",
+            ],
+            token: token)
         guard let coreSize = try? FileManager.default.attributesOfItem(atPath: core)[.size] as? NSNumber, coreSize.intValue <= 2048 * 512 else {
             throw EngineError(.system, "GRUB's core image does not fit the 1 MiB BIOS boot partition")
         }
@@ -220,6 +272,33 @@ public struct ImageBuilder: Sendable {
         try patch(image, at: 2048 * 512 + 500, value: 2049)  // diskboot's blocklist: core.img's second sector
         try run(["dd", "if=\(Self.grubModules)/boot.img", "of=\(image)", "bs=440", "count=1", "conv=notrunc", "status=none"], token: token)
         try patch(image, at: 0x5c, value: 2048)  // boot.img: where core.img starts
+    }
+
+    /// The EFI system partition, FAT, made without a loop device (mkfs.fat on a file, mtools'
+    /// mcopy into it, then copied into place): Debian's signed shim as the removable-media path
+    /// `EFI/BOOT/BOOTX64.EFI` and in `EFI/debian`, signed GRUB and MokManager beside it, and the
+    /// stub `EFI/debian/grub.cfg` (signed GRUB's prefix) that finds `/boot` by UUID and reads its
+    /// `grub/grub.cfg`. The programs come from the deployment, so they are the base's own.
+    func writeESP(image: String, at esp: (start: Int, sectors: Int), deployment: String, bootUUID: String, work: String, token: CancellationToken)
+        throws
+    {
+        progress.phase("Writing the EFI system partition")
+        let fat = "\(work)/esp.fat"
+        try run(["mkfs.fat", "-C", "-n", "ESP", fat, "\(esp.sectors / 2)"], token: token)
+        let stub = [
+            "# Written by apt-layer compose image: the menu lives on /boot (docs/image.md).",
+            "search --no-floppy --fs-uuid --set=root \(bootUUID)",
+            "set prefix=($root)/grub",
+            "configfile $prefix/grub.cfg",
+        ]
+        try FileTree.write("\(work)/esp-grub.cfg", stub.joined(separator: "\n") + "\n")
+        let mtools = ["env", "MTOOLS_SKIP_CHECK=1"]
+        try run(mtools + ["mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"], token: token)
+        for (source, targets) in Self.efiPrograms {
+            for target in targets { try run(mtools + ["mcopy", "-i", fat, "\(deployment)/\(source)", "::/\(target)"], token: token) }
+        }
+        try run(mtools + ["mcopy", "-i", fat, "\(work)/esp-grub.cfg", "::/EFI/debian/grub.cfg"], token: token)
+        try run(["dd", "if=\(fat)", "of=\(image)", "bs=512", "seek=\(esp.start)", "conv=notrunc", "status=none"], token: token)
     }
 
     /// Writes `value` as 8 little-endian bytes at `offset`.
@@ -274,10 +353,11 @@ public struct ImageBuilder: Sendable {
             ("ostree", "ostree"), ("sfdisk", "fdisk"), ("mkfs.ext4", "e2fsprogs"), ("grub-mkimage", "grub-common"), ("truncate", "coreutils"),
         ]
         if options.format == "qcow2" { tools.append(("qemu-img", "qemu-utils")) }
+        if options.firmware.hasEFI { tools += [("mkfs.fat", "dosfstools"), ("mcopy", "mtools")] }
         for (tool, package) in tools where Subprocess.resolve(tool, path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") == nil {
             throw EngineError(.invalidArgument, "compose image needs \(tool) (Debian package \(package))")
         }
-        guard FileTree.exists("\(Self.grubModules)/boot.img") else {
+        guard !options.firmware.hasBIOS || FileTree.exists("\(Self.grubModules)/boot.img") else {
             throw EngineError(.invalidArgument, "compose image needs GRUB's BIOS images in \(Self.grubModules) (Debian package grub-pc-bin)")
         }
     }

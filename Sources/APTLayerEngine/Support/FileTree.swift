@@ -153,4 +153,25 @@ extension FileTree {
             throw error
         }
     }
+
+    /// Replaces a file with `bytes` so that a power cut leaves the old file or the new one: written
+    /// to a temporary file beside it, flushed, renamed over it, and the directory flushed (0644).
+    static func replaceDurably(_ path: String, _ bytes: [UInt8]) throws {
+        let temporary = "\(path).apt-layer-new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError("create \(temporary)") }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            let error = posixError("write \(path)")
+            unlink(temporary)
+            throw error
+        }
+        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
 }

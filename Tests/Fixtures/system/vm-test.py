@@ -20,10 +20,13 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
   with the operator's packages and pending kernel arguments, reboots by itself, passes its health
   checks, gives the slot back; release 3 fails its health check, is rolled back and denylisted.
   --only-fleet: boot, layer the operator's packages, run only the mission.
+  --uefi-image COPY: afterwards boot a pristine copy of the (hybrid) image under OVMF with Secure Boot
+  enforced (Tests/Fixtures/system/vm_uefi.py); --only-secure-boot runs only that.
 """
-import argparse, base64, hashlib, json, os, random, re, socket, ssl, subprocess, sys, tempfile, time, urllib.request
+import argparse, base64, hashlib, json, os, random, re, shutil, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 
 from vm_fleet import FleetMission
+from vm_uefi import secure_boot
 
 RESULTS = []
 
@@ -118,9 +121,13 @@ class GuestAgent:
 
 
 class VM:
-    def __init__(self, args):
+    def __init__(self, args, image=None, firmware="bios", work=None):
+        """`firmware`: bios (SeaBIOS) or secure-boot (OVMF with Microsoft's keys enrolled: Secure
+        Boot enforced, q35 with SMM)."""
         self.args = args
-        self.work = args.work or tempfile.mkdtemp(prefix="apt-layer-vm.")
+        self.image = image or args.image
+        self.firmware = firmware
+        self.work = work or args.work or tempfile.mkdtemp(prefix="apt-layer-vm.")
         os.makedirs(self.work, exist_ok=True)
         self.port = free_port()
         self.qga = GuestAgent(f"{self.work}/qga.sock")
@@ -131,8 +138,18 @@ class VM:
     def start(self):
         open(self.serial, "w").close()
         accel = "tcg,thread=multi"
-        argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048",
-                "-drive", f"file={self.args.image},format=raw,if=virtio,cache=unsafe",
+        machine = "q35"
+        firmware = []
+        if self.firmware == "secure-boot":
+            # Debian's ovmf: the Secure Boot build and a variable store with Microsoft's keys
+            # enrolled (Secure Boot on, README.Debian); a private copy of the store per VM.
+            machine = "q35,smm=on"
+            shutil.copy("/usr/share/OVMF/OVMF_VARS_4M.ms.fd", f"{self.work}/OVMF_VARS.fd")
+            firmware = ["-global", "driver=cfi.pflash01,property=secure,value=on",
+                        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+                        "-drive", f"if=pflash,format=raw,unit=1,file={self.work}/OVMF_VARS.fd"]
+        argv = ["qemu-system-x86_64", "-machine", machine, "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048", *firmware,
+                "-drive", f"file={self.image},format=raw,if=virtio,cache=unsafe",
                 "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.port}-:7443",
                 "-chardev", f"socket,path={self.work}/qga.sock,server=on,wait=off,id=qga0",
                 "-device", "virtio-serial", "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
@@ -255,14 +272,15 @@ class Abort(Exception):
 def run(args):
     vm = VM(args)
     mission = None
-    if args.repo:
+    if args.repo and not args.only_secure_boot:
         # The fleet mission's host side (an archive repository of the releases, servers) is made
         # while the other checks run.
         mission = FleetMission(vm, args, check, free_port)
         mission.start()
     args.mission = mission
     try:
-        scenario(vm, args)
+        if not args.only_secure_boot:
+            scenario(vm, args)
     except Abort:
         pass
     except Exception as e:  # a broken step is a failed check, with what broke
@@ -272,11 +290,21 @@ def run(args):
         if mission:
             mission.thread.join()
             mission.stop()
-        print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
-        for label, seconds in vm.boots:
-            print(f"| {label} | {seconds:.0f} |")
-        if not args.keep and not args.work:
-            subprocess.run(["rm", "-rf", vm.work])
+    boots = list(vm.boots)
+    if args.uefi_image:
+        uefi = VM(args, image=args.uefi_image, firmware="secure-boot", work=f"{vm.work}/uefi")
+        try:
+            secure_boot(uefi, args, check)
+        except Exception as e:  # a broken step is a failed check, with what broke
+            check("the Secure Boot scenario ran to its end", False, repr(e)[:500])
+        finally:
+            uefi.stop()
+            boots += uefi.boots
+    print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
+    for label, seconds in boots:
+        print(f"| {label} | {seconds:.0f} |")
+    if not args.keep and not args.work:
+        subprocess.run(["rm", "-rf", vm.work])
     failed = [r for r in RESULTS if not r[1]]
     print(f"\n{len(RESULTS) - len(failed)} of {len(RESULTS)} checks passed")
     return 1 if failed else 0
@@ -490,6 +518,8 @@ def main():
     ap.add_argument("--repo", help="the repository the image was composed from (the fleet mission publishes releases from it)")
     ap.add_argument("--ref", default="debian/bookworm/x86_64/vm")
     ap.add_argument("--only-fleet", action="store_true", help="boot, layer the operator's packages, run only the fleet mission")
+    ap.add_argument("--only-secure-boot", action="store_true", help="run only the Secure Boot scenario (needs --uefi-image)")
+    ap.add_argument("--uefi-image", help="a pristine copy of the image: booted again under OVMF with Secure Boot enforced (vm_uefi.py)")
     sys.exit(run(ap.parse_args()))
 
 
