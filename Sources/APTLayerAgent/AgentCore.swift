@@ -44,6 +44,7 @@ final class AgentCore: Sendable {
             self.engineOptions = engineOptions
             try await Self.recover(journal: journal, engineOptions: engineOptions, config: config, logger: logger)
             bootCheck = await Self.checkBoot(engineOptions: engineOptions, logger: logger)
+            if case .fellBack = bootCheck { try? journal.increment(.bootFallbacks) }
             manager = TransactionManager(
                 journal: journal, engineOptions: engineOptions, timeout: .milliseconds(Int64(config.transactionTimeoutSeconds * 1000)),
                 queueLength: config.queueLength, retention: (config.retention.maxAgeDays * 86400, config.retention.maxCount), logger: logger

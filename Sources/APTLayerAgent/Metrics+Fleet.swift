@@ -65,6 +65,7 @@ extension Metrics {
             (.healthFailures, "apt_layer_health_failures_total", "Boots into a release that failed verification."),
             (.rollbacks, "apt_layer_rollbacks_total", "Rollbacks to the previous deployment."),
             (.deployFailures, "apt_layer_deploy_failures_total", "Staging or finalizing that failed."),
+            (.bootFallbacks, "apt_layer_boot_fallbacks_total", "Boots the boot counter sent back to the previous deployment."),
             (.reportsSent, "apt_layer_telemetry_reports_sent_total", "Status reports the collector accepted."),
             (.reportsDropped, "apt_layer_telemetry_reports_dropped_total", "Status reports dropped because the outbox was full."),
             (.reportsDeadLettered, "apt_layer_telemetry_reports_dead_lettered_total", "Status reports the collector refused for good (4xx)."),

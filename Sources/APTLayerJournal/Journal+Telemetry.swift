@@ -80,6 +80,8 @@ public enum JournalCounter: String, Sendable, CaseIterable {
     case healthFailures = "health-failures"
     case rollbacks
     case deployFailures = "deploy-failures"
+    /// Boots the boot menu's counter sent back to the previous deployment (handled at agent start).
+    case bootFallbacks = "boot-fallbacks"
     case rebootSlotWaits = "reboot-slot-waits"
     case reportsSent = "reports-sent"
     case reportsDropped = "reports-dropped"

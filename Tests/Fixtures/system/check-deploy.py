@@ -33,7 +33,7 @@ KNOWN_METRICS = {
     "apt_layer_update_windows_missed", "apt_layer_policy_version", "apt_layer_policy_expiry_timestamp_seconds",
     "apt_layer_last_policy_fetch_timestamp_seconds", "apt_layer_policy_fetches_total",
     "apt_layer_reboot_slot_waits_total", "apt_layer_finalizations_total", "apt_layer_health_failures_total",
-    "apt_layer_rollbacks_total", "apt_layer_deploy_failures_total", "apt_layer_telemetry_outbox_reports",
+    "apt_layer_rollbacks_total", "apt_layer_deploy_failures_total", "apt_layer_boot_fallbacks_total", "apt_layer_telemetry_outbox_reports",
     "apt_layer_telemetry_outbox_oldest_age_seconds", "apt_layer_telemetry_reports_sent_total",
     "apt_layer_telemetry_reports_dropped_total", "apt_layer_telemetry_reports_dead_lettered_total",
     "apt_layer_countme_last_sent_timestamp_seconds", "apt_layer_transactions_total",
