@@ -161,7 +161,7 @@ struct Compose: ParsableCommand {
         @Option(
             name: .long,
             help:
-                "A kernel argument besides root=, rw and panic=10 rd.emergency=reboot rd.shell=0 (repeatable; default: console=tty0 console=ttyS0,115200n8)."
+                "A kernel argument besides root=, rw and panic=10 rd.emergency=reboot rd.shell=0 systemd.crash_reboot=1 (repeatable; default: console=tty0 console=ttyS0,115200n8)."
         )
         var karg: [String] = []
         @Option(name: .long, help: "systemd's RuntimeWatchdogSec= in the image, seconds (0: none).") var watchdogSec = 30

@@ -22,7 +22,8 @@ struct BootMenuTests {
         // The probe's own block records what GRUB chose, beside the one under test.
         try Data(try GrubEnvironment().serialized()).write(to: URL(fileURLWithPath: "\(dir)/fs/grub/probe"))
         if let block { try Data(block).write(to: URL(fileURLWithPath: "\(dir)/fs/grub/grubenv")) }
-        try Shell.run("truncate -s 8M \(dir)/disk.img && mkfs.ext4 -q -F -d \(dir)/fs \(dir)/disk.img && echo '(hd0) \(dir)/disk.img' > \(dir)/device.map")
+        try Shell.run(
+            "truncate -s 8M \(dir)/disk.img && mkfs.ext4 -q -F -d \(dir)/fs \(dir)/disk.img && echo '(hd0) \(dir)/disk.img' > \(dir)/device.map")
         let commands = [
             "set root=hd0", "set prefix=(hd0)/grub", "source (hd0)/grub/grub.cfg",
             "set probe_default=${default}", "save_env --file (hd0)/grub/probe probe_default", "halt",

@@ -78,7 +78,9 @@ struct ComposeImageTests {
         #expect(syslinux.contains("APPEND ostree=/ostree/boot."), "\(syslinux)")
         // A release that cannot boot reboots (panic, dracut's emergency) instead of waiting at a console.
         #expect(
-            syslinux.contains(" root=UUID=\(built.rootUUID) rw panic=10 rd.emergency=reboot rd.shell=0 console=tty0 console=ttyS0,115200n8\n"),
+            syslinux.contains(
+                " root=UUID=\(built.rootUUID) rw panic=10 rd.emergency=reboot rd.shell=0 systemd.crash_reboot=1 console=tty0 console=ttyS0,115200n8\n"
+            ),
             "\(syslinux)")
         #expect(try Self.debugfs(image, offset: boot, "stat /grub/i386-pc/syslinuxcfg.mod").contains("Inode:"))
         // root: the deployment, /boot mounted by UUID, the overlay, an empty /boot mount point.

@@ -30,9 +30,10 @@ public struct ImageBuilder: Sendable {
         /// Kernel arguments besides `root=UUID=… rw` and ``failureArguments`` (which the builder sets).
         public var kernelArguments = ["console=tty0", "console=ttyS0,115200n8"]
         /// What a remote host does when a release cannot boot: reboot 10 s after a kernel panic,
-        /// and reboot instead of waiting at dracut's emergency shell (no shell: nobody is at the
-        /// console of a fleet's host). Set before ``kernelArguments``, which can override them.
-        public var failureArguments = ["panic=10", "rd.emergency=reboot", "rd.shell=0"]
+        /// reboot instead of waiting at dracut's emergency shell (no shell: nobody is at the
+        /// console of a fleet's host), and reboot 10 s after systemd as PID 1 crashes or finds no
+        /// init to execute instead of freezing. Set before ``kernelArguments``, which can override them.
+        public var failureArguments = ["panic=10", "rd.emergency=reboot", "rd.shell=0", "systemd.crash_reboot=1"]
         /// systemd's hardware watchdog (`RuntimeWatchdogSec=`): a host that hangs is reset where
         /// a watchdog device exists (systemd ignores the setting where none does). nil: not set.
         public var runtimeWatchdogSeconds: Int? = 30
