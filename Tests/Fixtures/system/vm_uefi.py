@@ -93,3 +93,37 @@ def secure_boot(vm, args, check):
     trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
     check("Secure Boot: signed GRUB counted the boot down in /boot's grubenv and the agent marked it good",
           "(1 tries left)" in trial and counter.get("state") == "unarmed", f"{trial.strip()[:200]}; {json.dumps(counter)}")
+    if args.all:
+        stale_menu(vm, args, check, boot_id)
+
+
+def stale_menu(vm, args, check, boot_id):
+    """What a power cut between libostree's finalization and the menu's rewrite at shutdown leaves
+    (the window is milliseconds wide, so it is made deterministic): the menu file is made immutable,
+    so the unit's rewrite after ostree-finalize-staged fails. The next boot reads the old menu, whose
+    default entry is the deployment that was booted, and must come up on it; once the menu can be
+    written again, `apt-layer boot-menu` catches up and the next reboot boots the new deployment."""
+    _, doc = vm.api("GET", "/v1/status")
+    old = booted(doc)
+    _, t = vm.transaction("kargs", {"append": ["apt_layer_stale_menu=1"]})
+    _, doc = vm.api("GET", "/v1/status")
+    staged = next((d for d in doc.get("deployments", []) if d.get("staged")), {})
+    if not check("stale menu: a change is staged", t.get("state") == "succeeded" and staged, str(t)[:200]):
+        return boot_id
+    vm.qga.sh("chattr +i /boot/grub/ostree-menu.cfg")
+    boot_id, state = vm.reboot(boot_id, "Secure Boot: reboot with the menu's rewrite failing at shutdown")
+    vm.wait_api()
+    _, doc = vm.api("GET", "/v1/status")
+    now = booted(doc)
+    stale = vm.qga.sh("grep -c apt_layer_stale_menu /boot/grub/ostree-menu.cfg")[1].strip()
+    check("stale menu: the rewrite failed at shutdown, and the old menu booted the deployment that was booted",
+          now.get("id") == old.get("id") and stale == "0", f"booted {now.get('id', '')[:24]}, was {old.get('id', '')[:24]}; new entry in the menu: {stale}")
+    out = vm.qga.sh("chattr -i /boot/grub/ostree-menu.cfg && apt-layer boot-menu && head -3 /boot/grub/ostree-menu.cfg")[1]
+    boot_id, state = vm.reboot(boot_id, "Secure Boot: reboot after the menu caught up")
+    vm.wait_api()
+    _, doc = vm.api("GET", "/v1/status")
+    now = booted(doc)
+    check("stale menu: once written again the menu boots the new deployment",
+          now.get("checksum") == staged.get("checksum") and "apt_layer_stale_menu=1" in vm.qga.sh("cat /proc/cmdline")[1],
+          f"booted {now.get('id', '')[:24]}; {out[:200]}")
+    return boot_id
