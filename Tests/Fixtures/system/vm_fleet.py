@@ -14,7 +14,7 @@ the operator's layered packages (and whatever else was pending) re-applied, take
 by `systemctl reboot`, pass the health checks, give the slot back and report; then stage release
 3, reboot into it, fail its health check, roll back, reboot, and denylist it.
 """
-import base64, json, os, shutil, ssl, subprocess, threading, time, urllib.request
+import base64, json, os, re, shutil, ssl, subprocess, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.dirname(HERE)
@@ -62,6 +62,15 @@ class FleetMission:
             sh(f"ostree --repo={repo} commit -b {ref} --tree=ref={self.base} --tree=dir={w}/tree-{version} --bootable {keep} "
                f"--add-metadata-string=version={version} -s 'release {version}' --owner-uid=0 --owner-gid=0")
             self.commits[version] = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
+        # Release 4 cannot boot: release 2 with its initramfs replaced by junk (the kernel unpacks
+        # nothing, finds no init, cannot mount root=UUID= itself and panics; panic=10 reboots).
+        initramfs = sh(f"ostree --repo={repo} ls -R {self.commits['2026.12.2']} /usr/lib/modules | awk '$NF ~ /initramfs.img$/ {{print $NF}}'").split()
+        junk = f"{w}/tree-2026.12.4"
+        os.makedirs(f"{junk}/{os.path.dirname(initramfs[0])}", exist_ok=True)
+        open(f"{junk}/{initramfs[0]}", "wb").write(b"not an initramfs\n" * 64)
+        sh(f"ostree --repo={repo} commit -b {ref} --tree=ref={self.commits['2026.12.2']} --tree=dir={junk} --bootable {keep} "
+           f"--add-metadata-string=version=2026.12.4 -s 'release 2026.12.4' --owner-uid=0 --owner-gid=0")
+        self.commits["2026.12.4"] = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
         sh(f"ostree --repo={repo} summary -u")
         self.https, self.http, self.lock = self.free_port(), self.free_port(), self.free_port()
         open(f"{w}/nginx.conf", "w").write(f"""daemon off; user root; worker_processes 1; pid {w}/nginx/pid; error_log {w}/nginx/error.log;
@@ -116,7 +125,7 @@ streams:
       open-through-wave: 0
       waves:
         - {{name: all, until: 10000, start-after: 0s, ramp: 0s}}
-reboot: {{fleetlock: "https://{GUEST_HOST}:{self.lock}", group: default}}
+reboot: {{fleetlock: "https://{GUEST_HOST}:{self.lock}", group: default, boot-tries: 1}}
 telemetry: {{countme: true, report: "http://{GUEST_HOST}:{self.otlp}/v1/logs", heartbeat: 1h}}
 health:
   timeout: 45s
@@ -291,5 +300,36 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
               f"booted into {booted_bad!r}, now {str(self.booted_base())[:12]}, denylist {json.dumps(denylist)[:300]}")
         state = self.lock_state()
         check("fleet: the slot was given back after the rollback", state.get("grants") == 2 and not any(state.get("holders", {}).values()),
+              json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
+
+        # Release 4 panics at boot: the policy's boot-tries (1) arms the counter; GRUB boots it once,
+        # it panics and reboots, GRUB falls back to release 2; the agent restores the default, the
+        # driver sees the release not booted, denylists it with that cause and reports it.
+        r4 = self.commits["2026.12.4"]
+        t_publish = time.time()
+        self.publish(3, "2026.12.4", r4)
+        doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True)
+        if not check("fleet: the driver stages release 2026.12.4 (it panics) and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
+                     json.dumps(doc.get("driver"))[:400]):
+            return boot_id
+        mark = len(vm.serial_text())
+        boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+        vm.wait_api()
+        doc = self.wait_driver({"failed", "up-to-date"}, 300)
+        vm.boots.append(("fleet: panicking release → fell back by itself (one panicking boot)", time.time() - t_publish))
+        serial = vm.serial_text()[mark:]
+        entries = re.findall(r"Booting `[^']*\(ostree:(\d+)\)'", serial)
+        denylist = [d for d in doc.get("denylist") or [] if d.get("commit") == r4]
+        _, status = vm.api("GET", "/v1/status")
+        fallback = (status.get("bootCounter") or {}).get("fallback") or {}
+        check("fleet: the panicking release fell back after its one try with no input; the driver denylisted it as a fall-back",
+              entries == ["0", "1"] and serial.count("Kernel panic - not syncing") == 1 and self.booted_base() == r2
+              and denylist and "fell back" in denylist[0].get("reason", "") and fallback.get("bootedDeployment"),
+              f"GRUB booted {entries}, now {str(self.booted_base())[:12]}, denylist {json.dumps(denylist)[:300]}, fallback {json.dumps(fallback)}")
+        reports = self.reports()
+        check("fleet: the fall-back was reported (status report: failed, the bootloader fell back)",
+              any("fell back" in json.dumps(r.get("body") or {}) for r in reports), f"{len(reports)} records")
+        state = self.lock_state()
+        check("fleet: the slot was given back after the fall-back", state.get("grants") == 3 and not any(state.get("holders", {}).values()),
               json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
         return boot_id
