@@ -13,7 +13,8 @@ struct BootCheck: ParsableCommand {
     @Flag(name: .long, help: "The booted deployment is up: clear the counter that protects it.") var markGood = false
 
     func run() throws {
-        guard global.agentEndpoint == nil else { throw fail("boot-check runs on the host itself (the agent does it at every start)") }
+        // Local by nature (the agent does it at its own start): the agent's socket is not used.
+        guard global.agent == nil else { throw fail("boot-check runs on the host itself (the agent does it at every start), not through --agent") }
         let engine = global.host()
         do {
             let check = try engine.checkBoot()
@@ -50,7 +51,8 @@ struct BootMenuCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        guard global.agentEndpoint == nil else { throw fail("boot-menu runs on the host itself") }
+        // Local by nature (it runs at shutdown, after the agent stopped): the agent's socket is not used.
+        guard global.agent == nil else { throw fail("boot-menu runs on the host itself, not through --agent") }
         do {
             let changed = try global.host().writeBootMenu()
             if !global.quiet { print(changed ? "Boot menu rewritten." : "Boot menu up to date (or none on this sysroot).") }
