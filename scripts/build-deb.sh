@@ -27,7 +27,6 @@ for b in apt-layer apt-layerd; do
   strip --strip-unneeded --remove-section=.comment --remove-section=.note "$r/usr/bin/$b"
 done
 install -m 0644 systemd/apt-layerd.service "$r/lib/systemd/system/apt-layerd.service"
-install -m 0644 systemd/apt-layer-boot-menu.service "$r/lib/systemd/system/apt-layer-boot-menu.service"
 install -m 0644 systemd/apt-layerd.tmpfiles.conf "$r/usr/lib/tmpfiles.d/apt-layer.conf"
 
 # Man pages from the argument parser's own description of each command (its dump-help JSON).

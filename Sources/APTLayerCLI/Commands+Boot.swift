@@ -41,23 +41,3 @@ struct BootCheck: ParsableCommand {
         }
     }
 }
-
-/// `apt-layer boot-menu`: rewrites the EFI boot menu (`/boot/grub/ostree-menu.cfg`) from
-/// libostree's boot loader entries. `apt-layer-boot-menu.service` runs it at shutdown right after
-/// `ostree-finalize-staged.service` has written the staged deployment's entries.
-struct BootMenuCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "boot-menu", abstract: "Rewrite the EFI boot menu from the boot loader entries (after ostree finalizes a deployment).")
-    @OptionGroup var global: GlobalOptions
-
-    func run() throws {
-        // Local by nature (it runs at shutdown, after the agent stopped): the agent's socket is not used.
-        guard global.agent == nil else { throw fail("boot-menu runs on the host itself, not through --agent") }
-        do {
-            let changed = try global.host().writeBootMenu()
-            if !global.quiet { print(changed ? "Boot menu rewritten." : "Boot menu up to date (or none on this sysroot).") }
-        } catch {
-            throw fail(oneLine(error))
-        }
-    }
-}

@@ -5,11 +5,12 @@ import Testing
 
 @testable import APTLayerEngine
 
-/// The boot menu's counting script run by real GRUB 2.06: `grub-emu` (the emulator platform of the
-/// same GRUB, package grub-emu) reads a small ext4 image holding `compose image`'s own
-/// `grub/grub.cfg` and `grub/grubenv`, runs it as at a boot (`load_env`, the count-down,
-/// `save_env` into the image's blocks), and records the entry it chose in the block; the test reads
-/// the block back with debugfs. The VM tier runs the same script on BIOS and under Secure Boot.
+/// The boot menu's scripts run by real GRUB 2.06: `grub-emu` (the emulator platform of the same
+/// GRUB, package grub-emu) reads a small ext4 image holding `compose image`'s own `grub/grub.cfg`
+/// and `grub/grubenv`, runs it as at a boot (`load_env`, the count-down, `save_env` into the
+/// image's blocks), and records the entry it chose in the block; the test reads the block back
+/// with debugfs. Likewise libostree's `syslinux.cfg` read as GRUB script. The VM tier runs the same
+/// scripts on BIOS and under Secure Boot.
 @Suite("boot menu in GRUB", .tags(.fast))
 struct BootMenuTests {
     /// One boot: the image holds `block` (nil: no grubenv at all) and the image's grub.cfg; returns
@@ -74,5 +75,52 @@ struct BootMenuTests {
         garbage[0] = 0x42
         #expect(try Self.boot(block: garbage).entry == "0")
         #expect(try Self.boot(block: [UInt8](repeating: 0x23, count: 100)).entry == "0")
+    }
+
+    /// libostree's `syslinux.cfg` (as 2022.7 writes it: `TIMEOUT`, `DEFAULT`, then per entry
+    /// `LABEL` and tab-indented `KERNEL`, `INITRD`, `APPEND`) read by ``BootMenu/entriesScript``'s
+    /// functions: every entry, in order, with its title, kernel, initramfs and arguments. (grub-emu
+    /// has no `linux` command, so the entries are recorded instead of added to the menu; booting
+    /// them is the VM tier's.)
+    @Test func libostreesSyslinuxConfigIsReadAsGRUBScript() throws {
+        let syslinux = """
+            TIMEOUT 3
+
+            DEFAULT Debian GNU/Linux 12 (bookworm) 2026.12.2 (ostree:0)
+            LABEL Debian GNU/Linux 12 (bookworm) 2026.12.2 (ostree:0)
+            \tKERNEL /ostree/debian-abc/vmlinuz-6.1.0-57-amd64
+            \tINITRD /ostree/debian-abc/initramfs-6.1.0-57-amd64.img
+            \tAPPEND ostree=/ostree/boot.1/debian/abc/0 root=UUID=a9a4 rw panic=10 console=ttyS0,115200n8
+            LABEL Debian GNU/Linux 12 (bookworm) 2026.12.1 (ostree:1)
+            \tKERNEL /ostree/debian-def/vmlinuz-6.1.0-56-amd64
+            \tAPPEND ostree=/ostree/boot.1/debian/def/0 root=UUID=a9a4 rw
+
+            """
+        let dir = try Shell.run("mktemp -d /tmp/apt-layer-grub.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? Shell.run("rm -rf \(dir)") }
+        try Shell.run("mkdir -p \(dir)/fs/grub \(dir)/fs/loader.1 && ln -s loader.1 \(dir)/fs/loader")
+        try syslinux.write(toFile: "\(dir)/fs/loader.1/syslinux.cfg", atomically: true, encoding: .utf8)
+        try BootMenu.entryFunctions.write(toFile: "\(dir)/fs/grub/functions.cfg", atomically: true, encoding: .utf8)
+        // A 4 KiB block: room for both entries (GRUB's save_env takes any block size).
+        let signature = "# GRUB Environment Block\n"
+        try (signature + String(repeating: "#", count: 4096 - signature.count)).write(
+            toFile: "\(dir)/fs/grub/probe", atomically: true, encoding: .utf8)
+        try Shell.run(
+            "truncate -s 8M \(dir)/disk.img && mkfs.ext4 -q -F -d \(dir)/fs \(dir)/disk.img && echo '(hd0) \(dir)/disk.img' > \(dir)/device.map")
+        let commands = [
+            "set root=hd0", "source (hd0)/grub/functions.cfg",
+            #"function apt_layer_add_entry { set probe="${probe}[$1|$2|$3|$4]"; }"#,
+            "source /loader/syslinux.cfg", "apt_layer_flush", "save_env --file (hd0)/grub/probe probe", "halt",
+        ]
+        try commands.joined(separator: "\n").appending("\n").write(toFile: "\(dir)/commands", atomically: true, encoding: .utf8)
+        try Shell.run("timeout 30 grub-emu -m \(dir)/device.map -r hd0 -d /usr/lib/grub/x86_64-emu < \(dir)/commands > \(dir)/out 2>&1")
+        let block = try Shell.run("debugfs -R 'cat /grub/probe' \(dir)/disk.img 2>/dev/null")
+        let probe = block.split(separator: "\n").first { $0.hasPrefix("probe=") }.map { String($0.dropFirst(6)) }
+        #expect(
+            probe
+                == "[Debian GNU/Linux 12 (bookworm) 2026.12.2 (ostree:0)|/ostree/debian-abc/vmlinuz-6.1.0-57-amd64|/ostree/debian-abc/initramfs-6.1.0-57-amd64.img"
+                + "|ostree=/ostree/boot.1/debian/abc/0 root=UUID=a9a4 rw panic=10 console=ttyS0,115200n8]"
+                + "[Debian GNU/Linux 12 (bookworm) 2026.12.1 (ostree:1)|/ostree/debian-def/vmlinuz-6.1.0-56-amd64||ostree=/ostree/boot.1/debian/def/0 root=UUID=a9a4 rw]",
+            "\(block.prefix(800))")
     }
 }

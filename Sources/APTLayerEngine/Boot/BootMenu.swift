@@ -42,6 +42,49 @@ public enum BootMenu {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The entries, read from libostree's `/loader/syslinux.cfg` by GRUB script alone. libostree
+    /// rewrites that file with every deployment change and swaps it atomically with the boot
+    /// loader entries (`sysroot.bootloader=syslinux`), also at shutdown when
+    /// `ostree-finalize-staged` writes a staged deployment, so the menu is never behind the
+    /// deployments and nothing of apt-layer runs at shutdown. GRUB's `syslinuxcfg` module would
+    /// read it on BIOS, but Debian's signed `grubx64.efi` has no such module (nor `blscfg`) and
+    /// under Secure Boot loads none; so on both firmwares the file is `source`d as a GRUB script
+    /// in which its keywords (`LABEL`, `KERNEL`, `INITRD`, `APPEND`, `DEVICETREE`, `DEFAULT`,
+    /// `TIMEOUT`) are functions that collect each entry and add it as a `menuentry` (title, then
+    /// the kernel, initramfs and arguments as the entry's positional parameters). Kernel arguments
+    /// therefore must not contain `$ ; ' "` (as with `syslinuxcfg`).
+    public static let entriesScript = entryFunctions + "source /loader/syslinux.cfg\napt_layer_flush\n"
+
+    /// The functions of ``entriesScript``; `apt_layer_add_entry TITLE KERNEL INITRD ARGUMENTS`
+    /// adds one entry.
+    static let entryFunctions: String = {
+        let lines = [
+            "function TIMEOUT { true; }",
+            "function DEFAULT { true; }",
+            "function apt_layer_flush {",
+            "  if [ -n \"${apt_layer_kernel}\" ]; then",
+            "    apt_layer_add_entry \"${apt_layer_title}\" \"${apt_layer_kernel}\" \"${apt_layer_initrd}\" \"${apt_layer_append}\"",
+            "  fi",
+            "  set apt_layer_title=",
+            "  set apt_layer_kernel=",
+            "  set apt_layer_initrd=",
+            "  set apt_layer_append=",
+            "}",
+            "function LABEL { apt_layer_flush; set apt_layer_title=\"$*\"; }",
+            "function KERNEL { set apt_layer_kernel=\"$1\"; }",
+            "function INITRD { set apt_layer_initrd=\"$1\"; }",
+            "function DEVICETREE { true; }",
+            "function APPEND { set apt_layer_append=\"$*\"; }",
+            "function apt_layer_add_entry {",
+            "  menuentry \"$1\" \"$2\" \"$3\" \"$4\" {",
+            "    linux $2 $4",
+            "    if [ -n \"$3\" ]; then initrd $3; fi",
+            "  }",
+            "}",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
     /// What follows the entries: the counted default, and the previous entry as GRUB's own
     /// fallback when the default cannot even be loaded (a missing kernel).
     public static let selection = """

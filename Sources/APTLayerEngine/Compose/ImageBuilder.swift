@@ -184,7 +184,6 @@ public struct ImageBuilder: Sendable {
             }
         }
         try FileTree.write("\(sysroot)/boot/grub/grub.cfg", Self.grubConfiguration)
-        try BootMenu.refresh(bootDirectory: "\(sysroot)/boot", create: true)
         // The boot counter's block, empty (unarmed): what `grub-editenv grubenv create` writes.
         do {
             try FileTree.write("\(sysroot)/boot/grub/grubenv", String(decoding: try GrubEnvironment().serialized(), as: UTF8.self))
@@ -228,10 +227,10 @@ public struct ImageBuilder: Sendable {
         return Built(output: image, bytes: 0, checksum: deployment.checksum, rootUUID: rootUUID, bootUUID: bootUUID)
     }
 
-    /// `/boot/grub/grub.cfg`, written once. The entries: on BIOS libostree's own
-    /// `/loader/syslinux.cfg` (rewritten with every deployment change); on EFI, where Debian's
-    /// signed GRUB has no `syslinuxcfg`, apt-layer's rendering of `/loader/entries` (``BootMenu``).
-    /// Boots are counted before either (``BootMenu/countingScript(environment:)``).
+    /// `/boot/grub/grub.cfg`, written once: serial console on BIOS, the boot counter
+    /// (``BootMenu/countingScript(environment:)``), libostree's `/loader/syslinux.cfg` read as
+    /// GRUB script (``BootMenu/entriesScript``: the same on BIOS and on EFI under Secure Boot),
+    /// then the counted default.
     static var grubConfiguration: String {
         let head = [
             "# Written once by apt-layer compose image (docs/image.md, docs/boot-counting.md).",
@@ -243,16 +242,7 @@ public struct ImageBuilder: Sendable {
             "set timeout=1",
             "",
         ]
-        let entries = [
-            "if [ \"${grub_platform}\" = efi ]; then",
-            "  source ${prefix}/ostree-menu.cfg",
-            "else",
-            "  insmod syslinuxcfg",
-            "  syslinux_source /loader/syslinux.cfg",
-            "fi",
-            "",
-        ]
-        return head.joined(separator: "\n") + "\n" + BootMenu.countingScript() + entries.joined(separator: "\n") + "\n" + BootMenu.selection
+        return head.joined(separator: "\n") + "\n" + BootMenu.countingScript() + BootMenu.entriesScript + BootMenu.selection
     }
 
     /// GRUB's BIOS stages without grub-install (which wants a block device): core.img into the

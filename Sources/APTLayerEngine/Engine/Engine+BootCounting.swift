@@ -82,8 +82,6 @@ extension Engine {
     /// reorder boots it once more, then falls back again), then the deployments are reordered,
     /// which disarms it.
     public func checkBoot() throws -> BootCheck {
-        // Also the agent's start: a menu a failed shutdown left behind the entries is caught up.
-        refreshBootMenu()
         let counter = bootCounter
         guard counter.exists else { return .notCounted }
         let sysroot = try openSysroot()
@@ -157,22 +155,6 @@ extension Engine {
         var booted: String
         var handledAt: Int64
     }
-
-    /// The sysroot's `/boot`.
-    var bootDirectory: String { options.sysroot == "/" ? "/boot" : "\(options.sysroot)/boot" }
-
-    /// After the boot loader entries changed: the EFI menu follows them (where the image has one).
-    /// A menu that cannot be written is a warning: the change stands, the old menu still boots
-    /// (its entries still exist) and the next write or agent start tries again.
-    func refreshBootMenu() {
-        do { try BootMenu.refresh(bootDirectory: bootDirectory) } catch {
-            progress.message("warning: the EFI boot menu could not be rewritten: \(error)")
-        }
-    }
-
-    /// `apt-layer boot-menu`: rewrites the EFI menu from the boot loader entries now (run after
-    /// `ostree admin finalize-staged` at shutdown); true when it changed. No menu file: nothing to do.
-    public func writeBootMenu() throws -> Bool { try BootMenu.refresh(bootDirectory: bootDirectory) }
 
     /// This boot's id (`/proc/sys/kernel/random/boot_id`).
     static let bootID: String =

@@ -31,7 +31,6 @@ extension Engine {
             try? sysroot.prepareCleanup()
             try? sysroot.load()
             disarmStaleBootCounter(sysroot)
-            refreshBootMenu()
             let repo = try? sysroot.repo()
             let diff = repo.flatMap { repo in
                 try? PackageDiff(from: packages(ofCommit: current.checksum, repo: repo), to: packages(ofCommit: target.checksum, repo: repo))
@@ -66,7 +65,6 @@ extension Engine {
                 if removed > 0 { try sysroot.writeDeployments(kept, cleanUp: false) }
                 try sysroot.load()
                 disarmStaleBootCounter(sysroot)
-                refreshBootMenu()
                 try refreshBaseRefs(sysroot, extra: [])
                 try sysroot.cleanup()
             } catch {

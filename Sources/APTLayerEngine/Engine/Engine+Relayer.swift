@@ -171,7 +171,6 @@ extension Engine {
                 FaultPoint.hit("after-new-default")
                 try sysroot.load()
                 try retainDefaultRollbackAndPinned(sysroot, osname: osname)
-                refreshBootMenu()
             }
             try sysroot.load()
         } catch {

@@ -21,8 +21,7 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
   checks, gives the slot back; release 3 fails its health check, is rolled back and denylisted.
   --only-fleet: boot, layer the operator's packages, run only the mission.
   --all: also the scenarios CI leaves out for time: an operator's release whose kernel panics and one
-  whose init is missing each fall back without a fleet; under Secure Boot, a menu rewrite that fails
-  at shutdown.
+  whose init is missing each fall back without a fleet.
   --uefi-image COPY: afterwards boot a pristine copy of the (hybrid) image under OVMF with Secure Boot
   enforced (Tests/Fixtures/system/vm_uefi.py); --only-secure-boot runs only that.
 """
@@ -542,7 +541,7 @@ def main():
     ap.add_argument("--repo", help="the repository the image was composed from (the fleet mission publishes releases from it)")
     ap.add_argument("--ref", default="debian/bookworm/x86_64/vm")
     ap.add_argument("--only-fleet", action="store_true", help="boot, layer the operator's packages, run only the fleet mission")
-    ap.add_argument("--all", action="store_true", help="also the scenarios CI leaves out for time (fall-backs without a fleet, a stale EFI menu)")
+    ap.add_argument("--all", action="store_true", help="also the scenarios CI leaves out for time (fall-backs without a fleet)")
     ap.add_argument("--only-secure-boot", action="store_true", help="run only the Secure Boot scenario (needs --uefi-image)")
     ap.add_argument("--uefi-image", help="a pristine copy of the image: booted again under OVMF with Secure Boot enforced (vm_uefi.py)")
     sys.exit(run(ap.parse_args()))
