@@ -8,9 +8,11 @@ signed kernel.
 Checks: the firmware enforces Secure Boot (SecureBoot efivar = 1) and the kernel is locked down;
 an install through the API is staged and armed; the reboot (libostree finalizes at shutdown and
 swaps its syslinux.cfg with the entries) boots the new deployment; signed GRUB counted the boot
-down in the grubenv (save_env on ext4) and the agent marked it good.
+down in the grubenv (save_env on ext4) and the agent marked it good. With --all, a power cut (qemu
+killed) during the shutdown that finalizes a staged deployment leaves a host that comes up on a
+whole deployment with no input.
 """
-import json, os, re, time
+import json, os, random, re, time
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -70,3 +72,37 @@ def secure_boot(vm, args, check):
     trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
     check("Secure Boot: signed GRUB counted the boot down in /boot's grubenv and the agent marked it good",
           "(1 tries left)" in trial and counter.get("state") == "unarmed", f"{trial.strip()[:200]}; {json.dumps(counter)}")
+    if args.all:
+        # Anywhere from before libostree's finalization to after it (it runs a few seconds into
+        # the shutdown under TCG); the run prints where the cut fell.
+        power_cut(vm, args, check, boot_id, round(random.uniform(3, 12), 1))
+
+
+def power_cut(vm, args, check, boot_id, delay):
+    """Power cut during the shutdown that finalizes a staged deployment: qemu is killed `delay`
+    seconds after `systemctl reboot` (libostree's finalization runs in those seconds under TCG),
+    then started again. libostree swaps the entries and syslinux.cfg (the menu, on both firmwares)
+    in one rename, so whatever the cut interrupted, the host must come up with no input, on the
+    deployment that was booted (finalization not done) or on the staged one (done)."""
+    _, doc = vm.api("GET", "/v1/status")
+    old = booted(doc)
+    _, t = vm.transaction("kargs", {"append": ["apt_layer_power_cut=1"]})
+    _, doc = vm.api("GET", "/v1/status")
+    staged = next((d for d in doc.get("deployments", []) if d.get("staged")), {})
+    if not check("power cut: a change is staged", t.get("state") == "succeeded" and staged, str(t)[:200]):
+        return boot_id
+    vm.qga.fire("systemctl reboot")
+    time.sleep(delay)
+    vm.stop()
+    t0 = time.time()
+    vm.start()
+    boot_id, state = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+    vm.boots.append((f"Secure Boot: power cut {delay} s into the shutdown, then power-on to settled", time.time() - t0))
+    vm.wait_api()
+    _, doc = vm.api("GET", "/v1/status")
+    now = booted(doc)
+    outcome = "the staged deployment (finalized before the cut)" if now.get("checksum") == staged.get("checksum") else \
+        "the deployment that was booted (finalization did not happen)" if now.get("id") == old.get("id") else "something else"
+    check(f"power cut {delay} s into the shutdown: the host came up with no input on a whole deployment",
+          state in ("running", "degraded") and outcome != "something else", f"{state}; booted {outcome}: {now.get('id', '')[:24]}")
+    return boot_id
