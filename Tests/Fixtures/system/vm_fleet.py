@@ -186,8 +186,9 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         except OSError:
             return {}
 
-    def wait_driver(self, states, timeout, going_down=False):
-        """Polls /v1/policy until the driver is in one of `states`; with `going_down`, an agent that
+    def wait_driver(self, states, timeout, going_down=False, commit=None):
+        """Polls /v1/policy until the driver is in one of `states` (for the release `commit`, when
+        given: the previous release's `failed` does not count); with `going_down`, an agent that
         stops answering for 20 s counts as `rebooting` (the VM is shutting down)."""
         deadline = time.time() + timeout
         doc, lost = {}, None
@@ -199,7 +200,8 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
                     return {"driver": {"state": "rebooting", "reason": "the agent stopped answering"}}
             else:
                 lost = None
-            if (doc.get("driver") or {}).get("state") in states:
+            driver = doc.get("driver") or {}
+            if driver.get("state") in states and (commit is None or driver.get("commit") == commit):
                 return doc
             time.sleep(3)
         return doc
@@ -308,14 +310,14 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         r4 = self.commits["2026.12.4"]
         t_publish = time.time()
         self.publish(3, "2026.12.4", r4)
-        doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True)
+        doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True, commit=r4)
         if not check("fleet: the driver stages release 2026.12.4 (it panics) and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
                      json.dumps(doc.get("driver"))[:400]):
             return boot_id
         mark = len(vm.serial_text())
         boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
         vm.wait_api()
-        doc = self.wait_driver({"failed", "up-to-date"}, 300)
+        doc = self.wait_driver({"failed", "up-to-date"}, 300, commit=r4)
         vm.boots.append(("fleet: panicking release → fell back by itself (one panicking boot)", time.time() - t_publish))
         serial = vm.serial_text()[mark:]
         entries = re.findall(r"Booting `[^']*\(ostree:(\d+)\)'", serial)
