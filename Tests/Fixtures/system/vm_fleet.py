@@ -309,12 +309,13 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         # driver sees the release not booted, denylists it with that cause and reports it.
         r4 = self.commits["2026.12.4"]
         t_publish = time.time()
+        # From here on the serial log shows only release 4's boots (staging does not reboot).
+        mark = len(vm.serial_text())
         self.publish(3, "2026.12.4", r4)
         doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True, commit=r4)
         if not check("fleet: the driver stages release 2026.12.4 (it panics) and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
                      json.dumps(doc.get("driver"))[:400]):
             return boot_id
-        mark = len(vm.serial_text())
         boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
         vm.wait_api()
         doc = self.wait_driver({"failed", "up-to-date"}, 300, commit=r4)
