@@ -259,9 +259,7 @@ public final class Journal: Sendable {
     }
 
     /// This boot's id, which with a pid names the process that owns a queued or running row.
-    public static let bootID: String =
-        ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "unknown")
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+    public static var bootID: String { BootID.current }
 
     /// Whether the process that owns a queued or running row is gone: another boot, a pid that no
     /// longer exists, this very process (a restarted agent that reuses its predecessor's pid), or a

@@ -107,7 +107,7 @@ extension Engine {
             }
             try counter.clear()
             let record = BootFallback(failedDeployment: failed, bootedDeployment: bootedName, handledAt: Int64(Date().timeIntervalSince1970))
-            let file = FallbackRecord(bootID: Self.bootID, failed: failed, booted: bootedName, handledAt: record.handledAt)
+            let file = FallbackRecord(bootID: BootID.current, failed: failed, booted: bootedName, handledAt: record.handledAt)
             if let data = try? JSONEncoder().encode(file) {
                 try? FileTree.makeDirectory((bootFallbackRecord as NSString).deletingLastPathComponent)
                 try? FileTree.write(bootFallbackRecord, String(decoding: data, as: UTF8.self))
@@ -137,7 +137,7 @@ extension Engine {
         let fallback = FileManager.default.contents(atPath: bootFallbackRecord)
             .flatMap { try? JSONDecoder().decode(FallbackRecord.self, from: $0) }
             .flatMap {
-                $0.bootID == Self.bootID ? BootFallback(failedDeployment: $0.failed, bootedDeployment: $0.booted, handledAt: $0.handledAt) : nil
+                $0.bootID == BootID.current ? BootFallback(failedDeployment: $0.failed, bootedDeployment: $0.booted, handledAt: $0.handledAt) : nil
             }
         let (state, problem) = counter.read()
         switch state {
@@ -155,9 +155,4 @@ extension Engine {
         var booted: String
         var handledAt: Int64
     }
-
-    /// This boot's id (`/proc/sys/kernel/random/boot_id`).
-    static let bootID: String =
-        ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "unknown").trimmingCharacters(
-            in: .whitespacesAndNewlines)
 }

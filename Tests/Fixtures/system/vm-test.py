@@ -242,20 +242,19 @@ class VM:
             self.proc.kill()
             self.proc.wait()
 
-
-def wait_counter(vm, ready, timeout):
-    """Polls the status document's bootCounter until `ready(counter)` holds; returns the last one."""
-    deadline, counter = time.time() + timeout, {}
-    while time.time() < deadline:
-        try:
-            _, doc = vm.api("GET", "/v1/status", timeout=20)
-            counter = doc.get("bootCounter") or {}
-            if ready(counter):
-                break
-        except OSError:
-            pass
-        time.sleep(2)
-    return counter
+    def counter_when(self, ready, timeout):
+        """Polls the status document's bootCounter until `ready(counter)` holds; returns the last one."""
+        deadline, counter = time.time() + timeout, {}
+        while time.time() < deadline:
+            try:
+                _, doc = self.api("GET", "/v1/status", timeout=20)
+                counter = doc.get("bootCounter") or {}
+                if ready(counter):
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        return counter
 
 
 def fall_back(vm, boot_id, what, karg, marker):
@@ -281,7 +280,7 @@ def fall_back(vm, boot_id, what, karg, marker):
     # GRUB prints the entry it boots; libostree's titles end in (ostree:INDEX).
     entries = re.findall(r"Booting `[^']*\(ostree:(\d+)\)'", serial)
     failures = serial.count(marker) if marker else None
-    counter = wait_counter(vm, lambda c: c.get("fallback"), 60)
+    counter = vm.counter_when(lambda c: c.get("fallback"), 60)
     _, doc = vm.api("GET", "/v1/status")
     now = booted(doc)
     check(f"{what}: fell back to the previous deployment after its 2 tries, with no input",
@@ -413,7 +412,7 @@ def scenario(vm, args):
               and armed.get("deployment") == f"{staged[0].get('checksum')}.{staged[0].get('serial')}", json.dumps(armed))
         boot_id, state = vm.reboot(boot_id, "reboot into the staged deployment")
         vm.wait_api()
-        counter = wait_counter(vm, lambda c: c.get("state") == "unarmed", 120)
+        counter = vm.counter_when(lambda c: c.get("state") == "unarmed", 120)
         trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
         check("GRUB counted the boot down (2 → 1) and the agent marked it good after multi-user.target",
               "(1 tries left)" in trial and counter.get("state") == "unarmed"

@@ -21,20 +21,6 @@ def booted(doc):
     return next((d for d in doc.get("deployments", []) if d.get("booted")), {})
 
 
-def counter_when(vm, ready, timeout):
-    deadline, counter = time.time() + timeout, {}
-    while time.time() < deadline:
-        try:
-            _, doc = vm.api("GET", "/v1/status", timeout=20)
-            counter = doc.get("bootCounter") or {}
-            if ready(counter):
-                break
-        except OSError:
-            pass
-        time.sleep(2)
-    return counter
-
-
 def secure_boot(vm, args, check):
     vm.start()
     t0 = time.time()
@@ -68,7 +54,7 @@ def secure_boot(vm, args, check):
           booted(doc).get("checksum") == staged.get("checksum") and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0"
           and booted_entries == ["0"] and "(ostree:1)" in serial,
           f"booted {booted(doc).get('id', '')[:24]}, GRUB booted entries {booted_entries}")
-    counter = counter_when(vm, lambda c: c.get("state") == "unarmed", 120)
+    counter = vm.counter_when(lambda c: c.get("state") == "unarmed", 120)
     trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
     check("Secure Boot: signed GRUB counted the boot down in /boot's grubenv and the agent marked it good",
           "(1 tries left)" in trial and counter.get("state") == "unarmed", f"{trial.strip()[:200]}; {json.dumps(counter)}")
