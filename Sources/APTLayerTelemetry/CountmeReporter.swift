@@ -1,4 +1,5 @@
 import APTLayerEngine
+import APTLayerModel
 import APTLayerJournal
 import APTLayerModel
 import AsyncHTTPClient

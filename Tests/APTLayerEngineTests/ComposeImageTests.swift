@@ -18,7 +18,7 @@ struct ComposeImageTests {
     /// the real ones under Secure Boot): `test/efi`, the fixture base plus those files.
     static func efiBase(_ bed: TestBed) throws -> String {
         let tree = "\(bed.fixtures)/efi-tree"
-        for (path, _) in ImageBuilder.efiPrograms {
+        for path in [EFIChain.candidates.shim[0], EFIChain.candidates.grub[0], EFIChain.candidates.mokManager[0]] {
             try Shell.run("mkdir -p \(tree)/$(dirname \(path)) && echo 'stand-in for \(path)' > \(tree)/\(path)")
         }
         try Shell.run(
@@ -122,7 +122,7 @@ struct ComposeImageTests {
         #expect {
             try ImageBuilder(options: noShim).build()
         } throws: { error in
-            "\(error)".contains("the base has no /usr/lib/shim/shimx64.efi.signed: --firmware uefi needs Debian's signed shim")
+            "\(error)".contains("the base has no /usr/lib/shim/shimx64.efi.signed: UEFI images need the distribution's signed shim")
         }
         #expect(!FileManager.default.fileExists(atPath: image))
         var wrongFormat = ImageBuilder.Options(repo: "\(bed.sysroot)/ostree/repo", ref: "test/base", output: image)

@@ -61,14 +61,6 @@ public struct ImageBuilder: Sendable {
         var hasEFI: Bool { self != .bios }
     }
 
-    /// Debian's signed EFI programs in the deployment (packages shim-signed, shim-helpers-amd64-signed
-    /// and grub-efi-amd64-signed), and where each goes on the EFI system partition.
-    static let efiPrograms: [(source: String, targets: [String])] = [
-        ("usr/lib/shim/shimx64.efi.signed", ["EFI/BOOT/BOOTX64.EFI", "EFI/debian/shimx64.efi"]),
-        ("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", ["EFI/BOOT/grubx64.efi", "EFI/debian/grubx64.efi"]),
-        ("usr/lib/shim/mmx64.efi.signed", ["EFI/BOOT/mmx64.efi", "EFI/debian/mmx64.efi"]),
-    ]
-
     /// What was built.
     public struct Built: Sendable, Equatable {
         public var output: String
@@ -157,12 +149,7 @@ public struct ImageBuilder: Sendable {
         let status = try engine.status()
         guard let deployment = status.deployments.first else { throw EngineError(.system, "no deployment was written") }
         let root = "\(sysroot)/ostree/deploy/\(options.osname)/deploy/\(deployment.checksum).\(deployment.serial)"
-        if options.firmware.hasEFI, let missing = Self.efiPrograms.map(\.source).first(where: { !FileTree.exists("\(root)/\($0)") }) {
-            throw EngineError(
-                .invalidArgument,
-                "the base has no /\(missing): --firmware \(options.firmware.rawValue) needs Debian's signed shim and GRUB in it (packages shim-signed, grub-efi-amd64-signed); --firmware bios does without"
-            )
-        }
+        let efi = options.firmware.hasEFI ? try EFIChain.find(in: root) : nil
         try FileTree.append("\(root)/etc/fstab", "UUID=\(bootUUID) /boot ext4 defaults,nodev,nosuid,noexec 0 2\n")
         try FileTree.makeDirectory("\(sysroot)/ostree/deploy/\(options.osname)/var/log/journal")
         if let seconds = options.runtimeWatchdogSeconds {
@@ -220,9 +207,9 @@ public struct ImageBuilder: Sendable {
             // GRUB's prefix names the boot partition by its number.
             try writeGRUB(image: image, work: work, bootPartition: options.firmware.hasEFI ? 3 : 2, token: token)
         }
-        if options.firmware.hasEFI {
+        if let efi {
             guard let esp = parts["esp"] else { throw EngineError(.system, "sfdisk wrote no EFI system partition") }
-            try writeESP(image: image, at: esp, deployment: root, bootUUID: bootUUID, work: work, token: token)
+            try writeESP(image: image, at: esp, chain: efi, deployment: root, bootUUID: bootUUID, work: work, token: token)
         }
         return Built(output: image, bytes: 0, checksum: deployment.checksum, rootUUID: rootUUID, bootUUID: bootUUID)
     }
@@ -266,11 +253,15 @@ public struct ImageBuilder: Sendable {
     }
 
     /// The EFI system partition, FAT, made without a loop device (mkfs.fat on a file, mtools'
-    /// mcopy into it, then copied into place): Debian's signed shim as the removable-media path
-    /// `EFI/BOOT/BOOTX64.EFI` and in `EFI/debian`, signed GRUB and MokManager beside it, and the
-    /// stub `EFI/debian/grub.cfg` (signed GRUB's prefix) that finds `/boot` by UUID and reads its
-    /// `grub/grub.cfg`. The programs come from the deployment, so they are the base's own.
-    func writeESP(image: String, at esp: (start: Int, sectors: Int), deployment: String, bootUUID: String, work: String, token: CancellationToken)
+    /// mcopy into it, then copied into place): the distribution's signed shim as the
+    /// removable-media path `EFI/BOOT/BOOTX64.EFI` and in `EFI/VENDOR` (``EFIChain``), signed GRUB
+    /// and MokManager beside it, and the stub `EFI/VENDOR/grub.cfg` (signed GRUB's prefix) that
+    /// finds `/boot` by UUID and reads its `grub/grub.cfg`. The programs come from the deployment,
+    /// so they are the base's own.
+    func writeESP(
+        image: String, at esp: (start: Int, sectors: Int), chain: EFIChain, deployment: String, bootUUID: String, work: String,
+        token: CancellationToken
+    )
         throws
     {
         progress.phase("Writing the EFI system partition")
@@ -284,11 +275,11 @@ public struct ImageBuilder: Sendable {
         ]
         try FileTree.write("\(work)/esp-grub.cfg", stub.joined(separator: "\n") + "\n")
         let mtools = ["env", "MTOOLS_SKIP_CHECK=1"]
-        try run(mtools + ["mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"], token: token)
-        for (source, targets) in Self.efiPrograms {
+        try run(mtools + ["mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/EFI/\(chain.vendor)"], token: token)
+        for (source, targets) in chain.placements {
             for target in targets { try run(mtools + ["mcopy", "-i", fat, "\(deployment)/\(source)", "::/\(target)"], token: token) }
         }
-        try run(mtools + ["mcopy", "-i", fat, "\(work)/esp-grub.cfg", "::/EFI/debian/grub.cfg"], token: token)
+        try run(mtools + ["mcopy", "-i", fat, "\(work)/esp-grub.cfg", "::/EFI/\(chain.vendor)/grub.cfg"], token: token)
         try run(["dd", "if=\(fat)", "of=\(image)", "bs=512", "seek=\(esp.start)", "conv=notrunc", "status=none"], token: token)
     }
 

@@ -8,11 +8,16 @@ import Yams
 /// ```yaml
 /// ref: debian/bookworm/x86_64/minbase
 /// version: "12.0.1"          # optional; default: a UTC timestamp
+/// distribution: debian       # debian or ubuntu; default: the suite's, by distro-info-data
 /// suite: bookworm            # default: bookworm
 /// components: [main]         # default: [main]
+/// keyring: ../keyrings/x.gpg # the archive's signing keys, relative to this file; default:
+///                            # the build host's debian-/ubuntu-archive-keyring.gpg
+/// keyring-sha256: 80a3...    # optional pin: compose refuses a keyring with another digest
 /// architecture: amd64        # default: the host's
 /// variant: minbase           # mmdebstrap variant; default: minbase
-/// mirror: http://...         # optional; default: the host's apt sources
+/// mirror: http://...         # optional; default: the distribution's archive as the build
+///                            # host's mmdebstrap knows it (suite, -updates, -security)
 /// packages: [ca-certificates]
 /// local-packages: [/srv/apt-layer_0.3.0_amd64.deb]   # .deb files installed with the packages
 /// customize-hooks:           # mmdebstrap --customize-hook commands ("$1" is the tree)
@@ -27,6 +32,14 @@ public struct Treefile: Codable, Sendable, Equatable {
     public var architecture: String?
     public var variant: String
     public var mirror: String?
+    /// Debian or Ubuntu; nil to take it from the suite (``archive(distroInfo:)``).
+    public var distribution: Distribution?
+    /// The archive keyring as written (relative paths are against ``directory``).
+    public var keyring: String?
+    /// The keyring's pinned SHA-256, checked before anything is fetched.
+    public var keyringSHA256: String?
+    /// The directory the treefile was read from (relative `keyring` paths); not part of the YAML.
+    public var directory: String?
     public var packages: [String]
     /// Absolute paths of .deb files installed with the packages.
     public var localPackages: [String]
@@ -35,7 +48,8 @@ public struct Treefile: Codable, Sendable, Equatable {
     public var stubKernel: Bool
 
     enum CodingKeys: String, CodingKey {
-        case ref, version, suite, components, architecture, variant, mirror, packages
+        case ref, version, suite, components, architecture, variant, mirror, packages, distribution, keyring
+        case keyringSHA256 = "keyring-sha256"
         case localPackages = "local-packages"
         case customizeHooks = "customize-hooks"
         case stubKernel = "stub-kernel"
@@ -50,6 +64,12 @@ public struct Treefile: Codable, Sendable, Equatable {
         architecture = try c.decodeIfPresent(String.self, forKey: .architecture)
         variant = try c.decodeIfPresent(String.self, forKey: .variant) ?? "minbase"
         mirror = try c.decodeIfPresent(String.self, forKey: .mirror)
+        distribution = try c.decodeIfPresent(Distribution.self, forKey: .distribution)
+        keyring = try c.decodeIfPresent(String.self, forKey: .keyring)
+        keyringSHA256 = try c.decodeIfPresent(String.self, forKey: .keyringSHA256)
+        if let pin = keyringSHA256, pin.count != 64 || !pin.allSatisfy(\.isHexDigit) {
+            throw DecodingError.dataCorruptedError(forKey: .keyringSHA256, in: c, debugDescription: "keyring-sha256 must be 64 hex digits")
+        }
         packages = try c.decodeIfPresent([String].self, forKey: .packages) ?? []
         localPackages = try c.decodeIfPresent([String].self, forKey: .localPackages) ?? []
         customizeHooks = try c.decodeIfPresent([String].self, forKey: .customizeHooks) ?? []
@@ -60,18 +80,21 @@ public struct Treefile: Codable, Sendable, Equatable {
         stubKernel = try c.decodeIfPresent(Bool.self, forKey: .stubKernel) ?? false
     }
 
-    /// Parses a treefile's YAML text.
-    public static func parse(_ yaml: String) throws -> Treefile {
+    /// Parses a treefile's YAML text; `directory` is where relative paths in it start.
+    public static func parse(_ yaml: String, directory: String? = nil) throws -> Treefile {
         do {
-            return try YAMLDecoder().decode(Treefile.self, from: yaml)
+            var tree = try YAMLDecoder().decode(Treefile.self, from: yaml)
+            tree.directory = directory
+            return tree
         } catch {
             throw EngineError(.invalidArgument, "invalid treefile: \(error)")
         }
     }
 
-    /// The mmdebstrap command line that builds this tree into `target`.
-    public func mmdebstrapArguments(target: String) -> [String] {
+    /// The mmdebstrap command line that builds this tree into `target` from `archive`.
+    public func mmdebstrapArguments(target: String, archive: TreefileArchive? = nil) -> [String] {
         var args = ["mmdebstrap", "--mode=root", "--variant=\(variant)", "--components=\(components.joined(separator: ","))"]
+        if let archive { args.append("--keyring=\(archive.keyring)") }
         if let architecture { args.append("--architectures=\(architecture)") }
         if !packages.isEmpty { args.append("--include=\(packages.joined(separator: ","))") }
         // Each .deb path in its own --include; mmdebstrap's hook makes it visible inside the chroot.
@@ -87,10 +110,11 @@ public struct Treefile: Codable, Sendable, Equatable {
     public func compose(into repo: Repo, workDirectory: String, progress: any ProgressSink = SilentProgress(), token: CancellationToken? = nil) throws
         -> String
     {
+        let archive = try archive()
         let rootfs = "\(workDirectory)/rootfs-\(getpid())"
         defer { FileTree.remove(rootfs) }
-        progress.phase("Running mmdebstrap \(suite) (\(variant))")
-        let result = try Subprocess.run(mmdebstrapArguments(target: rootfs), token: token) { progress.message($0) }
+        progress.phase("Running mmdebstrap \(archive.distribution.rawValue) \(suite) (\(variant))")
+        let result = try Subprocess.run(mmdebstrapArguments(target: rootfs, archive: archive), token: token) { progress.message($0) }
         guard result.succeeded else {
             // mmdebstrap's first error names the cause; its last one only says that it failed.
             let lines = result.output.split(separator: "\n")

@@ -39,7 +39,7 @@ extension Engine {
     /// `compose tree`: runs mmdebstrap for a treefile, converts and commits.
     public func composeTree(_ treefile: String, repo: String?, token: CancellationToken = .init()) throws -> String {
         guard let text = FileTree.read(treefile) else { throw EngineError(.notFound, "no such treefile: \(treefile)") }
-        let tree = try Treefile.parse(text)
+        let tree = try Treefile.parse(text, directory: (treefile as NSString).deletingLastPathComponent)
         let target = try composeRepo(repo)
         let work = "\(target.path)/tmp"
         try FileTree.makeDirectory(work)

@@ -41,6 +41,7 @@ struct AptSession {
         // apt rebuilds its caches whenever a sources file is newer than them; deployment /etc files
         // carry deploy-time mtimes. Source changes are caught by the fingerprint in update(force:)
         // and list changes by apt itself, so old mtimes here are safe and keep the caches valid.
+        try Self.silenceTreeHooks(etcApt: "\(work)/etc-apt", planCheck: "\(work)/plan-check")
         try Subprocess.check(["find", "\(work)/etc-apt", "-exec", "touch", "-h", "-d", "@1", "{}", "+"])
         architecture = Self.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)")
         let config = """
@@ -62,7 +63,6 @@ struct AptSession {
             APT::Keep-Fds { "3"; };
             Acquire::Languages "none";
             Dpkg::Use-Pty "false";
-            DPkg::Pre-Install-Pkgs { "\(planCheck)"; };
             DPkg::Tools::Options::\(planCheck)::Version "3";
             DPkg::Options { "--root=\(root)"; "--admindir=\(admindir)"; "--log=\(work)/dpkg.log"; "--force-confdef"; "--force-confold"; "--force-unsafe-io"; };
 
@@ -89,6 +89,29 @@ struct AptSession {
 
             """
         try FileTree.write(dpkgWrapper, wrapper, mode: 0o755)
+    }
+
+    /// The apt hooks a build runs, after the tree's own configuration: only the plan guard.
+    ///
+    /// apt runs `DPkg::Pre-Invoke`/`Post-Invoke`/`Pre-Install-Pkgs` and `APT::Update::*` hooks on
+    /// the *host*, outside the dpkg sandbox: the tree's own (Ubuntu's needrestart and snapd
+    /// hooks, apt-news and ESM hooks, Debian's debconf preconfiguration, apt-listchanges) would
+    /// restart services of the running system, touch its state, or read the host's debconf
+    /// database, for packages that are not installed on it until the next boot. apt reads
+    /// `Dir::Etc::main` after every `apt.conf.d` part, so the tree's `apt.conf` followed by these
+    /// `#clear`s is the last word.
+    static let silencedHooks = [
+        "DPkg::Pre-Invoke", "DPkg::Post-Invoke", "DPkg::Pre-Install-Pkgs", "APT::Update::Pre-Invoke", "APT::Update::Post-Invoke",
+        "APT::Update::Post-Invoke-Success", "AptCli::Hooks", "Binary::apt::AptCli::Hooks",
+    ]
+
+    static func silenceTreeHooks(etcApt: String, planCheck: String) throws {
+        var text = FileTree.read("\(etcApt)/apt.conf") ?? ""
+        if !text.isEmpty, !text.hasSuffix("\n") { text += "\n" }
+        text += "// apt-layer: hooks of the tree's configuration do not run on the host during a build.\n"
+        text += silencedHooks.map { "#clear \($0);\n" }.joined()
+        text += "DPkg::Pre-Install-Pkgs { \"\(planCheck)\"; };\n"
+        try FileTree.write("\(etcApt)/apt.conf", text)
     }
 
     /// Native plus foreign architectures from the tree's dpkg database, so apt need not ask dpkg.
@@ -175,9 +198,8 @@ struct AptSession {
     /// - Parameter expected: the number of packages a simulation planned, or nil to take it from
     ///   apt's own summary line (`N upgraded, N newly installed, N to remove …`).
     func install(_ arguments: [String], expected: Int?, guard planGuard: AptPlanGuard?) throws {
-        // This file is read first (APT_CONFIG), so the guard runs before the hooks of the tree's own
-        // apt.conf.d (Debian's 70debconf runs dpkg-preconfigure on the host): a refused plan
-        // reaches none of them.
+        // The guard is the only Pre-Install-Pkgs hook (``silenceTreeHooks``): a refused plan
+        // reaches nothing else.
         let record = "\(work)/plan-refused"
         unlink(record)
         let passThrough = "#!/bin/sh\n# apt-layer: no plan guard for this run.\nwhile read -r _; do :; done\nexit 0\n"

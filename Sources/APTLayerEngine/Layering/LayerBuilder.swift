@@ -82,9 +82,14 @@ struct LayerBuilder {
 
         let seeded = try prepare(root: root, mergeEtc: request.mergeEtc, etcAtRoot: overlay != nil)
         let factory = Set(FileTree.walk("\(root)/var"))
-        let apt = try AptSession(
-            root: root, work: work, state: stateDirectory,
-            etcApt: request.mergeEtc.map { "\($0)/apt" } ?? "\(root)/etc/apt", token: token, progress: progress)
+        // The sources the new deployment will have (``AptSources``): the new base's, with the admin's changes.
+        var etcApt = "\(root)/etc/apt"
+        if let mergeEtc = request.mergeEtc {
+            etcApt = "\(work)/etc-apt-merged"
+            try AptSources.merge(
+                mergeEtc: mergeEtc, mergeDefaults: "\((mergeEtc as NSString).deletingLastPathComponent)/usr/etc", newTree: "\(root)/etc", into: etcApt)
+        }
+        let apt = try AptSession(root: root, work: work, state: stateDirectory, etcApt: etcApt, token: token, progress: progress)
         try apt.update(force: request.refreshMetadata)
 
         let arguments = aptArguments(request.requested)
