@@ -36,6 +36,13 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.
 bash Tests/Fixtures/system/test_cli_docs.sh .build/debug
+# apt-layer's .deb, built once: the realistic tier resolves it against Debian 12, Debian 13 and
+# Ubuntu 24.04, the VM tier installs it into each image it boots.
+t0=$(date +%s)
+APT_LAYER_DEB=$(APT_LAYER_DEB_CONFIG=debug sh scripts/build-deb.sh "$(pwd)/.build/deb")
+echo "== $(basename "$APT_LAYER_DEB") built in $(( $(date +%s) - t0 )) s; lintian:"
+lintian --tag-display-limit 0 "$APT_LAYER_DEB" 2>&1 | grep -v 'root privileges' || true
+export APT_LAYER_DEB APT_LAYER_TEST_DEB="$APT_LAYER_DEB"
 # The `.fast` suites first (make check, seconds); then every other suite in one run. Those block
 # (mounts, apt, engine calls, agents' subprocesses) and carry `.offPool`, which runs each test case
 # on a thread of its own, at most OffPoolTrait.width at once, so none starves the cooperative pool
@@ -52,6 +59,6 @@ python3 Tests/Fixtures/system/test_demo.py
 # The fleet tier: 20 agents in booted containers roll a new release through waves, a window and
 # FleetLock slots, one canary rolls back; it exits 1 when any checked property fails.
 python3 Tests/Fixtures/system/fleet-sim.py --bin .build/debug --hosts 20 --timeout 420 --check
-# The VM tier: apt-layer's .deb in a bootable image, booted under qemu (TCG) through staging,
+# The VM tier: apt-layer's .deb in bootable Debian 12 and Ubuntu 24.04 images, booted under qemu (TCG) through staging,
 # reboots, rollback, finalization locking and an agent killed under systemd (docs/image.md).
 sh scripts/vm-test.sh

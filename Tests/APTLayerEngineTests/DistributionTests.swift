@@ -87,6 +87,10 @@ struct DistributionTests {
         try layout(
             id: "ubuntu",
             files: ["usr/lib/shim/shimx64.efi.signed.latest", "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "usr/lib/shim/mmx64.efi"])
+        // Ubuntu's shimx64.efi.signed is an alternative: absolute links, followed inside the tree.
+        try FileManager.default.createDirectory(atPath: "\(root)/etc/alternatives", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/etc/alternatives/shimx64.efi.signed", withDestinationPath: "/usr/lib/shim/shimx64.efi.signed.latest")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/usr/lib/shim/shimx64.efi.signed", withDestinationPath: "/etc/alternatives/shimx64.efi.signed")
         let ubuntu = try EFIChain.find(in: root)
         #expect(ubuntu.vendor == "ubuntu" && ubuntu.shim == "usr/lib/shim/shimx64.efi.signed.latest" && ubuntu.mokManager == "usr/lib/shim/mmx64.efi")
         #expect(ubuntu.placements[1].targets == ["EFI/BOOT/grubx64.efi", "EFI/ubuntu/grubx64.efi"])

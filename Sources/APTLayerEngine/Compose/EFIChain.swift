@@ -1,5 +1,6 @@
 import APTLayerModel
 import Foundation
+import Glibc
 
 /// The signed EFI boot chain a base carries (its distribution's shim, GRUB and MokManager), and
 /// where `compose image` puts each on the EFI system partition.
@@ -33,7 +34,7 @@ struct EFIChain: Equatable {
             throw EngineError(.invalidArgument, "the base's os-release ID is \"\(id)\": UEFI images need Debian's or Ubuntu's signed shim and GRUB")
         }
         func first(_ paths: [String]) throws -> String {
-            guard let found = paths.first(where: { FileTree.exists("\(deployment)/\($0)") }) else {
+            guard let found = paths.lazy.compactMap({ resolved($0, in: deployment) }).first else {
                 throw EngineError(
                     .invalidArgument,
                     "the base has no /\(paths[0]): UEFI images need the distribution's signed shim and GRUB in it (packages shim-signed, grub-efi-amd64-signed); --firmware bios does without"
@@ -42,6 +43,25 @@ struct EFIChain: Equatable {
             return found
         }
         return EFIChain(vendor: id, shim: try first(candidates.shim), grub: try first(candidates.grub), mokManager: try first(candidates.mokManager))
+    }
+
+    /// `path` with its symlinks followed inside `root` (Ubuntu's `shimx64.efi.signed` is an
+    /// alternative: `/etc/alternatives/…` → `/usr/lib/shim/shimx64.efi.signed.latest`), as a path
+    /// relative to `root`; nil unless it ends at a regular file within a few hops.
+    static func resolved(_ path: String, in root: String) -> String? {
+        var current = path
+        for _ in 0..<8 {
+            guard let info = FileTree.lstatInfo("\(root)/\(current)") else { return nil }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: return current
+            case S_IFLNK:
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(root)/\(current)") else { return nil }
+                let joined = target.hasPrefix("/") ? target : "\((current as NSString).deletingLastPathComponent)/\(target)"
+                current = URL(fileURLWithPath: "/" + joined).standardizedFileURL.path.dropFirst().description
+            default: return nil
+            }
+        }
+        return nil
     }
 
     /// Each program and the ESP paths it is copied to.

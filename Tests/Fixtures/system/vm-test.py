@@ -24,11 +24,14 @@ Checks, each printed ok/FAIL (exit 1 on any FAIL):
   whose init is missing each fall back without a fleet.
   --uefi-image COPY: afterwards boot a pristine copy of the (hybrid) image under OVMF with Secure Boot
   enforced (Tests/Fixtures/system/vm_uefi.py); --only-secure-boot runs only that.
+  --distro trixie|noble: only the distribution scenario (Tests/Fixtures/system/vm_distro.py) on an
+  image of Debian 13 or Ubuntu 24.04, under Secure Boot.
 """
 import argparse, base64, hashlib, json, os, random, re, shutil, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 
 from vm_fleet import FleetMission
 from vm_uefi import secure_boot
+from vm_distro import distribution
 
 RESULTS = []
 
@@ -310,6 +313,8 @@ class Abort(Exception):
 
 
 def run(args):
+    if args.distro:
+        return run_distribution(args)
     vm = VM(args)
     mission = None
     if args.repo and not args.only_secure_boot:
@@ -340,6 +345,10 @@ def run(args):
         finally:
             uefi.stop()
             boots += uefi.boots
+    return report(args, vm, boots)
+
+
+def report(args, vm, boots):
     print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
     for label, seconds in boots:
         print(f"| {label} | {seconds:.0f} |")
@@ -348,6 +357,18 @@ def run(args):
     failed = [r for r in RESULTS if not r[1]]
     print(f"\n{len(RESULTS) - len(failed)} of {len(RESULTS)} checks passed")
     return 1 if failed else 0
+
+
+def run_distribution(args):
+    """--distro SUITE: the distribution scenario (vm_distro.py) on an image of that distribution."""
+    vm = VM(args, firmware="secure-boot")
+    try:
+        distribution(vm, args, check, args.distro)
+    except Exception as e:  # a broken step is a failed check, with what broke
+        check(f"the {args.distro} scenario ran to its end", False, repr(e)[:500])
+    finally:
+        vm.stop()
+    return report(args, vm, vm.boots)
 
 
 def scenario(vm, args):
@@ -542,6 +563,8 @@ def main():
     ap.add_argument("--only-fleet", action="store_true", help="boot, layer the operator's packages, run only the fleet mission")
     ap.add_argument("--all", action="store_true", help="also the scenarios CI leaves out for time (fall-backs without a fleet)")
     ap.add_argument("--only-secure-boot", action="store_true", help="run only the Secure Boot scenario (needs --uefi-image)")
+    ap.add_argument("--distro", choices=["trixie", "noble"],
+                    help="run only the distribution scenario (vm_distro.py) on an image of that suite, under Secure Boot")
     ap.add_argument("--uefi-image", help="a pristine copy of the image: booted again under OVMF with Secure Boot enforced (vm_uefi.py)")
     sys.exit(run(ap.parse_args()))
 
