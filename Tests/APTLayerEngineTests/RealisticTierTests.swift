@@ -9,7 +9,7 @@ import Testing
 /// distribution's own archive and keyring), a real package with dependencies from it, the
 /// distribution's real adduser, a bwrap "smoke boot" of the new deployment, apt-layer's own .deb
 /// resolved against the distribution, and a rebase from Debian 12 to Debian 13.
-@Suite("Realistic tier: Debian 12, Debian 13, Ubuntu 24.04", .serialized, .asRoot, .offPool)
+@Suite("Realistic tier: Debian 12, Debian 13, Ubuntu 24.04", .asRoot, .offPool)
 struct RealisticTierTests {
     /// A committed minbase treefile and what its distribution calls things.
     struct Base: CustomTestStringConvertible, Sendable {
@@ -109,6 +109,24 @@ struct RealisticTierTests {
         let added = Set(planned.diff?.added.map(\.name) ?? [])
         #expect(added.contains("apt-layer") && added.contains { $0.hasPrefix("libostree-1-1") }, "\(planned.summary)")
         #expect(try bed.status.deployments.count == deployments)
+    }
+
+    /// A keyring that does not sign the archive: one line with apt's reason, no commit, no tree left.
+    @Test func composeRefusesAnArchiveItsKeyringDoesNotVerify() throws {
+        let bed = try TestBed(deploy: false)
+        let treefile = "\(bed.fixtures)/noble-wrong-keyring.yaml"
+        try "ref: ubuntu/noble/x86_64/unverified\ndistribution: ubuntu\nsuite: noble\nkeyring: /usr/share/keyrings/debian-archive-keyring.gpg\nstub-kernel: true\n"
+            .write(toFile: treefile, atomically: true, encoding: .utf8)
+        #expect {
+            try bed.engine().composeTree(treefile, repo: nil)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("the ubuntu archive's signature does not verify with keyring /usr/share/keyrings/debian-archive-keyring.gpg")
+                && text.contains("NO_PUBKEY") && !text.contains("\n")
+        }
+        #expect(try !Shell.run("ostree --repo=\(bed.sysroot)/ostree/repo refs").contains("unverified"))
+        let temporary = (try? FileManager.default.contentsOfDirectory(atPath: "\(bed.sysroot)/ostree/repo/tmp")) ?? []
+        #expect(!temporary.contains { $0.hasPrefix("rootfs-") }, "\(temporary)")
     }
 
     /// `rebase` from Debian 12 to Debian 13 as a release upgrade: the layered packages are resolved

@@ -118,6 +118,11 @@ public struct Treefile: Codable, Sendable, Equatable {
         guard result.succeeded else {
             // mmdebstrap's first error names the cause; its last one only says that it failed.
             let lines = result.output.split(separator: "\n")
+            if let gpg = lines.first(where: { $0.hasPrefix("W: GPG error:") || $0.hasPrefix("W: OpenPGP signature verification failed") }) {
+                throw EngineError(
+                    .refused,
+                    "the \(archive.distribution.rawValue) archive's signature does not verify with keyring \(archive.keyring): \(gpg.dropFirst(3))")
+            }
             let reason =
                 lines.first { $0.hasPrefix("E:") && !$0.contains("mmdebstrap failed") } ?? lines.last { $0.hasPrefix("E:") } ?? lines.last ?? ""
             throw EngineError(.system, "mmdebstrap failed: \(reason)")
