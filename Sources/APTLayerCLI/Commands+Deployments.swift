@@ -157,7 +157,7 @@ struct Compose: ParsableCommand {
         @Option(name: .shortAndLong, help: "The image file to write.") var output: String
         @Option(name: .long, help: "raw or qcow2.") var format = "raw"
         @Option(name: .long, help: "bios, uefi or hybrid (both; the default).") var firmware = "hybrid"
-        @Option(name: .long, help: "The stateroot.") var os = "debian"
+        @Option(name: .long, help: "The stateroot (default: the base's os-release ID: debian, ubuntu).") var os: String?
         @Option(
             name: .long,
             help:

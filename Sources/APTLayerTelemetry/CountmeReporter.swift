@@ -1,5 +1,4 @@
 import APTLayerEngine
-import APTLayerModel
 import APTLayerJournal
 import APTLayerModel
 import AsyncHTTPClient

@@ -57,13 +57,15 @@ struct DistributionTests {
                 return "\(error)"
             }
         }
-        #expect(refusal("suite: noble\ndistribution: debian\nkeyring: \(keyring)\n").contains("names distribution debian but noble is a ubuntu suite"))
+        #expect(
+            refusal("suite: noble\ndistribution: debian\nkeyring: \(keyring)\n").contains("names distribution debian but noble is a ubuntu suite"))
         #expect(refusal("suite: plucky\nkeyring: \(keyring)\n").contains("suite plucky is not a Debian or Ubuntu release this build host knows"))
         #expect(refusal("suite: plucky\ndistribution: ubuntu\nkeyring: \(keyring)\n").contains("name its mirror"))
         #expect(refusal("suite: noble\nkeyring: \(keyring)\nkeyring-sha256: \(String(repeating: "0", count: 64))\n").contains("refusing to trust it"))
         #expect(refusal("suite: noble\nkeyring: /nonexistent.gpg\n").contains("treefile keyring /nonexistent.gpg does not exist"))
         // A mirror is one URL: no `[trusted=yes]` deb line gets past it.
-        #expect(refusal("suite: trixie\nkeyring: \(keyring)\nmirror: \"deb [trusted=yes] http://m/ trixie main\"\n").contains("must be one http(s)://"))
+        #expect(
+            refusal("suite: trixie\nkeyring: \(keyring)\nmirror: \"deb [trusted=yes] http://m/ trixie main\"\n").contains("must be one http(s)://"))
         #expect(refusal("suite: trixie\nkeyring: \(keyring)\nmirror: http://m/debian\n") == "accepted")
         #expect(refusal("suite: bookworm-backports\nkeyring: \(keyring)\n") == "accepted")
         #expect(throws: EngineError.self) { try Treefile.parse("ref: x\nkeyring-sha256: abc\n") }
@@ -75,7 +77,8 @@ struct DistributionTests {
         func layout(id: String, files: [String]) throws {
             try? FileManager.default.removeItem(atPath: root)
             for path in files + ["usr/lib/os-release"] {
-                try FileManager.default.createDirectory(atPath: "\(root)/\((path as NSString).deletingLastPathComponent)", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: "\(root)/\((path as NSString).deletingLastPathComponent)", withIntermediateDirectories: true)
                 try (path.hasSuffix("os-release") ? "ID=\(id)\n" : "x").write(toFile: "\(root)/\(path)", atomically: true, encoding: .utf8)
             }
         }
@@ -89,8 +92,10 @@ struct DistributionTests {
             files: ["usr/lib/shim/shimx64.efi.signed.latest", "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "usr/lib/shim/mmx64.efi"])
         // Ubuntu's shimx64.efi.signed is an alternative: absolute links, followed inside the tree.
         try FileManager.default.createDirectory(atPath: "\(root)/etc/alternatives", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: "\(root)/etc/alternatives/shimx64.efi.signed", withDestinationPath: "/usr/lib/shim/shimx64.efi.signed.latest")
-        try FileManager.default.createSymbolicLink(atPath: "\(root)/usr/lib/shim/shimx64.efi.signed", withDestinationPath: "/etc/alternatives/shimx64.efi.signed")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(root)/etc/alternatives/shimx64.efi.signed", withDestinationPath: "/usr/lib/shim/shimx64.efi.signed.latest")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(root)/usr/lib/shim/shimx64.efi.signed", withDestinationPath: "/etc/alternatives/shimx64.efi.signed")
         let ubuntu = try EFIChain.find(in: root)
         #expect(ubuntu.vendor == "ubuntu" && ubuntu.shim == "usr/lib/shim/shimx64.efi.signed.latest" && ubuntu.mokManager == "usr/lib/shim/mmx64.efi")
         #expect(ubuntu.placements[1].targets == ["EFI/BOOT/grubx64.efi", "EFI/ubuntu/grubx64.efi"])

@@ -115,7 +115,8 @@ struct RealisticTierTests {
     @Test func composeRefusesAnArchiveItsKeyringDoesNotVerify() throws {
         let bed = try TestBed(deploy: false)
         let treefile = "\(bed.fixtures)/noble-wrong-keyring.yaml"
-        try "ref: ubuntu/noble/x86_64/unverified\ndistribution: ubuntu\nsuite: noble\nkeyring: /usr/share/keyrings/debian-archive-keyring.gpg\nstub-kernel: true\n"
+        try
+            "ref: ubuntu/noble/x86_64/unverified\ndistribution: ubuntu\nsuite: noble\nkeyring: /usr/share/keyrings/debian-archive-keyring.gpg\nstub-kernel: true\n"
             .write(toFile: treefile, atomically: true, encoding: .utf8)
         #expect {
             try bed.engine().composeTree(treefile, repo: nil)

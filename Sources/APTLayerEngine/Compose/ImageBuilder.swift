@@ -1,6 +1,7 @@
 import APTLayerModel
 import Foundation
 import Glibc
+import OSTree
 
 /// Writes a bootable disk image from a committed base (docs/image.md): GPT with a BIOS boot
 /// partition, an ext4 `/boot` and an ext4 root holding the OSTree sysroot with one deployment.
@@ -26,7 +27,8 @@ public struct ImageBuilder: Sendable {
         public var firmware = Firmware.hybrid
         /// Size of the EFI system partition (UEFI and hybrid).
         public var espMiB = 64
-        public var osname = "debian"
+        /// The stateroot; nil for the base's os-release `ID` (`debian`, `ubuntu`).
+        public var osname: String?
         /// Kernel arguments besides `root=UUID=… rw` and ``failureArguments`` (which the builder sets).
         public var kernelArguments = ["console=tty0", "console=ttyS0,115200n8"]
         /// What a remote host does when a release cannot boot: reboot 10 s after a kernel panic,
@@ -121,13 +123,22 @@ public struct ImageBuilder: Sendable {
         return result
     }
 
+    /// The stateroot name for a base: its os-release `ID` when that is a plain name, else `debian`.
+    static func osname(of ref: String, in repo: String) throws -> String {
+        let source = try Repo(path: repo)
+        let text = ["/usr/lib/os-release", "/usr/etc/os-release"].lazy.compactMap { try? source.readFile($0, in: ref) }.first
+        let id = text.map { OSRelease(text: String(decoding: $0, as: UTF8.self)).fields["ID"] ?? "" } ?? ""
+        return !id.isEmpty && id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) ? id : "debian"
+    }
+
     func assemble(work: String, image: String, token: CancellationToken) throws -> Built {
         let sysroot = "\(work)/sysroot"
         let bootfs = "\(work)/bootfs"
         try FileTree.makeDirectory(sysroot)
-        let engine = Engine(options: .init(sysroot: sysroot, osname: options.osname))
+        let osname = try options.osname ?? Self.osname(of: options.ref, in: options.repo)
+        let engine = Engine(options: .init(sysroot: sysroot, osname: osname))
         progress.phase("Initialising the sysroot")
-        try engine.initialize(osname: options.osname)
+        try engine.initialize(osname: osname)
         let repo = "\(sysroot)/ostree/repo"
         progress.phase("Copying \(options.ref) from \(options.repo)")
         try run(["ostree", "pull-local", "--repo=\(repo)", options.repo, options.ref], token: token)
@@ -148,10 +159,10 @@ public struct ImageBuilder: Sendable {
         _ = try engine.cleanup(pending: false, rollback: true)
         let status = try engine.status()
         guard let deployment = status.deployments.first else { throw EngineError(.system, "no deployment was written") }
-        let root = "\(sysroot)/ostree/deploy/\(options.osname)/deploy/\(deployment.checksum).\(deployment.serial)"
+        let root = "\(sysroot)/ostree/deploy/\(osname)/deploy/\(deployment.checksum).\(deployment.serial)"
         let efi = options.firmware.hasEFI ? try EFIChain.find(in: root) : nil
         try FileTree.append("\(root)/etc/fstab", "UUID=\(bootUUID) /boot ext4 defaults,nodev,nosuid,noexec 0 2\n")
-        try FileTree.makeDirectory("\(sysroot)/ostree/deploy/\(options.osname)/var/log/journal")
+        try FileTree.makeDirectory("\(sysroot)/ostree/deploy/\(osname)/var/log/journal")
         if let seconds = options.runtimeWatchdogSeconds {
             try FileTree.makeDirectory("\(root)/etc/systemd/system.conf.d")
             try FileTree.write(

@@ -34,7 +34,8 @@ extension Treefile {
         for distribution in Distribution.allCases {
             let csv = FileTree.read("\(distroInfo)/\(distribution.rawValue).csv") ?? ""
             // version,codename,series,created,release,eol,...: the series is the suite name.
-            suites[distribution] = Set(csv.split(separator: "\n").dropFirst().compactMap { $0.split(separator: ",").dropFirst(2).first.map(String.init) })
+            suites[distribution] = Set(
+                csv.split(separator: "\n").dropFirst().compactMap { $0.split(separator: ",").dropFirst(2).first.map(String.init) })
         }
         suites[.debian, default: []].formUnion(["stable", "oldstable", "testing", "unstable", "sid"])
         return suites
@@ -66,7 +67,8 @@ extension Treefile {
                 "suite \(suite) is not a Debian or Ubuntu release this build host knows (distro-info-data): name its distribution and mirror")
         }
         if known == nil, mirror == nil {
-            throw EngineError(.invalidArgument, "suite \(suite) is not a \(resolved.rawValue) release this build host knows (distro-info-data): name its mirror")
+            throw EngineError(
+                .invalidArgument, "suite \(suite) is not a \(resolved.rawValue) release this build host knows (distro-info-data): name its mirror")
         }
         let keyring = keyringPath ?? resolved.hostKeyring
         guard FileTree.exists(keyring) else {
@@ -89,7 +91,9 @@ extension Treefile {
     var keyringPath: String? {
         guard let keyring else { return nil }
         if keyring.hasPrefix("/") { return keyring }
-        return URL(fileURLWithPath: keyring, relativeTo: URL(fileURLWithPath: directory ?? FileManager.default.currentDirectoryPath, isDirectory: true))
-            .standardizedFileURL.path
+        return URL(
+            fileURLWithPath: keyring, relativeTo: URL(fileURLWithPath: directory ?? FileManager.default.currentDirectoryPath, isDirectory: true)
+        )
+        .standardizedFileURL.path
     }
 }

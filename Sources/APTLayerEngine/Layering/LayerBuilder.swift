@@ -87,7 +87,8 @@ struct LayerBuilder {
         if let mergeEtc = request.mergeEtc {
             etcApt = "\(work)/etc-apt-merged"
             try AptSources.merge(
-                mergeEtc: mergeEtc, mergeDefaults: "\((mergeEtc as NSString).deletingLastPathComponent)/usr/etc", newTree: "\(root)/etc", into: etcApt)
+                mergeEtc: mergeEtc, mergeDefaults: "\((mergeEtc as NSString).deletingLastPathComponent)/usr/etc", newTree: "\(root)/etc", into: etcApt
+            )
         }
         let apt = try AptSession(root: root, work: work, state: stateDirectory, etcApt: etcApt, token: token, progress: progress)
         try apt.update(force: request.refreshMetadata)

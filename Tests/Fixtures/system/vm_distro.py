@@ -7,9 +7,11 @@ EFI/debian or EFI/ubuntu → signed kernel).
 Checks: the system boots to running (or degraded with its failed units named) with the firmware
 enforcing Secure Boot; os-release names the distribution; apt-layerd runs as Type=notify under
 systemd with its watchdog armed; countme's User-Agent (sent to a test server on the host) shows the
-distribution's real `NAME VERSION_ID`; an install of uploaded .debs through the API is staged, the
-reboot boots it (the program runs, the postinst's system user exists, made by that distribution's
-adduser), and a rollback through the API + reboot boots the previous deployment.
+distribution's real `NAME VERSION_ID`; the stateroot is named by the os-release ID; an install of
+uploaded .debs through the API is staged and the boot counter armed, the reboot boots it (the
+program runs, the postinst's system user exists, made by that distribution's adduser), the
+distribution's signed GRUB counted the boot and the agent marked it good, and a rollback through
+the API + reboot boots the previous deployment.
 """
 import http.server, json, os, re, threading, time
 
@@ -86,11 +88,16 @@ def _run(vm, args, check, name, suite, countme):
     check(f"{name}: countme's User-Agent shows the distribution's NAME VERSION_ID", f"({EXPECTED[suite]};" in agent, agent or "no countme request")
 
     first = booted(doc)
+    osid = vm.qga.sh(". /usr/lib/os-release; echo $ID")[1].strip()
+    check(f"{name}: the stateroot is the distribution's os-release ID ({osid})", first.get("osname") == osid and osid, str(first.get("id")))
     digests = [vm.upload(f"{args.debs}/{n}") for n in sorted(os.listdir(args.debs)) if re.match(r"fixture-(lib|app|user)-1\.0\.deb$", n)]
     _, t = vm.transaction("install", {"packages": digests})
     _, doc = vm.api("GET", "/v1/status")
     staged = next((d for d in doc.get("deployments", []) if d.get("staged")), {})
-    if not check(f"{name}: an install through the API is staged", t.get("state") == "succeeded" and staged, str(t)[:300]):
+    armed = doc.get("bootCounter") or {}
+    if not check(f"{name}: an install through the API is staged and the boot counter armed for it",
+                 t.get("state") == "succeeded" and staged
+                 and armed.get("deployment") == f"{staged.get('checksum')}.{staged.get('serial')}", f"{str(t)[:200]} {json.dumps(armed)}"):
         return
     boot_id, state = vm.reboot(boot_id, f"{name}: reboot into the staged deployment")
     vm.wait_api()
@@ -98,6 +105,10 @@ def _run(vm, args, check, name, suite, countme):
     check(f"{name}: the reboot booted the staged deployment; the layered program runs; the postinst's user exists",
           booted(doc).get("checksum") == staged.get("checksum") and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0"
           and vm.qga.sh("getent passwd fixtured")[0] == 0, f"booted {booted(doc).get('id', '')[:24]}")
+    counter = vm.counter_when(lambda c: c.get("state") == "unarmed", 120)
+    trial = vm.qga.sh("journalctl -b -u apt-layerd --no-pager -o cat | grep 'counted trial'")[1]
+    check(f"{name}: its signed GRUB counted the boot down in /boot's grubenv and the agent marked it good",
+          "(1 tries left)" in trial and counter.get("state") == "unarmed", f"{trial.strip()[:200]}; {json.dumps(counter)}")
     _, t = vm.transaction("rollback", {})
     boot_id, state = vm.reboot(boot_id, f"{name}: reboot after rollback")
     vm.wait_api()
