@@ -41,12 +41,14 @@ extension Components.Schemas.Deployment {
             requestedPackages: d.requestedPackages,
             requestedLocalPackages: d.requestedLocalPackages.map { .init(sha256: $0.sha256, name: $0.name, file: $0.nameVersionArch) },
             requestedBaseRemovals: d.requestedBaseRemovals, layeredPackages: d.layeredPackages.map(Components.Schemas.Package.init),
-            kernelArguments: d.kernelArguments)
+            kernelArguments: d.kernelArguments,
+            replacedBasePackages: d.replacedBasePackages.isEmpty
+                ? nil : d.replacedBasePackages.map { .init(name: $0.name, baseVersion: $0.baseVersion, version: $0.version) })
     }
 
     /// The model's form (the CLI prints from it; times are whole seconds in both).
     public var model: StatusDocument.DeploymentStatus {
-        .init(
+        var status = StatusDocument.DeploymentStatus(
             index: index, id: id, osname: osname, serial: serial, checksum: checksum, version: version,
             timestamp: UInt64(max(0, committedAt.timeIntervalSince1970.rounded(.down))), origin: origin, booted: booted, default: _default,
             staged: staged, pinned: pinned, baseChecksum: baseChecksum, baseVersion: baseVersion,
@@ -54,6 +56,10 @@ extension Components.Schemas.Deployment {
             requestedPackages: requestedPackages,
             requestedLocalPackages: requestedLocalPackages.map { .init(sha256: $0.sha256, name: $0.name, nameVersionArch: $0.file) },
             requestedBaseRemovals: requestedBaseRemovals, layeredPackages: layeredPackages.map(\.model), kernelArguments: kernelArguments)
+        status.replacedBasePackages = (replacedBasePackages ?? []).map {
+            PackageReplacement(name: $0.name, baseVersion: $0.baseVersion, version: $0.version)
+        }
+        return status
     }
 }
 

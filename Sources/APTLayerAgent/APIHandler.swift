@@ -114,16 +114,14 @@ public struct APIHandler: APIProtocol {
             guard !key.containsControlCharacters else { throw AgentProblem.invalidOperation("idempotencyKey must be printable") }
         }
         let caller = Caller.current
-        if caller.remote && !allowRemoteHostPaths, case .install(let packages, _) = operation, let path = packages.first(where: Operand.isHostPath) {
+        if caller.remote && !allowRemoteHostPaths, let path = operation.hostPaths.first {
             throw AgentProblem.forbidden(
                 "host path \(path) refused over mTLS: install by package name, or set allow-remote-host-paths in the agent configuration")
         }
         // A local user installs only files it could read itself, and a missing file and an
         // unreadable one get the same words (no probing of root-only paths through the agent).
-        if !caller.remote, caller.identity.hasPrefix("uid:"), let uid = uid_t(caller.identity.dropFirst(4)), uid != 0,
-            case .install(let packages, _) = operation
-        {
-            for path in packages where Operand.isHostPath(path) && !HostPathAccess.readable(path, uid: uid) {
+        if !caller.remote, caller.identity.hasPrefix("uid:"), let uid = uid_t(caller.identity.dropFirst(4)), uid != 0 {
+            for path in operation.hostPaths where !HostPathAccess.readable(path, uid: uid) {
                 throw AgentProblem.invalidOperation("cannot read \(path) as \(caller.identity): no such file, or not readable by that user")
             }
         }

@@ -5,21 +5,18 @@ import Foundation
 import OpenAPIRuntime
 
 extension AgentClient {
-    /// Over mutual TLS the agent does not read this host's files: an install's .deb paths are
-    /// uploaded first and named by digest (`sha256:HEX`). Over the local socket paths pass as they are.
+    /// Over mutual TLS the agent does not read this host's files: .deb paths (an install's, a
+    /// replacement's) are uploaded first and named by digest (`sha256:HEX`). Over the local socket
+    /// paths pass as they are.
     func uploadingHostFiles(_ operation: HostOperation, quiet: Bool) async throws -> HostOperation {
-        guard !endpoint.address.hasPrefix("unix:"), case .install(let packages, let flags) = operation else { return operation }
-        var items: [String] = []
-        for item in packages {
-            guard Operand.isHostPath(item) else {
-                items.append(item)
-                continue
-            }
+        guard !endpoint.address.hasPrefix("unix:"), !operation.hostPaths.isEmpty else { return operation }
+        var uploaded: [String: String] = [:]
+        for item in operation.hostPaths where uploaded[item] == nil {
             let file = try await upload(item)
             if !quiet { FileHandle.standardError.write(Data("Uploaded \(item) as \(file.reference)\n".utf8)) }
-            items.append(file.reference)
+            uploaded[item] = file.reference
         }
-        return .install(packages: items, flags: flags)
+        return operation.mappingPackages { uploaded[$0] ?? $0 }
     }
 
     /// Uploads one .deb file, streamed from disk.

@@ -54,7 +54,8 @@ struct Uninstall: OperationCommand {
 }
 
 struct Override: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove base packages, or undo that.", subcommands: [Remove.self, Reset.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Remove or replace base packages, or undo that.", subcommands: [Remove.self, Replace.self, Reset.self])
 
     struct Remove: OperationCommand {
         static let configuration = CommandConfiguration(abstract: "Remove base packages in a new deployment.")
@@ -64,8 +65,19 @@ struct Override: ParsableCommand {
         func operation() -> HostOperation { .overrideRemove(packages: packages, flags: layering.flags) }
     }
 
+    struct Replace: OperationCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace base packages in a new deployment: with .deb files, or with a suite's version (--from-repo).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var layering: LayeringOptions
+        @Option(name: .customLong("from-repo"), help: "Take the named packages from this suite of the apt sources (e.g. bookworm-security).")
+        var fromRepo: String?
+        @Argument(help: ".deb files (or, with --from-repo, package names).") var packages: [String] = []
+        func operation() -> HostOperation { .overrideReplace(packages: packages, fromRepo: fromRepo, flags: layering.flags) }
+    }
+
     struct Reset: OperationCommand {
-        static let configuration = CommandConfiguration(abstract: "Restore removed base packages.")
+        static let configuration = CommandConfiguration(abstract: "Restore removed or replaced base packages.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var layering: LayeringOptions
         @Flag(name: .long, help: "Reset every override.") var all = false

@@ -35,6 +35,10 @@ enum StatusPrinter {
             lines.append(("Commit", d.checksum))
             if let diff, d.default, !d.booted { lines.append(("Diff", DiffPrinter.counts(diff))) }
             if !d.requestedBaseRemovals.isEmpty { lines.append(("RemovedBasePackages", d.requestedBaseRemovals.joined(separator: " "))) }
+            if !d.replacedBasePackages.isEmpty {
+                lines.append(
+                    ("ReplacedBasePackages", d.replacedBasePackages.map { "\($0.name) \($0.baseVersion) → \($0.version)" }.joined(separator: ", ")))
+            }
             if !d.requestedPackages.isEmpty { lines.append(("LayeredPackages", d.requestedPackages.joined(separator: " "))) }
             if !d.requestedLocalPackages.isEmpty {
                 lines.append(

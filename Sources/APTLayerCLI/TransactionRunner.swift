@@ -58,8 +58,8 @@ enum TransactionRunner {
     /// do not (pin, cleanup, dry runs and checks).
     static func rebootHint(_ operation: HostOperation) -> String? {
         switch operation {
-        case .install(_, let flags), .uninstall(_, _, let flags), .overrideRemove(_, let flags), .overrideReset(_, _, let flags),
-            .deploy(_, let flags), .rebase(_, _, _, let flags):
+        case .install(_, let flags), .uninstall(_, _, let flags), .overrideRemove(_, let flags), .overrideReplace(_, _, let flags),
+            .overrideReset(_, _, let flags), .deploy(_, let flags), .rebase(_, _, _, let flags):
             return flags.dryRun ? nil : nextBoot(flags.lockFinalization)
         case .upgrade(let check, let flags):
             return check || flags.dryRun ? nil : nextBoot(flags.lockFinalization)

@@ -22,6 +22,7 @@ extension HostOperation {
         public var append: [String]?
         public var delete: [String]?
         public var replace: [String]?
+        public var fromRepo: String?
 
         /// Creates arguments.
         public init(
@@ -29,7 +30,7 @@ extension HostOperation {
             lockFinalization: Bool? = nil, refresh: Bool? = nil, check: Bool? = nil, target: String? = nil, ref: String? = nil,
             remoteUrl: String? = nil, pending: Bool? = nil, rollback: Bool? = nil, index: Int? = nil, append: [String]? = nil,
             delete: [String]? = nil,
-            replace: [String]? = nil
+            replace: [String]? = nil, fromRepo: String? = nil
         ) {
             self.packages = packages
             self.all = all
@@ -48,6 +49,7 @@ extension HostOperation {
             self.append = append
             self.delete = delete
             self.replace = replace
+            self.fromRepo = fromRepo
         }
 
         /// The keys that are present, by their API names.
@@ -56,7 +58,7 @@ extension HostOperation {
                 ("packages", packages), ("all", all), ("idempotent", idempotent), ("dryRun", dryRun), ("allowKernel", allowKernel),
                 ("lockFinalization", lockFinalization), ("refresh", refresh), ("check", check), ("target", target), ("ref", ref),
                 ("remoteUrl", remoteUrl), ("pending", pending), ("rollback", rollback), ("index", index), ("append", append), ("delete", delete),
-                ("replace", replace),
+                ("replace", replace), ("fromRepo", fromRepo),
             ]
             return Set(pairs.compactMap { $0.1 == nil ? nil : $0.0 })
         }
@@ -88,6 +90,7 @@ extension HostOperation {
         let flags: Set<String> = ["idempotent", "dryRun", "allowKernel", "lockFinalization", "refresh"]
         switch kind {
         case .install, .overrideRemove: return flags.union(["packages"])
+        case .overrideReplace: return flags.union(["packages", "fromRepo"])
         case .uninstall, .overrideReset: return flags.union(["packages", "all"])
         case .upgrade: return flags.union(["check"])
         case .deploy: return flags.union(["target"])
@@ -122,6 +125,18 @@ extension HostOperation {
         switch self {
         case .install(let packages, _):
             for item in packages { try checked { try Operand.checkPackageItem(item) } }
+        case .overrideReplace(let packages, let suite, _):
+            if let suite {
+                try checked { try Operand.checkSuite(suite) }
+                for name in packages { try checked { try Operand.checkPackageName(name) } }
+            } else {
+                for item in packages {
+                    try checked { try Operand.checkPackageItem(item) }
+                    guard (try? Operand.uploadDigest(in: item)) != nil || Operand.isHostPath(item) else {
+                        throw OperationError("override replace takes .deb files or upload digests; name packages with fromRepo")
+                    }
+                }
+            }
         case .uninstall(let packages, _, _), .overrideRemove(let packages, _), .overrideReset(let packages, _, _):
             for name in packages { try checked { try Operand.checkPackageName(name) } }
         case .deploy(let target, _):
@@ -168,6 +183,9 @@ extension HostOperation {
         case .overrideRemove:
             try needPackages()
             self = .overrideRemove(packages: packages, flags: flags)
+        case .overrideReplace:
+            try needPackages()
+            self = .overrideReplace(packages: packages, fromRepo: a.fromRepo, flags: flags)
         case .overrideReset:
             try needPackages()
             self = .overrideReset(packages: packages, all: a.all ?? false, flags: flags)
@@ -200,6 +218,9 @@ extension HostOperation {
         if let flags { a.setFlags(flags) }
         switch self {
         case .install(let p, _), .overrideRemove(let p, _): a.packages = p
+        case .overrideReplace(let p, let suite, _):
+            a.packages = p
+            a.fromRepo = suite
         case .uninstall(let p, let all, _), .overrideReset(let p, let all, _):
             a.packages = p
             a.all = all ? true : nil

@@ -13,7 +13,10 @@ public enum HostOperation: Sendable, Equatable, Hashable {
     case uninstall(packages: [String], all: Bool, flags: LayeringFlags)
     /// Remove base packages.
     case overrideRemove(packages: [String], flags: LayeringFlags)
-    /// Restore removed base packages (`all`: every override).
+    /// Replace base packages: with local .deb files (host paths or upload digests), or with the
+    /// version the apt sources' suite `fromRepo` has (`packages` are then names).
+    case overrideReplace(packages: [String], fromRepo: String?, flags: LayeringFlags)
+    /// Restore removed or replaced base packages (`all`: every override).
     case overrideReset(packages: [String], all: Bool, flags: LayeringFlags)
     /// Move to the newest base commit (`check`: only report whether anything would change).
     case upgrade(check: Bool, flags: LayeringFlags)
@@ -44,6 +47,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
     public enum Kind: String, Sendable, Codable, CaseIterable, Hashable {
         case install, uninstall
         case overrideRemove = "override-remove"
+        case overrideReplace = "override-replace"
         case overrideReset = "override-reset"
         case upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize
 
@@ -53,7 +57,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         /// Whether the kind builds a new layered deployment (and so takes ``LayeringFlags``).
         public var isLayering: Bool {
             switch self {
-            case .install, .uninstall, .overrideRemove, .overrideReset, .upgrade, .deploy, .rebase: true
+            case .install, .uninstall, .overrideRemove, .overrideReplace, .overrideReset, .upgrade, .deploy, .rebase: true
             default: false
             }
         }
@@ -65,6 +69,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         case .install: .install
         case .uninstall: .uninstall
         case .overrideRemove: .overrideRemove
+        case .overrideReplace: .overrideReplace
         case .overrideReset: .overrideReset
         case .upgrade: .upgrade
         case .deploy: .deploy
@@ -78,11 +83,29 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         }
     }
 
+    /// The items that name .deb files on the caller's host (paths, not upload digests): an
+    /// install's, and a replacement's when it takes files.
+    public var hostPaths: [String] {
+        switch self {
+        case .install(let packages, _), .overrideReplace(let packages, nil, _): packages.filter(Operand.isHostPath)
+        default: []
+        }
+    }
+
+    /// The same operation with its package items mapped (uploads replace host paths by digests).
+    public func mappingPackages(_ transform: (String) throws -> String) rethrows -> HostOperation {
+        switch self {
+        case .install(let packages, let flags): .install(packages: try packages.map(transform), flags: flags)
+        case .overrideReplace(let packages, nil, let flags): .overrideReplace(packages: try packages.map(transform), fromRepo: nil, flags: flags)
+        default: self
+        }
+    }
+
     /// The layering flags, for layering kinds.
     public var flags: LayeringFlags? {
         switch self {
-        case .install(_, let f), .uninstall(_, _, let f), .overrideRemove(_, let f), .overrideReset(_, _, let f), .upgrade(_, let f),
-            .deploy(_, let f), .rebase(_, _, _, let f):
+        case .install(_, let f), .uninstall(_, _, let f), .overrideRemove(_, let f), .overrideReplace(_, _, let f), .overrideReset(_, _, let f),
+            .upgrade(_, let f), .deploy(_, let f), .rebase(_, _, _, let f):
             f
         default: nil
         }

@@ -47,6 +47,17 @@ public enum Operand {
         if isHostPath(item) { try checkHostPath(item) } else { try checkPackageName(item) }
     }
 
+    /// A suite or codename of the apt sources (`bookworm-security`, `noble-updates`).
+    public static func checkSuite(_ suite: String) throws {
+        guard !suite.isEmpty, suite.count <= 64, suite.first!.isLetter,
+            suite.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || "-.+_".contains($0) })
+        else {
+            throw EngineError(
+                .invalidArgument,
+                "invalid suite \(suite.isPrintableASCII(allowingSpace: false) ? suite : "name"): a suite is a name such as bookworm-security")
+        }
+    }
+
     /// Checks a Debian package name (what uninstall and override take).
     public static func checkPackageName(_ name: String) throws {
         let allowed = name.allSatisfy { $0.isLowercase || $0.isNumber || "+-.:".contains($0) }

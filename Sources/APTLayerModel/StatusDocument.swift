@@ -42,6 +42,8 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         public var requestedBaseRemovals: [String]
         public var layeredPackages: [Package]
         public var kernelArguments: String
+        /// Base packages replaced (`override replace`): the base's version and the deployment's.
+        public var replacedBasePackages: [PackageReplacement] = []
 
         /// Creates a deployment's status.
         public init(
@@ -75,7 +77,7 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case index, id, osname, serial, checksum, version, committedAt, origin, booted, `default`, staged, pinned, baseChecksum
             case baseVersion, baseCommittedAt, requestedPackages, requestedLocalPackages, requestedBaseRemovals, layeredPackages
-            case kernelArguments
+            case kernelArguments, replacedBasePackages
         }
 
         enum LocalPackageKeys: String, CodingKey { case sha256, name, file }
@@ -109,9 +111,24 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
             try c.encode(requestedBaseRemovals, forKey: .requestedBaseRemovals)
             try c.encode(layeredPackages, forKey: .layeredPackages)
             try c.encode(kernelArguments, forKey: .kernelArguments)
+            if !replacedBasePackages.isEmpty { try c.encode(replacedBasePackages, forKey: .replacedBasePackages) }
         }
 
         /// Seconds since the epoch as RFC 3339 in UTC, whole seconds (as the API's transcoder writes dates).
         static func rfc3339(_ seconds: UInt64) -> String { Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(.iso8601) }
+    }
+}
+
+/// A base package a deployment replaces: its name, the base's version and the version installed.
+public struct PackageReplacement: Codable, Sendable, Equatable {
+    public var name: String
+    public var baseVersion: String
+    public var version: String
+
+    /// Creates a replacement record.
+    public init(name: String, baseVersion: String, version: String) {
+        self.name = name
+        self.baseVersion = baseVersion
+        self.version = version
     }
 }

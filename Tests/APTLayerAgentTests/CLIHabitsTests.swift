@@ -101,7 +101,8 @@ struct CLIHabitsTests {
     @Test func problemDocumentsNameTheFieldAndTheAllowedValues() throws {
         let agent = try AgentBed()
         let operations = [
-            "install", "uninstall", "override-remove", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup", "kargs", "pin",
+            "install", "uninstall", "override-remove", "override-replace", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup",
+            "kargs", "pin",
             "unpin", "finalize",
         ]
         let cases: [(String, String?, Int, String, [String]?)] = [

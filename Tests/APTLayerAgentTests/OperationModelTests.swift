@@ -175,6 +175,15 @@ enum CLICases {
         + layering(["uninstall"], ["fixture-app"]) { .uninstall(packages: ["fixture-app"], all: false, flags: $0) }
         + [(["uninstall", "--all"], .uninstall(packages: [], all: true, flags: .init()))]
         + layering(["override", "remove"], ["fixture-base"]) { .overrideRemove(packages: ["fixture-base"], flags: $0) }
+        + layering(["override", "replace"], ["/tmp/fixture-base_2.0_all.deb"]) {
+            .overrideReplace(packages: ["/tmp/fixture-base_2.0_all.deb"], fromRepo: nil, flags: $0)
+        }
+        + [
+            (
+                ["override", "replace", "--from-repo", "bookworm-security", "curl"],
+                .overrideReplace(packages: ["curl"], fromRepo: "bookworm-security", flags: .init())
+            )
+        ]
         + layering(["override", "reset"], ["fixture-base"]) { .overrideReset(packages: ["fixture-base"], all: false, flags: $0) }
         + [(["override", "reset", "--all"], .overrideReset(packages: [], all: true, flags: .init()))]
         + layering(["upgrade"], []) { .upgrade(check: false, flags: $0) }

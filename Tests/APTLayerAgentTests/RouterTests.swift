@@ -117,7 +117,8 @@ struct RouterTests {
     @Test func eachOperationsSchemaSaysWhatItTakes() async throws {
         try await RouterBed.with { _, client in
             let operations = [
-                "install", "uninstall", "override-remove", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup", "kargs",
+                "install", "uninstall", "override-remove", "override-replace", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup",
+                "kargs",
                 "pin", "unpin", "finalize",
             ]
             let cases: [(String, String, String, [String]?)] = [

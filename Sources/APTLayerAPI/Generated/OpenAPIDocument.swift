@@ -353,7 +353,7 @@ components:
         allowed: { type: array, items: { type: string }, description: "400/422: the values the member may take, when they are a closed set." }
     Operation:
       type: string
-      enum: [install, uninstall, override-remove, override-reset, upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize]
+      enum: [install, uninstall, override-remove, override-replace, override-reset, upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize]
     TransactionState:
       type: string
       enum: [queued, running, succeeded, failed, cancelled, interrupted]
@@ -386,6 +386,7 @@ components:
         append: { type: array, items: { type: string } }
         delete: { type: array, items: { type: string } }
         replace: { type: array, items: { type: string } }
+        fromRepo: { type: string, description: "override-replace: the suite of the apt sources the named packages come from" }
         lockFinalization: { type: boolean, description: "layering verbs: stage with finalization locked; apply with finalize" }
         refresh: { type: boolean, description: "layering verbs: update package lists even when they are fresh" }
     TransactionRequest:
@@ -396,6 +397,7 @@ components:
         - { $ref: "#/components/schemas/InstallRequest" }
         - { $ref: "#/components/schemas/UninstallRequest" }
         - { $ref: "#/components/schemas/OverrideRemoveRequest" }
+        - { $ref: "#/components/schemas/OverrideReplaceRequest" }
         - { $ref: "#/components/schemas/OverrideResetRequest" }
         - { $ref: "#/components/schemas/UpgradeRequest" }
         - { $ref: "#/components/schemas/DeployRequest" }
@@ -412,6 +414,7 @@ components:
           install: "#/components/schemas/InstallRequest"
           uninstall: "#/components/schemas/UninstallRequest"
           override-remove: "#/components/schemas/OverrideRemoveRequest"
+          override-replace: "#/components/schemas/OverrideReplaceRequest"
           override-reset: "#/components/schemas/OverrideResetRequest"
           upgrade: "#/components/schemas/UpgradeRequest"
           deploy: "#/components/schemas/DeployRequest"
@@ -495,6 +498,35 @@ components:
           minItems: 1
           maxItems: 1000
           items: { type: string }
+        idempotent: { type: boolean, description: "tolerate names already requested or absent" }
+        dryRun: { type: boolean, description: "say what would change; build nothing" }
+        allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
+        lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
+        refresh: { type: boolean, description: "update package lists even when they are fresh" }
+    OverrideReplaceRequest:
+      type: object
+      additionalProperties: false
+      description: |
+        Replaces base packages in the next deployment: with .deb files (`sha256:HEX` naming an
+        uploaded one, or a host path as for install), or, with `fromRepo`, with the version that
+        suite of the apt sources has (`packages` are then names). A replacement must be newer than
+        the base's version; when a later base carries it (or newer), it is dropped.
+      required: [operation, arguments]
+      properties:
+        operation: { type: string, enum: [override-replace] }
+        arguments: { $ref: "#/components/schemas/OverrideReplaceArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    OverrideReplaceArguments:
+      type: object
+      additionalProperties: false
+      required: [packages]
+      properties:
+        packages:
+          type: array
+          minItems: 1
+          maxItems: 1000
+          items: { type: string }
+        fromRepo: { type: string, maxLength: 64, pattern: "^[a-z][a-z0-9.+_-]*$", description: "the suite to take the named packages from, e.g. bookworm-security" }
         idempotent: { type: boolean, description: "tolerate names already requested or absent" }
         dryRun: { type: boolean, description: "say what would change; build nothing" }
         allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
@@ -812,6 +844,18 @@ components:
         requestedBaseRemovals: { type: array, items: { type: string } }
         layeredPackages: { type: array, items: { $ref: "#/components/schemas/Package" }, description: "The requested packages as installed." }
         kernelArguments: { type: string }
+        replacedBasePackages:
+          type: array
+          description: "Base packages this deployment replaces (override replace); absent when none."
+          items: { $ref: "#/components/schemas/PackageReplacement" }
+    PackageReplacement:
+      type: object
+      additionalProperties: false
+      required: [name, baseVersion, version]
+      properties:
+        name: { type: string }
+        baseVersion: { type: string, description: "The version the base carries." }
+        version: { type: string, description: "The version installed in its place." }
     LocalPackage:
       type: object
       additionalProperties: false

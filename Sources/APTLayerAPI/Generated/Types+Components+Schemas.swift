@@ -193,6 +193,7 @@ extension Components {
             case install = "install"
             case uninstall = "uninstall"
             case overrideRemove = "override-remove"
+            case overrideReplace = "override-replace"
             case overrideReset = "override-reset"
             case upgrade = "upgrade"
             case deploy = "deploy"
@@ -258,6 +259,10 @@ extension Components {
             public var delete: [Swift.String]?
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/replace`.
             public var replace: [Swift.String]?
+            /// override-replace: the suite of the apt sources the named packages come from
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/fromRepo`.
+            public var fromRepo: Swift.String?
             /// layering verbs: stage with finalization locked; apply with finalize
             ///
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/lockFinalization`.
@@ -284,6 +289,7 @@ extension Components {
             ///   - append:
             ///   - delete:
             ///   - replace:
+            ///   - fromRepo: override-replace: the suite of the apt sources the named packages come from
             ///   - lockFinalization: layering verbs: stage with finalization locked; apply with finalize
             ///   - refresh: layering verbs: update package lists even when they are fresh
             public init(
@@ -302,6 +308,7 @@ extension Components {
                 append: [Swift.String]? = nil,
                 delete: [Swift.String]? = nil,
                 replace: [Swift.String]? = nil,
+                fromRepo: Swift.String? = nil,
                 lockFinalization: Swift.Bool? = nil,
                 refresh: Swift.Bool? = nil
             ) {
@@ -320,6 +327,7 @@ extension Components {
                 self.append = append
                 self.delete = delete
                 self.replace = replace
+                self.fromRepo = fromRepo
                 self.lockFinalization = lockFinalization
                 self.refresh = refresh
             }
@@ -339,6 +347,7 @@ extension Components {
                 case append
                 case delete
                 case replace
+                case fromRepo
                 case lockFinalization
                 case refresh
             }
@@ -404,6 +413,10 @@ extension Components {
                     [Swift.String].self,
                     forKey: .replace
                 )
+                self.fromRepo = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .fromRepo
+                )
                 self.lockFinalization = try container.decodeIfPresent(
                     Swift.Bool.self,
                     forKey: .lockFinalization
@@ -428,6 +441,7 @@ extension Components {
                     "append",
                     "delete",
                     "replace",
+                    "fromRepo",
                     "lockFinalization",
                     "refresh"
                 ])
@@ -451,6 +465,8 @@ extension Components {
             case kargs(Components.Schemas.KargsRequest)
             /// - Remark: Generated from `#/components/schemas/TransactionRequest/OverrideRemoveRequest`.
             case overrideRemove(Components.Schemas.OverrideRemoveRequest)
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/OverrideReplaceRequest`.
+            case overrideReplace(Components.Schemas.OverrideReplaceRequest)
             /// - Remark: Generated from `#/components/schemas/TransactionRequest/OverrideResetRequest`.
             case overrideReset(Components.Schemas.OverrideResetRequest)
             /// - Remark: Generated from `#/components/schemas/TransactionRequest/PinRequest`.
@@ -487,6 +503,8 @@ extension Components {
                     self = .kargs(try .init(from: decoder))
                 case "override-remove":
                     self = .overrideRemove(try .init(from: decoder))
+                case "override-replace":
+                    self = .overrideReplace(try .init(from: decoder))
                 case "override-reset":
                     self = .overrideReset(try .init(from: decoder))
                 case "pin":
@@ -522,6 +540,8 @@ extension Components {
                 case let .kargs(value):
                     try value.encode(to: encoder)
                 case let .overrideRemove(value):
+                    try value.encode(to: encoder)
+                case let .overrideReplace(value):
                     try value.encode(to: encoder)
                 case let .overrideReset(value):
                     try value.encode(to: encoder)
@@ -998,6 +1018,170 @@ extension Components {
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "packages",
+                    "idempotent",
+                    "dryRun",
+                    "allowKernel",
+                    "lockFinalization",
+                    "refresh"
+                ])
+            }
+        }
+        /// Replaces base packages in the next deployment: with .deb files (`sha256:HEX` naming an
+        /// uploaded one, or a host path as for install), or, with `fromRepo`, with the version that
+        /// suite of the apt sources has (`packages` are then names). A replacement must be newer than
+        /// the base's version; when a later base carries it (or newer), it is dropped.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/OverrideReplaceRequest`.
+        public struct OverrideReplaceRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case overrideReplace = "override-replace"
+            }
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceRequest/operation`.
+            public var operation: Components.Schemas.OverrideReplaceRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceRequest/arguments`.
+            public var arguments: Components.Schemas.OverrideReplaceArguments
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `OverrideReplaceRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.OverrideReplaceRequest.OperationPayload,
+                arguments: Components.Schemas.OverrideReplaceArguments,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.OverrideReplaceRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decode(
+                    Components.Schemas.OverrideReplaceArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments`.
+        public struct OverrideReplaceArguments: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/packages`.
+            public var packages: [Swift.String]
+            /// the suite to take the named packages from, e.g. bookworm-security
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/fromRepo`.
+            public var fromRepo: Swift.String?
+            /// tolerate names already requested or absent
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/idempotent`.
+            public var idempotent: Swift.Bool?
+            /// say what would change; build nothing
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/dryRun`.
+            public var dryRun: Swift.Bool?
+            /// permit linux-image-* and bootloader packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/allowKernel`.
+            public var allowKernel: Swift.Bool?
+            /// stage with finalization locked; apply with finalize
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/lockFinalization`.
+            public var lockFinalization: Swift.Bool?
+            /// update package lists even when they are fresh
+            ///
+            /// - Remark: Generated from `#/components/schemas/OverrideReplaceArguments/refresh`.
+            public var refresh: Swift.Bool?
+            /// Creates a new `OverrideReplaceArguments`.
+            ///
+            /// - Parameters:
+            ///   - packages:
+            ///   - fromRepo: the suite to take the named packages from, e.g. bookworm-security
+            ///   - idempotent: tolerate names already requested or absent
+            ///   - dryRun: say what would change; build nothing
+            ///   - allowKernel: permit linux-image-* and bootloader packages
+            ///   - lockFinalization: stage with finalization locked; apply with finalize
+            ///   - refresh: update package lists even when they are fresh
+            public init(
+                packages: [Swift.String],
+                fromRepo: Swift.String? = nil,
+                idempotent: Swift.Bool? = nil,
+                dryRun: Swift.Bool? = nil,
+                allowKernel: Swift.Bool? = nil,
+                lockFinalization: Swift.Bool? = nil,
+                refresh: Swift.Bool? = nil
+            ) {
+                self.packages = packages
+                self.fromRepo = fromRepo
+                self.idempotent = idempotent
+                self.dryRun = dryRun
+                self.allowKernel = allowKernel
+                self.lockFinalization = lockFinalization
+                self.refresh = refresh
+            }
+            public enum CodingKeys: String, CodingKey {
+                case packages
+                case fromRepo
+                case idempotent
+                case dryRun
+                case allowKernel
+                case lockFinalization
+                case refresh
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.packages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .packages
+                )
+                self.fromRepo = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .fromRepo
+                )
+                self.idempotent = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .idempotent
+                )
+                self.dryRun = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .dryRun
+                )
+                self.allowKernel = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowKernel
+                )
+                self.lockFinalization = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .lockFinalization
+                )
+                self.refresh = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .refresh
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "packages",
+                    "fromRepo",
                     "idempotent",
                     "dryRun",
                     "allowKernel",
@@ -2701,6 +2885,10 @@ extension Components {
             public var layeredPackages: [Components.Schemas.Package]
             /// - Remark: Generated from `#/components/schemas/Deployment/kernelArguments`.
             public var kernelArguments: Swift.String
+            /// Base packages this deployment replaces (override replace); absent when none.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Deployment/replacedBasePackages`.
+            public var replacedBasePackages: [Components.Schemas.PackageReplacement]?
             /// Creates a new `Deployment`.
             ///
             /// - Parameters:
@@ -2724,6 +2912,7 @@ extension Components {
             ///   - requestedBaseRemovals:
             ///   - layeredPackages: The requested packages as installed.
             ///   - kernelArguments:
+            ///   - replacedBasePackages: Base packages this deployment replaces (override replace); absent when none.
             public init(
                 index: Swift.Int,
                 id: Swift.String,
@@ -2744,7 +2933,8 @@ extension Components {
                 requestedLocalPackages: [Components.Schemas.LocalPackage],
                 requestedBaseRemovals: [Swift.String],
                 layeredPackages: [Components.Schemas.Package],
-                kernelArguments: Swift.String
+                kernelArguments: Swift.String,
+                replacedBasePackages: [Components.Schemas.PackageReplacement]? = nil
             ) {
                 self.index = index
                 self.id = id
@@ -2766,6 +2956,7 @@ extension Components {
                 self.requestedBaseRemovals = requestedBaseRemovals
                 self.layeredPackages = layeredPackages
                 self.kernelArguments = kernelArguments
+                self.replacedBasePackages = replacedBasePackages
             }
             public enum CodingKeys: String, CodingKey {
                 case index
@@ -2788,6 +2979,7 @@ extension Components {
                 case requestedBaseRemovals
                 case layeredPackages
                 case kernelArguments
+                case replacedBasePackages
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -2871,6 +3063,10 @@ extension Components {
                     Swift.String.self,
                     forKey: .kernelArguments
                 )
+                self.replacedBasePackages = try container.decodeIfPresent(
+                    [Components.Schemas.PackageReplacement].self,
+                    forKey: .replacedBasePackages
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "index",
                     "id",
@@ -2891,7 +3087,61 @@ extension Components {
                     "requestedLocalPackages",
                     "requestedBaseRemovals",
                     "layeredPackages",
-                    "kernelArguments"
+                    "kernelArguments",
+                    "replacedBasePackages"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PackageReplacement`.
+        public struct PackageReplacement: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PackageReplacement/name`.
+            public var name: Swift.String
+            /// The version the base carries.
+            ///
+            /// - Remark: Generated from `#/components/schemas/PackageReplacement/baseVersion`.
+            public var baseVersion: Swift.String
+            /// The version installed in its place.
+            ///
+            /// - Remark: Generated from `#/components/schemas/PackageReplacement/version`.
+            public var version: Swift.String
+            /// Creates a new `PackageReplacement`.
+            ///
+            /// - Parameters:
+            ///   - name:
+            ///   - baseVersion: The version the base carries.
+            ///   - version: The version installed in its place.
+            public init(
+                name: Swift.String,
+                baseVersion: Swift.String,
+                version: Swift.String
+            ) {
+                self.name = name
+                self.baseVersion = baseVersion
+                self.version = version
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case baseVersion
+                case version
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.baseVersion = try container.decode(
+                    Swift.String.self,
+                    forKey: .baseVersion
+                )
+                self.version = try container.decode(
+                    Swift.String.self,
+                    forKey: .version
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "baseVersion",
+                    "version"
                 ])
             }
         }

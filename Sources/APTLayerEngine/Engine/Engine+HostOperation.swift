@@ -9,6 +9,7 @@ extension HostOperation {
         case .install(let packages, let flags): try engine.install(packages, flags: flags, token: token)
         case .uninstall(let packages, let all, let flags): try engine.uninstall(packages, all: all, flags: flags, token: token)
         case .overrideRemove(let packages, let flags): try engine.overrideRemove(packages, flags: flags, token: token)
+        case .overrideReplace(let packages, let suite, let flags): try engine.overrideReplace(packages, fromRepo: suite, flags: flags, token: token)
         case .overrideReset(let packages, let all, let flags): try engine.overrideReset(packages, all: all, flags: flags, token: token)
         case .upgrade(let check, let flags): try engine.upgrade(check: check, flags: flags, token: token)
         case .deploy(let target, let flags): try engine.deploy(target, flags: flags, token: token)

@@ -26,7 +26,7 @@ extension Engine {
                 }
             }
             var next = origin
-            next.requested = RequestedState(packages: requested.packages, localPackages: requested.localPackages, removals: requested.removals)
+            next.requested = requested.normalized
             return next
         }
     }
@@ -39,7 +39,9 @@ extension Engine {
         return try relayer(.uninstall, flags: flags, token: token) { origin in
             var next = origin
             if all {
-                next.requested = RequestedState(removals: origin.requested.removals)
+                next.requested = RequestedState(
+                    removals: origin.requested.removals, replacements: origin.requested.replacements,
+                    localReplacements: origin.requested.localReplacements)
                 return next
             }
             var packages = origin.requested.packages
@@ -53,7 +55,9 @@ extension Engine {
                     throw EngineError(.notFound, "package \(name) is not layered")
                 }
             }
-            next.requested = RequestedState(packages: packages, localPackages: locals, removals: origin.requested.removals)
+            next.requested.packages = packages
+            next.requested.localPackages = locals
+            next.requested = next.requested.normalized
             return next
         }
     }
@@ -72,27 +76,83 @@ extension Engine {
                 }
                 removals.append(name)
             }
-            next.requested = RequestedState(packages: origin.requested.packages, localPackages: origin.requested.localPackages, removals: removals)
+            next.requested.removals = removals
+            next.requested = next.requested.normalized
             return next
         }
     }
 
-    /// Restores removed base packages (`override reset`).
+    /// Restores removed or replaced base packages (`override reset`).
     public func overrideReset(_ names: [String], all: Bool = false, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws
         -> ChangeResult
     {
         guard all || !names.isEmpty else { throw EngineError(.invalidArgument, "override reset: name at least one package, or --all") }
         return try relayer(.overrideReset, flags: flags, token: token) { origin in
             var next = origin
-            var removals = all ? [] : origin.requested.removals
+            if all {
+                next.requested.removals = []
+                next.requested.replacements = []
+                next.requested.localReplacements = []
+            }
             for name in names where !all {
-                guard removals.contains(name) else {
+                guard next.requested.removals.contains(name) || next.requested.replacedNames.contains(name) else {
                     if flags.idempotent { continue }
                     throw EngineError(.notFound, "no override for package \(name)")
                 }
-                removals.removeAll { $0 == name }
+                next.requested.removals.removeAll { $0 == name }
+                next.requested.replacements.removeAll { $0.split(separator: "/").first.map(String.init) == name }
+                next.requested.localReplacements.removeAll { $0.name == name }
             }
-            next.requested = RequestedState(packages: origin.requested.packages, localPackages: origin.requested.localPackages, removals: removals)
+            next.requested = next.requested.normalized
+            return next
+        }
+    }
+
+    /// Replaces base packages in the next deployment (`override replace`): with local .deb files
+    /// (paths or upload digests), or with the version `suite` of the apt sources has
+    /// (`--from-repo SUITE NAME…`, apt's `NAME/SUITE`). A replacement of one package replaces the
+    /// earlier one; `override reset NAME` restores the base's.
+    public func overrideReplace(_ items: [String], fromRepo suite: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init())
+        throws -> ChangeResult
+    {
+        guard !items.isEmpty else {
+            throw EngineError(.invalidArgument, "override replace: name at least one .deb file (or package, with --from-repo)")
+        }
+        if let suite { try Operand.checkSuite(suite) }
+        return try relayer(.overrideReplace, flags: flags, token: token) { origin in
+            var next = origin
+            for item in items {
+                let name: String
+                var local: LocalPackage?
+                if let suite {
+                    try Operand.checkPackageName(item)
+                    name = item
+                } else {
+                    guard let file = try localFile(item) else {
+                        throw EngineError(.invalidArgument, "override replace: \(item) is not a .deb file (name a package with --from-repo SUITE)")
+                    }
+                    let stored = try LocalPackages(stateDirectory: stateDirectory).add(file.path, token: token)
+                    if let digest = file.digest, stored.sha256 != digest {
+                        throw EngineError(.badPackage, "uploaded package \(item) changed on disk")
+                    }
+                    name = stored.name
+                    local = stored
+                }
+                if next.requested.packages.contains(name) || next.requested.localPackages.contains(where: { $0.name == name }) {
+                    throw EngineError(.invalidArgument, "package \(name) is layered, not a base package: install the new version instead")
+                }
+                if next.requested.removals.contains(name) {
+                    throw EngineError(.invalidArgument, "base package \(name) is removed: override reset \(name) first")
+                }
+                next.requested.replacements.removeAll { $0.split(separator: "/").first.map(String.init) == name }
+                next.requested.localReplacements.removeAll { $0.name == name }
+                if let local {
+                    next.requested.localReplacements.append(local)
+                } else if let suite {
+                    next.requested.replacements.append("\(name)/\(suite)")
+                }
+            }
+            next.requested = next.requested.normalized
             return next
         }
     }

@@ -65,6 +65,7 @@ extension Engine {
             let target: String
             let diff: PackageDiff
             var accounts: [String: [String]] = [:]
+            var notes: [String] = []
             if origin.requested.isEmpty {
                 if currentCommit?.checksum == baseChecksum && origin == currentOrigin {
                     return ChangeResult(changed: false, summary: "No change.")
@@ -84,7 +85,8 @@ extension Engine {
                     mergeEtc: merge.map { "\(sysroot.directory(of: $0))/etc" }, allowKernel: flags.allowKernel,
                     currentInputsSHA256: sameOrigin ? currentCommit?.string(Layout.Key.inputsSHA256) : nil,
                     dryRun: flags.dryRun, refreshMetadata: flags.refresh,
-                    secureBoot: SecureBootModules.isEnforced(efivars: options.efivars))
+                    secureBoot: SecureBootModules.isEnforced(efivars: options.efivars),
+                    refuseObsoleteReplacements: kind == .overrideReplace)
                 switch try builder.build(request) {
                 case .unchanged:
                     return ChangeResult(changed: false, summary: "No change.")
@@ -95,6 +97,10 @@ extension Engine {
                     target = build.checksum
                     diff = PackageDiff(from: before, to: build.packages)
                     accounts = build.newAccounts
+                    // Replacements the new base carries already are dropped from the origin too.
+                    origin.requested = build.requested
+                    notes = build.notes
+                    for note in notes { progress.message(note) }
                 }
             }
             try token.check()
@@ -107,7 +113,9 @@ extension Engine {
                 accounts: accounts, kernelArguments: Self.carriedKernelArguments(pending: pending, merge: merge),
                 lockFinalization: flags.lockFinalization, token: token)
             FaultPoint.hit("after-deploy")
-            return ChangeResult(changed: true, summary: "Deployed \(target.prefix(12)) (\(operation)).", diff: diff, checksum: target)
+            return ChangeResult(
+                changed: true, summary: (notes + ["Deployed \(target.prefix(12)) (\(operation))."]).joined(separator: " "), diff: diff,
+                checksum: target)
         }
     }
 
@@ -272,7 +280,9 @@ extension Engine {
     func pruneLocalPackages(_ sysroot: Sysroot) {
         var keep: Set<String> = []
         for d in sysroot.deployments {
-            if let keyFile = d.origin, let origin = Origin(keyFile: keyFile) { keep.formUnion(origin.requested.localPackages.map(\.sha256)) }
+            if let keyFile = d.origin, let origin = Origin(keyFile: keyFile) {
+                keep.formUnion((origin.requested.localPackages + origin.requested.localReplacements).map(\.sha256))
+            }
         }
         LocalPackages(stateDirectory: stateDirectory).prune(keeping: keep)
     }

@@ -40,6 +40,16 @@ extension Engine {
                     requestedBaseRemovals: origin?.requested.removals ?? [],
                     layeredPackages: pkglist.filter { layered.contains($0.name) },
                     kernelArguments: KernelArguments.userVisible(Self.effectiveKernelArguments(d, merge: merges[d.osname]))))
+            if let replaced = origin?.requested.replacedNames, !replaced.isEmpty, base != d.checksum {
+                // Only deployments with replacements read their base's package list.
+                let basePackages = (try? packages(ofCommit: base, repo: repo)) ?? []
+                list[list.count - 1].replacedBasePackages = replaced.compactMap { name in
+                    guard let old = basePackages.first(where: { $0.name == name }), let new = pkglist.first(where: { $0.name == name }),
+                        old.version != new.version
+                    else { return nil }
+                    return PackageReplacement(name: name, baseVersion: old.version, version: new.version)
+                }
+            }
         }
         return StatusDocument(sysroot: options.sysroot, deployments: list, bootCounter: bootCounterStatus())
     }

@@ -25,6 +25,9 @@ struct LayerBuilder {
         /// The host's firmware enforces Secure Boot: unsigned and DKMS-built kernel modules are
         /// refused (``SecureBootModules``).
         var secureBoot = false
+        /// A replacement the base already carries (same version or newer) is an error (the
+        /// `override replace` that asks for it) rather than dropped (an upgrade or rebase).
+        var refuseObsoleteReplacements = false
     }
 
     /// A finished build.
@@ -34,6 +37,10 @@ struct LayerBuilder {
         var packages: [Package]
         /// Account lines (per file) created by maintainer scripts, to carry into the new /etc.
         var newAccounts: [String: [String]]
+        /// The requested state as built: replacements the base already carries are dropped.
+        var requested: RequestedState
+        /// One line per dropped replacement, saying why.
+        var notes: [String] = []
     }
 
     enum Outcome {
@@ -77,7 +84,9 @@ struct LayerBuilder {
         }
         FaultPoint.hit("after-checkout")
         let basePackages = Package.installed(statusFile: FileTree.read("\(root)/\(Layout.dpkgDatabase)/status") ?? "")
-        try validate(request.requested, basePackages: basePackages)
+        try validate(request.requested, basePackages: basePackages, architecture: AptSession.architecture(admindir: "\(root)/\(Layout.dpkgDatabase)"))
+        var replacements = ReplacementCheck(base: basePackages, refuse: request.refuseObsoleteReplacements)
+        var requested = try replacements.droppingObsolete(request.requested)
         try token.check()
 
         let seeded = try prepare(root: root, mergeEtc: request.mergeEtc, etcAtRoot: overlay != nil)
@@ -93,7 +102,15 @@ struct LayerBuilder {
         let apt = try AptSession(root: root, work: work, state: stateDirectory, etcApt: etcApt, token: token, progress: progress)
         try apt.update(force: request.refreshMetadata)
 
-        let arguments = aptArguments(request.requested)
+        if !requested.replacements.isEmpty {
+            // A suite's version is known only from apt's plan: one that is not newer than the
+            // base's is dropped (or refused) before anything is installed.
+            progress.phase("Resolving replacements")
+            requested = try replacements.droppingObsolete(requested, plan: try apt.plan(aptArguments(requested)))
+        }
+        var request = request
+        request.requested = requested
+        let arguments = aptArguments(requested)
         let planGuard = AptPlanGuard(
             refusedPrefixes: request.allowKernel ? [] : Self.refusedPackagePrefixes, allowedRemovals: request.requested.removals)
         // A dry run needs apt's plan and nothing else; a rebuild of the current request may be a
@@ -158,11 +175,19 @@ struct LayerBuilder {
             throw EngineError.wrap(error, "commit layered tree")
         }
         FaultPoint.hit("after-commit")
-        return .built(Build(checksum: checksum, packages: packages, newAccounts: accounts))
+        return .built(Build(checksum: checksum, packages: packages, newAccounts: accounts, requested: requested, notes: replacements.notes))
     }
 
-    private func validate(_ requested: RequestedState, basePackages: [Package]) throws {
+    private func validate(_ requested: RequestedState, basePackages: [Package], architecture: String) throws {
         let baseNames = Set(basePackages.map(\.name))
+        for name in requested.replacedNames where !baseNames.contains(name) {
+            throw EngineError(
+                .invalidArgument, "package \(name) is not a base package: override replace replaces base packages (use install to layer it)")
+        }
+        for local in requested.localReplacements where local.architecture != "all" && local.architecture != architecture {
+            throw EngineError(
+                .badPackage, "replacement \(local.nameVersionArch) is for architecture \(local.architecture), this host's is \(architecture)")
+        }
         for name in requested.packages where baseNames.contains(name) {
             throw EngineError(.invalidArgument, "package \(name) is already provided by the base image")
         }
@@ -172,8 +197,12 @@ struct LayerBuilder {
     }
 
     private func aptArguments(_ requested: RequestedState) -> [String] {
-        requested.packages + requested.removals.map { "\($0)-" }
-            + requested.localPackages.map { LocalPackages(stateDirectory: stateDirectory).path(of: $0) }
+        let store = LocalPackages(stateDirectory: stateDirectory)
+        // A replacement may be an older build than the version apt prefers (a patched local
+        // build, a suite's pin); replacements older than the base's were dropped already.
+        let downgrades = requested.replacements.isEmpty && requested.localReplacements.isEmpty ? [] : ["--allow-downgrades"]
+        return downgrades + requested.packages + requested.removals.map { "\($0)-" } + requested.localPackages.map { store.path(of: $0) }
+            + requested.replacements + requested.localReplacements.map { store.path(of: $0) }
     }
 
     private func inputsSHA256(_ request: Request, plan: AptPlan) -> String {
@@ -181,6 +210,8 @@ struct LayerBuilder {
         lines += request.requested.packages.map { "pkg \($0)" }
         lines += request.requested.localPackages.map { "local \($0.recordForm)" }
         lines += request.requested.removals.map { "remove \($0)" }
+        lines += request.requested.replacements.map { "replace \($0)" }
+        lines += request.requested.localReplacements.map { "replace-local \($0.recordForm)" }
         lines += plan.canonicalLines
         return SHA256.hex(lines.joined(separator: "\n"))
     }

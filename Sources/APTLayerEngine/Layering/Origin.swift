@@ -26,7 +26,9 @@ public struct Origin: Sendable, Equatable {
         requested = RequestedState(
             packages: keyFile.stringList("packages", "requested"),
             localPackages: keyFile.stringList("packages", "requested-local").compactMap(LocalPackage.init(recordForm:)),
-            removals: keyFile.stringList("overrides", "remove")
+            removals: keyFile.stringList("overrides", "remove"),
+            replacements: keyFile.stringList("overrides", "replace"),
+            localReplacements: keyFile.stringList("overrides", "replace-local").compactMap(LocalPackage.init(recordForm:))
         )
         overrideCommit = keyFile.string("origin", "override-commit")
     }
@@ -39,6 +41,8 @@ public struct Origin: Sendable, Equatable {
         file.set("packages", "requested", list: requested.packages)
         file.set("packages", "requested-local", list: requested.localPackages.map(\.recordForm))
         file.set("overrides", "remove", list: requested.removals)
+        if !requested.replacements.isEmpty { file.set("overrides", "replace", list: requested.replacements) }
+        if !requested.localReplacements.isEmpty { file.set("overrides", "replace-local", list: requested.localReplacements.map(\.recordForm)) }
         return file
     }
 }
