@@ -85,9 +85,26 @@ private struct Stepper {
         case .verified(let unhealthy):
             guard case .verifying(let r) = state else { return .none }
             if let unhealthy { return move(.rollingBack(r), "unhealthy: \(unhealthy)") }
-            var done = r
-            done.attempts = 0
-            return move(.healthy(done), "release \(r.releaseId) is healthy")
+            if facts.hasPostBootHooks {
+                return move(.verifying(r), "release \(r.releaseId) passed its health checks; running the post-boot hooks", effect: .runPostBootHooks)
+            }
+            return healthy(r, "release \(r.releaseId) is healthy")
+        case .postBootHooksRan(let failure):
+            guard case .verifying(let r) = state else { return .none }
+            // The release passed its health checks: a hook that cannot rejoin the host (its
+            // workload's control plane may be down) is reported, not a reason to roll back.
+            return healthy(r, "release \(r.releaseId) is healthy" + (failure.map { "; post-boot hook failed: \($0)" } ?? ""))
+        case .preRebootHooksRan(let failure):
+            guard case .finalizing(let r) = state else { return .none }
+            guard let failure else { return finalizeOrReboot(r) }
+            // The host could not be drained: no reboot now. The slot goes back; the driver asks
+            // again after the policy's hook-retry.
+            let why = "pre-reboot hook failed: \(failure); reboot postponed"
+            if current.slot != .free, let policyGroup = facts.lockGroup {
+                let group = current.slot.group ?? policyGroup
+                return move(.waiting(r), why, slot: .unknown(group: group), effect: .releaseSlot(group: group))
+            }
+            return move(.waiting(r), why, slot: .free)
         case .rolledBack(let failure):
             guard case .rollingBack(let r) = state else { return .none }
             // The release failed its checks: giving up here would leave the host on it. The
@@ -98,6 +115,19 @@ private struct Stepper {
             }
             return look()
         }
+    }
+
+    func healthy(_ r: Rollout, _ reason: String) -> DriverDecision {
+        var done = r
+        done.attempts = 0
+        return move(.healthy(done), reason)
+    }
+
+    /// Unlocks the staged deployment, or reboots into it when nothing is staged any more.
+    func finalizeOrReboot(_ r: Rollout) -> DriverDecision {
+        guard let deployments = facts.deployments else { return .blocked("the deployments cannot be read") }
+        if deployments.hasStaged { return DriverDecision(effect: .finalize) }
+        return rebootIntoRelease(r)
     }
 
     func rebootIntoRelease(_ r: Rollout) -> DriverDecision {
@@ -194,6 +224,10 @@ private struct Stepper {
         guard let explanation = facts.explanation else { return .none }
         if explanation.waitingFor == .upToDate { return move(.checking(last: r), "the host already runs release \(explanation.release ?? "")") }
         if !r.isRelease(facts.release) { return move(.checking(last: r), "the policy no longer pins release \(r.releaseId)") }
+        if let until = facts.rebootPostponedUntil, until > facts.now {
+            // A pre-reboot hook failed: the reason says so until the driver asks again.
+            return .none
+        }
         if let waitingFor = explanation.waitingFor, waitingFor != .lockBusy {
             if waitingFor == .outsideWindow && current.slot != .free, let policyGroup = facts.lockGroup {
                 // The window closed before the reboot started: give the unused slot back.
@@ -214,9 +248,11 @@ private struct Stepper {
         guard r.attempts < facts.maxAttempts else {
             return giveUp(r, "release \(r.releaseId) did not come up healthy in \(r.attempts) reboot(s)")
         }
-        guard let deployments = facts.deployments else { return .blocked("the deployments cannot be read") }
-        if deployments.hasStaged { return DriverDecision(effect: .finalize) }
-        return rebootIntoRelease(r)
+        if facts.hasPreRebootHooks {
+            // Drain first (again after a restart here: hooks must be safe to repeat).
+            return move(.finalizing(r), "running the pre-reboot hooks before release \(r.releaseId)'s reboot", effect: .runPreRebootHooks)
+        }
+        return finalizeOrReboot(r)
     }
 
     /// `rolling-back`: the previous deployment becomes the default, then the host reboots into it

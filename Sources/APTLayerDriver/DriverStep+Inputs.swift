@@ -58,6 +58,11 @@ public struct DriverFacts: Sendable, Equatable {
     public var maxAttempts: Int
     /// The last fetch's message, for the reason of `idle`.
     public var lastFetch: String?
+    /// Whether the policy names pre-reboot / post-boot hooks.
+    public var hasPreRebootHooks = false
+    public var hasPostBootHooks = false
+    /// Until when a failed pre-reboot hook postpones asking for a reboot slot (nil: not postponed).
+    public var rebootPostponedUntil: Date?
 
     public init(
         now: Date, bootID: String, release: ReleaseOrder?, explanation: PolicyExplanation?, denylisted: Bool?, releaseAttempts: Int?,
@@ -108,6 +113,10 @@ public enum DriverEvent: Sendable, Equatable {
     case verified(unhealthy: String?)
     /// The rollback transaction ended (nil: it succeeded).
     case rolledBack(DriverFailure?)
+    /// The pre-reboot hooks ended (nil: all succeeded; else the first failure).
+    case preRebootHooksRan(failure: String?)
+    /// The post-boot hooks ended (nil: all succeeded; else the first failure).
+    case postBootHooksRan(failure: String?)
 }
 
 /// What the driver does after the journal has committed the step's state.
@@ -126,6 +135,10 @@ public enum DriverEffect: Sendable, Equatable {
     case verify
     /// Make the previous deployment the default.
     case rollBack
+    /// Run the policy's pre-reboot hooks (drain), holding the slot.
+    case runPreRebootHooks
+    /// Run the policy's post-boot hooks (rejoin).
+    case runPostBootHooks
 }
 
 /// One step's outcome: the state to journal (nil: unchanged), a denylist entry journaled in the

@@ -38,6 +38,11 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     public var machineIDFile = "/etc/machine-id"
     /// Where the boot id is read; a new one means the host rebooted.
     public var bootIDFile = "/proc/sys/kernel/random/boot_id"
+    /// Whether the policy's reboot hooks may run commands (false: only units; a command hook
+    /// then fails, which postpones the reboot). Narrows the policy, never widens it.
+    public var hookCommands = true
+    /// A cap on every reboot hook's timeout (the policy's, or its default 5m).
+    public var hookTimeoutMax: PolicyDuration?
 
     public init(name: String, stream: String, policyURL: String) {
         self.name = name
@@ -55,6 +60,8 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
         case maxAttempts = "max-attempts"
         case machineIDFile = "machine-id-file"
         case bootIDFile = "boot-id-file"
+        case hookCommands = "hook-commands"
+        case hookTimeoutMax = "hook-timeout-max"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -75,6 +82,8 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
         windows = try c.decodeIfPresent([MaintenanceWindow].self, forKey: .windows)
         machineIDFile = try c.decodeIfPresent(String.self, forKey: .machineIDFile) ?? machineIDFile
         bootIDFile = try c.decodeIfPresent(String.self, forKey: .bootIDFile) ?? bootIDFile
+        hookCommands = try c.decodeIfPresent(Bool.self, forKey: .hookCommands) ?? hookCommands
+        hookTimeoutMax = try c.decodeIfPresent(PolicyDuration.self, forKey: .hookTimeoutMax)
     }
 
     /// Checks what decoding cannot; the message names the key.
@@ -91,6 +100,7 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
             throw DriverFailure("fleet.reboot-command must be a non-empty argument list")
         }
         if maxAttempts < 1 { throw DriverFailure("fleet.max-attempts must be at least 1") }
+        if let cap = hookTimeoutMax, cap.seconds < 1 { throw DriverFailure("fleet.hook-timeout-max must be at least 1s") }
         if (certificate == nil) != (key == nil) { throw DriverFailure("fleet.certificate and fleet.key go together") }
         for window in windows ?? [] {
             do { try window.validate() } catch { throw DriverFailure("fleet.windows: \(error)") }

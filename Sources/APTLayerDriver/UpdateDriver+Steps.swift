@@ -72,10 +72,14 @@ extension UpdateDriver: DriverRunning {
         let explanation = explain(now: now, denylisted: denylisted ?? false)
         if let explanation, state.kind == .waiting { countMissedWindows(explanation) }
         let lockGroup = accepted?.reboot?.fleetlock == nil ? nil : (accepted?.reboot?.group(wave: explanation?.wave) ?? "default")
-        return DriverFacts(
+        var facts = DriverFacts(
             now: now, bootID: bootID, release: release, explanation: explanation, denylisted: denylisted, releaseAttempts: attempts,
             deployments: deployments,
             lockGroup: lockGroup, maxAttempts: configuration.maxAttempts, lastFetch: lastFetch?.message)
+        facts.hasPreRebootHooks = !(accepted?.reboot?.preReboot ?? []).isEmpty
+        facts.hasPostBootHooks = !(accepted?.reboot?.postBoot ?? []).isEmpty
+        facts.rebootPostponedUntil = rebootPostponedUntil
+        return facts
     }
 
     /// Runs one effect; its outcome is the next event.
@@ -118,6 +122,20 @@ extension UpdateDriver: DriverRunning {
         case .rollBack:
             if case .failure(let failure) = await transact(.rollback) { return .rolledBack(failure) }
             return .rolledBack(nil)
+        case .runPreRebootHooks:
+            let failure = await hookRunner.run(policy?.policy.reboot?.preReboot ?? [])
+            if let failure {
+                let retry = policy?.policy.reboot?.hookRetry?.seconds ?? 600
+                rebootPostponedUntil = Date().addingTimeInterval(Double(retry))
+                logger.warning("pre-reboot hook failed; reboot postponed", metadata: ["error": "\(failure)", "retry-seconds": "\(retry)"])
+            } else {
+                rebootPostponedUntil = nil
+            }
+            return .preRebootHooksRan(failure: failure)
+        case .runPostBootHooks:
+            let failure = await hookRunner.run(policy?.policy.reboot?.postBoot ?? [])
+            if let failure { logger.warning("post-boot hook failed", metadata: ["error": "\(failure)"]) }
+            return .postBootHooksRan(failure: failure)
         }
     }
 

@@ -43,6 +43,13 @@ public actor UpdateDriver {
     var nextPoll = Date.distantPast
     /// Set while the FleetLock server refuses a slot, for the explanation.
     var lockBusy = false
+    /// Until when a failed pre-reboot hook postpones the next slot request (kept in memory: a
+    /// restart asks again at once, and the hooks run again before any reboot).
+    var rebootPostponedUntil: Date?
+    /// Runs the policy's reboot hooks as agent.yaml allows.
+    var hookRunner: RebootHookRunner {
+        RebootHookRunner(allowCommands: configuration.hookCommands, timeoutCap: configuration.hookTimeoutMax?.seconds)
+    }
     /// Whole windows missed while waiting, and whether the window was open at the last look.
     var windowsMissed = 0
     var windowWasOpen: Bool?
@@ -174,6 +181,7 @@ public actor UpdateDriver {
             if lockBusy { next = min(next, Date().addingTimeInterval(retry * Double.random(in: 0.5...1.5))) }
             if explanation.waitingFor == .notEligibleYet, let at = explanation.eligibleAt { next = min(next, at) }
             if let window = nextLocalAndPolicyWindow(after: Date()), window > Date() { next = min(next, window) }
+            if let until = rebootPostponedUntil, until > Date() { next = min(next, until) }
             // A window closing matters only while a slot is held.
             if record.lockHeld != false { next = min(next, Date().addingTimeInterval(1)) }
         }

@@ -12,16 +12,34 @@ extension FleetPolicy {
         /// Boots a staged release gets before the boot menu falls back to the previous
         /// deployment (1...9); none: the agent's `boot-tries` (default 3). docs/boot-counting.md.
         public var bootTries: Int?
+        /// Run in order once the host holds its reboot slot, before finalization and the reboot
+        /// (drain the host's workloads). A failing one postpones the reboot: the slot is given
+        /// back and the host waits ``hookRetry`` before it asks again.
+        public var preReboot: [RebootHook]?
+        /// Run in order after the release passed its health checks (rejoin). A failure is
+        /// reported in the driver's reason; the release stays.
+        public var postBoot: [RebootHook]?
+        /// How long a failed pre-reboot hook postpones the reboot (default 10m).
+        public var hookRetry: PolicyDuration?
 
-        public init(fleetlock: String? = nil, group: String? = nil, bootTries: Int? = nil) {
+        public init(
+            fleetlock: String? = nil, group: String? = nil, bootTries: Int? = nil, preReboot: [RebootHook]? = nil, postBoot: [RebootHook]? = nil,
+            hookRetry: PolicyDuration? = nil
+        ) {
             self.fleetlock = fleetlock
             self.group = group
             self.bootTries = bootTries
+            self.preReboot = preReboot
+            self.postBoot = postBoot
+            self.hookRetry = hookRetry
         }
 
         enum CodingKeys: String, CodingKey {
             case fleetlock, group
             case bootTries = "boot-tries"
+            case preReboot = "pre-reboot"
+            case postBoot = "post-boot"
+            case hookRetry = "hook-retry"
         }
 
         /// The group this host asks in, given its wave.
@@ -31,6 +49,35 @@ extension FleetPolicy {
             case "wave": wave ?? "default"
             case let literal?: literal
             }
+        }
+    }
+
+    /// A reboot hook: exactly one of a command (absolute path first) that must exit 0, or a
+    /// systemd unit to start and wait for (a oneshot's run must succeed); within `timeout`
+    /// (default 5m, at most 1h).
+    public struct RebootHook: Codable, Sendable, Equatable {
+        public var command: [String]?
+        public var unit: String?
+        public var timeout: PolicyDuration?
+
+        public init(command: [String]? = nil, unit: String? = nil, timeout: PolicyDuration? = nil) {
+            self.command = command
+            self.unit = unit
+            self.timeout = timeout
+        }
+
+        /// The hook as logs and reasons name it.
+        public var label: String { unit.map { "unit \($0)" } ?? "command \((command ?? []).joined(separator: " "))" }
+
+        func validate() throws {
+            guard (command != nil) != (unit != nil) else { throw PolicyError.invalid("a reboot hook has exactly one of command, unit") }
+            if let command, command.isEmpty || !command[0].hasPrefix("/") {
+                throw PolicyError.invalid("a reboot hook command starts with an absolute path")
+            }
+            if let unit, unit.isEmpty || unit.contains("/") || unit.contains(where: \.isWhitespace) {
+                throw PolicyError.invalid("a reboot hook unit is a systemd unit name, got \(unit.debugDescription)")
+            }
+            if let timeout, !(1...3600).contains(timeout.seconds) { throw PolicyError.invalid("a reboot hook timeout is 1s to 1h") }
         }
     }
 

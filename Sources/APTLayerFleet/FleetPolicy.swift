@@ -165,6 +165,8 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
                 throw PolicyError.invalid("FleetLock group \(bad.debugDescription) must match ^[a-zA-Z0-9.-]+$")
             }
         }
+        for hook in (reboot?.preReboot ?? []) + (reboot?.postBoot ?? []) { try hook.validate() }
+        if let retry = reboot?.hookRetry, retry.seconds < 1 { throw PolicyError.invalid("reboot.hook-retry must be at least 1s") }
         if let tries = reboot?.bootTries, !(1...9).contains(tries) {
             throw PolicyError.invalid("reboot.boot-tries must be 1 to 9, not \(tries)")
         }

@@ -46,7 +46,8 @@ public enum UpdateState: String, Sendable, Codable, CaseIterable, Hashable {
         case (.updateAvailable, .checking), (.staging, .checking), (.staged, .checking), (.waiting, .checking): true
         case (.updateAvailable, .staging), (.staging, .staged), (.staging, .failed): true
         case (.staged, .waiting), (.waiting, .finalizing): true
-        case (.finalizing, .rebooting), (.finalizing, .failed): true
+        // A failing pre-reboot hook postpones the reboot: the slot goes back, the host waits.
+        case (.finalizing, .rebooting), (.finalizing, .failed), (.finalizing, .waiting): true
         case (.rebooting, .verifying), (.rebooting, .failed): true
         case (.verifying, .healthy), (.verifying, .rollingBack): true
         case (.rollingBack, .rebooting), (.rollingBack, .failed): true

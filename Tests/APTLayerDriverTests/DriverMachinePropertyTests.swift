@@ -49,12 +49,19 @@ struct SimulatedHost {
     var trace: [String] = []
     /// The journal's `fleet_attempts`: written with every journaled state that names a release.
     var attemptsTable: [String: Int] = [:]
+    /// Whether this world's policy names pre-reboot/post-boot hooks, whether they succeeded since
+    /// the last reboot, and until when a failed one postpones the next slot request.
+    let hooks: Bool
+    var drained = false
+    var postponedUntil: Date?
+    var drainFailures = 0
 
     init(seed: UInt64) {
         rng = SeededGenerator(seed: seed)
         fallbackChance = seed % 2 == 0 ? 0.6 : 0.1
         rollbackFailureChance = seed % 3 == 0 ? 0.6 : 0.1
         crashChance = seed % 5 == 0 ? 0.7 : 0.05
+        hooks = seed % 4 != 0
         journaled = World.snapshot(.idle(last: nil), slot: .unknown(group: nil), reason: "no policy fetched yet", since: World.t0)
     }
 
@@ -69,13 +76,17 @@ struct SimulatedHost {
         let listed = release.map { denylist.contains($0.commit) } ?? false
         if let release, release.commit == booted { waitingFor = .upToDate } else if listed { waitingFor = .denylisted }
         let unreadable = !cooperative && chance(0.05)
-        return DriverFacts(
+        var facts = DriverFacts(
             now: now, bootID: "boot-\(boot)", release: release,
             explanation: cooperative || chance(0.9) ? World.explanation(waitingFor, release: release) : nil,
             denylisted: unreadable ? nil : listed,
             releaseAttempts: unreadable ? nil : release.map { attemptsTable[$0.commit] ?? 0 } ?? 0,
             deployments: !cooperative && chance(0.05) ? nil : DeploymentFacts(booted: booted, defaultCommit: defaultCommit, hasStaged: staged != nil),
             lockGroup: "workers", maxAttempts: maxAttempts, lastFetch: nil)
+        facts.hasPreRebootHooks = hooks
+        facts.hasPostBootHooks = hooks
+        facts.rebootPostponedUntil = postponedUntil
+        return facts
     }
 
     /// The outcome of an effect in this world (and what it does to the deployments).
@@ -94,6 +105,7 @@ struct SimulatedHost {
             // The reboot happens (a new boot), or the command failed (same boot).
             guard cooperative || chance(0.8) else { return .rebootRan(false) }
             boot += 1
+            drained = false
             if let staged {
                 defaultCommit = staged
                 self.staged = nil
@@ -116,6 +128,19 @@ struct SimulatedHost {
             if !cooperative && chance(rollbackFailureChance) { return .rolledBack(DriverFailure("busy")) }
             defaultCommit = World.base
             return .rolledBack(nil)
+        case .runPreRebootHooks:
+            if !hooks { violations.append("ran pre-reboot hooks the policy does not name") }
+            if !cooperative && chance(0.3) {
+                drained = false
+                drainFailures += 1
+                postponedUntil = now.addingTimeInterval(60)
+                return .preRebootHooksRan(failure: "command /usr/local/sbin/drain: exited 1")
+            }
+            drained = true
+            return .preRebootHooksRan(failure: nil)
+        case .runPostBootHooks:
+            if !hooks { violations.append("ran post-boot hooks the policy does not name") }
+            return .postBootHooksRan(failure: !cooperative && chance(0.2) ? "unit rejoin.service: the unit failed" : nil)
         }
     }
 
@@ -167,6 +192,12 @@ struct SimulatedHost {
             }
             if effect == .reboot, journaled.state.kind != .rebooting {
                 violations.append("reboot without a journaled rebooting (journaled \(journaled.state.kind.rawValue))")
+            }
+            if effect == .reboot, case .rebooting(_, .release) = journaled.state, hooks, !drained {
+                violations.append("rebooted into a release without the pre-reboot hooks succeeding first")
+            }
+            if effect == .askSlot(group: "workers"), let until = postponedUntil, until > now {
+                violations.append("asked for a slot while a failed pre-reboot hook postpones it")
             }
             event = perform(effect, cooperative: cooperative)
         }

@@ -143,6 +143,37 @@ struct DriverMachineTableTests {
         .init(
             name: "finalizing failed", from: World.snapshot(.finalizing(r)), event: .finalized(DriverFailure("locked")), facts: World.facts(),
             to: .failed),
+        // Reboot hooks (pre-reboot drains with the slot held; post-boot rejoins).
+        .init(
+            name: "finalizing with pre-reboot hooks runs them first", from: World.snapshot(.finalizing(r), slot: .held(group: "workers")),
+            event: .tick,
+            facts: World.hooked(World.facts(deployments: DeploymentFacts(booted: World.base, defaultCommit: World.base, hasStaged: true))),
+            to: .finalizing, effect: .runPreRebootHooks),
+        .init(
+            name: "pre-reboot hooks passed: finalize", from: World.snapshot(.finalizing(r), slot: .held(group: "workers")),
+            event: .preRebootHooksRan(failure: nil),
+            facts: World.hooked(World.facts(deployments: DeploymentFacts(booted: World.base, defaultCommit: World.base, hasStaged: true))),
+            to: nil, effect: .finalize),
+        .init(
+            name: "a pre-reboot hook failed: postponed, slot given back", from: World.snapshot(.finalizing(r), slot: .held(group: "workers")),
+            event: .preRebootHooksRan(failure: "unit drain.service: the unit failed"), facts: World.hooked(World.facts()), to: .waiting,
+            effect: .releaseSlot(group: "workers"), slot: .unknown(group: "workers")),
+        .init(
+            name: "postponed: no slot asked", from: World.snapshot(.waiting(r), reason: "pre-reboot hook failed: x; reboot postponed"), event: .tick,
+            facts: World.hooked(World.facts(), postponedUntil: World.t0.addingTimeInterval(600)), to: nil),
+        .init(
+            name: "postponement over: asks again", from: World.snapshot(.waiting(r), reason: "pre-reboot hook failed: x; reboot postponed"),
+            event: .tick, facts: World.hooked(World.facts(), postponedUntil: World.t0), to: .waiting, effect: .askSlot(group: "workers"),
+            slot: .unknown(group: "workers")),
+        .init(
+            name: "checks pass: post-boot hooks", from: World.snapshot(.verifying(r)), event: .verified(unhealthy: nil),
+            facts: World.hooked(World.facts()), to: .verifying, effect: .runPostBootHooks),
+        .init(
+            name: "post-boot hooks ran: healthy", from: World.snapshot(.verifying(r)), event: .postBootHooksRan(failure: nil),
+            facts: World.hooked(World.facts()), to: .healthy, attempts: 0),
+        .init(
+            name: "a post-boot hook failed: healthy, reported", from: World.snapshot(.verifying(r)),
+            event: .postBootHooksRan(failure: "command /usr/local/sbin/uncordon: exited 1"), facts: World.hooked(World.facts()), to: .healthy),
         .init(
             name: "max-attempts: give up", from: World.snapshot(.finalizing(World.rollout(attempts: 3))), event: .tick,
             facts: World.facts(maxAttempts: 3), to: .failed, denylists: true),

@@ -31,6 +31,15 @@ enum World {
             windowOpen: reason != .outsideWindow, nextWindow: nil, waitingFor: reason, reason: reason.map { "waiting: \($0.rawValue)" } ?? "eligible")
     }
 
+    /// `facts` of a policy with pre-reboot and post-boot hooks, postponed until `postponedUntil`.
+    static func hooked(_ facts: DriverFacts, postponedUntil: Date? = nil) -> DriverFacts {
+        var f = facts
+        f.hasPreRebootHooks = true
+        f.hasPostBootHooks = true
+        f.rebootPostponedUntil = postponedUntil
+        return f
+    }
+
     static func facts(
         now: Date = t0.addingTimeInterval(60), boot: String = "boot-1", release: ReleaseOrder? = release1, waitingFor: WaitReason? = nil,
         policy: Bool = true, denylisted: Bool? = false, releaseAttempts: Int? = 0,
