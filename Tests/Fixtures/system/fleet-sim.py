@@ -233,7 +233,8 @@ done
             os.utime(f"{w}/www/{f}.new", (self.mtime, self.mtime))
             os.rename(f"{w}/www/{f}.new", f"{w}/www/{f}")
 
-    def policy(self, version, release, commit, published, waves, open_through, windows="", health="", fleet=FLEET, expires="2099-01-01T00:00:00Z"):
+    def policy(self, version, release, commit, published, waves, open_through, windows="", health="", fleet=FLEET, expires="2099-01-01T00:00:00Z",
+               hooks=""):
         wl = "\n".join(f"        - {{name: {n}, until: {u}, start-after: {a}s, ramp: {r}s}}" for n, u, a, r in waves)
         return f"""apiVersion: apt-layer/v1
 kind: FleetPolicy
@@ -253,7 +254,7 @@ streams:
       waves:
 {wl}
 {windows}
-reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default}}
+reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default{hooks}}}
 telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", heartbeat: 1h}}
 {health}
 """
@@ -341,10 +342,30 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
   settle: 3s
   checks:
     - {command: [/bin/sh, -c, "test ! -e /var/lib/sim-unhealthy"], timeout: 5s}"""
+        # Reboot hooks (issue 25): every host drains before its reboot into the release and rejoins
+        # after its health checks; one canary's first drain fails, which must postpone its reboot.
+        drain_fails = order[1] if n > 2 else None
+        var = lambda h: f"{h['dir']}/sysroot/ostree/deploy/debian/var/lib"
+        if drain_fails:
+            os.makedirs(var(drain_fails), exist_ok=True)
+            open(f"{var(drain_fails)}/sim-drain-fails", "w").close()
+        hooks = (', pre-reboot: [{command: [/bin/sh, -c, "if [ -e /var/lib/sim-drain-fails ]; then rm /var/lib/sim-drain-fails; '
+                 'echo workloads did not drain >&2; exit 1; fi; echo drained >> /var/lib/sim-drained"], timeout: 20s}], '
+                 'post-boot: [{command: [/bin/sh, -c, "echo rejoined >> /var/lib/sim-rejoined"]}], hook-retry: 3s')
+        postponed = []
+
+        def watch_postponement():
+            while drain_fails and not self.stop_sampling and not postponed:
+                reason = (self.get(drain_fails, "/v1/policy") or {}).get("driver", {}).get("reason", "")
+                if "pre-reboot hook failed" in reason:
+                    postponed.append(reason)
+                time.sleep(0.2)
+
+        threading.Thread(target=watch_postponement, daemon=True).start()
         published = int(time.time())
         for h in self.hosts:
             h["wave_index"], h["wave"], h["start"] = wave_of(h["bucket"], waves, published)
-        self.publish(self.policy(2, "2026.12.2", self.commit2, published, waves, 2, windows, health))
+        self.publish(self.policy(2, "2026.12.2", self.commit2, published, waves, 2, windows, health, hooks=hooks))
         t_publish = time.time()
 
         # kill -9 agents in the states they pass through (each state once, on some host).
@@ -431,6 +452,16 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
         self.check("one reboot per healthy host, two for the failing canary (no second reboot of a release)",
                    all(boots[h["i"]] == 2 for h in healthy) and boots[failing["i"]] == 3, str(boots))
         self.results_hosts = {"failing": failing["i"], "fallback": fallback["i"]}
+        drained = {h["i"]: os.path.exists(f"{var(h)}/sim-drained") for h in self.hosts}
+        rejoined = {h["i"]: os.path.exists(f"{var(h)}/sim-rejoined") for h in healthy}
+        self.check("every host drained (pre-reboot hook) before its reboot into the release; the healthy ones rejoined (post-boot hook)",
+                   all(drained.values()) and all(rejoined.values()),
+                   f"not drained {[i for i, d in drained.items() if not d]}, not rejoined {[i for i, r in rejoined.items() if not r]}")
+        if drain_fails:
+            self.check("a failing drain postponed the reboot (reason shown, slot given back), the retry drained, one reboot",
+                       bool(postponed) and not os.path.exists(f"{var(drain_fails)}/sim-drain-fails") and drained[drain_fails["i"]]
+                       and boots[drain_fails["i"]] == 2,
+                       (postponed[0][:160] if postponed else "no postponement seen") + f"; boots {boots[drain_fails['i']]}")
         lock = self.lock_state()
         self.check(f"at most {self.args.slots} concurrent reboot slots", lock["maxConcurrent"] <= self.args.slots and lock["maxConcurrent"] >= 1,
                    f"max {lock['maxConcurrent']}, grants {lock['grants']}, refusals {lock['refusals']}")
