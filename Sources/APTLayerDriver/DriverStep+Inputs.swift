@@ -11,13 +11,19 @@ public struct ReleaseOrder: Sendable, Equatable {
     /// The remote the policy names, configured before the pull.
     public var remote: FleetPolicy.Remote?
     public var retryEpoch: Int
+    /// The release's base package replacements (fetched and checked when it is staged).
+    public var replacements: [FleetPolicy.Replacement]
 
-    public init(id: String, commit: String, refspec: String, remote: FleetPolicy.Remote? = nil, retryEpoch: Int = 0) {
+    public init(
+        id: String, commit: String, refspec: String, remote: FleetPolicy.Remote? = nil, retryEpoch: Int = 0,
+        replacements: [FleetPolicy.Replacement] = []
+    ) {
         self.id = id
         self.commit = commit
         self.refspec = refspec
         self.remote = remote
         self.retryEpoch = retryEpoch
+        self.replacements = replacements
     }
 }
 

@@ -49,7 +49,8 @@ extension UpdateDriver: DriverRunning {
         if let accepted, let stream, let pinned = stream.release {
             let refspec = accepted.remote.map { "\($0.name):\(stream.ref)" } ?? stream.ref
             release = ReleaseOrder(
-                id: pinned.id, commit: pinned.commit, refspec: refspec, remote: accepted.remote, retryEpoch: pinned.retryEpoch ?? 0)
+                id: pinned.id, commit: pinned.commit, refspec: refspec, remote: accepted.remote, retryEpoch: pinned.retryEpoch ?? 0,
+                replacements: pinned.replace ?? [])
             do {
                 denylisted = try isDenylisted(pinned)
                 attempts = try journal.attempts(releaseId: pinned.id, commit: pinned.commit)
@@ -160,7 +161,20 @@ extension UpdateDriver: DriverRunning {
     /// layered packages and stages it with finalization locked; the transaction id, or why not.
     func stage(_ release: ReleaseOrder) async -> Result<String, DriverFailure> {
         let flags = LayeringFlags(idempotent: true, lockFinalization: true)
-        let result = await transact(.rebase(ref: release.refspec, target: release.commit, remoteURL: release.remote?.url, flags: flags)).map(\.id)
+        // The release's replacements first: a .deb that cannot be fetched or is not the pinned one
+        // fails the staging before anything is built.
+        var digests: [String] = []
+        for replacement in release.replacements {
+            switch await fetch(replacement) {
+            case .success(let digest): digests.append("sha256:\(digest)")
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        var result = await transact(.rebase(ref: release.refspec, target: release.commit, remoteURL: release.remote?.url, flags: flags)).map(\.id)
+        if case .success = result, !digests.isEmpty {
+            // Idempotent: a replacement the release's base already carries is dropped, not refused.
+            result = await transact(.overrideReplace(packages: digests, fromRepo: nil, flags: flags)).map(\.id)
+        }
         // Staging armed the boot counter with the agent's tries; the policy's take their place.
         if case .success = result, let tries = policy?.policy.reboot?.bootTries {
             let counter = BootCounter(sysroot: engineOptions.sysroot)

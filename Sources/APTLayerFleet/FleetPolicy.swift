@@ -64,11 +64,37 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         /// A release denylisted on a host (its health check failed there) is retried only when a
         /// signed policy raises this above the epoch it was denylisted at. Default 0.
         public var retryEpoch: Int?
+        /// Base packages every host replaces with these .debs when it stages the release (a
+        /// fleet-wide hotfix, `override replace`): fetched from `url`, refused unless their
+        /// SHA-256 is the pinned one.
+        public var replace: [Replacement]?
 
         enum CodingKeys: String, CodingKey {
-            case id, commit, published, waves
+            case id, commit, published, waves, replace
             case openThroughWave = "open-through-wave"
             case retryEpoch = "retry-epoch"
+        }
+    }
+
+    /// A .deb that replaces a base package, pinned by content.
+    public struct Replacement: Codable, Sendable, Equatable {
+        /// Where hosts fetch it (`https://`, `http://`, or `file:` for an offline mirror).
+        public var url: String
+        /// Its SHA-256 (64 lowercase hex digits).
+        public var sha256: String
+
+        public init(url: String, sha256: String) {
+            self.url = url
+            self.sha256 = sha256
+        }
+
+        func validate() throws {
+            guard sha256.count == 64, sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw PolicyError.invalid("a replacement's sha256 is 64 lowercase hex digits, got \(sha256.debugDescription)")
+            }
+            guard let parsed = URL(string: url), ["http", "https", "file"].contains(parsed.scheme ?? ""), parsed.path.hasSuffix(".deb") else {
+                throw PolicyError.invalid("a replacement's url is an http(s) or file URL of a .deb, got \(url.debugDescription)")
+            }
         }
     }
 
@@ -157,6 +183,7 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         }
         for window in windows ?? [] { try window.validate() }
         for check in health?.checks ?? [] { try check.validate() }
+        for replacement in streams.values.compactMap(\.release).flatMap({ $0.replace ?? [] }) { try replacement.validate() }
         // FleetLock groups match ^[a-zA-Z0-9.-]+$; with `group: wave` the wave names are the groups.
         let groupSyntax = { (g: String) in !g.isEmpty && g.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") } }
         if let group = reboot?.group {

@@ -86,7 +86,7 @@ extension Engine {
                     currentInputsSHA256: sameOrigin ? currentCommit?.string(Layout.Key.inputsSHA256) : nil,
                     dryRun: flags.dryRun, refreshMetadata: flags.refresh,
                     secureBoot: SecureBootModules.isEnforced(efivars: options.efivars),
-                    refuseObsoleteReplacements: kind == .overrideReplace)
+                    refuseObsoleteReplacements: kind == .overrideReplace && !flags.idempotent)
                 switch try builder.build(request) {
                 case .unchanged:
                     return ChangeResult(changed: false, summary: "No change.")

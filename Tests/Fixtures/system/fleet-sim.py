@@ -234,7 +234,7 @@ done
             os.rename(f"{w}/www/{f}.new", f"{w}/www/{f}")
 
     def policy(self, version, release, commit, published, waves, open_through, windows="", health="", fleet=FLEET, expires="2099-01-01T00:00:00Z",
-               hooks=""):
+               hooks="", replace=""):
         wl = "\n".join(f"        - {{name: {n}, until: {u}, start-after: {a}s, ramp: {r}s}}" for n, u, a, r in waves)
         return f"""apiVersion: apt-layer/v1
 kind: FleetPolicy
@@ -251,7 +251,7 @@ streams:
       commit: {commit}
       published: {utc(published)}
       open-through-wave: {open_through}
-      waves:
+{replace}      waves:
 {wl}
 {windows}
 reboot: {{fleetlock: "https://127.0.0.1:{self.lockport}", group: default{hooks}}}
@@ -362,10 +362,18 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
                 time.sleep(0.2)
 
         threading.Thread(target=watch_postponement, daemon=True).start()
+        # A fleet-wide hotfix (issue 25): the release replaces the base's fixture-base 1.0 with a 2.0
+        # .deb served beside the repository, pinned by sha256.
+        hotfix = f"{self.work}/hotfix/fixture-base"
+        sh(f"mkdir -p {hotfix}/DEBIAN {hotfix}/usr/share/fixture-base && echo 2.0 > {hotfix}/usr/share/fixture-base/VERSION && "
+           f"printf 'Package: fixture-base\\nVersion: 2.0\\nArchitecture: all\\nMaintainer: t <t@localhost>\\nDescription: hotfix\\n' "
+           f"> {hotfix}/DEBIAN/control && dpkg-deb --root-owner-group --build {hotfix} {self.work}/www/fixture-base_2.0_all.deb >/dev/null")
+        digest = hashlib.sha256(open(f"{self.work}/www/fixture-base_2.0_all.deb", "rb").read()).hexdigest()
+        replace = f'      replace: [{{url: "http://127.0.0.1:{self.http}/fixture-base_2.0_all.deb", sha256: {digest}}}]\n'
         published = int(time.time())
         for h in self.hosts:
             h["wave_index"], h["wave"], h["start"] = wave_of(h["bucket"], waves, published)
-        self.publish(self.policy(2, "2026.12.2", self.commit2, published, waves, 2, windows, health, hooks=hooks))
+        self.publish(self.policy(2, "2026.12.2", self.commit2, published, waves, 2, windows, health, hooks=hooks, replace=replace))
         t_publish = time.time()
 
         # kill -9 agents in the states they pass through (each state once, on some host).
@@ -430,6 +438,7 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
             h["booted"] = booted[0].get("baseChecksum") if booted else None
             h["default"] = (status.get("deployments") or [{}])[0].get("baseChecksum")
             h["layered"] = booted[0].get("requestedPackages") if booted else None
+            h["replaced"] = booted[0].get("replacedBasePackages") if booted else None
         self.check("each host is in the wave the pinned algorithm predicts (independent Python)", wave_ok)
         self.check("no host finalized before its wave start", start_ok,
                    ", ".join(f"{w}: first {first[w] - published:.0f}s after publish" for w in sorted(first)))
@@ -452,6 +461,9 @@ telemetry: {{countme: false, report: "http://127.0.0.1:{self.otlp}/v1/logs", hea
         self.check("one reboot per healthy host, two for the failing canary (no second reboot of a release)",
                    all(boots[h["i"]] == 2 for h in healthy) and boots[failing["i"]] == 3, str(boots))
         self.results_hosts = {"failing": failing["i"], "fallback": fallback["i"]}
+        hotfixed = [{"name": "fixture-base", "baseVersion": "1.0", "version": "2.0"}]
+        self.check("the release's pinned replacement (a fleet-wide hotfix) is in every healthy host's booted deployment",
+                   all(h["replaced"] == hotfixed for h in healthy), str([(h["i"], h["replaced"]) for h in healthy if h["replaced"] != hotfixed][:4]))
         drained = {h["i"]: os.path.exists(f"{var(h)}/sim-drained") for h in self.hosts}
         rejoined = {h["i"]: os.path.exists(f"{var(h)}/sim-rejoined") for h in healthy}
         self.check("every host drained (pre-reboot hook) before its reboot into the release; the healthy ones rejoined (post-boot hook)",
