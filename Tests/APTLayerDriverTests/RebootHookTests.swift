@@ -83,4 +83,43 @@ struct RebootHookTests {
             }
         }
     }
+
+    /// A release's `replace:` entries (a fleet-wide hotfix) are pinned .debs.
+    @Test func releaseReplacementsArePinnedDebs() throws {
+        func policy(_ replace: String) -> String {
+            """
+            apiVersion: apt-layer/v1
+            kind: FleetPolicy
+            fleet: acme
+            version: 1
+            expires: 2099-01-01T00:00:00Z
+            streams:
+              stable:
+                ref: acme/x
+                release:
+                  id: "1"
+                  commit: \(String(repeating: "a", count: 64))
+                  published: 2026-12-01T00:00:00Z
+                  open-through-wave: 0
+                  waves: [{name: all, until: 10000, start-after: 0s}]
+                  replace: \(replace)
+
+            """
+        }
+        let sha = String(repeating: "b", count: 64)
+        let good = try FleetPolicy.decode(Data(policy("[{url: \"https://u.example/curl_8.0_amd64.deb\", sha256: \(sha)}]").utf8))
+        #expect(good.streams["stable"]?.release?.replace == [.init(url: "https://u.example/curl_8.0_amd64.deb", sha256: sha)])
+        for (bad, words) in [
+            ("[{url: \"https://u.example/curl_8.0_amd64.deb\", sha256: abc}]", "64 lowercase hex digits"),
+            ("[{url: \"https://u.example/curl_8.0_amd64.deb\", sha256: \(sha.uppercased())}]", "64 lowercase hex digits"),
+            ("[{url: \"ftp://u.example/curl.deb\", sha256: \(sha)}]", "http(s) or file URL of a .deb"),
+            ("[{url: \"https://u.example/curl.tar\", sha256: \(sha)}]", "http(s) or file URL of a .deb"),
+        ] {
+            #expect {
+                try FleetPolicy.decode(Data(policy(bad).utf8))
+            } throws: {
+                "\($0)".contains(words)
+            }
+        }
+    }
 }
