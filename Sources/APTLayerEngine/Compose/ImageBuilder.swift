@@ -124,8 +124,9 @@ public struct ImageBuilder: Sendable {
     }
 
     /// The stateroot name for a base: its os-release `ID` when that is a plain name, else `debian`.
-    static func osname(of ref: String, in repo: String) throws -> String {
-        let source = try Repo(path: repo)
+    static func osname(of ref: String, in repo: String) -> String {
+        // A repository or ref that cannot be read is named by the copy that follows, in one line.
+        guard let source = try? Repo(path: repo) else { return "debian" }
         let text = ["/usr/lib/os-release", "/usr/etc/os-release"].lazy.compactMap { try? source.readFile($0, in: ref) }.first
         let id = text.map { OSRelease(text: String(decoding: $0, as: UTF8.self)).fields["ID"] ?? "" } ?? ""
         return !id.isEmpty && id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) ? id : "debian"
@@ -135,7 +136,7 @@ public struct ImageBuilder: Sendable {
         let sysroot = "\(work)/sysroot"
         let bootfs = "\(work)/bootfs"
         try FileTree.makeDirectory(sysroot)
-        let osname = try options.osname ?? Self.osname(of: options.ref, in: options.repo)
+        let osname = options.osname ?? Self.osname(of: options.ref, in: options.repo)
         let engine = Engine(options: .init(sysroot: sysroot, osname: osname))
         progress.phase("Initialising the sysroot")
         try engine.initialize(osname: osname)
