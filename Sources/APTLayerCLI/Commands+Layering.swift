@@ -73,7 +73,11 @@ struct Override: ParsableCommand {
         @Option(name: .customLong("from-repo"), help: "Take the named packages from this suite of the apt sources (e.g. bookworm-security).")
         var fromRepo: String?
         @Argument(help: ".deb files (or, with --from-repo, package names).") var packages: [String] = []
-        func operation() -> HostOperation { .overrideReplace(packages: packages, fromRepo: fromRepo, flags: layering.flags) }
+        func operation() -> HostOperation {
+            // .deb paths are made absolute, as install's: the agent reads them from the host's filesystem.
+            let items = fromRepo != nil ? packages : packages.map { Operand.isHostPath($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
+            return .overrideReplace(packages: items, fromRepo: fromRepo, flags: layering.flags)
+        }
     }
 
     struct Reset: OperationCommand {

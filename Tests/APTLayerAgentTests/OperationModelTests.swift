@@ -182,7 +182,13 @@ enum CLICases {
             (
                 ["override", "replace", "--from-repo", "bookworm-security", "curl"],
                 .overrideReplace(packages: ["curl"], fromRepo: "bookworm-security", flags: .init())
-            )
+            ),
+            // A relative .deb path is made absolute, as install's are.
+            (
+                ["override", "replace", "hotfix/curl_8.0_amd64.deb"],
+                .overrideReplace(
+                    packages: [FileManager.default.currentDirectoryPath + "/hotfix/curl_8.0_amd64.deb"], fromRepo: nil, flags: .init())
+            ),
         ]
         + layering(["override", "reset"], ["fixture-base"]) { .overrideReset(packages: ["fixture-base"], all: false, flags: $0) }
         + [(["override", "reset", "--all"], .overrideReset(packages: [], all: true, flags: .init()))]
