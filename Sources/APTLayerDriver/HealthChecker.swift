@@ -35,16 +35,8 @@ public struct HealthChecker: Sendable {
         }
         if let command = check.command {
             let outcome = await Self.program(command, timeout: timeout)
-            let detail: String
-            if outcome.timedOut {
-                detail = "timed out after \(Int(timeout)) s"
-            } else if outcome.status != 0 {
-                let last = outcome.output.split(separator: "\n").last.map(String.init) ?? ""
-                detail = "exited \(outcome.status)\(last.isEmpty ? "" : ": \(last.prefix(200))")"
-            } else {
-                detail = ""
-            }
-            return Result(check: "command \(command.joined(separator: " "))", passed: outcome.status == 0 && !outcome.timedOut, detail: detail)
+            let failure = Self.failure(outcome, timeout: timeout)
+            return Result(check: "command \(command.joined(separator: " "))", passed: failure == nil, detail: failure ?? "")
         }
         if let url = check.http {
             let expect = check.expect ?? 200
@@ -60,6 +52,14 @@ public struct HealthChecker: Sendable {
             }
         }
         return Result(check: "empty check", passed: false, detail: "no unit, command or http")
+    }
+
+    /// Why a program's run failed (timed out, or its exit status and last output line), or nil.
+    static func failure(_ outcome: Engine.ProgramResult, timeout: Double) -> String? {
+        if outcome.timedOut { return "timed out after \(Int(timeout)) s" }
+        guard outcome.status != 0 else { return nil }
+        let last = outcome.output.split(separator: "\n").last.map(String.init) ?? ""
+        return "exited \(outcome.status)\(last.isEmpty ? "" : ": \(last.prefix(200))")"
     }
 
     /// Runs a program off the cooperative pool.

@@ -17,21 +17,14 @@ struct RebootHookRunner: Sendable {
             if let command = hook.command {
                 guard allowCommands else { return "\(hook.label): command hooks are off in agent.yaml (fleet.hook-commands)" }
                 let outcome = await HealthChecker.program(command, timeout: timeout)
-                if let why = Self.failure(outcome, timeout: timeout) { return "\(hook.label): \(why)" }
+                if let why = HealthChecker.failure(outcome, timeout: timeout) { return "\(hook.label): \(why)" }
             } else if let unit = hook.unit {
                 let start = await HealthChecker.program(["systemctl", "start", unit], timeout: timeout)
-                if let why = Self.failure(start, timeout: timeout) { return "\(hook.label): \(why)" }
+                if let why = HealthChecker.failure(start, timeout: timeout) { return "\(hook.label): \(why)" }
                 let failed = await HealthChecker.program(["systemctl", "is-failed", "--quiet", unit], timeout: 30)
                 if failed.status == 0 { return "\(hook.label): the unit failed" }
             }
         }
         return nil
-    }
-
-    static func failure(_ outcome: Engine.ProgramResult, timeout: Double) -> String? {
-        if outcome.timedOut { return "timed out after \(Int(timeout)) s" }
-        guard outcome.status != 0 else { return nil }
-        let last = outcome.output.split(separator: "\n").last.map(String.init) ?? ""
-        return "exited \(outcome.status)\(last.isEmpty ? "" : ": \(last.prefix(200))")"
     }
 }

@@ -51,21 +51,25 @@ struct RebootHookTests {
         #expect(unit?.hasPrefix("unit apt-layer-no-such-unit.service: ") == true, "\(unit ?? "nil")")
     }
 
-    @Test func malformedHooksAreRefusedInAPolicy() throws {
-        func policy(_ reboot: String) -> String {
-            """
-            apiVersion: apt-layer/v1
-            kind: FleetPolicy
-            fleet: acme
-            version: 1
-            expires: 2099-01-01T00:00:00Z
-            streams:
-              stable:
-                ref: acme/x
-            reboot: \(reboot)
+    /// A minimal policy whose `stable` stream carries `stream` and whose top level carries `extra`.
+    static func policy(stream: String = "", _ extra: String = "") -> String {
+        """
+        apiVersion: apt-layer/v1
+        kind: FleetPolicy
+        fleet: acme
+        version: 1
+        expires: 2099-01-01T00:00:00Z
+        streams:
+          stable:
+            ref: acme/x
+        \(stream)
+        \(extra)
 
-            """
-        }
+        """
+    }
+
+    @Test func malformedHooksAreRefusedInAPolicy() throws {
+        func policy(_ reboot: String) -> String { Self.policy("reboot: \(reboot)") }
         let good = try FleetPolicy.decode(
             Data(policy("{pre-reboot: [{unit: drain.service, timeout: 10m}], post-boot: [{command: [/usr/bin/uncordon]}], hook-retry: 5m}").utf8))
         #expect(good.reboot?.preReboot == [.init(unit: "drain.service", timeout: PolicyDuration(seconds: 600))])
@@ -87,24 +91,12 @@ struct RebootHookTests {
     /// A release's `replace:` entries (a fleet-wide hotfix) are pinned .debs.
     @Test func releaseReplacementsArePinnedDebs() throws {
         func policy(_ replace: String) -> String {
-            """
-            apiVersion: apt-layer/v1
-            kind: FleetPolicy
-            fleet: acme
-            version: 1
-            expires: 2099-01-01T00:00:00Z
-            streams:
-              stable:
-                ref: acme/x
-                release:
-                  id: "1"
-                  commit: \(String(repeating: "a", count: 64))
-                  published: 2026-12-01T00:00:00Z
-                  open-through-wave: 0
-                  waves: [{name: all, until: 10000, start-after: 0s}]
-                  replace: \(replace)
-
-            """
+            Self.policy(
+                stream: [
+                    "    release:", "      id: \"1\"", "      commit: \(String(repeating: "a", count: 64))",
+                    "      published: 2026-12-01T00:00:00Z", "      open-through-wave: 0",
+                    "      waves: [{name: all, until: 10000, start-after: 0s}]", "      replace: \(replace)",
+                ].joined(separator: "\n"))
         }
         let sha = String(repeating: "b", count: 64)
         let good = try FleetPolicy.decode(Data(policy("[{url: \"https://u.example/curl_8.0_amd64.deb\", sha256: \(sha)}]").utf8))

@@ -15,14 +15,11 @@ the API + reboot boots the previous deployment.
 """
 import http.server, json, os, re, threading, time
 
-SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+from vm_uefi import SECURE_BOOT_VAR, booted
+
 GUEST_HOST = "10.0.2.2"
 # What each distribution's os-release says (NAME VERSION_ID), as countme's User-Agent must show it.
 EXPECTED = {"trixie": "Debian GNU/Linux 13", "noble": "Ubuntu 24.04"}
-
-
-def booted(doc):
-    return next((d for d in doc.get("deployments", []) if d.get("booted")), {})
 
 
 class CountmeServer:
