@@ -38,6 +38,21 @@ struct StagedDeploymentTests {
         #expect(second.contains("install ok installed"), "\(second)")
     }
 
+    /// `override replace` on a booted host: the replacement is staged, finalized at the reboot, and
+    /// the booted deployment carries the new version, listed as a replaced base package.
+    @Test func aReplacedBasePackageIsStagedAndBootedIntoAfterFinalize() throws {
+        let bed = try TestBed()
+        let deb = try OverrideReplaceTests.deb(bed, "fixture-base", "2.0")
+        let boot = Self.boot(bed)
+        let staged = try Shell.status(boot + " /bin/sh -c '\(Paths.cli) override replace -q --sysroot / \(deb) && /run/harness/reboot'")
+        #expect(staged.0 == 0, "\(staged.1)")
+        #expect(try Shell.run("\(Self.harness) last \(bed.fixtures)/boots").contains("reboot"))
+        let booted = try Shell.run(
+            boot + " /bin/sh -c 'cat /usr/share/fixture-base/VERSION; \(Paths.cli) status --sysroot / | grep ReplacedBasePackages'")
+        #expect(booted.contains("2.0\n"), "\(booted)")
+        #expect(booted.contains("ReplacedBasePackages: fixture-base 1.0 → 2.0"), "\(booted)")
+    }
+
     /// On a booted host libostree copies a staged deployment's kernel and initramfs into /boot only
     /// at finalization, at shutdown: a /boot without room for them is refused when the upgrade is
     /// staged (nothing staged, the host boots as before), and once there is room the same upgrade
