@@ -13,7 +13,8 @@ extension Components.Schemas.TransactionArguments {
             packages: a.packages, all: a.all, idempotent: a.idempotent, dryRun: a.dryRun, allowKernel: a.allowKernel, check: a.check,
             target: a.target, ref: a.ref, remoteUrl: a.remoteUrl, pending: a.pending, rollback: a.rollback, index: a.index, append: a.append,
             delete: a.delete,
-            replace: a.replace, fromRepo: a.fromRepo, lockFinalization: a.lockFinalization, refresh: a.refresh)
+            replace: a.replace, fromRepo: a.fromRepo, lockFinalization: a.lockFinalization, refresh: a.refresh, applyLive: a.applyLive,
+            allowReplacement: a.allowReplacement, startServices: a.startServices, reset: a.reset)
     }
 
     /// The model's form.
@@ -22,7 +23,8 @@ extension Components.Schemas.TransactionArguments {
             packages: packages, all: all, idempotent: idempotent, dryRun: dryRun, allowKernel: allowKernel, lockFinalization: lockFinalization,
             refresh: refresh, check: check, target: target, ref: ref, remoteUrl: remoteUrl, pending: pending, rollback: rollback, index: index,
             append: append,
-            delete: delete, replace: replace, fromRepo: fromRepo)
+            delete: delete, replace: replace, fromRepo: fromRepo, applyLive: applyLive, allowReplacement: allowReplacement,
+            startServices: startServices, reset: reset)
     }
 }
 

@@ -43,7 +43,8 @@ extension Components.Schemas.Deployment {
             requestedBaseRemovals: d.requestedBaseRemovals, layeredPackages: d.layeredPackages.map(Components.Schemas.Package.init),
             kernelArguments: d.kernelArguments,
             replacedBasePackages: d.replacedBasePackages.isEmpty
-                ? nil : d.replacedBasePackages.map { .init(name: $0.name, baseVersion: $0.baseVersion, version: $0.version) })
+                ? nil : d.replacedBasePackages.map { .init(name: $0.name, baseVersion: $0.baseVersion, version: $0.version) },
+            live: d.live.map(Components.Schemas.LiveState.init))
     }
 
     /// The model's form (the CLI prints from it; times are whole seconds in both).
@@ -59,6 +60,7 @@ extension Components.Schemas.Deployment {
         status.replacedBasePackages = (replacedBasePackages ?? []).map {
             PackageReplacement(name: $0.name, baseVersion: $0.baseVersion, version: $0.version)
         }
+        status.live = live?.model(booted: "\(checksum).\(serial)")
         return status
     }
 }
@@ -114,5 +116,28 @@ extension Components.Schemas.PackageDiffReport {
     public var model: PackageDiffReport {
         PackageDiffReport(
             from: .init(label: from.label, checksum: from.checksum), to: .init(label: to.label, checksum: to.checksum), diff: diff.model)
+    }
+}
+
+extension Components.Schemas.LiveState {
+    /// The API form of a booted deployment's live state.
+    public init(_ l: LiveState) {
+        self.init(
+            commit: l.commit, inProgress: l.inProgress, phase: .init(rawValue: l.phase.rawValue)!, overlay: l.overlay,
+            addedPackages: l.addedPackages, changedPackages: l.changedPackages, removedPackages: l.removedPackages, keptEtc: l.keptEtc,
+            notStarted: l.notStarted, started: l.started)
+    }
+
+    /// The model's form (`booted`: the deployment it belongs to).
+    public func model(booted: String) -> LiveState {
+        var l = LiveState(
+            booted: booted, commit: commit, inProgress: inProgress, phase: LivePhase(rawValue: phase.rawValue) ?? .planned, overlay: overlay)
+        l.addedPackages = addedPackages
+        l.changedPackages = changedPackages
+        l.removedPackages = removedPackages
+        l.keptEtc = keptEtc
+        l.notStarted = notStarted
+        l.started = started
+        return l
     }
 }

@@ -11,7 +11,7 @@ public struct APTLayer: ParsableCommand {
         version: APTLayerVersion.current,
         subcommands: [
             Status.self, Install.self, Uninstall.self, Override.self, Upgrade.self, Deploy.self, Rebase.self,
-            Rollback.self, Cleanup.self, Pin.self, Unpin.self, Kargs.self, DB.self, Finalize.self, BootCheck.self, Init.self,
+            Rollback.self, Cleanup.self, Pin.self, Unpin.self, Kargs.self, DB.self, Finalize.self, ApplyLive.self, BootCheck.self, Init.self,
             Compose.self,
             History.self, TransactionCommand.self, Cancel.self, Policy.self, Fleet.self,
         ]

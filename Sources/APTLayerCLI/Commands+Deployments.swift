@@ -55,6 +55,31 @@ struct Finalize: OperationCommand {
     func operation() -> HostOperation { .finalize }
 }
 
+struct ApplyLive: OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply-live",
+        abstract: "Apply the pending deployment to the running system through a transient /usr overlay (until the next boot).",
+        discussion: """
+            Added packages only, unless --allow-replacement; kernel and module changes are always refused. /etc files the \
+            admin has not edited follow the new deployment, edited ones are kept. The next boot boots the pending deployment \
+            as it was staged.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var live: LiveFlags
+    @Flag(name: .long, help: "Go back to the booted deployment's /usr (undoes unedited /etc files the live applies wrote).")
+    var reset = false
+    func operation() -> HostOperation { .applyLive(reset: reset, options: live.options) }
+}
+
+/// The flags `apply-live` and `install --apply-live` share.
+struct LiveFlags: ParsableArguments {
+    @Flag(name: .long, help: "Allow removed and changed packages (and a changed base) to be applied live.")
+    var allowReplacement = false
+    @Flag(name: .customLong("start"), help: "Start the services the new packages enable.")
+    var startServices = false
+    var options: LiveOptions { .init(allowReplacement: allowReplacement, startServices: startServices) }
+}
+
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the state, the running transaction and the deployments in boot order.")
     @OptionGroup var global: GlobalOptions

@@ -36,11 +36,21 @@ struct Install: OperationCommand {
     static let configuration = CommandConfiguration(abstract: "Layer packages (names or .deb files) into a new deployment.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
+    @Flag(name: [.customShort("A"), .long], help: "Apply the new deployment to the running system too (apply-live).")
+    var applyLive = false
+    @OptionGroup var live: LiveFlags
     @Argument(help: "Package names or paths to .deb files.") var packages: [String] = []
+    func validate() throws {
+        if !applyLive && (live.allowReplacement || live.startServices) {
+            throw ValidationError("--allow-replacement and --start go with --apply-live")
+        }
+    }
     func operation() -> HostOperation {
         // .deb paths are made absolute: the agent reads them from the host's filesystem.
         let items = packages.map { Operand.isHostPath($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
-        return .install(packages: items, flags: layering.flags)
+        var flags = layering.flags
+        if applyLive { flags.live = live.options }
+        return .install(packages: items, flags: flags)
     }
 }
 

@@ -39,6 +39,7 @@ enum StatusPrinter {
                 lines.append(
                     ("ReplacedBasePackages", d.replacedBasePackages.map { "\($0.name) \($0.baseVersion) → \($0.version)" }.joined(separator: ", ")))
             }
+            if let live = d.live { lines += liveLines(live, verbose: verbose) }
             if !d.requestedPackages.isEmpty { lines.append(("LayeredPackages", d.requestedPackages.joined(separator: " "))) }
             if !d.requestedLocalPackages.isEmpty {
                 lines.append(
@@ -57,6 +58,28 @@ enum StatusPrinter {
             for (label, value) in lines { out += String(repeating: " ", count: max(0, 20 - label.count)) + "\(label): \(value)\n" }
         }
         return out
+    }
+
+    /// rpm-ostree's `LiveCommit:` and `LiveDiff:` for the booted deployment (`-v`: the packages).
+    static func liveLines(_ live: LiveState, verbose: Bool) -> [(String, String)] {
+        var lines: [(String, String)] = []
+        if let commit = live.commit { lines.append(("LiveCommit", "\(commit) (applied live)")) }
+        if let target = live.inProgress {
+            lines.append(("LiveInProgress", "\(target) (interrupted at \(live.phase.rawValue): apply-live resumes, apply-live --reset undoes)"))
+        }
+        var counts: [String] = []
+        if !live.addedPackages.isEmpty { counts.append("\(live.addedPackages.count) added") }
+        if !live.changedPackages.isEmpty { counts.append("\(live.changedPackages.count) changed") }
+        if !live.removedPackages.isEmpty { counts.append("\(live.removedPackages.count) removed") }
+        if !counts.isEmpty { lines.append(("LiveDiff", counts.joined(separator: ", "))) }
+        if verbose {
+            if !live.addedPackages.isEmpty { lines.append(("LiveAdded", live.addedPackages.joined(separator: ", "))) }
+            if !live.changedPackages.isEmpty { lines.append(("LiveChanged", live.changedPackages.joined(separator: ", "))) }
+            if !live.removedPackages.isEmpty { lines.append(("LiveRemoved", live.removedPackages.joined(separator: ", "))) }
+        }
+        if !live.notStarted.isEmpty { lines.append(("LiveNotStarted", live.notStarted.joined(separator: " "))) }
+        if !live.keptEtc.isEmpty { lines.append(("LiveKeptEtc", live.keptEtc.joined(separator: " "))) }
+        return lines
     }
 
     /// `BootCounter:` (armed or not handled yet) and `LastBoot:` (a fall-back this boot), nothing when unarmed.

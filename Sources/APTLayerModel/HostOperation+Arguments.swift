@@ -23,6 +23,10 @@ extension HostOperation {
         public var delete: [String]?
         public var replace: [String]?
         public var fromRepo: String?
+        public var applyLive: Bool?
+        public var allowReplacement: Bool?
+        public var startServices: Bool?
+        public var reset: Bool?
 
         /// Creates arguments.
         public init(
@@ -30,8 +34,13 @@ extension HostOperation {
             lockFinalization: Bool? = nil, refresh: Bool? = nil, check: Bool? = nil, target: String? = nil, ref: String? = nil,
             remoteUrl: String? = nil, pending: Bool? = nil, rollback: Bool? = nil, index: Int? = nil, append: [String]? = nil,
             delete: [String]? = nil,
-            replace: [String]? = nil, fromRepo: String? = nil
+            replace: [String]? = nil, fromRepo: String? = nil, applyLive: Bool? = nil, allowReplacement: Bool? = nil,
+            startServices: Bool? = nil, reset: Bool? = nil
         ) {
+            self.applyLive = applyLive
+            self.allowReplacement = allowReplacement
+            self.startServices = startServices
+            self.reset = reset
             self.packages = packages
             self.all = all
             self.idempotent = idempotent
@@ -58,7 +67,8 @@ extension HostOperation {
                 ("packages", packages), ("all", all), ("idempotent", idempotent), ("dryRun", dryRun), ("allowKernel", allowKernel),
                 ("lockFinalization", lockFinalization), ("refresh", refresh), ("check", check), ("target", target), ("ref", ref),
                 ("remoteUrl", remoteUrl), ("pending", pending), ("rollback", rollback), ("index", index), ("append", append), ("delete", delete),
-                ("replace", replace), ("fromRepo", fromRepo),
+                ("replace", replace), ("fromRepo", fromRepo), ("applyLive", applyLive), ("allowReplacement", allowReplacement),
+                ("startServices", startServices), ("reset", reset),
             ]
             return Set(pairs.compactMap { $0.1 == nil ? nil : $0.0 })
         }
@@ -73,7 +83,15 @@ extension HostOperation {
         var layeringFlags: LayeringFlags {
             .init(
                 idempotent: idempotent ?? false, dryRun: dryRun ?? false, allowKernel: allowKernel ?? false,
-                lockFinalization: lockFinalization ?? false, refresh: refresh ?? false)
+                lockFinalization: lockFinalization ?? false, refresh: refresh ?? false,
+                live: applyLive == true ? liveOptions : nil)
+        }
+
+        var liveOptions: LiveOptions { .init(allowReplacement: allowReplacement ?? false, startServices: startServices ?? false) }
+
+        mutating func setLive(_ o: LiveOptions) {
+            allowReplacement = o.allowReplacement ? true : nil
+            startServices = o.startServices ? true : nil
         }
 
         mutating func setFlags(_ f: LayeringFlags) {
@@ -82,6 +100,8 @@ extension HostOperation {
             allowKernel = f.allowKernel ? true : nil
             lockFinalization = f.lockFinalization ? true : nil
             refresh = f.refresh ? true : nil
+            applyLive = f.live != nil ? true : nil
+            if let live = f.live { setLive(live) }
         }
     }
 
@@ -89,7 +109,8 @@ extension HostOperation {
     public static func allowedKeys(_ kind: Kind) -> Set<String> {
         let flags: Set<String> = ["idempotent", "dryRun", "allowKernel", "lockFinalization", "refresh"]
         switch kind {
-        case .install, .overrideRemove: return flags.union(["packages"])
+        case .install: return flags.union(["packages", "applyLive", "allowReplacement", "startServices"])
+        case .overrideRemove: return flags.union(["packages"])
         case .overrideReplace: return flags.union(["packages", "fromRepo"])
         case .uninstall, .overrideReset: return flags.union(["packages", "all"])
         case .upgrade: return flags.union(["check"])
@@ -99,6 +120,7 @@ extension HostOperation {
         case .cleanup: return ["pending", "rollback"]
         case .pin, .unpin: return ["index"]
         case .kargs: return ["append", "delete", "replace"]
+        case .applyLive: return ["reset", "allowReplacement", "startServices"]
         }
     }
 
@@ -123,8 +145,9 @@ extension HostOperation {
             throw OperationError("at most 100 kernel argument edits of each kind")
         }
         switch self {
-        case .install(let packages, _):
+        case .install(let packages, let flags):
             for item in packages { try checked { try Operand.checkPackageItem(item) } }
+            if flags.live != nil && flags.dryRun { throw OperationError("install: applyLive and dryRun do not go together") }
         case .overrideReplace(let packages, let suite, _):
             if let suite {
                 try checked { try Operand.checkSuite(suite) }
@@ -149,7 +172,7 @@ extension HostOperation {
             guard index >= 0 else { throw OperationError("index must be zero or more") }
         case .kargs(let edits):
             try checked { try KernelArguments.validate(edits) }
-        case .upgrade, .rollback, .cleanup, .finalize:
+        case .upgrade, .rollback, .cleanup, .finalize, .applyLive:
             break
         }
     }
@@ -200,6 +223,7 @@ extension HostOperation {
             self = .rebase(ref: ref, target: a.target, remoteURL: a.remoteUrl, flags: flags)
         case .rollback: self = .rollback
         case .finalize: self = .finalize
+        case .applyLive: self = .applyLive(reset: a.reset ?? false, options: a.liveOptions)
         case .cleanup: self = .cleanup(pending: a.pending ?? false, rollback: a.rollback ?? false)
         case .pin: self = .pin(index: try index())
         case .unpin: self = .unpin(index: try index())
@@ -231,6 +255,9 @@ extension HostOperation {
             a.target = target
             a.remoteUrl = remoteURL
         case .rollback, .finalize: break
+        case .applyLive(let reset, let options):
+            a.reset = reset ? true : nil
+            a.setLive(options)
         case .cleanup(let pending, let rollback):
             a.pending = pending ? true : nil
             a.rollback = rollback ? true : nil

@@ -38,6 +38,9 @@ public enum HostOperation: Sendable, Equatable, Hashable {
     case kargs(KernelArguments.Edits)
     /// Unlock a staged deployment locked with `lockFinalization`.
     case finalize
+    /// Apply the pending deployment's changes to the running system (`reset`: go back to the booted
+    /// deployment's content), through a transient overlay on `/usr`.
+    case applyLive(reset: Bool, options: LiveOptions)
 
     /// The current stored format. 1: the agent's first journal (no `lockFinalization`/`refresh`,
     /// no format column); 2: this one.
@@ -50,6 +53,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         case overrideReplace = "override-replace"
         case overrideReset = "override-reset"
         case upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize
+        case applyLive = "apply-live"
 
         /// The verb as the command line spells it (`override remove`).
         public var words: String { rawValue.replacingOccurrences(of: "-", with: " ") }
@@ -80,6 +84,7 @@ public enum HostOperation: Sendable, Equatable, Hashable {
         case .unpin: .unpin
         case .kargs: .kargs
         case .finalize: .finalize
+        case .applyLive: .applyLive
         }
     }
 

@@ -10,10 +10,16 @@ public struct LayeringFlags: Sendable, Equatable, Hashable {
     public var lockFinalization = false
     /// Update package lists even when they are fresh.
     public var refresh = false
+    /// Apply the new deployment to the running system too (`install --apply-live`); install only.
+    public var live: LiveOptions?
 
     /// Creates flags.
-    public init(idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false, refresh: Bool = false) {
+    public init(
+        idempotent: Bool = false, dryRun: Bool = false, allowKernel: Bool = false, lockFinalization: Bool = false, refresh: Bool = false,
+        live: LiveOptions? = nil
+    ) {
         self.refresh = refresh
+        self.live = live
         self.idempotent = idempotent
         self.dryRun = dryRun
         self.allowKernel = allowKernel

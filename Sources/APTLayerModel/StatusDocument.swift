@@ -44,6 +44,8 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         public var kernelArguments: String
         /// Base packages replaced (`override replace`): the base's version and the deployment's.
         public var replacedBasePackages: [PackageReplacement] = []
+        /// What apply-live changed in the running system this boot (the booted deployment only).
+        public var live: LiveState?
 
         /// Creates a deployment's status.
         public init(
@@ -77,7 +79,11 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case index, id, osname, serial, checksum, version, committedAt, origin, booted, `default`, staged, pinned, baseChecksum
             case baseVersion, baseCommittedAt, requestedPackages, requestedLocalPackages, requestedBaseRemovals, layeredPackages
-            case kernelArguments, replacedBasePackages
+            case kernelArguments, replacedBasePackages, live
+        }
+
+        enum LiveKeys: String, CodingKey {
+            case commit, inProgress, phase, overlay, addedPackages, changedPackages, removedPackages, keptEtc, notStarted, started
         }
 
         enum LocalPackageKeys: String, CodingKey { case sha256, name, file }
@@ -112,6 +118,19 @@ public struct StatusDocument: Encodable, Sendable, Equatable {
             try c.encode(layeredPackages, forKey: .layeredPackages)
             try c.encode(kernelArguments, forKey: .kernelArguments)
             if !replacedBasePackages.isEmpty { try c.encode(replacedBasePackages, forKey: .replacedBasePackages) }
+            if let live {
+                var o = c.nestedContainer(keyedBy: LiveKeys.self, forKey: .live)
+                try o.encodeIfPresent(live.commit, forKey: .commit)
+                try o.encodeIfPresent(live.inProgress, forKey: .inProgress)
+                try o.encode(live.phase, forKey: .phase)
+                try o.encodeIfPresent(live.overlay, forKey: .overlay)
+                try o.encode(live.addedPackages, forKey: .addedPackages)
+                try o.encode(live.changedPackages, forKey: .changedPackages)
+                try o.encode(live.removedPackages, forKey: .removedPackages)
+                try o.encode(live.keptEtc, forKey: .keptEtc)
+                try o.encode(live.notStarted, forKey: .notStarted)
+                try o.encode(live.started, forKey: .started)
+            }
         }
 
         /// Seconds since the epoch as RFC 3339 in UTC, whole seconds (as the API's transcoder writes dates).

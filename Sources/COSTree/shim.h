@@ -8,6 +8,7 @@
 #include <ostree.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <fcntl.h>
 
 static inline void aptl_unref(gpointer object) { if (object) g_object_unref(object); }
 
@@ -206,6 +207,82 @@ static inline char *aptl_deployment_kargs(OstreeDeployment *d) {
     if (!bc) return g_strdup("");
     const char *o = ostree_bootconfig_parser_get(bc, "options");
     return g_strdup(o ? o : "");
+}
+
+/* --- Live changes (apply-live) ---------------------------------------------------------- */
+
+/* One diff line: "KIND\tTYPE\tSIZE\tPATH\n"; KIND A (added), M (modified), D (removed), T (type
+ * changed); TYPE f (regular), d (directory), l (symlink), o (other); PATH absolute in the commit. */
+static inline void aptl_diff_line(GString *out, char kind, GFile *file, GFileInfo *info) {
+    char type = 'o';
+    guint64 size = 0;
+    if (info) {
+        switch (g_file_info_get_file_type(info)) {
+        case G_FILE_TYPE_REGULAR: type = 'f'; size = (guint64)g_file_info_get_size(info); break;
+        case G_FILE_TYPE_DIRECTORY: type = 'd'; break;
+        case G_FILE_TYPE_SYMBOLIC_LINK: type = 'l'; break;
+        default: break;
+        }
+    }
+    char *path = g_file_get_path(file);
+    g_string_append_printf(out, "%c\t%c\t%" G_GUINT64_FORMAT "\t%s\n", kind, type, size, path ? path : "");
+    g_free(path);
+}
+
+/* Diffs `subpath` ("/usr") of commits `from` and `to` with ostree_diff_dirs: added directories are
+ * listed with everything under them, removed ones alone, directories whose content changed are
+ * left out (their changed entries are listed). Returns the lines (g_free) or NULL with `error`. */
+static inline char *aptl_diff_commits(OstreeRepo *repo, const char *from, const char *to, const char *subpath,
+                                      GCancellable *cancellable, GError **error) {
+    GFile *root_a = NULL, *root_b = NULL;
+    if (!ostree_repo_read_commit(repo, from, &root_a, NULL, cancellable, error)) return NULL;
+    if (!ostree_repo_read_commit(repo, to, &root_b, NULL, cancellable, error)) { g_object_unref(root_a); return NULL; }
+    const char *rel = subpath[0] == '/' ? subpath + 1 : subpath;
+    GFile *a = g_file_resolve_relative_path(root_a, rel);
+    GFile *b = g_file_resolve_relative_path(root_b, rel);
+    GPtrArray *modified = g_ptr_array_new_with_free_func((GDestroyNotify)ostree_diff_item_unref);
+    GPtrArray *removed = g_ptr_array_new_with_free_func(g_object_unref);
+    GPtrArray *added = g_ptr_array_new_with_free_func(g_object_unref);
+    char *result = NULL;
+    if (ostree_diff_dirs(OSTREE_DIFF_FLAGS_NONE, a, b, modified, removed, added, cancellable, error)) {
+        GString *out = g_string_new(NULL);
+        for (guint i = 0; i < added->len; i++) {
+            GFile *f = added->pdata[i];
+            GFileInfo *info = g_file_query_info(f, "standard::type,standard::size", G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable, NULL);
+            aptl_diff_line(out, 'A', f, info);
+            if (info) g_object_unref(info);
+        }
+        for (guint i = 0; i < modified->len; i++) {
+            OstreeDiffItem *item = modified->pdata[i];
+            GFileType ta = item->src_info ? g_file_info_get_file_type(item->src_info) : G_FILE_TYPE_UNKNOWN;
+            GFileType tb = item->target_info ? g_file_info_get_file_type(item->target_info) : G_FILE_TYPE_UNKNOWN;
+            if (ta == G_FILE_TYPE_DIRECTORY && tb == G_FILE_TYPE_DIRECTORY) continue;
+            aptl_diff_line(out, ta == tb ? 'M' : 'T', item->target, item->target_info);
+        }
+        for (guint i = 0; i < removed->len; i++) aptl_diff_line(out, 'D', removed->pdata[i], NULL);
+        result = g_string_free(out, FALSE);
+    }
+    g_ptr_array_unref(modified);
+    g_ptr_array_unref(removed);
+    g_ptr_array_unref(added);
+    g_object_unref(a);
+    g_object_unref(b);
+    g_object_unref(root_a);
+    g_object_unref(root_b);
+    return result;
+}
+
+/* Checks `subpath` of `rev` out to `path` as copies (never hardlinks into the repository), merging
+ * into what is there: files replace files (UNION_FILES), directories are merged. */
+static inline gboolean aptl_checkout_copy(OstreeRepo *repo, const char *rev, const char *subpath, const char *path,
+                                          GCancellable *cancellable, GError **error) {
+    OstreeRepoCheckoutAtOptions opts;
+    memset(&opts, 0, sizeof opts);
+    opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+    opts.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_FILES;
+    opts.force_copy = TRUE;
+    opts.subpath = subpath;
+    return ostree_repo_checkout_at(repo, &opts, AT_FDCWD, path, rev, cancellable, error);
 }
 
 #endif

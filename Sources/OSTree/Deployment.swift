@@ -37,6 +37,22 @@ public final class Deployment: @unchecked Sendable {
     /// without explicit arguments, which finalization gives its merge deployment's.
     public var explicitKernelArguments: String? { takeString(aptl_deployment_kargs_or_null(raw)) }
 
+    /// How `/usr` of the booted deployment is unlocked (`ostree admin unlock`), as libostree read it
+    /// from its run-state flags at load.
+    public var unlockState: UnlockState {
+        switch ostree_deployment_get_unlocked(raw) {
+        case OSTREE_DEPLOYMENT_UNLOCKED_DEVELOPMENT: .development
+        case OSTREE_DEPLOYMENT_UNLOCKED_HOTFIX: .hotfix
+        case OSTREE_DEPLOYMENT_UNLOCKED_TRANSIENT: .transient
+        default: .none
+        }
+    }
+
+    /// libostree's unlock states of a deployment.
+    public enum UnlockState: String, Sendable {
+        case none, development, hotfix, transient
+    }
+
     /// Whether two handles denote the same deployment.
     public func isSame(as other: Deployment) -> Bool {
         ostree_deployment_equal(UnsafeRawPointer(raw), UnsafeRawPointer(other.raw)) != 0

@@ -1,5 +1,10 @@
 import APTLayerCLI
+import APTLayerEngine
+import Glibc
 import OSTree
+
+// The apply-live helper (LiveHelper): a hidden entry point, run by the engine, never parsed as a verb.
+if let status = LiveHelper.runIfRequested(Array(CommandLine.arguments.dropFirst())) { exit(status) }
 
 // Blocks SIGINT/SIGTERM before any other thread exists, so every thread inherits the mask and a
 // verb's `sigwait` thread takes them (Ctrl-C cancels a transaction instead of killing us).

@@ -353,7 +353,7 @@ components:
         allowed: { type: array, items: { type: string }, description: "400/422: the values the member may take, when they are a closed set." }
     Operation:
       type: string
-      enum: [install, uninstall, override-remove, override-replace, override-reset, upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize]
+      enum: [install, uninstall, override-remove, override-replace, override-reset, upgrade, deploy, rebase, rollback, cleanup, kargs, pin, unpin, finalize, apply-live]
     TransactionState:
       type: string
       enum: [queued, running, succeeded, failed, cancelled, interrupted]
@@ -389,6 +389,10 @@ components:
         fromRepo: { type: string, description: "override-replace: the suite of the apt sources the named packages come from" }
         lockFinalization: { type: boolean, description: "layering verbs: stage with finalization locked; apply with finalize" }
         refresh: { type: boolean, description: "layering verbs: update package lists even when they are fresh" }
+        applyLive: { type: boolean, description: "install: apply the new deployment to the running system too" }
+        allowReplacement: { type: boolean, description: "apply-live, install with applyLive: allow removed and changed packages" }
+        startServices: { type: boolean, description: "apply-live, install with applyLive: start the services the new packages enable" }
+        reset: { type: boolean, description: "apply-live: go back to the booted deployment's /usr" }
     TransactionRequest:
       description: |
         Starts one operation. One schema per operation, chosen by `operation`: each says which
@@ -408,6 +412,7 @@ components:
         - { $ref: "#/components/schemas/PinRequest" }
         - { $ref: "#/components/schemas/UnpinRequest" }
         - { $ref: "#/components/schemas/FinalizeRequest" }
+        - { $ref: "#/components/schemas/ApplyLiveRequest" }
       discriminator:
         propertyName: operation
         mapping:
@@ -425,6 +430,7 @@ components:
           pin: "#/components/schemas/PinRequest"
           unpin: "#/components/schemas/UnpinRequest"
           finalize: "#/components/schemas/FinalizeRequest"
+          apply-live: "#/components/schemas/ApplyLiveRequest"
     IdempotencyKey:
       type: string
       minLength: 1
@@ -459,6 +465,9 @@ components:
         allowKernel: { type: boolean, description: "permit linux-image-* and bootloader packages" }
         lockFinalization: { type: boolean, description: "stage with finalization locked; apply with finalize" }
         refresh: { type: boolean, description: "update package lists even when they are fresh" }
+        applyLive: { type: boolean, description: "apply the new deployment to the running system too, as apply-live does (booted hosts)" }
+        allowReplacement: { type: boolean, description: "with applyLive: allow removed and changed packages" }
+        startServices: { type: boolean, description: "with applyLive: start the services the new packages enable" }
     UninstallRequest:
       type: object
       additionalProperties: false
@@ -695,6 +704,25 @@ components:
         operation: { type: string, enum: [finalize] }
         arguments: { $ref: "#/components/schemas/NoArguments" }
         idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    ApplyLiveRequest:
+      type: object
+      additionalProperties: false
+      description: >-
+        Applies the pending deployment's changes to the running system through a transient overlay
+        on /usr (booted hosts; gone at the next boot, which boots the pending deployment as staged).
+        Added packages only, unless allowReplacement; kernel and module changes are always refused.
+      required: [operation]
+      properties:
+        operation: { type: string, enum: [apply-live] }
+        arguments: { $ref: "#/components/schemas/ApplyLiveArguments" }
+        idempotencyKey: { $ref: "#/components/schemas/IdempotencyKey" }
+    ApplyLiveArguments:
+      type: object
+      additionalProperties: false
+      properties:
+        reset: { type: boolean, description: "go back to the booted deployment's /usr (and undo unedited /etc files the live applies wrote)" }
+        allowReplacement: { type: boolean, description: "allow removed and changed packages, and a changed base" }
+        startServices: { type: boolean, description: "start the services the new packages enable" }
     Transaction:
       type: object
       required: [id, operation, arguments, state, requester, createdAt]
@@ -848,6 +876,23 @@ components:
           type: array
           description: "Base packages this deployment replaces (override replace); absent when none."
           items: { $ref: "#/components/schemas/PackageReplacement" }
+        live: { $ref: "#/components/schemas/LiveState" }
+    LiveState:
+      type: object
+      additionalProperties: false
+      description: "The booted deployment only, when apply-live changed the running system this boot."
+      required: [phase, addedPackages, changedPackages, removedPackages, keptEtc, notStarted, started]
+      properties:
+        commit: { type: string, pattern: "^[0-9a-f]{64}$", description: "The commit /usr shows (absent before the first apply completed)." }
+        inProgress: { type: string, pattern: "^[0-9a-f]{64}$", description: "The target of an apply that did not finish: apply-live resumes it, --reset undoes it." }
+        phase: { type: string, enum: [planned, overlay, usr, etc, accounts, packageDatabase, tmpfiles, done] }
+        overlay: { type: string, description: "The transient overlay's directory." }
+        addedPackages: { type: array, items: { type: string }, description: "NAME VERSION, beyond the booted deployment" }
+        changedPackages: { type: array, items: { type: string }, description: "NAME OLD → NEW" }
+        removedPackages: { type: array, items: { type: string } }
+        keptEtc: { type: array, items: { type: string }, description: "/etc files the admin had edited, left as they were" }
+        notStarted: { type: array, items: { type: string }, description: "units the new packages enable that were not started" }
+        started: { type: array, items: { type: string } }
     PackageReplacement:
       type: object
       additionalProperties: false

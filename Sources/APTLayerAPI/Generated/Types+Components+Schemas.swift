@@ -204,6 +204,7 @@ extension Components {
             case pin = "pin"
             case unpin = "unpin"
             case finalize = "finalize"
+            case applyLive = "apply-live"
         }
         /// - Remark: Generated from `#/components/schemas/TransactionState`.
         @frozen public enum TransactionState: String, Codable, Hashable, Sendable, CaseIterable {
@@ -271,6 +272,22 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/refresh`.
             public var refresh: Swift.Bool?
+            /// install: apply the new deployment to the running system too
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/applyLive`.
+            public var applyLive: Swift.Bool?
+            /// apply-live, install with applyLive: allow removed and changed packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/allowReplacement`.
+            public var allowReplacement: Swift.Bool?
+            /// apply-live, install with applyLive: start the services the new packages enable
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/startServices`.
+            public var startServices: Swift.Bool?
+            /// apply-live: go back to the booted deployment's /usr
+            ///
+            /// - Remark: Generated from `#/components/schemas/TransactionArguments/reset`.
+            public var reset: Swift.Bool?
             /// Creates a new `TransactionArguments`.
             ///
             /// - Parameters:
@@ -292,6 +309,10 @@ extension Components {
             ///   - fromRepo: override-replace: the suite of the apt sources the named packages come from
             ///   - lockFinalization: layering verbs: stage with finalization locked; apply with finalize
             ///   - refresh: layering verbs: update package lists even when they are fresh
+            ///   - applyLive: install: apply the new deployment to the running system too
+            ///   - allowReplacement: apply-live, install with applyLive: allow removed and changed packages
+            ///   - startServices: apply-live, install with applyLive: start the services the new packages enable
+            ///   - reset: apply-live: go back to the booted deployment's /usr
             public init(
                 packages: [Swift.String]? = nil,
                 all: Swift.Bool? = nil,
@@ -310,7 +331,11 @@ extension Components {
                 replace: [Swift.String]? = nil,
                 fromRepo: Swift.String? = nil,
                 lockFinalization: Swift.Bool? = nil,
-                refresh: Swift.Bool? = nil
+                refresh: Swift.Bool? = nil,
+                applyLive: Swift.Bool? = nil,
+                allowReplacement: Swift.Bool? = nil,
+                startServices: Swift.Bool? = nil,
+                reset: Swift.Bool? = nil
             ) {
                 self.packages = packages
                 self.all = all
@@ -330,6 +355,10 @@ extension Components {
                 self.fromRepo = fromRepo
                 self.lockFinalization = lockFinalization
                 self.refresh = refresh
+                self.applyLive = applyLive
+                self.allowReplacement = allowReplacement
+                self.startServices = startServices
+                self.reset = reset
             }
             public enum CodingKeys: String, CodingKey {
                 case packages
@@ -350,6 +379,10 @@ extension Components {
                 case fromRepo
                 case lockFinalization
                 case refresh
+                case applyLive
+                case allowReplacement
+                case startServices
+                case reset
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -425,6 +458,22 @@ extension Components {
                     Swift.Bool.self,
                     forKey: .refresh
                 )
+                self.applyLive = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .applyLive
+                )
+                self.allowReplacement = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowReplacement
+                )
+                self.startServices = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .startServices
+                )
+                self.reset = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .reset
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "packages",
                     "all",
@@ -443,7 +492,11 @@ extension Components {
                     "replace",
                     "fromRepo",
                     "lockFinalization",
-                    "refresh"
+                    "refresh",
+                    "applyLive",
+                    "allowReplacement",
+                    "startServices",
+                    "reset"
                 ])
             }
         }
@@ -453,6 +506,8 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/TransactionRequest`.
         @frozen public enum TransactionRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/TransactionRequest/ApplyLiveRequest`.
+            case applyLive(Components.Schemas.ApplyLiveRequest)
             /// - Remark: Generated from `#/components/schemas/TransactionRequest/CleanupRequest`.
             case cleanup(Components.Schemas.CleanupRequest)
             /// - Remark: Generated from `#/components/schemas/TransactionRequest/DeployRequest`.
@@ -491,6 +546,8 @@ extension Components {
                     forKey: .operation
                 )
                 switch discriminator {
+                case "apply-live":
+                    self = .applyLive(try .init(from: decoder))
                 case "cleanup":
                     self = .cleanup(try .init(from: decoder))
                 case "deploy":
@@ -529,6 +586,8 @@ extension Components {
             }
             public func encode(to encoder: any Swift.Encoder) throws {
                 switch self {
+                case let .applyLive(value):
+                    try value.encode(to: encoder)
                 case let .cleanup(value):
                     try value.encode(to: encoder)
                 case let .deploy(value):
@@ -653,6 +712,18 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/InstallArguments/refresh`.
             public var refresh: Swift.Bool?
+            /// apply the new deployment to the running system too, as apply-live does (booted hosts)
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/applyLive`.
+            public var applyLive: Swift.Bool?
+            /// with applyLive: allow removed and changed packages
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/allowReplacement`.
+            public var allowReplacement: Swift.Bool?
+            /// with applyLive: start the services the new packages enable
+            ///
+            /// - Remark: Generated from `#/components/schemas/InstallArguments/startServices`.
+            public var startServices: Swift.Bool?
             /// Creates a new `InstallArguments`.
             ///
             /// - Parameters:
@@ -662,13 +733,19 @@ extension Components {
             ///   - allowKernel: permit linux-image-* and bootloader packages
             ///   - lockFinalization: stage with finalization locked; apply with finalize
             ///   - refresh: update package lists even when they are fresh
+            ///   - applyLive: apply the new deployment to the running system too, as apply-live does (booted hosts)
+            ///   - allowReplacement: with applyLive: allow removed and changed packages
+            ///   - startServices: with applyLive: start the services the new packages enable
             public init(
                 packages: [Swift.String],
                 idempotent: Swift.Bool? = nil,
                 dryRun: Swift.Bool? = nil,
                 allowKernel: Swift.Bool? = nil,
                 lockFinalization: Swift.Bool? = nil,
-                refresh: Swift.Bool? = nil
+                refresh: Swift.Bool? = nil,
+                applyLive: Swift.Bool? = nil,
+                allowReplacement: Swift.Bool? = nil,
+                startServices: Swift.Bool? = nil
             ) {
                 self.packages = packages
                 self.idempotent = idempotent
@@ -676,6 +753,9 @@ extension Components {
                 self.allowKernel = allowKernel
                 self.lockFinalization = lockFinalization
                 self.refresh = refresh
+                self.applyLive = applyLive
+                self.allowReplacement = allowReplacement
+                self.startServices = startServices
             }
             public enum CodingKeys: String, CodingKey {
                 case packages
@@ -684,6 +764,9 @@ extension Components {
                 case allowKernel
                 case lockFinalization
                 case refresh
+                case applyLive
+                case allowReplacement
+                case startServices
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -711,13 +794,28 @@ extension Components {
                     Swift.Bool.self,
                     forKey: .refresh
                 )
+                self.applyLive = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .applyLive
+                )
+                self.allowReplacement = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowReplacement
+                )
+                self.startServices = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .startServices
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "packages",
                     "idempotent",
                     "dryRun",
                     "allowKernel",
                     "lockFinalization",
-                    "refresh"
+                    "refresh",
+                    "applyLive",
+                    "allowReplacement",
+                    "startServices"
                 ])
             }
         }
@@ -2288,6 +2386,116 @@ extension Components {
                 ])
             }
         }
+        /// Applies the pending deployment's changes to the running system through a transient overlay on /usr (booted hosts; gone at the next boot, which boots the pending deployment as staged). Added packages only, unless allowReplacement; kernel and module changes are always refused.
+        ///
+        /// - Remark: Generated from `#/components/schemas/ApplyLiveRequest`.
+        public struct ApplyLiveRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveRequest/operation`.
+            @frozen public enum OperationPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case applyLive = "apply-live"
+            }
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveRequest/operation`.
+            public var operation: Components.Schemas.ApplyLiveRequest.OperationPayload
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveRequest/arguments`.
+            public var arguments: Components.Schemas.ApplyLiveArguments?
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveRequest/idempotencyKey`.
+            public var idempotencyKey: Components.Schemas.IdempotencyKey?
+            /// Creates a new `ApplyLiveRequest`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - arguments:
+            ///   - idempotencyKey:
+            public init(
+                operation: Components.Schemas.ApplyLiveRequest.OperationPayload,
+                arguments: Components.Schemas.ApplyLiveArguments? = nil,
+                idempotencyKey: Components.Schemas.IdempotencyKey? = nil
+            ) {
+                self.operation = operation
+                self.arguments = arguments
+                self.idempotencyKey = idempotencyKey
+            }
+            public enum CodingKeys: String, CodingKey {
+                case operation
+                case arguments
+                case idempotencyKey
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.operation = try container.decode(
+                    Components.Schemas.ApplyLiveRequest.OperationPayload.self,
+                    forKey: .operation
+                )
+                self.arguments = try container.decodeIfPresent(
+                    Components.Schemas.ApplyLiveArguments.self,
+                    forKey: .arguments
+                )
+                self.idempotencyKey = try container.decodeIfPresent(
+                    Components.Schemas.IdempotencyKey.self,
+                    forKey: .idempotencyKey
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "operation",
+                    "arguments",
+                    "idempotencyKey"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ApplyLiveArguments`.
+        public struct ApplyLiveArguments: Codable, Hashable, Sendable {
+            /// go back to the booted deployment's /usr (and undo unedited /etc files the live applies wrote)
+            ///
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveArguments/reset`.
+            public var reset: Swift.Bool?
+            /// allow removed and changed packages, and a changed base
+            ///
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveArguments/allowReplacement`.
+            public var allowReplacement: Swift.Bool?
+            /// start the services the new packages enable
+            ///
+            /// - Remark: Generated from `#/components/schemas/ApplyLiveArguments/startServices`.
+            public var startServices: Swift.Bool?
+            /// Creates a new `ApplyLiveArguments`.
+            ///
+            /// - Parameters:
+            ///   - reset: go back to the booted deployment's /usr (and undo unedited /etc files the live applies wrote)
+            ///   - allowReplacement: allow removed and changed packages, and a changed base
+            ///   - startServices: start the services the new packages enable
+            public init(
+                reset: Swift.Bool? = nil,
+                allowReplacement: Swift.Bool? = nil,
+                startServices: Swift.Bool? = nil
+            ) {
+                self.reset = reset
+                self.allowReplacement = allowReplacement
+                self.startServices = startServices
+            }
+            public enum CodingKeys: String, CodingKey {
+                case reset
+                case allowReplacement
+                case startServices
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.reset = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .reset
+                )
+                self.allowReplacement = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .allowReplacement
+                )
+                self.startServices = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .startServices
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "reset",
+                    "allowReplacement",
+                    "startServices"
+                ])
+            }
+        }
         /// - Remark: Generated from `#/components/schemas/Transaction`.
         public struct Transaction: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/Transaction/id`.
@@ -2889,6 +3097,8 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/Deployment/replacedBasePackages`.
             public var replacedBasePackages: [Components.Schemas.PackageReplacement]?
+            /// - Remark: Generated from `#/components/schemas/Deployment/live`.
+            public var live: Components.Schemas.LiveState?
             /// Creates a new `Deployment`.
             ///
             /// - Parameters:
@@ -2913,6 +3123,7 @@ extension Components {
             ///   - layeredPackages: The requested packages as installed.
             ///   - kernelArguments:
             ///   - replacedBasePackages: Base packages this deployment replaces (override replace); absent when none.
+            ///   - live:
             public init(
                 index: Swift.Int,
                 id: Swift.String,
@@ -2934,7 +3145,8 @@ extension Components {
                 requestedBaseRemovals: [Swift.String],
                 layeredPackages: [Components.Schemas.Package],
                 kernelArguments: Swift.String,
-                replacedBasePackages: [Components.Schemas.PackageReplacement]? = nil
+                replacedBasePackages: [Components.Schemas.PackageReplacement]? = nil,
+                live: Components.Schemas.LiveState? = nil
             ) {
                 self.index = index
                 self.id = id
@@ -2957,6 +3169,7 @@ extension Components {
                 self.layeredPackages = layeredPackages
                 self.kernelArguments = kernelArguments
                 self.replacedBasePackages = replacedBasePackages
+                self.live = live
             }
             public enum CodingKeys: String, CodingKey {
                 case index
@@ -2980,6 +3193,7 @@ extension Components {
                 case layeredPackages
                 case kernelArguments
                 case replacedBasePackages
+                case live
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -3067,6 +3281,10 @@ extension Components {
                     [Components.Schemas.PackageReplacement].self,
                     forKey: .replacedBasePackages
                 )
+                self.live = try container.decodeIfPresent(
+                    Components.Schemas.LiveState.self,
+                    forKey: .live
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "index",
                     "id",
@@ -3088,7 +3306,161 @@ extension Components {
                     "requestedBaseRemovals",
                     "layeredPackages",
                     "kernelArguments",
-                    "replacedBasePackages"
+                    "replacedBasePackages",
+                    "live"
+                ])
+            }
+        }
+        /// The booted deployment only, when apply-live changed the running system this boot.
+        ///
+        /// - Remark: Generated from `#/components/schemas/LiveState`.
+        public struct LiveState: Codable, Hashable, Sendable {
+            /// The commit /usr shows (absent before the first apply completed).
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/commit`.
+            public var commit: Swift.String?
+            /// The target of an apply that did not finish: apply-live resumes it, --reset undoes it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/inProgress`.
+            public var inProgress: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/LiveState/phase`.
+            @frozen public enum PhasePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case planned = "planned"
+                case overlay = "overlay"
+                case usr = "usr"
+                case etc = "etc"
+                case accounts = "accounts"
+                case packageDatabase = "packageDatabase"
+                case tmpfiles = "tmpfiles"
+                case done = "done"
+            }
+            /// - Remark: Generated from `#/components/schemas/LiveState/phase`.
+            public var phase: Components.Schemas.LiveState.PhasePayload
+            /// The transient overlay's directory.
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/overlay`.
+            public var overlay: Swift.String?
+            /// NAME VERSION, beyond the booted deployment
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/addedPackages`.
+            public var addedPackages: [Swift.String]
+            /// NAME OLD → NEW
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/changedPackages`.
+            public var changedPackages: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/LiveState/removedPackages`.
+            public var removedPackages: [Swift.String]
+            /// /etc files the admin had edited, left as they were
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/keptEtc`.
+            public var keptEtc: [Swift.String]
+            /// units the new packages enable that were not started
+            ///
+            /// - Remark: Generated from `#/components/schemas/LiveState/notStarted`.
+            public var notStarted: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/LiveState/started`.
+            public var started: [Swift.String]
+            /// Creates a new `LiveState`.
+            ///
+            /// - Parameters:
+            ///   - commit: The commit /usr shows (absent before the first apply completed).
+            ///   - inProgress: The target of an apply that did not finish: apply-live resumes it, --reset undoes it.
+            ///   - phase:
+            ///   - overlay: The transient overlay's directory.
+            ///   - addedPackages: NAME VERSION, beyond the booted deployment
+            ///   - changedPackages: NAME OLD → NEW
+            ///   - removedPackages:
+            ///   - keptEtc: /etc files the admin had edited, left as they were
+            ///   - notStarted: units the new packages enable that were not started
+            ///   - started:
+            public init(
+                commit: Swift.String? = nil,
+                inProgress: Swift.String? = nil,
+                phase: Components.Schemas.LiveState.PhasePayload,
+                overlay: Swift.String? = nil,
+                addedPackages: [Swift.String],
+                changedPackages: [Swift.String],
+                removedPackages: [Swift.String],
+                keptEtc: [Swift.String],
+                notStarted: [Swift.String],
+                started: [Swift.String]
+            ) {
+                self.commit = commit
+                self.inProgress = inProgress
+                self.phase = phase
+                self.overlay = overlay
+                self.addedPackages = addedPackages
+                self.changedPackages = changedPackages
+                self.removedPackages = removedPackages
+                self.keptEtc = keptEtc
+                self.notStarted = notStarted
+                self.started = started
+            }
+            public enum CodingKeys: String, CodingKey {
+                case commit
+                case inProgress
+                case phase
+                case overlay
+                case addedPackages
+                case changedPackages
+                case removedPackages
+                case keptEtc
+                case notStarted
+                case started
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.commit = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .commit
+                )
+                self.inProgress = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .inProgress
+                )
+                self.phase = try container.decode(
+                    Components.Schemas.LiveState.PhasePayload.self,
+                    forKey: .phase
+                )
+                self.overlay = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .overlay
+                )
+                self.addedPackages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .addedPackages
+                )
+                self.changedPackages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .changedPackages
+                )
+                self.removedPackages = try container.decode(
+                    [Swift.String].self,
+                    forKey: .removedPackages
+                )
+                self.keptEtc = try container.decode(
+                    [Swift.String].self,
+                    forKey: .keptEtc
+                )
+                self.notStarted = try container.decode(
+                    [Swift.String].self,
+                    forKey: .notStarted
+                )
+                self.started = try container.decode(
+                    [Swift.String].self,
+                    forKey: .started
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "commit",
+                    "inProgress",
+                    "phase",
+                    "overlay",
+                    "addedPackages",
+                    "changedPackages",
+                    "removedPackages",
+                    "keptEtc",
+                    "notStarted",
+                    "started"
                 ])
             }
         }

@@ -21,6 +21,7 @@ extension HostOperation {
         case .unpin(let index): try engine.setPinned(index: index, false)
         case .kargs(let edits): try engine.kernelArguments(edits, token: token)
         case .finalize: try engine.finalize()
+        case .applyLive(let reset, let options): try engine.applyLive(reset: reset, options: options, token: token)
         }
     }
 }

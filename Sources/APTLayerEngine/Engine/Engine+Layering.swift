@@ -6,7 +6,17 @@ extension Engine {
     /// Layers packages (names from the apt sources, or paths to local .deb files).
     public func install(_ items: [String], flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         guard !items.isEmpty else { throw EngineError(.invalidArgument, "install: name at least one package or .deb file") }
-        return try relayer(.install, flags: flags, token: token) { origin in
+        guard let live = flags.live else { return try layer(items, flags: flags, token: token) }
+        // install --apply-live: refused before anything is built on a host that cannot take it.
+        try checkLiveable()
+        let built = try layer(items, flags: flags, token: token)
+        let applied = try applyLive(options: live, token: token)
+        return ChangeResult(
+            changed: built.changed || applied.changed, summary: "\(built.summary) \(applied.summary)", diff: built.diff, checksum: built.checksum)
+    }
+
+    func layer(_ items: [String], flags: LayeringFlags, token: CancellationToken) throws -> ChangeResult {
+        try relayer(.install, flags: flags, token: token) { origin in
             var requested = origin.requested
             for item in items {
                 if let file = try localFile(item) {

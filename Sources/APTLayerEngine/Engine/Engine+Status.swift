@@ -51,6 +51,11 @@ extension Engine {
                 }
             }
         }
+        if options.sysroot == "/", let booted, let index = list.firstIndex(where: { $0.booted }),
+            let live = LiveFiles.state(booted: "\(booted.checksum).\(booted.serial)"), live.isLive(bootedChecksum: booted.checksum)
+        {
+            list[index].live = live
+        }
         return StatusDocument(sysroot: options.sysroot, deployments: list, bootCounter: bootCounterStatus())
     }
 

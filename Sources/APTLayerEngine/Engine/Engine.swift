@@ -105,6 +105,7 @@ public struct Engine: Sendable {
         sweepTemporaryTrees()
         do { try sysroot.load() } catch { throw EngineError.wrap(error, "reload sysroot") }
         applyStagedAccounts(sysroot)
+        sweepLiveLeftovers(sysroot)
         return try body(sysroot)
     }
 

@@ -8,9 +8,11 @@ guest agent (virtio-serial). The serial console goes to a log; every boot is tim
 
 Checks, each printed ok/FAIL (exit 1 on any FAIL):
   boot: system running (or degraded with its failed units named), apt-layerd active, Type=notify,
-  watchdog armed; an install through the API is staged (pending, finalization state shown);
-  reboot: booted the new deployment (/proc/cmdline, the API), the layered program runs, an /etc
-  edit made before the install survives, the maintainer script's system user exists; rollback
+  watchdog armed; an install through the API with applyLive is staged (pending, finalization
+  state shown) and applied live (the program runs, /usr a read-only transient overlay, the
+  script's account, status `live`); reboot: booted the new deployment (/proc/cmdline, the API),
+  the layered program runs, nothing live is left, an /etc edit made before the install survives,
+  the maintainer script's system user exists; rollback
   through the API + reboot boots the previous deployment; --lock-finalization + reboot keeps the
   old deployment, finalize + reboot applies it; SIGKILL of the agent mid-transaction: systemd
   restarts it, the transaction is interrupted, the next one succeeds; journald carries
@@ -417,10 +419,22 @@ def scenario(vm, args):
                    if re.match(r"fixture-(lib|app|user)-1\.0\.deb$", name)]
         if not check("fixture packages uploaded", len(digests) == 3 and all(digests), str(digests)):
             raise Abort()
-        code, t = vm.transaction("install", {"packages": digests})
-        if not check("install through the API succeeded", t.get("state") == "succeeded", str(t)[:400]):
+        # Layered and applied live in one transaction (issue 25): the agent's helper runs as a
+        # transient unit in the host's mount namespace (the agent's own /usr, /etc and /var/tmp are
+        # sandboxed), so the overlay and the packages are there for everyone at once.
+        code, t = vm.transaction("install", {"packages": digests, "applyLive": True})
+        if not check("install --apply-live through the API succeeded", t.get("state") == "succeeded", str(t)[:400]):
             raise Abort()
+        check("applied live: the program runs before any reboot", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
+        live = vm.qga.sh("findmnt -n -o FSTYPE,OPTIONS /usr | head -n1; touch /usr/apt-layer-probe 2>&1; "
+                         "ostree admin status | grep -i unlocked; getent passwd fixtured >/dev/null && echo account")[1]
+        check("/usr is a read-only transient overlay (ostree: Unlocked: transient), the script's account exists",
+              live.startswith("overlay") and "ro," in live.split("\n")[0] and "Read-only file system" in live
+              and "Unlocked: transient" in live and "account" in live, live[:400])
         _, doc = vm.api("GET", "/v1/status")
+        check("status shows the booted deployment's live packages",
+              (booted(doc).get("live") or {}).get("addedPackages", []) == ["fixture-app 1.0", "fixture-lib 1.0", "fixture-user 1.0"],
+              json.dumps(booted(doc).get("live"))[:300])
         staged = [d for d in doc["deployments"] if d.get("staged")]
         check("the new deployment is staged (finalized at shutdown)", len(staged) == 1 and booted(doc).get("checksum") == first.get("checksum"),
               str([(d.get("checksum", "")[:8], d.get("booted"), d.get("staged")) for d in doc["deployments"]]))
@@ -444,6 +458,9 @@ def scenario(vm, args):
               f"booted {now.get('checksum', '')[:12]}")
         check("/proc/cmdline's ostree= names it", now.get("checksum", "-") in cmdline_deployment(vm), cmdline_deployment(vm))
         check("the layered program runs", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
+        left = vm.qga.sh("ls -d /var/tmp/ostree-unlock-ovl.* 2>/dev/null | wc -l; findmnt -n -o FSTYPE /usr")[1].split()
+        check("nothing live after the reboot: no overlay directory, /usr not an overlay, no live state",
+              left[:1] == ["0"] and "overlay" not in left[1:] and "live" not in booted(doc), str(left))
         check("the /etc edit made before the install survived", vm.qga.sh("cat /etc/apt-layer-vm-edit")[1].strip() == "edited before the install")
         check("the system user the maintainer script added exists", vm.qga.sh("getent passwd fixtured")[0] == 0)
 
