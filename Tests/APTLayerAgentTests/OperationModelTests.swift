@@ -83,6 +83,9 @@ struct OperationModelTests {
         (.deploy, .init(target: ""), "deploy needs a target (version or checksum)"),
         (.pin, .init(index: -1), "index must be zero or more"),
         (.kargs, .init(), "kargs needs append, delete or replace"),
+        (.applyLive, .init(packages: ["a"]), "argument packages does not apply to apply-live"),
+        (.uninstall, .init(packages: ["a"], applyLive: true), "argument applyLive does not apply to uninstall"),
+        (.install, .init(packages: ["a"], dryRun: true, applyLive: true), "install: applyLive and dryRun do not go together"),
     ])
     func invalidArgumentsAreRefusedInOneLine(_ kind: HostOperation.Kind, _ arguments: HostOperation.Arguments, _ message: String) {
         #expect(throws: OperationError(message)) { try HostOperation(kind: kind, arguments: arguments) }
@@ -204,6 +207,14 @@ enum CLICases {
         ]
         + [
             (["rollback"], .rollback), (["finalize"], .finalize),
+            (["apply-live"], .applyLive(reset: false, options: .init())),
+            (["apply-live", "--reset"], .applyLive(reset: true, options: .init())),
+            (["apply-live", "--allow-replacement", "--start"], .applyLive(reset: false, options: .init(allowReplacement: true, startServices: true))),
+            (["install", "-A", "fixture-app"], .install(packages: ["fixture-app"], flags: .init(live: .init()))),
+            (
+                ["install", "--apply-live", "--allow-replacement", "--start", "--refresh", "fixture-app"],
+                .install(packages: ["fixture-app"], flags: .init(refresh: true, live: .init(allowReplacement: true, startServices: true)))
+            ),
             (["cleanup"], .cleanup(pending: false, rollback: false)), (["cleanup", "-p"], .cleanup(pending: true, rollback: false)),
             (["cleanup", "--rollback"], .cleanup(pending: false, rollback: true)),
             (["cleanup", "-p", "-r"], .cleanup(pending: true, rollback: true)),

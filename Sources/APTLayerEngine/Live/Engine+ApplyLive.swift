@@ -221,7 +221,11 @@ extension Engine {
         }
         var removals: [LivePlan.Step] = []
         var copies: [LivePlan.Step] = []
-        for change in Set(changes) where !underCopied(change.path) {
+        // One step per path (two diffs to the same target, on a reset of an unfinished apply, may
+        // both name it): a type change wins over a copy.
+        var byPath: [String: TreeChange] = [:]
+        for change in changes where byPath[change.path]?.kind != .typeChanged { byPath[change.path] = change }
+        for change in byPath.values where !underCopied(change.path) {
             switch change.kind {
             case .removed: removals.append(.init(action: .remove, path: change.path, directory: false, size: 0))
             case .typeChanged: copies.append(.init(action: .replace, path: change.path, directory: change.type == .directory, size: change.size))
