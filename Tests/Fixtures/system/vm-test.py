@@ -435,6 +435,14 @@ def scenario(vm, args):
         check("status shows the booted deployment's live packages",
               (booted(doc).get("live") or {}).get("addedPackages", []) == ["fixture-app 1.0", "fixture-lib 1.0", "fixture-user 1.0"],
               json.dumps(booted(doc).get("live"))[:300])
+        # The overlay is the host's, not the agent's: a restart of the agent (its namespace and
+        # private /var/tmp go) keeps it, and the restarted agent reports it.
+        vm.qga.sh("systemctl restart apt-layerd")
+        vm.wait_api()
+        _, doc = vm.api("GET", "/v1/status")
+        check("after an agent restart the live packages are still there and still reported",
+              vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0" and (booted(doc).get("live") or {}).get("phase") == "done",
+              json.dumps(booted(doc).get("live"))[:300])
         staged = [d for d in doc["deployments"] if d.get("staged")]
         check("the new deployment is staged (finalized at shutdown)", len(staged) == 1 and booted(doc).get("checksum") == first.get("checksum"),
               str([(d.get("checksum", "")[:8], d.get("booted"), d.get("staged")) for d in doc["deployments"]]))
