@@ -209,7 +209,10 @@ enum CLICases {
             (["rollback"], .rollback), (["finalize"], .finalize),
             (["apply-live"], .applyLive(reset: false, options: .init())),
             (["apply-live", "--reset"], .applyLive(reset: true, options: .init())),
-            (["apply-live", "--allow-replacement", "--start"], .applyLive(reset: false, options: .init(allowReplacement: true, startServices: true))),
+            (
+                ["apply-live", "--allow-replacement", "--start"],
+                .applyLive(reset: false, options: .init(allowReplacement: true, startServices: true))
+            ),
             (["install", "-A", "fixture-app"], .install(packages: ["fixture-app"], flags: .init(live: .init()))),
             (
                 ["install", "--apply-live", "--allow-replacement", "--start", "--refresh", "fixture-app"],

@@ -86,6 +86,14 @@ d=$(pkg fixture-module-xz 1.0); mkdir -p "$d/$m"
 d=$(pkg dkms 1.0); mkdir -p "$d/usr/share/doc/dkms"; echo "stand-in" > "$d/usr/share/doc/dkms/README"; build "$d"
 d=$(pkg fixture-dkms 1.0 dkms); mkdir -p "$d/usr/src/fixture-1.0"; echo "PACKAGE_NAME=fixture" > "$d/usr/src/fixture-1.0/dkms.conf"; build "$d"
 
+# A service its postinst enables, as deb-systemd-helper does (apply-live's --start: ApplyLiveTests,
+# the VM tier): a oneshot that leaves /run/fixture-live when it ran.
+d=$(pkg fixture-service 1.0); mkdir -p "$d/usr/lib/systemd/system"
+printf '[Unit]\nDescription=apt-layer fixture service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c "echo started > /run/fixture-live"\n[Install]\nWantedBy=multi-user.target\n' \
+  > "$d/usr/lib/systemd/system/fixture-live.service"
+printf '#!/bin/sh\nset -e\nmkdir -p /etc/systemd/system/multi-user.target.wants\nln -sf /lib/systemd/system/fixture-live.service /etc/systemd/system/multi-user.target.wants/fixture-live.service\n' > "$d/DEBIAN/postinst"
+chmod 755 "$d/DEBIAN/postinst"; build "$d"
+
 # Base-image packages (installed into the fast tier's base by make-rootfs.sh).
 d=$(pkg fixture-base 1.0); mkdir -p "$d/usr/share/fixture-base"; echo base > "$d/usr/share/fixture-base/README"; build "$d"
 d=$(pkg fixture-removable 1.0); mkdir -p "$d/usr/share/fixture-removable"; echo removable > "$d/usr/share/fixture-removable/README"; build "$d"

@@ -443,6 +443,18 @@ def scenario(vm, args):
         check("after an agent restart the live packages are still there and still reported",
               vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0" and (booted(doc).get("live") or {}).get("phase") == "done",
               json.dumps(booted(doc).get("live"))[:300])
+        # A second live apply in the same boot writes into the same overlay; its package's service
+        # (enabled by its postinst) is started: systemd reloaded, then started.
+        svc = vm.upload(f"{args.debs}/fixture-service-1.0.deb")
+        code, t = vm.transaction("install", {"packages": [svc], "applyLive": True, "startServices": True})
+        check("a second install --apply-live --start in the same boot", t.get("state") == "succeeded", str(t)[:400])
+        out = vm.qga.sh("systemctl is-active fixture-live; cat /run/fixture-live; fixture-app; ls -d /var/tmp/ostree-unlock-ovl.* | wc -l")[1]
+        check("its service runs (daemon-reload, start), the first apply's packages are still there, one overlay",
+              out.split() == ["active", "started", "fixture-app", "1.0", "1"], out)
+        _, doc = vm.api("GET", "/v1/status")
+        live = booted(doc).get("live") or {}
+        check("status: four packages live, the service started", len(live.get("addedPackages", [])) == 4
+              and live.get("started") == ["fixture-live.service"] and live.get("notStarted") == [], json.dumps(live)[:400])
         staged = [d for d in doc["deployments"] if d.get("staged")]
         check("the new deployment is staged (finalized at shutdown)", len(staged) == 1 and booted(doc).get("checksum") == first.get("checksum"),
               str([(d.get("checksum", "")[:8], d.get("booted"), d.get("staged")) for d in doc["deployments"]]))
@@ -466,6 +478,8 @@ def scenario(vm, args):
               f"booted {now.get('checksum', '')[:12]}")
         check("/proc/cmdline's ostree= names it", now.get("checksum", "-") in cmdline_deployment(vm), cmdline_deployment(vm))
         check("the layered program runs", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
+        check("the service the live apply started is enabled in the booted deployment and ran at boot",
+              vm.qga.sh("systemctl is-active fixture-live; cat /run/fixture-live")[1].split() == ["active", "started"])
         left = vm.qga.sh("ls -d /var/tmp/ostree-unlock-ovl.* 2>/dev/null | wc -l; findmnt -n -o FSTYPE /usr")[1].split()
         check("nothing live after the reboot: no overlay directory, /usr not an overlay, no live state",
               left[:1] == ["0"] and "overlay" not in left[1:] and "live" not in booted(doc), str(left))
