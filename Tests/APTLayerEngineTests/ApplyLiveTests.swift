@@ -115,16 +115,33 @@ struct ApplyLiveTests {
         #expect(second.contains("LiveRemoved: fixture-app, fixture-lib"), "\(second)")
     }
 
-    /// An apply killed after it wrote /usr (before the dpkg database) is reported as in progress
+    /// A pending deployment on another base is for a reboot: refused with nothing mounted, unless
+    /// --allow-replacement.
+    @Test func aPendingBaseChangeIsRefused() throws {
+        let bed = try TestBed()
+        try bed.composeBase(version: "2.0", note: "2")
+        let (_, out) = try Self.boot(
+            bed,
+            """
+            cli upgrade -q
+            cli apply-live; echo "rc=$?"
+            ls -d /var/tmp/ostree-unlock-ovl.* 2>/dev/null | wc -l; cat /etc/base-note
+            """)
+        #expect(out.contains("error: the pending deployment changes the base ("), "\(out)")
+        #expect(out.contains("reboot into it, or apply it live with --allow-replacement\nrc=1\n0\nbase-note 1\n"), "\(out)")
+    }
+
+    /// An apply killed after it wrote /usr (before /etc, or before the dpkg database) is reported as in progress
     /// and another target is refused; running apply-live again finishes it; --reset goes back to
     /// the booted /usr, and removes the /etc file it wrote, keeping an admin's edited one.
-    @Test func anInterruptedApplyResumesAndResetRestores() throws {
+    @Test(arguments: ["live-usr-written", "live-before-database"])
+    func anInterruptedApplyResumesAndResetRestores(_ fault: String) throws {
         let bed = try TestBed()
         let (_, out) = try Self.boot(
             bed,
             """
             echo mine > /etc/fixture-conf.conf
-            APT_LAYER_TEST_FAULT=live-before-database cli install -q --apply-live fixture-app fixture-conf; echo "rc=$?"
+            APT_LAYER_TEST_FAULT=\(fault) cli install -q --apply-live fixture-app fixture-conf; echo "rc=$?"
             cli status | grep LiveInProgress
             dpkg-query -W fixture-app >/dev/null 2>&1 && echo listed || echo not-listed
             cli apply-live; echo "rc=$?"
