@@ -119,7 +119,7 @@ struct RouterTests {
             let operations = [
                 "install", "uninstall", "override-remove", "override-replace", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup",
                 "kargs",
-                "pin", "unpin", "finalize",
+                "pin", "unpin", "finalize", "apply-live",
             ]
             let cases: [(String, String, String, [String]?)] = [
                 (#"{"operation":"instal"}"#, "/operation", #"cannot be "instal""#, operations),
