@@ -103,7 +103,7 @@ struct CLIHabitsTests {
         let operations = [
             "install", "uninstall", "override-remove", "override-replace", "override-reset", "upgrade", "deploy", "rebase", "rollback", "cleanup",
             "kargs", "pin",
-            "unpin", "finalize",
+            "unpin", "finalize", "apply-live",
         ]
         let cases: [(String, String?, Int, String, [String]?)] = [
             ("/v1/transactions", #"{"operation":"instal"}"#, 400, "/operation", operations),
