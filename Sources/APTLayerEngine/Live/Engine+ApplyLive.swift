@@ -359,25 +359,34 @@ extension Engine {
     /// Runs the helper: in this process's mount namespace when it is the host's (pid 1's), else as a
     /// transient systemd unit, so the overlay is mounted where everyone sees it and no sandbox of
     /// ours (the agent's private `/var/tmp`) holds it.
+    ///
+    /// The unit is a oneshot that `systemd-run` starts and waits for over systemd's private socket
+    /// (`--wait` and `--pipe` would need the D-Bus system bus, which a minimal host does not run);
+    /// its output goes to `/run/apt-layer/live-helper.log`, read back when it ends.
     func runLiveHelper(token: CancellationToken) throws {
-        var argv = [LiveHelper.executable, LiveHelper.applyArgument, LiveFiles.plan]
-        if !Self.inHostMountNamespace {
+        let helper = [LiveHelper.executable, LiveHelper.applyArgument, LiveFiles.plan]
+        let result: Subprocess.Result
+        var lines: [String]
+        if Self.inHostMountNamespace {
+            result = try Subprocess.run(helper, environment: LiveHelper.environment, token: token) { line in
+                if !line.hasPrefix("error: ") { progress.message(line) }
+            }
+            lines = result.output.split(separator: "\n").map(String.init)
+        } else {
             guard FileTree.exists("/run/systemd/system") else {
                 throw EngineError(.system, "apply-live: this process has a private mount namespace and systemd is not running to start the helper")
             }
             let unit = "apt-layer-live-\(UUID().uuidString.prefix(8).lowercased())"
-            argv =
-                [
-                    "systemd-run", "--quiet", "--wait", "--collect", "--pipe", "--service-type=exec", "--unit=\(unit)",
-                    "--description=apt-layer apply-live", "--",
-                ]
-                + argv
-        }
-        let result = try Subprocess.run(argv, environment: LiveHelper.environment, token: token) { line in
-            if !line.hasPrefix("error: ") { progress.message(line) }
+            let environment = LiveHelper.environment.sorted { $0.key < $1.key }.map { "--setenv=\($0.key)=\($0.value)" }
+            result = try Subprocess.run(
+                ["systemd-run", "--quiet", "--collect", "--service-type=oneshot", "--unit=\(unit)", "--description=apt-layer apply-live",
+                    "--property=StandardOutput=truncate:\(LiveFiles.helperLog)", "--property=StandardError=inherit"] + environment + ["--"] + helper,
+                token: token)
+            lines = (FileTree.read(LiveFiles.helperLog) ?? "").split(separator: "\n").map(String.init)
+            for line in lines where !line.hasPrefix("error: ") { progress.message(line) }
+            lines += result.output.split(separator: "\n").map(String.init)
         }
         guard result.succeeded else {
-            let lines = result.output.split(separator: "\n").map(String.init)
             let reason = lines.last { $0.hasPrefix("error: ") }.map { String($0.dropFirst(7)) } ?? lines.last ?? "exit status \(result.status)"
             throw EngineError(.system, "apply-live failed (run apply-live again to finish, or apply-live --reset): \(reason)")
         }

@@ -80,6 +80,8 @@ enum LiveFiles {
     static let directory = "/run/apt-layer"
     static let state = "\(directory)/live.json"
     static let plan = "\(directory)/live-plan.json"
+    /// The helper's output when it runs as a systemd unit.
+    static let helperLog = "\(directory)/live-helper.log"
     /// The ref that keeps the live commit's objects from pruning while `/usr` shows it.
     static let ref = "apt-layer/live"
     /// libostree's prefix for transient overlays; its tmpfiles.d removes them at boot.

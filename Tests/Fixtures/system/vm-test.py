@@ -423,7 +423,8 @@ def scenario(vm, args):
         # transient unit in the host's mount namespace (the agent's own /usr, /etc and /var/tmp are
         # sandboxed), so the overlay and the packages are there for everyone at once.
         code, t = vm.transaction("install", {"packages": digests, "applyLive": True})
-        if not check("install --apply-live through the API succeeded", t.get("state") == "succeeded", str(t)[:400]):
+        if not check("install --apply-live through the API succeeded", t.get("state") == "succeeded",
+                     f"{t.get('error')}; the helper's unit: " + vm.qga.sh("journalctl -b --no-pager -o cat -u 'apt-layer-live-*' | tail -n 15")[1]):
             raise Abort()
         check("applied live: the program runs before any reboot", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
         live = vm.qga.sh("findmnt -n -o FSTYPE,OPTIONS /usr | head -n1; touch /usr/apt-layer-probe 2>&1; "
