@@ -427,11 +427,11 @@ def scenario(vm, args):
                      f"{t.get('error')}; the helper's unit: " + vm.qga.sh("journalctl -b --no-pager -o cat -u 'apt-layer-live-*' | tail -n 15")[1]):
             raise Abort()
         check("applied live: the program runs before any reboot", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
-        live = vm.qga.sh("findmnt -n -o FSTYPE,OPTIONS /usr | head -n1; touch /usr/apt-layer-probe 2>&1; "
+        live = vm.qga.sh("findmnt -n -o FSTYPE,OPTIONS /usr | tail -n1; touch /usr/apt-layer-probe 2>&1; "
                          "ostree admin status | grep -i unlocked; getent passwd fixtured >/dev/null && echo account")[1]
         check("/usr is a read-only transient overlay (ostree: Unlocked: transient), the script's account exists",
               live.startswith("overlay") and "ro," in live.split("\n")[0] and "Read-only file system" in live
-              and "Unlocked: transient" in live and "account" in live, live[:400])
+              and "Unlocked: transient" in live and "account" in live, live[:600])
         _, doc = vm.api("GET", "/v1/status")
         check("status shows the booted deployment's live packages",
               (booted(doc).get("live") or {}).get("addedPackages", []) == ["fixture-app 1.0", "fixture-lib 1.0", "fixture-user 1.0"],

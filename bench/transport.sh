@@ -1,0 +1,97 @@
+#!/bin/bash
+# Benchmark (not a test): bytes on the wire for a release N → N+1 in which one package changed (a
+# real security update: libssl3 3.0.20 from bookworm → 3.0.22 from bookworm-security, every file of
+# the package a different build), on a bookworm minbase with libssl3 published in an archive-mode
+# OSTree repository over HTTP. Compares, in the same run: the full base; N → N+1 by objects (what
+# hosts pulled before static deltas); N → N+1 through a static delta (`ostree static-delta
+# generate` + `ostree summary -u`, the publish flow in docs/fleet.md); and apt-layer's own upgrade
+# of a deployment of N, which pulls through libostree and takes the delta. Prints a table.
+# Run as root:  bench/transport.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/.build/release/apt-layer"
+[ -x "$bin" ] || bin="$here/.build/debug/apt-layer"
+[ -x "$bin" ] || (cd "$here" && swift build --product apt-layer >/dev/null && bin="$here/.build/debug/apt-layer")
+export OSTREE_SYSROOT_DEBUG=mutable-deployments
+work=$(mktemp -d /tmp/apt-layer-transport.XXXXXX)
+mount -t tmpfs -o size=6G tmpfs "$work"
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; umount -l "$work"; rmdir "$work"' EXIT
+old=3.0.20-1~deb12u2 new=3.0.22-1~deb12u2
+port=$((20000 + RANDOM % 20000))
+
+# The published tree T (libssl3 at its newest, $new), composed the way releases are.
+S=$work/build
+"$bin" init -q --sysroot "$S" --os debian
+printf 'ref: bench/t\nversion: "2"\nstub-kernel: true\npackages: [libssl3]\n' > "$work/t.yaml"
+"$bin" compose tree -q --sysroot "$S" "$work/t.yaml" >/dev/null
+R=$S/ostree/repo
+T=$(ostree rev-parse --repo="$R" bench/t)
+# Release N: T with libssl3's files from $old (a real earlier build), its dpkg status entry too.
+(cd "$work" && apt-get download -q "libssl3=$old" >/dev/null 2>&1)
+dpkg-deb -x "$work"/libssl3_*.deb "$work/old-pkg"
+ostree checkout --repo="$R" bench/t "$work/n"
+(cd "$work/old-pkg" && find . -type f -o -type l) | while read -r f; do
+  rm -f "$work/n/$f"; cp -a "$work/old-pkg/$f" "$work/n/$f"
+done
+st=$work/n/usr/share/dpkg/database/status
+python3 - "$st" "$new" "$old" <<'PY'
+import sys
+p, new, old = sys.argv[1:]
+s = open(p).read().split("\n\n")
+s = [b.replace(f"Version: {new}", f"Version: {old}") if b.startswith("Package: libssl3\n") else b for b in s]
+open(p + ".new", "w").write("\n\n".join(s))
+PY
+rm -f "$st"; mv "$st.new" "$st"
+N=$(ostree commit --repo="$R" -b bench/base --tree=dir="$work/n" -s "release N (libssl3 $old)" --add-metadata-string=version=N)
+N1=$(ostree commit --repo="$R" -b bench/base --tree=ref="$T" -s "release N+1 (libssl3 $new)" --add-metadata-string=version=N+1)
+changed=$(ostree diff --repo="$R" "$N" "$N1" | wc -l)
+
+# The web root: an archive-mode repository, as hosts pull from.
+W=$work/www/repo
+mkdir -p "$work/www"
+ostree init --repo="$W" --mode=archive
+ostree pull-local --repo="$W" "$R" bench/base >/dev/null
+ostree summary -u --repo="$W"
+python3 "$here/bench/support/counting_http.py" "$work/www" "$port" "$work/http.log" &
+server=$!
+sleep 0.5
+url=http://127.0.0.1:$port/repo
+bytes() { awk '{n += $3} END {print n + 0}' "$work/http.log"; }
+files() { grep -c "/objects/" "$work/http.log" || true; }
+reset() { : > "$work/http.log"; }
+client() { ostree init --repo="$1" --mode=bare-user; ostree remote add --repo="$1" --no-gpg-verify srv "$url"; }
+
+client "$work/c1"
+reset; ostree pull --repo="$work/c1" srv "$N" >/dev/null
+full=$(bytes) fullreq=$(wc -l < "$work/http.log")
+reset; ostree pull --repo="$work/c1" --disable-static-deltas srv bench/base >/dev/null
+objects=$(bytes) objreq=$(wc -l < "$work/http.log")
+
+ostree static-delta generate --repo="$W" --from="$N" --to="$N1" >/dev/null
+ostree summary -u --repo="$W"
+delta_size=$(du -sb "$W/deltas" | cut -f1)
+client "$work/c2"
+ostree pull-local --repo="$work/c2" "$work/c1" "$N" >/dev/null
+reset; ostree pull --repo="$work/c2" srv bench/base >/dev/null
+delta=$(bytes) deltareq=$(wc -l < "$work/http.log") deltaobj=$(files)
+
+# apt-layer's upgrade on a host deployed on N: the engine's pull takes the delta.
+H=$work/host
+"$bin" init -q --sysroot "$H" --os debian
+"$bin" rebase -q --sysroot "$H" --remote-url "$url" "srv:bench/base" "$N" >/dev/null
+reset; "$bin" upgrade -q --sysroot "$H" >/dev/null
+ours=$(bytes) oursobj=$(files) oursdelta=$(grep -c "/deltas/" "$work/http.log" || true)
+
+pct() { python3 -c "print(f'{100 * $1 / $2:.1f} %')"; }
+echo
+echo "Release N → N+1: libssl3 $old → $new ($changed paths differ); bookworm minbase + libssl3."
+echo
+echo "| transfer | bytes on the wire | requests | of the full base |"
+echo "|---|---|---|---|"
+echo "| full base (release N, objects) | $full | $fullreq | 100 % |"
+echo "| N → N+1 by objects (no delta) | $objects | $objreq | $(pct "$objects" "$full") |"
+echo "| N → N+1 through the static delta (ostree pull) | $delta | $deltareq | $(pct "$delta" "$full") |"
+echo "| N → N+1, apt-layer upgrade (delta parts fetched: $oursdelta, objects: $oursobj) | $ours | $(wc -l < "$work/http.log") | $(pct "$ours" "$full") |"
+echo
+echo "static delta on the server: $delta_size bytes; OCI layers: not measured (apt-layer does not build OCI images yet)"
