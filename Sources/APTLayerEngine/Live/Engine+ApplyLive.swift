@@ -379,8 +379,10 @@ extension Engine {
             let unit = "apt-layer-live-\(UUID().uuidString.prefix(8).lowercased())"
             let environment = LiveHelper.environment.sorted { $0.key < $1.key }.map { "--setenv=\($0.key)=\($0.value)" }
             result = try Subprocess.run(
-                ["systemd-run", "--quiet", "--collect", "--service-type=oneshot", "--unit=\(unit)", "--description=apt-layer apply-live",
-                    "--property=StandardOutput=truncate:\(LiveFiles.helperLog)", "--property=StandardError=inherit"] + environment + ["--"] + helper,
+                [
+                    "systemd-run", "--quiet", "--collect", "--service-type=oneshot", "--unit=\(unit)", "--description=apt-layer apply-live",
+                    "--property=StandardOutput=truncate:\(LiveFiles.helperLog)", "--property=StandardError=inherit",
+                ] + environment + ["--"] + helper,
                 token: token)
             lines = (FileTree.read(LiveFiles.helperLog) ?? "").split(separator: "\n").map(String.init)
             for line in lines where !line.hasPrefix("error: ") { progress.message(line) }
