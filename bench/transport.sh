@@ -93,6 +93,19 @@ ostree pull-local --repo="$work/c3" "$work/c1" "$N" >/dev/null
 reset; ostree pull --repo="$work/c3" srv bench/base >/dev/null
 tuned=$(bytes) tunedreq=$(wc -l < "$work/http.log") tunedk=$(kinds)
 
+# The same delta fetched first and applied offline (ostree static-delta apply-offline), then the
+# pull: whether the objects fetched beside the delta come from applying it during the pull.
+client "$work/c4"
+ostree pull-local --repo="$work/c4" "$work/c1" "$N" >/dev/null
+reset
+d=$(cd "$W" && find deltas -name superblock | head -n1)   # the one delta on the server
+d=${d%/superblock}
+mkdir -p "$work/offline"
+for f in $(cd "$W/$d" && ls); do curl -sf -o "$work/offline/$f" "$url/$d/$f"; done
+ostree static-delta apply-offline --repo="$work/c4" "$work/offline" >/dev/null
+ostree pull --repo="$work/c4" srv bench/base >/dev/null
+offline=$(bytes) offlinereq=$(wc -l < "$work/http.log") offlinek=$(kinds)
+
 # apt-layer's upgrade on a host deployed on N: the engine's pull takes the delta.
 H=$work/host
 "$bin" init -q --sysroot "$H" --os debian
@@ -110,6 +123,7 @@ echo "| full base (release N, objects) | $full | $fullk | $fullreq | 100 % |"
 echo "| N → N+1 by objects (no delta) | $objects | $objk | $objreq | $(pct "$objects" "$full") |"
 echo "| N → N+1 through the static delta (ostree pull) | $delta | $deltak | $deltareq | $(pct "$delta" "$full") |"
 echo "| N → N+1 through the delta made with --min-fallback-size=64 (ostree pull) | $tuned | $tunedk | $tunedreq | $(pct "$tuned" "$full") |"
+echo "| N → N+1, the same delta fetched and applied offline, then ostree pull | $offline | $offlinek | $offlinereq | $(pct "$offline" "$full") |"
 echo "| N → N+1, apt-layer upgrade (the engine's pull, the same delta) | $ours | $oursk | $oursreq | $(pct "$ours" "$full") |"
 echo
 echo "Requests of the delta pull:"; sed 's/^/    /' "$work/delta.log"
