@@ -132,7 +132,6 @@ public enum LiveHelper {
         try run(plan.usr, repo: repo, target: plan.target)
         FaultPoint.hit("live-usr-written")
         try update(plan) { $0.phase = .etc }
-        var written: [LiveEtcWrite] = []
         for step in plan.etc {
             let path = "/etc/\(step.path)"
             switch step.action {
@@ -143,14 +142,15 @@ public enum LiveHelper {
                     if !FileTree.isDirectory(path) { try copyDirectoryNode(from: "/usr/etc/\(step.path)", to: path) }
                 } else {
                     try checkout(repo, plan.target, "/usr/etc/\(step.path)", parentOf: path)
-                    written.append(LiveEtcWrite(path: step.path, sha256: Self.digest(path), replaced: step.existed))
+                    let write = LiveEtcWrite(path: step.path, sha256: Self.digest(path), replaced: step.existed)
+                    // Recorded at once, so a --reset after a kill here still knows the file.
+                    try update(plan) { state in state.etcWrites = state.etcWrites.filter { $0.path != write.path } + [write] }
                 }
             }
         }
         try update(plan) { state in
             let removed = Set(plan.etc.filter { $0.action == .remove }.map(\.path))
-            let fresh = Set(written.map(\.path))
-            state.etcWrites = state.etcWrites.filter { !removed.contains($0.path) && !fresh.contains($0.path) } + written
+            state.etcWrites = state.etcWrites.filter { !removed.contains($0.path) }
             state.phase = .accounts
         }
         for (file, lines) in plan.accounts.sorted(by: { $0.key < $1.key }) where SystemUsers.files.contains(file) {

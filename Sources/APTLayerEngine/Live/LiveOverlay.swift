@@ -48,10 +48,10 @@ enum LiveOverlay {
             try writeFlag(plan, mounted)
             return mounted
         }
-        if let recorded {
-            LiveHelper.say(
-                "warning: the overlay \(recorded) is no longer mounted on /usr (\(usrMount().map { "\($0.type) \($0.options)" } ?? "no /usr mount")); mounting a new one"
-            )
+        if let recorded, plan.target != plan.bootedCommit {
+            // /usr lost the overlay (someone unmounted it): it shows the booted commit, not the plan's
+            // source, so applying the plan's differences would mix the two. --reset goes back cleanly.
+            throw EngineError(.refused, "the live overlay \(recorded) is no longer mounted on /usr; run apply-live --reset first")
         }
         try FileTree.makeDirectory("/var/tmp", mode: 0o1777)
         var template = Array("\(LiveFiles.overlayPrefix)XXXXXX".utf8CString)
@@ -61,15 +61,11 @@ enum LiveOverlay {
             throw FileTree.posixError("create \(directory)/\(part)")
         }
         let options = "lowerdir=/usr,upperdir=\(directory)/upper,workdir=\(directory)/work"
-        guard mount("overlay", "/usr", "overlay", 0, options) == 0 else {
+        // Read-only from the start, as libostree's transient unlock mounts it: every copy of the
+        // mount (other namespaces receive one at once) is read-only; only the writer's own
+        // namespace makes its copy writable (makeWritableHere).
+        guard mount("overlay", "/usr", "overlay", UInt(MS_RDONLY), options) == 0 else {
             let error = FileTree.posixError("mount the transient overlay on /usr")
-            FileTree.remove(directory)
-            throw error
-        }
-        // Read-only for everyone; the writer's namespace lifts that for itself only.
-        guard mount(nil, "/usr", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) == 0 else {
-            let error = FileTree.posixError("make the overlay on /usr read-only")
-            umount2("/usr", Int32(MNT_DETACH))
             FileTree.remove(directory)
             throw error
         }
@@ -86,10 +82,12 @@ enum LiveOverlay {
         try FileTree.write(flag, directory)
     }
 
-    /// In the writer's own mount namespace: `/usr` writable (the bind remount changes this
-    /// namespace's copy of the mount only).
+    /// In the writer's own mount namespace: `/usr` writable. A plain remount makes the overlay's
+    /// superblock writable and clears the read-only flag of this namespace's copy of the mount
+    /// only; every other copy keeps its own read-only flag (rpm-ostree's apply-live does the same,
+    /// and it also opens an overlay `ostree admin unlock --transient` mounted).
     static func makeWritableHere() throws {
-        guard mount(nil, "/usr", nil, UInt(MS_REMOUNT | MS_BIND), nil) == 0 else {
+        guard mount(nil, "/usr", nil, UInt(MS_REMOUNT), nil) == 0 else {
             throw FileTree.posixError("make /usr writable in the apply-live writer's namespace")
         }
         guard access("/usr", W_OK) == 0 else { throw FileTree.posixError("write to /usr") }
