@@ -7,8 +7,8 @@ import Synchronization
 /// Keeps the last status document while the sysroot's deployment state is unchanged.
 ///
 /// The key is cheap to compute: the modification times of `boot/` and `boot/loader` (rollback and
-/// every deployment write swap the loader link), of the boot counter's `boot/grub/grubenv`, and of each stateroot's `deploy/` directory (new,
-/// removed and re-pinned deployments rename files there). Reading status from libostree costs a
+/// every deployment write swap the loader link), of the boot counter's `boot/grub/grubenv`, of each stateroot's `deploy/` directory (new,
+/// removed and re-pinned deployments rename files there), and on a booted host of apply-live's state file. Reading status from libostree costs a
 /// sysroot load and a commit read per deployment; a cache hit costs a few `stat` calls.
 public final class StatusCache: Sendable {
     private let cached = Mutex<(key: [Int64], document: StatusDocument)?>(nil)
@@ -20,6 +20,9 @@ public final class StatusCache: Sendable {
     func key() -> [Int64] {
         // The boot counter's block is replaced by rename (a new inode) at every arm and clear.
         var paths = ["\(sysroot)/boot", "\(sysroot)/boot/loader", "\(sysroot)/boot/grub/grubenv", "\(sysroot)/ostree/deploy"]
+        // apply-live changes what status shows without touching a deployment; its state file is
+        // replaced by rename at every step.
+        if sysroot == "/" { paths.append(Engine.liveStatePath) }
         let deploy = "\(sysroot)/ostree/deploy"
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: deploy)) ?? []).sorted() {
             paths.append("\(deploy)/\(name)/deploy")

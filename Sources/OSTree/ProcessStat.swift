@@ -48,7 +48,7 @@ public struct ProcessStat: Sendable {
     }
 
     /// A small procfs file's text (procfs files report size 0: read until end of file).
-    static func read(_ path: String) -> String? {
+    public static func read(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -66,6 +66,7 @@ extension Engine {
                     ? "Nothing is applied live: /usr is the booted deployment's."
                     : "The pending deployment \(target.prefix(12)) is already applied live.")
         }
+        let step = PackageDiff(from: try packages(ofCommit: source, repo: repo), to: try packages(ofCommit: target, repo: repo))
         let plan: LivePlan
         if state?.inProgress == target, var stored = LiveFiles.read(LivePlan.self, LiveFiles.plan), stored.target == target, stored.booted == bootedID
         {
@@ -73,7 +74,8 @@ extension Engine {
             stored.startServices = stored.startServices || live.startServices
             plan = stored
         } else {
-            plan = try livePlan(repo, booted: booted, bootedID: bootedID, state: state, source: source, target: target, reset: reset, live: live)
+            plan = try livePlan(
+                repo, booted: booted, bootedID: bootedID, state: state, source: source, target: target, step: step, reset: reset, live: live)
         }
         progress.phase(reset ? "Resetting the live /usr to the booted deployment" : "Applying \(target.prefix(12)) live")
         var next = state ?? LiveState(booted: bootedID)
@@ -90,13 +92,13 @@ extension Engine {
         try runLiveHelper(token: token)
         if reset { try? repo.setRef(LiveFiles.ref, to: nil) }
         let done = LiveFiles.state(booted: bootedID) ?? next
-        let diff = (try? PackageDiff(from: packages(ofCommit: source, repo: repo), to: packages(ofCommit: target, repo: repo)))
-        return ChangeResult(changed: true, summary: Self.liveSummary(plan, done, reset: reset), diff: diff)
+        return ChangeResult(changed: true, summary: Self.liveSummary(plan, done, reset: reset), diff: step)
     }
 
     /// Decides what a live apply from `source` to `target` does, refusing what it must not do.
     func livePlan(
-        _ repo: Repo, booted: Deployment, bootedID: String, state: LiveState?, source: String, target: String, reset: Bool, live: LiveOptions
+        _ repo: Repo, booted: Deployment, bootedID: String, state: LiveState?, source: String, target: String, step: PackageDiff, reset: Bool,
+        live: LiveOptions
     ) throws -> LivePlan {
         let bootedBase = baseChecksum(of: try liveCommit(repo, booted.checksum))
         let targetBase = baseChecksum(of: try liveCommit(repo, target))
@@ -107,7 +109,6 @@ extension Engine {
             )
         }
         let targetPackages = try packages(ofCommit: target, repo: repo)
-        let step = PackageDiff(from: try packages(ofCommit: source, repo: repo), to: targetPackages)
         let changed = step.upgraded + step.downgraded
         if !reset && !live.allowReplacement {
             if !step.removed.isEmpty {

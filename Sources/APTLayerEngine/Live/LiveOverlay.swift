@@ -1,6 +1,7 @@
 import APTLayerModel
 import Foundation
 import Glibc
+import OSTree
 
 /// The transient overlay on `/usr` a live apply writes into, as `ostree admin unlock --transient`
 /// makes it (a directory `/var/tmp/ostree-unlock-ovl.XXXXXX` with `upper` and `work`, and
@@ -16,7 +17,7 @@ enum LiveOverlay {
     /// The `/usr` mount: its file system type and super options (`lowerdir=…,upperdir=…`).
     static func usrMount() -> (type: String, options: String)? {
         // Read to the end: a single read (Foundation's, for a file whose size is 0) stops at a page.
-        guard let text = FileTree.readToEnd("/proc/self/mountinfo") else { return nil }
+        guard let text = ProcessStat.read("/proc/self/mountinfo") else { return nil }
         var found: (String, String)?
         for line in text.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")

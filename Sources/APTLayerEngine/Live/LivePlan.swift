@@ -75,6 +75,12 @@ struct LivePlan: Codable, Equatable {
     var externalOverlay: Bool
 }
 
+extension Engine {
+    /// The file a booted host's apply-live state is in (`LiveState`; replaced by rename at every
+    /// step): the agent's status cache watches it.
+    public static var liveStatePath: String { LiveFiles.state }
+}
+
 /// Where a booted host keeps its live state: `/run/apt-layer`, gone at the next boot.
 enum LiveFiles {
     static let directory = "/run/apt-layer"
