@@ -140,6 +140,9 @@ final class SysrootWatcher: Sendable {
         var isDirectory: ObjCBool = false
         let hasGrub = FileManager.default.fileExists(atPath: "\(sysroot)/boot/grub", isDirectory: &isDirectory) && isDirectory.boolValue
         let grub = hasGrub ? ["\(sysroot)/boot/grub"] : []
+        // apply-live's state directory on a booted host, when it exists (it appears with the first
+        // live apply; until it is watched, the two-second recheck and the stat key find changes).
+        if sysroot == "/" { _ = inotify_add_watch(fd, (Engine.liveStatePath as NSString).deletingLastPathComponent, mask) }
         return (["\(sysroot)/boot", deploy] + grub + stateroots).allSatisfy { inotify_add_watch(fd, $0, mask) >= 0 }
     }
 
