@@ -34,7 +34,7 @@ let package = Package(
         .systemLibrary(
             name: "COSTree",
             pkgConfig: "ostree-1",
-            providers: [.apt(["libostree-dev"])]
+            providers: [.apt(["libostree-dev", "libarchive-dev"])]
         ),
         // The one module that owns every GLib pointer.
         .target(

@@ -152,7 +152,7 @@ struct Init: ParsableCommand {
 
 struct Compose: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Build OSTree base commits and bootable disk images.", subcommands: [Rootfs.self, Tree.self, Image.self])
+        abstract: "Build OSTree base commits and bootable disk images.", subcommands: [Rootfs.self, Tree.self, Image.self, OCI.self])
 
     struct Rootfs: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Convert a Debian rootfs (in place) into a bootable commit on REF.")
@@ -215,6 +215,30 @@ struct Compose: ParsableCommand {
                 print("Wrote \(built.output) (\(built.bytes / 1_048_576) MiB): \(ref) \(built.checksum.prefix(12)), root UUID \(built.rootUUID)")
             } catch {
                 throw fail(oneLine(error))
+            }
+        }
+    }
+
+    struct OCI: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "oci",
+            abstract: "Write a base commit as an OCI image: to oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REGISTRY/NAME:TAG.",
+            discussion:
+                "Layers are split by dpkg package (an update to one package changes its layer), deterministic, and carry the commit object, so `apt-layer rebase ostree-unverified-registry:REGISTRY/NAME:TAG` rebuilds the exact commit. Registry access (registries.conf, auth.json, certs.d) is skopeo's."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .long, help: "Repository holding the base (default: the sysroot's ostree/repo).") var repo: String?
+        @Option(name: .long, help: "The base's ref or commit.") var ref: String
+        @Option(name: .long, help: "An earlier image of this base: packages keep the layers they had there.") var previous: String?
+        @Option(name: .long, help: "At most this many layers (11 to 127).") var maxLayers = 64
+        @Argument(help: "Where to write the image.") var destination: String
+        func run() throws {
+            let token = CancellationToken()
+            SignalCancellation.onSignal { token.cancel() }
+            try direct(global) { host in
+                let made = try host.composeImage(
+                    ref: ref, repo: repo, destination: destination, previous: previous, maxLayers: maxLayers, token: token)
+                print("\(destination) => \(made.digest) (commit \(made.commit), \(made.layers) layers)")
             }
         }
     }

@@ -25,8 +25,13 @@ public enum Operand {
         }
     }
 
-    /// Refuses refspecs that are not a plain `REF` or `REMOTE:REF`, and apt-layer's own refs.
+    /// Refuses refspecs that are not a plain `REF`, `REMOTE:REF` or an ``ImageReference``, and
+    /// apt-layer's own refs.
     public static func checkRefspec(_ refspec: String) throws {
+        if ImageReference.isImage(refspec) {
+            _ = try ImageReference(parsing: refspec)
+            return
+        }
         guard !refspec.isEmpty, refspec.isPrintableASCII(allowingSpace: false) else {
             throw EngineError(.invalidArgument, "invalid ref \(refspec.debugDescription): printable ASCII without spaces only")
         }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 #include <fcntl.h>
+#include <archive.h>
 
 static inline void aptl_unref(gpointer object) { if (object) g_object_unref(object); }
 
@@ -283,6 +284,95 @@ static inline gboolean aptl_checkout_copy(OstreeRepo *repo, const char *rev, con
     opts.force_copy = TRUE;
     opts.subpath = subpath;
     return ostree_repo_checkout_at(repo, &opts, AT_FDCWD, path, rev, cancellable, error);
+}
+
+/* --- OCI image import ------------------------------------------------------------------- */
+
+/* The serialized bytes of a loaded commit variant (what its checksum is taken over). */
+static inline gconstpointer aptl_variant_data(GVariant *v, gsize *out_size) {
+    *out_size = g_variant_get_size(v);
+    return g_variant_get_data(v);
+}
+
+/* Imports the tar archives `paths` (any compression libarchive reads) in order into one tree,
+ * writes it (first transaction), checks that its root is the tree the serialized commit
+ * `commit_data` names, then writes that commit object verbatim, checked against
+ * `expected_checksum`, and points `ref` at it (second transaction): the commit is the image's
+ * exact commit or nothing but unreferenced objects is written. */
+static inline gboolean aptl_import_layers_tree(OstreeRepo *repo, const char *const *paths, int n_paths, GVariant *commit,
+                                               GCancellable *cancellable, GError **error) {
+    if (!ostree_repo_prepare_transaction(repo, NULL, cancellable, error)) return FALSE;
+    OstreeMutableTree *mtree = ostree_mutable_tree_new();
+    GFile *root = NULL;
+    gboolean ok = TRUE;
+    for (int i = 0; ok && i < n_paths; i++) {
+        struct archive *a = archive_read_new();
+        archive_read_support_format_all(a);
+        archive_read_support_filter_all(a);
+        if (archive_read_open_filename(a, paths[i], 1 << 16) != ARCHIVE_OK) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "open layer %s: %s", paths[i], archive_error_string(a));
+            ok = FALSE;
+        } else {
+            OstreeRepoImportArchiveOptions opts;
+            memset(&opts, 0, sizeof opts);
+            ok = ostree_repo_import_archive_to_mtree(repo, &opts, a, mtree, NULL, cancellable, error);
+            if (!ok) g_prefix_error(error, "layer %d: ", i + 1);
+        }
+        archive_read_free(a);
+    }
+    ok = ok && ostree_repo_write_mtree(repo, mtree, &root, cancellable, error) &&
+         ostree_repo_commit_transaction(repo, NULL, cancellable, error);
+    g_object_unref(mtree);
+    if (!ok) {
+        ostree_repo_abort_transaction(repo, NULL, NULL);
+        if (root) g_object_unref(root);
+        return FALSE;
+    }
+    GVariant *contents_v = g_variant_get_child_value(commit, 6);
+    GVariant *meta_v = g_variant_get_child_value(commit, 7);
+    char *contents = ostree_checksum_from_bytes_v(contents_v);
+    char *meta = ostree_checksum_from_bytes_v(meta_v);
+    const char *got_contents = ostree_repo_file_tree_get_contents_checksum((OstreeRepoFile *)root);
+    const char *got_meta = ostree_repo_file_tree_get_metadata_checksum((OstreeRepoFile *)root);
+    if (g_strcmp0(contents, got_contents) != 0 || g_strcmp0(meta, got_meta) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "the layers make tree %.12s/%.12s, not the commit's tree %.12s/%.12s", got_contents, got_meta, contents, meta);
+        ok = FALSE;
+    }
+    g_free(contents);
+    g_free(meta);
+    g_variant_unref(contents_v);
+    g_variant_unref(meta_v);
+    g_object_unref(root);
+    return ok;
+}
+
+/* Imports the tar archives `paths` (any compression libarchive reads) in order into one tree,
+ * writes it (first transaction), checks that its root is the tree the serialized commit
+ * `commit_data` names, then writes that commit object verbatim, checked against
+ * `expected_checksum`, and points `ref` at it (second transaction): the commit is the image's
+ * exact commit or nothing but unreferenced objects is written. */
+static inline gboolean aptl_import_layers(OstreeRepo *repo, const char *const *paths, int n_paths, const void *commit_data,
+                                          gsize commit_size, const char *expected_checksum, const char *ref,
+                                          GCancellable *cancellable, GError **error) {
+    GBytes *bytes = g_bytes_new(commit_data, commit_size);
+    GVariant *commit = g_variant_ref_sink(g_variant_new_from_bytes(OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
+    g_bytes_unref(bytes);
+    gboolean ok = TRUE;
+    if (!g_variant_is_normal_form(commit)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the image's commit object is not a valid OSTree commit");
+        ok = FALSE;
+    }
+    ok = ok && aptl_import_layers_tree(repo, paths, n_paths, commit, cancellable, error);
+    ok = ok && ostree_repo_prepare_transaction(repo, NULL, cancellable, error);
+    if (ok) {
+        ok = ostree_repo_write_metadata(repo, OSTREE_OBJECT_TYPE_COMMIT, expected_checksum, commit, NULL, cancellable, error);
+        if (ok && ref) ostree_repo_transaction_set_ref(repo, NULL, ref, expected_checksum);
+        ok = ok && ostree_repo_commit_transaction(repo, NULL, cancellable, error);
+        if (!ok) ostree_repo_abort_transaction(repo, NULL, NULL);
+    }
+    g_variant_unref(commit);
+    return ok;
 }
 
 #endif

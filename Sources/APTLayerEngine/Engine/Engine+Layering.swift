@@ -172,19 +172,37 @@ extension Engine {
         var flags = flags
         flags.dryRun = flags.dryRun || check
         flags.refresh = true
+        // An image base's check reads the manifest and configuration the tag points at, no layer.
+        if check, let origin = try pendingOrigin(), let image = origin.image {
+            return try checkImageUpgrade(image, deployed: origin.imageDigest, token: token)
+        }
+        var pulled: ImageImporter.Pulled?
         return try relayer(.upgrade, detail: check ? "--check" : nil, flags: flags, token: token) { origin in
             var next = origin
             next.overrideCommit = nil
             return next
         } base: { sysroot, origin in
-            try resolveBase(sysroot, refspec: origin.baseRefspec, pull: true, token: token)
+            if let image = origin.image {
+                pulled = try pullImage(sysroot, image, token: token)
+                return pulled!.commit
+            }
+            return try resolveBase(sysroot, refspec: origin.baseRefspec, pull: true, token: token)
+        } adjust: { origin, _ in
+            var next = origin
+            if let pulled { next.imageDigest = pulled.digest }
+            return next
         }
     }
 
     /// Moves the base to a commit of the base ref's history, by version or checksum, keeping the layering.
     public func deploy(_ target: String, flags: LayeringFlags = .init(), token: CancellationToken = .init()) throws -> ChangeResult {
         try relayer(.deploy, detail: target, flags: flags, token: token) { origin in
-            origin
+            guard origin.image == nil else {
+                throw EngineError(
+                    .invalidArgument,
+                    "the base is an image (\(origin.baseRefspec)), which has no commit history: rebase to IMAGE@sha256:DIGEST instead")
+            }
+            return origin
         } base: { sysroot, origin in
             let checksum = try findCommit(sysroot, refspec: origin.baseRefspec, target: target)
             return checksum
@@ -203,6 +221,9 @@ extension Engine {
         _ refspec: String, revision: String? = nil, remoteURL: String? = nil, flags: LayeringFlags = .init(), token: CancellationToken = .init()
     ) throws -> ChangeResult {
         try Operand.checkRefspec(refspec)
+        if ImageReference.isImage(refspec) {
+            return try rebase(image: try ImageReference(parsing: refspec), revision: revision, remoteURL: remoteURL, flags: flags, token: token)
+        }
         if let remoteURL { try Operand.checkRemote(refspec: refspec, url: remoteURL) }
         return try relayer(
             .rebase, detail: [refspec, revision].compactMap { $0 }.joined(separator: " "), flags: flags, token: token, allowEmpty: true
@@ -210,6 +231,7 @@ extension Engine {
             var next = origin
             next.baseRefspec = refspec
             next.overrideCommit = nil
+            next.imageDigest = nil
             return next
         } base: { sysroot, _ in
             // The remote is configured inside the transaction, under its lock (a dry run changes
@@ -228,6 +250,32 @@ extension Engine {
             guard revision != nil else { return origin }
             var next = origin
             next.overrideCommit = checksum
+            return next
+        }
+    }
+
+    /// `rebase` onto an OCI image: pulled (by the pinned digest when there is one), its commit
+    /// rebuilt exactly, the layering re-applied; the origin follows the tag and records the digest.
+    func rebase(
+        image: ImageReference, revision: String?, remoteURL: String?, flags: LayeringFlags, token: CancellationToken
+    ) throws -> ChangeResult {
+        guard revision == nil else {
+            throw EngineError(.invalidArgument, "an image has no revisions to choose from: pin one with IMAGE@sha256:DIGEST")
+        }
+        guard remoteURL == nil else { throw EngineError(.invalidArgument, "--remote-url is for OSTree remotes, not images") }
+        var pulled: ImageImporter.Pulled?
+        return try relayer(.rebase, detail: image.description, flags: flags, token: token, allowEmpty: true) { origin in
+            var next = origin
+            next.baseRefspec = image.following.description
+            next.overrideCommit = nil
+            next.imageDigest = nil
+            return next
+        } base: { sysroot, _ in
+            pulled = try pullImage(sysroot, image, token: token)
+            return pulled!.commit
+        } adjust: { origin, _ in
+            var next = origin
+            next.imageDigest = pulled?.digest
             return next
         }
     }

@@ -187,6 +187,7 @@ extension Engine {
         try refreshBaseRefs(sysroot, extra: [])
         do { try reclaim(sysroot, referencedBefore: referencedBefore) } catch { progress.message("warning: cleanup failed: \(error)") }
         pruneLocalPackages(sysroot)
+        collectImages(sysroot)
     }
 
     /// Commits something still points at: every deployment's and every ref's (local, remote and

@@ -11,17 +11,27 @@ public struct Origin: Sendable, Equatable {
     public var requested: RequestedState
     /// A commit the base is held at (`deploy VERSION|CHECKSUM`), or nil to follow the ref.
     public var overrideCommit: String?
+    /// For an image base (``ImageReference``), the manifest digest deployed (`sha256:HEX`).
+    public var imageDigest: String?
 
     /// Creates an origin.
-    public init(baseRefspec: String, requested: RequestedState = RequestedState(), overrideCommit: String? = nil) {
+    public init(baseRefspec: String, requested: RequestedState = RequestedState(), overrideCommit: String? = nil, imageDigest: String? = nil) {
         self.baseRefspec = baseRefspec
         self.requested = requested
         self.overrideCommit = overrideCommit
+        self.imageDigest = imageDigest
     }
 
-    /// Reads an origin key file; plain `ostree admin deploy` origins (`refspec=`) are accepted too.
+    /// The image the base follows, when the base is an OCI image rather than an OSTree ref.
+    public var image: ImageReference? { ImageReference.isImage(baseRefspec) ? try? ImageReference(parsing: baseRefspec) : nil }
+
+    /// Reads an origin key file; plain `ostree admin deploy` origins (`refspec=`) and rpm-ostree's
+    /// image origins (`container-image-reference=`) are accepted too.
     public init?(keyFile: KeyFile) {
-        guard let ref = keyFile.string("origin", "baserefspec") ?? keyFile.string("origin", "refspec") else { return nil }
+        guard
+            let ref = keyFile.string("origin", "baserefspec") ?? keyFile.string("origin", "refspec")
+                ?? keyFile.string("origin", "container-image-reference")
+        else { return nil }
         baseRefspec = ref
         requested = RequestedState(
             packages: keyFile.stringList("packages", "requested"),
@@ -31,12 +41,19 @@ public struct Origin: Sendable, Equatable {
             localReplacements: keyFile.stringList("overrides", "replace-local").compactMap(LocalPackage.init(recordForm:))
         )
         overrideCommit = keyFile.string("origin", "override-commit")
+        imageDigest = keyFile.string("origin", "container-image-digest")
     }
 
     /// The origin as a key file.
     public var keyFile: KeyFile {
         let file = KeyFile()
-        file.set("origin", "baserefspec", baseRefspec)
+        if image != nil {
+            // rpm-ostree's keys for an image base; libostree's own tools ignore the group then.
+            file.set("origin", "container-image-reference", baseRefspec)
+            if let imageDigest { file.set("origin", "container-image-digest", imageDigest) }
+        } else {
+            file.set("origin", "baserefspec", baseRefspec)
+        }
         if let overrideCommit { file.set("origin", "override-commit", overrideCommit) }
         file.set("packages", "requested", list: requested.packages)
         file.set("packages", "requested-local", list: requested.localPackages.map(\.recordForm))

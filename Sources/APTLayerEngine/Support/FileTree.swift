@@ -12,6 +12,14 @@ enum FileTree {
 
     static func exists(_ path: String) -> Bool { lstatInfo(path) != nil }
 
+    /// Creates a fresh directory `PREFIXxxxxxx` in `parent` (made if missing) and returns its path.
+    static func temporaryDirectory(in parent: String, prefix: String) throws -> String {
+        try makeDirectory(parent)
+        var template = Array("\(parent)/\(prefix)XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw posixError("create a directory in \(parent)") }
+        return String(cString: made)
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         guard let s = lstatInfo(path) else { return false }
         return (s.st_mode & S_IFMT) == S_IFDIR
