@@ -78,11 +78,11 @@ struct ImageImporter {
         return (Pulled(digest: digest, commit: commit, version: labels["org.opencontainers.image.version"]), manifest)
     }
 
-    /// Pulls `image` (unless its commit is already in the repository) and returns what it holds.
+    /// Pulls `image` into the cache (blobs already there are not fetched again), checks it, and
+    /// imports its commit unless that is already in the repository; returns what it holds.
     func pull(_ image: ImageReference) throws -> Pulled {
         progress.phase("Reading \(image)")
         let (pulled, manifest) = try inspect(image)
-        if (try? repo.commit(pulled.commit)) != nil { return pulled }
 
         try cache.create()
         var skopeo = skopeo
@@ -114,6 +114,9 @@ struct ImageImporter {
             )
         }
 
+        // The commit is already here (an earlier pull, another transport): the image carries it
+        // exactly (checked above), so there is nothing to import.
+        if (try? repo.commit(pulled.commit)) != nil { return pulled }
         progress.phase("Importing commit \(pulled.commit.prefix(12))")
         do {
             try repo.importLayers(

@@ -1,0 +1,212 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// OCI images (issue 23, parts 1, 2 and 5): `compose oci` pushes a base to a real docker-registry
+/// with TLS on loopback (Tests/Fixtures/registry), a host rebases onto it, upgrades by tag
+/// fetching only the layers that changed, and every bad image leaves the host unchanged with one
+/// clear error. docs/images.md.
+@Suite("OCI images through a registry", .asRoot, .offPool)
+struct ImageTests {
+    /// A registry started for one test, stopped (and its CA removed from certs.d) at the end.
+    final class Registry {
+        let dir: String
+        let port: String
+        let process = Process()
+        var host: String { "127.0.0.1:\(port)" }
+        var log: String { "\(dir)/registry.log" }
+
+        init(_ bed: TestBed) throws {
+            dir = "\(bed.fixtures)/registry"
+            port = try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try Shell.run("\(Paths.fixtures)/registry/start-registry.sh \(dir) \(port) && : > \(dir)/registry.log")
+            // A Process, not a shell: a server left running would hold the shell runner's pipe open.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+            process.arguments = ["serve", "\(dir)/config.yml"]
+            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            for _ in 0..<200 where try Shell.status("curl -sf --cacert \(dir)/ca.crt https://\(host)/v2/ -o /dev/null").0 != 0 {
+                usleep(50_000)
+            }
+        }
+
+        /// Stops the registry (SIGKILL: children of the test process start with SIGTERM blocked).
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            _ = try? Shell.run("\(Paths.fixtures)/registry/stop-registry.sh \(dir) \(port)")
+        }
+        deinit { stop() }
+
+        /// Layer blobs fetched (GET …/blobs/ answered 200) since the log was last cleared.
+        func fetchedBlobs() throws -> [String] {
+            try Shell.run(
+                "grep -a -o '\"GET /v2/[^ ]*/blobs/sha256:[0-9a-f]* HTTP/1.1\" 200' \(log) | sed 's/.*sha256:\\([0-9a-f]*\\).*/\\1/' || true"
+            )
+            .split(separator: "\n").map(String.init)
+        }
+
+        func clearLog() throws { try Shell.run(": > \(log)") }
+    }
+
+    static let cli = Paths.cli
+
+    /// `compose oci` of `ref` in the bed's repository to `destination`; returns the manifest digest.
+    static func compose(_ bed: TestBed, _ destination: String, ref: String = "test/base", previous: String? = nil) throws -> String {
+        let out = try Shell.run(
+            "\(cli) compose oci -q --sysroot \(bed.sysroot) --ref \(ref) \(previous.map { "--previous \($0) " } ?? "")\(destination)")
+        return try #require(out.split(separator: " ").first { $0.hasPrefix("sha256:") }.map(String.init), "\(out)")
+    }
+
+    /// A second sysroot with no deployment, as a new host would be.
+    static func newHost(_ bed: TestBed, _ name: String) throws -> String {
+        let host = "\(bed.fixtures)/\(name)"
+        try Shell.run("\(cli) init -q --sysroot \(host) --os debian")
+        return host
+    }
+
+    static func status(_ host: String) throws -> String { try Shell.run("\(cli) status --sysroot \(host)") }
+
+    static func layers(ofManifest digest: String, in registry: Registry) throws -> [String] {
+        let json = try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(digest)")
+        let manifest = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        return (manifest?["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+    }
+
+    /// Push, rebase, layer on top, a new release pushed to the same tag with `--previous`, the
+    /// check (manifest and configuration only), the upgrade (only the changed layers fetched),
+    /// and the exact commit each time.
+    @Test func aHostFollowsAnImageTagFetchingOnlyChangedLayers() throws {
+        let bed = try TestBed()
+        let registry = try Registry(bed)
+        defer { registry.stop() }
+        let tag = "docker://\(registry.host)/base:stable"
+        let d1 = try Self.compose(bed, tag)
+        let again = try Self.compose(bed, "oci:\(bed.fixtures)/layout:n")
+        #expect(again == d1, "the same commit makes the same image, byte for byte")
+
+        let host = try Self.newHost(bed, "host")
+        let reference = "ostree-unverified-registry:\(registry.host)/base:stable"
+        try Shell.run("\(Self.cli) rebase -q --sysroot \(host) \(reference)")
+        var status = try Self.status(host)
+        #expect(status.contains("Commit: \(bed.baseChecksum)"), "the image's exact commit: \(status)")
+        #expect(status.contains(reference), "\(status)")
+        let origin = try Shell.run("cat \(host)/ostree/deploy/debian/deploy/*.origin")
+        #expect(origin.contains("container-image-reference=\(reference)") && origin.contains("container-image-digest=\(d1)"), "\(origin)")
+        try Shell.run("\(Self.cli) install -q --sysroot \(host) fixture-app")
+
+        // Release N+1: one changed file in the base; pushed to the same tag, grouped as before.
+        let n1 = try bed.composeBase(version: "2.0", note: "two")
+        let d2 = try Self.compose(bed, tag, previous: tag)
+        #expect(d2 != d1)
+        let (l1, l2) = (try Self.layers(ofManifest: d1, in: registry), try Self.layers(ofManifest: d2, in: registry))
+        #expect(l1.count == l2.count, "\(l1) \(l2)")
+        let changed = Set(l2).subtracting(l1)
+        #expect(changed.count <= 2 && changed.count < l2.count, "only the commit layer and the changed files' layer differ: \(changed)")
+
+        try registry.clearLog()
+        let check = try Shell.run("\(Self.cli) upgrade --check --sysroot \(host)")
+        #expect(check.contains("Would deploy") && check.contains(d2) && check.contains(n1.prefix(12)), "\(check)")
+        let layerDigests = Set(l1 + l2).map { String($0.dropFirst("sha256:".count)) }
+        #expect(try registry.fetchedBlobs().filter(layerDigests.contains).isEmpty, "the check fetches no layer")
+
+        try registry.clearLog()
+        try Shell.run("\(Self.cli) upgrade -q --sysroot \(host)")
+        status = try Self.status(host)
+        #expect(status.contains("BaseCommit: \(n1)"), "\(status)")
+        #expect(status.contains("LayeredPackages: fixture-app"), "\(status)")
+        let fetched = Set(try registry.fetchedBlobs().filter(layerDigests.contains))
+        #expect(fetched == Set(changed.map { String($0.dropFirst("sha256:".count)) }), "only the changed layers: \(fetched) vs \(changed)")
+        #expect(try Shell.run("cat \(host)/ostree/deploy/debian/deploy/*.origin").contains("container-image-digest=\(d2)"))
+        #expect(try Shell.run("\(Self.cli) upgrade --check --sysroot \(host)").contains("No change"))
+    }
+
+    /// Each bad image is refused with one line and changes nothing: no deployment, no commit, no
+    /// work directory left.
+    @Test func badImagesLeaveTheHostUnchanged() throws {
+        let bed = try TestBed()
+        let registry = try Registry(bed)
+        defer { registry.stop() }
+        let layout = "\(bed.fixtures)/layout"
+        let n1 = try bed.composeBase(version: "2.0", note: "two")
+        _ = try Self.compose(bed, "oci:\(layout):good", ref: bed.baseChecksum)
+        _ = try Self.compose(bed, "oci:\(layout):next", ref: n1)
+        _ = try Self.compose(bed, "docker://\(registry.host)/base:stable")
+        let host = try Self.newHost(bed, "host")
+        try Shell.run("\(Self.cli) rebase -q --sysroot \(host) ostree-unverified-registry:\(registry.host)/base:stable")
+        let before = try Self.status(host)
+
+        /// Copies tag `from` of the layout to tag `to`, editing its manifest and configuration with
+        /// the Python statements `edit` (on `m` and `c`).
+        func forge(_ from: String, _ to: String, _ edit: String) throws {
+            let script = """
+                import hashlib, json, os, sys
+                d = sys.argv[1]
+                blob = lambda h: os.path.join(d, 'blobs', 'sha256', h.split(':')[1])
+                def put(data):
+                    h = 'sha256:' + hashlib.sha256(data).hexdigest()
+                    open(blob(h), 'wb').write(data)
+                    return h, len(data)
+                index = json.load(open(os.path.join(d, 'index.json')))
+                name = lambda e: e.get('annotations', {}).get('org.opencontainers.image.ref.name')
+                ref = lambda tag: [e for e in index['manifests'] if name(e) == tag][0]
+                m = json.load(open(blob(ref('\(from)')['digest'])))
+                c = json.load(open(blob(m['config']['digest'])))
+                other = json.load(open(blob(ref('next' if '\(from)' == 'good' else 'good')['digest'])))
+                \(edit)
+                m['config']['digest'], m['config']['size'] = put(json.dumps(c).encode())
+                h, n = put(json.dumps(m).encode())
+                index['manifests'].append({'mediaType': m['mediaType'], 'digest': h, 'size': n, 'annotations': {'org.opencontainers.image.ref.name': '\(to)'}})
+                json.dump(index, open(os.path.join(d, 'index.json'), 'w'))
+                """
+            try script.write(toFile: "\(bed.fixtures)/forge.py", atomically: true, encoding: .utf8)
+            try Shell.run("python3 \(bed.fixtures)/forge.py \(layout)")
+        }
+
+        func refused(_ reference: String, _ expected: String, verb: String = "rebase") throws {
+            let (rc, out) = try Shell.status("\(Self.cli) \(verb) -q --sysroot \(host) \(reference)")
+            #expect(rc != 0, "\(reference): \(out)")
+            let errors = out.split(separator: "\n").filter { $0.hasPrefix("error:") }
+            #expect(errors.count == 1 && errors[0].contains(expected), "\(reference): \(out)")
+            #expect(try Self.status(host) == before, "\(reference) changed the host")
+            #expect(
+                try Shell.run("ls \(host)/ostree/repo/tmp | grep -c apt-layer-image || true").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            #expect(!(try Shell.run("ostree refs --repo=\(host)/ostree/repo")).contains("image"))
+        }
+
+        // A layer whose bytes are not its digest, then a missing layer: one of release N (which
+        // the host, on N+1, does not have) that N+1 does not share (a shared one would come from
+        // the host's cache, intact).
+        let tampered = try Shell.run(
+            "python3 -c \"import json; d='\(layout)'; i=json.load(open(d+'/index.json')); l=lambda t: json.load(open(d+'/blobs/sha256/'+[x for x in i['manifests'] if x['annotations']['org.opencontainers.image.ref.name']==t][0]['digest'][7:]))['layers']; n=[x['digest'] for x in l('next')]; print([x['digest'][7:] for x in l('good')[1:] if x['digest'] not in n][0])\""
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        try Shell.run("cp \(layout)/blobs/sha256/\(tampered) \(bed.fixtures)/saved && printf x >> \(layout)/blobs/sha256/\(tampered)")
+        try refused("ostree-unverified-image:oci:\(layout):good", "Digest did not match")
+        try Shell.run("rm \(layout)/blobs/sha256/\(tampered)")
+        try refused("ostree-unverified-image:oci:\(layout):good", "no such file")
+        try Shell.run("cp \(bed.fixtures)/saved \(layout)/blobs/sha256/\(tampered)")
+        // A pinned digest the registry does not have under that name.
+        try refused("ostree-unverified-registry:\(registry.host)/base:stable@sha256:\(String(repeating: "0", count: 64))", "manifest unknown")
+        // A label naming another commit than the one the image carries.
+        try forge("good", "label", "c['config']['Labels']['ostree.commit'] = '\(n1)'")
+        try refused("ostree-unverified-image:oci:\(layout):label", "holds no commit object")
+        // Content layers of release N+1 under the commit of release N: the tree check refuses it.
+        try forge(
+            "next", "mixed",
+            "m['layers'][0] = other['layers'][0]; c['rootfs']['diff_ids'][0] = json.load(open(blob(other['config']['digest'])))['rootfs']['diff_ids'][0]; c['config']['Labels']['ostree.commit'] = '\(bed.baseChecksum)'"
+        )
+        try refused("ostree-unverified-image:oci:\(layout):mixed", "does not rebuild commit")
+        // A plain container image: no ostree.commit label.
+        try forge("good", "plain", "del c['config']['Labels']")
+        try refused("ostree-unverified-image:oci:\(layout):plain", "not an OSTree base image")
+        // The registry gone: upgrade fails and the deployment stays.
+        registry.stop()
+        try refused("", "connect", verb: "upgrade")
+        #expect(before.contains(n1), "the host is on release N+1 from the registry: \(before)")
+    }
+}
