@@ -54,7 +54,7 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
             rest = "docker://\(rest)"
         }
         let transports = ["docker://", "oci:", "oci-archive:"]
-        guard transports.contains(where: { rest.hasPrefix($0) }), rest.split(separator: ":", maxSplits: 1).last.map({ $0.count > 2 }) == true else {
+        guard let transport = transports.first(where: { rest.hasPrefix($0) }), rest.count > transport.count else {
             throw EngineError(
                 .invalidArgument,
                 "image \(rest.debugDescription) must use the docker://, oci: or oci-archive: transport")

@@ -80,7 +80,7 @@ struct ImageLayers: Equatable {
 
     /// A dpkg path as an OSTree base holds it.
     static func normalize(_ path: String) -> String {
-        var parts = path.split(separator: "/").map(String.init)
+        var parts = path.split(separator: "/").map(String.init).filter { $0 != "." }
         guard let first = parts.first else { return "" }
         if ["bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"].contains(first) { parts.insert("usr", at: 0) }
         return parts.joined(separator: "/")
