@@ -126,6 +126,37 @@ struct ImageTests {
         #expect(try Shell.run("\(Self.cli) upgrade --check --sysroot \(host)").contains("No change"))
     }
 
+    /// On a booted host (the booted-container harness, host tools in /usr): a rebase onto an
+    /// image (an OCI layout, as from a USB stick) is staged and finalized at the reboot, the booted
+    /// deployment is the image's exact commit; a new image under the same tag is staged by
+    /// `upgrade` with the layered package re-applied, and booted after the next reboot.
+    @Test func aBootedHostRebasesOntoAnImageAndUpgradesThroughReboots() throws {
+        let bed = try TestBed()
+        let layout = "\(bed.fixtures)/layout"
+        _ = try Self.compose(bed, "oci:\(layout):stable")
+        let boot = StagedDeploymentTests.boot(bed)
+        let reference = "ostree-unverified-image:oci:\(layout):stable"
+        let first = try Shell.status(
+            boot + " /bin/sh -c '\(Self.cli) rebase -q --sysroot / \(reference) && \(Self.cli) install -q --sysroot / fixture-app && \(Self.cli) status --sysroot / && /run/harness/reboot'")
+        #expect(first.0 == 0, "\(first.1)")
+        #expect(first.1.contains("Staged: yes") || first.1.contains("staged"), "\(first.1)")
+        #expect(try Shell.run("\(StagedDeploymentTests.harness) last \(bed.fixtures)/boots").contains("reboot"))
+
+        let n1 = try bed.composeBase(version: "2.0", note: "two")
+        _ = try Self.compose(bed, "oci:\(layout):stable", ref: n1, previous: "oci:\(layout):stable")
+        let second = try Shell.status(
+            boot + " /bin/sh -c '\(Self.cli) status --sysroot /; fixture-app; \(Self.cli) upgrade -q --sysroot / && /run/harness/reboot'")
+        #expect(second.0 == 0, "\(second.1)")
+        #expect(second.1.contains("● [0] debian:\(reference)") || second.1.contains("\(reference)"), "\(second.1)")
+        #expect(second.1.contains("BaseCommit: \(bed.baseChecksum)"), "booted the image's exact commit: \(second.1)")
+        #expect(second.1.contains("fixture-app 1.0"), "\(second.1)")
+
+        let third = try Shell.run(boot + " /bin/sh -c '\(Self.cli) status --sysroot /; cat /etc/base-note; fixture-app'")
+        let booted = third.split(separator: "\n").prefix { !$0.hasPrefix("  [1]") && !$0.contains("[1] ") }.joined(separator: "\n")
+        #expect(booted.contains("BaseCommit: \(n1)"), "the upgrade booted: \(third)")
+        #expect(third.contains("two") && third.contains("fixture-app 1.0"), "\(third)")
+    }
+
     /// Each bad image is refused with one line and changes nothing: no deployment, no commit, no
     /// work directory left.
     @Test func badImagesLeaveTheHostUnchanged() throws {
