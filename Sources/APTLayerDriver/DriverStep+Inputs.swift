@@ -6,7 +6,8 @@ import Foundation
 public struct ReleaseOrder: Sendable, Equatable {
     public var id: String
     public var commit: String
-    /// The refspec to rebase to (`remote:ref` when the policy names a remote).
+    /// The refspec to rebase to (`remote:ref` when the policy names a remote), or for a release
+    /// published as an image `ostree-unverified-registry:REGISTRY/NAME@sha256:HEX`.
     public var refspec: String
     /// The remote the policy names, configured before the pull.
     public var remote: FleetPolicy.Remote?

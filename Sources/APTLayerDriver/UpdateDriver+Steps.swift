@@ -47,10 +47,12 @@ extension UpdateDriver: DriverRunning {
         var denylisted: Bool?
         var attempts: Int?
         if let accepted, let stream, let pinned = stream.release {
-            let refspec = accepted.remote.map { "\($0.name):\(stream.ref)" } ?? stream.ref
+            // A release published as an image is pulled by its digest, not from the remote.
+            let image = pinned.image.map { "ostree-unverified-registry:\($0.dropFirst("docker://".count))" }
+            let refspec = image ?? accepted.remote.map { "\($0.name):\(stream.ref)" } ?? stream.ref
             release = ReleaseOrder(
-                id: pinned.id, commit: pinned.commit, refspec: refspec, remote: accepted.remote, retryEpoch: pinned.retryEpoch ?? 0,
-                replacements: pinned.replace ?? [])
+                id: pinned.id, commit: pinned.commit, refspec: refspec, remote: image == nil ? accepted.remote : nil,
+                retryEpoch: pinned.retryEpoch ?? 0, replacements: pinned.replace ?? [])
             do {
                 denylisted = try isDenylisted(pinned)
                 attempts = try journal.attempts(releaseId: pinned.id, commit: pinned.commit)

@@ -57,6 +57,10 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         public var id: String
         /// The OSTree commit: the content pin.
         public var commit: String
+        /// The same release as an OCI image, pinned by manifest digest
+        /// (`docker://REGISTRY/NAME@sha256:HEX`): hosts pull it instead of the remote's ref and
+        /// still require `commit` (docs/images.md).
+        public var image: String?
         public var published: Date
         /// Waves with an index up to this one (0 = the first) are open.
         public var openThroughWave: Int
@@ -70,7 +74,7 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
         public var replace: [Replacement]?
 
         enum CodingKeys: String, CodingKey {
-            case id, commit, published, waves, replace
+            case id, commit, image, published, waves, replace
             case openThroughWave = "open-through-wave"
             case retryEpoch = "retry-epoch"
         }
@@ -173,6 +177,14 @@ public struct FleetPolicy: Codable, Sendable, Equatable {
             guard release.commit.count == 64, release.commit.allSatisfy(\.isHexDigit) else {
                 throw PolicyError.invalid("stream \(name): release commit must be a full 64-character checksum")
             }
+            if let image = release.image {
+                let digest = image.split(separator: "@", maxSplits: 1).last ?? ""
+                guard image.hasPrefix("docker://"), image.contains("@"), digest.hasPrefix("sha256:"), digest.count == 71,
+                    digest.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }), image.isPrintableASCIIWithoutSpaces
+                else {
+                    throw PolicyError.invalid("stream \(name): release image must be docker://REGISTRY/NAME@sha256:DIGEST (pinned by digest)")
+                }
+            }
             guard [nil, "stream", "release"].contains(stream.salt) else {
                 throw PolicyError.invalid("stream \(name): salt must be stream or release")
             }
@@ -274,4 +286,9 @@ public struct PolicyTrust: Sendable {
         guard policy.expires > now else { throw PolicyError.expired(policy.expires) }
         return AcceptedPolicy(policy: policy, bytes: bytes, signature: signature, signers: principals)
     }
+}
+
+extension String {
+    /// Printable ASCII, no spaces: what may stand in a policy's image reference.
+    var isPrintableASCIIWithoutSpaces: Bool { unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f } }
 }

@@ -137,7 +137,9 @@ struct ImageTests {
         let boot = StagedDeploymentTests.boot(bed)
         let reference = "ostree-unverified-image:oci:\(layout):stable"
         let first = try Shell.status(
-            boot + " /bin/sh -c '\(Self.cli) rebase -q --sysroot / \(reference) && \(Self.cli) install -q --sysroot / fixture-app && \(Self.cli) status --sysroot / && /run/harness/reboot'")
+            boot
+                + " /bin/sh -c '\(Self.cli) rebase -q --sysroot / \(reference) && \(Self.cli) install -q --sysroot / fixture-app && \(Self.cli) status --sysroot / && /run/harness/reboot'"
+        )
         #expect(first.0 == 0, "\(first.1)")
         #expect(first.1.contains("Staged: yes") || first.1.contains("staged"), "\(first.1)")
         #expect(try Shell.run("\(StagedDeploymentTests.harness) last \(bed.fixtures)/boots").contains("reboot"))
@@ -221,6 +223,9 @@ struct ImageTests {
         try Shell.run("rm \(layout)/blobs/sha256/\(tampered)")
         try refused("ostree-unverified-image:oci:\(layout):good", "no such file")
         try Shell.run("cp \(bed.fixtures)/saved \(layout)/blobs/sha256/\(tampered)")
+        // The commit the fleet policy requires (`rebase IMAGE COMMIT`, what the driver runs) is
+        // not the one the image carries.
+        try refused("ostree-unverified-registry:\(registry.host)/base:stable \(bed.baseChecksum)", "not the required")
         // A pinned digest the registry does not have under that name.
         try refused("ostree-unverified-registry:\(registry.host)/base:stable@sha256:\(String(repeating: "0", count: 64))", "manifest unknown")
         // A label naming another commit than the one the image carries.

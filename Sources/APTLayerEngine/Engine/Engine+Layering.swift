@@ -259,8 +259,11 @@ extension Engine {
     func rebase(
         image: ImageReference, revision: String?, remoteURL: String?, flags: LayeringFlags, token: CancellationToken
     ) throws -> ChangeResult {
-        guard revision == nil else {
-            throw EngineError(.invalidArgument, "an image has no revisions to choose from: pin one with IMAGE@sha256:DIGEST")
+        // A revision for an image is the commit it must carry (the fleet driver's pin), not a
+        // choice among commits: an image has no history.
+        if let revision, !Self.isFullChecksum(revision) {
+            throw EngineError(
+                .invalidArgument, "an image has no revisions to choose from: pin one with IMAGE@sha256:DIGEST, or name the full commit it must carry")
         }
         guard remoteURL == nil else { throw EngineError(.invalidArgument, "--remote-url is for OSTree remotes, not images") }
         var pulled: ImageImporter.Pulled?
@@ -271,8 +274,13 @@ extension Engine {
             next.imageDigest = nil
             return next
         } base: { sysroot, _ in
-            pulled = try pullImage(sysroot, image, token: token)
-            return pulled!.commit
+            let found = try pullImage(sysroot, image, token: token)
+            if let revision, found.commit != revision {
+                throw EngineError(
+                    .invalidArgument, "\(image) carries commit \(found.commit.prefix(12)), not the required \(revision.prefix(12)); nothing changed")
+            }
+            pulled = found
+            return found.commit
         } adjust: { origin, _ in
             var next = origin
             next.imageDigest = pulled?.digest
