@@ -13,7 +13,7 @@ public struct APTLayer: ParsableCommand {
             Status.self, Install.self, Uninstall.self, Override.self, Upgrade.self, Deploy.self, Rebase.self,
             Rollback.self, Cleanup.self, Pin.self, Unpin.self, Kargs.self, DB.self, Finalize.self, ApplyLive.self, BootCheck.self, Init.self,
             Compose.self,
-            History.self, TransactionCommand.self, Cancel.self, Policy.self, Fleet.self,
+            History.self, TransactionCommand.self, Cancel.self, Policy.self, Fleet.self, Bundle.self,
         ]
     )
 

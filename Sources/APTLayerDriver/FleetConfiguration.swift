@@ -10,8 +10,13 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     public var name: String
     /// The stream (group of hosts) this host follows: chosen here, never by the server.
     public var stream: String
-    /// The policy URL (`https://…/policy.yaml`; `http://` only for loopback tests).
-    public var policyURL: String
+    /// The policy URL (`https://…/policy.yaml`; `http://` only for loopback tests); nil on an
+    /// offline host that takes policies from ``bundles`` only.
+    public var policyURL: String?
+    /// A directory watched for offline bundles (`*.bundle`, from `apt-layer bundle apply` or a
+    /// mounted USB stick): each new one's signed policy is accepted as a fetched one would be, and
+    /// its images are staged from the bundle (docs/images.md).
+    public var bundles: String?
     /// The detached signature's URL (default: the policy URL plus `.sig`).
     public var signatureURL: String?
     /// OpenSSH `allowed_signers` file of the keys trusted to sign policies.
@@ -51,7 +56,7 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, stream, signers, threshold, ca, certificate, key, windows
+        case name, stream, signers, threshold, ca, certificate, key, windows, bundles
         case policyURL = "policy-url"
         case signatureURL = "signature-url"
         case pollInterval = "poll-interval"
@@ -68,7 +73,8 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         stream = try c.decode(String.self, forKey: .stream)
-        policyURL = try c.decode(String.self, forKey: .policyURL)
+        policyURL = try c.decodeIfPresent(String.self, forKey: .policyURL)
+        bundles = try c.decodeIfPresent(String.self, forKey: .bundles)
         signatureURL = try c.decodeIfPresent(String.self, forKey: .signatureURL)
         signers = try c.decodeIfPresent(String.self, forKey: .signers) ?? signers
         threshold = try c.decodeIfPresent(Int.self, forKey: .threshold) ?? threshold
@@ -89,7 +95,10 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     /// Checks what decoding cannot; the message names the key.
     public func validate() throws(DriverFailure) {
         if name.isEmpty || stream.isEmpty { throw DriverFailure("fleet.name and fleet.stream must not be empty") }
-        for (key, value) in [("policy-url", policyURL), ("signature-url", signatureURL ?? policyURL)] {
+        guard policyURL != nil || bundles != nil else { throw DriverFailure("fleet needs policy-url, bundles or both") }
+        if let bundles, !bundles.hasPrefix("/") { throw DriverFailure("fleet.bundles must be an absolute directory") }
+        let urls = policyURL.map { [("policy-url", $0), ("signature-url", signatureURL ?? $0)] } ?? []
+        for (key, value) in urls {
             guard let url = URL(string: value), ["https", "http"].contains(url.scheme ?? ""), url.host != nil else {
                 throw DriverFailure("fleet.\(key) must be an http(s) URL, got \(value.debugDescription)")
             }
@@ -110,8 +119,8 @@ public struct FleetConfiguration: Codable, Sendable, Equatable {
     /// ``ca``, ``certificate`` and ``key`` as one set.
     public var tlsFiles: ClientTLSFiles { ClientTLSFiles(ca: ca, certificate: certificate, key: key) }
 
-    /// The signature's URL.
-    public var resolvedSignatureURL: String { signatureURL ?? policyURL + ".sig" }
+    /// The signature's URL, when policies are fetched.
+    public var resolvedSignatureURL: String? { signatureURL ?? policyURL.map { $0 + ".sig" } }
 
     /// The jitter bound in seconds.
     var jitterSeconds: Int { pollJitter?.seconds ?? pollInterval.seconds / 10 }

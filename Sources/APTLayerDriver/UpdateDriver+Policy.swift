@@ -3,30 +3,34 @@ import APTLayerJournal
 import Foundation
 
 extension UpdateDriver {
-    /// Fetches the policy; accepts it, or journals why not and keeps the last good one.
+    /// Fetches the policy and reads new offline bundles; accepts a policy, or journals why not and
+    /// keeps the last good one.
     func poll() async {
         await advance(.pollStarting)
         let now = Date()
         fetches += 1
-        do {
-            switch try await fetcher.fetch(etag: etag) {
-            case .notModified:
-                noteFetch(.notModified, "not modified", at: now)
-            case .document(let bytes, let signature, let newEtag):
-                if let policy, policy.bytes == bytes {
-                    noteFetch(.unchanged, "unchanged (version \(policy.policy.version))", at: now)
-                } else {
-                    accept(bytes: bytes, signature: signature, etag: newEtag, now: now)
+        if let fetcher {
+            do {
+                switch try await fetcher.fetch(etag: etag) {
+                case .notModified:
+                    noteFetch(.notModified, "not modified", at: now)
+                case .document(let bytes, let signature, let newEtag):
+                    if let policy, policy.bytes == bytes {
+                        noteFetch(.unchanged, "unchanged (version \(policy.policy.version))", at: now)
+                    } else {
+                        accept(bytes: bytes, signature: signature, etag: newEtag, now: now)
+                    }
                 }
+            } catch {
+                noteFetch(.error, error.message, at: now)
+                reject(kind: "fetch", message: error.message, version: nil, now: now)
             }
-        } catch {
-            noteFetch(.error, error.message, at: now)
-            reject(kind: "fetch", message: error.message, version: nil, now: now)
         }
+        pollBundles(now: now)
         await advance(.polled)
     }
 
-    private func accept(bytes: Data, signature: String, etag newEtag: String?, now: Date) {
+    func accept(bytes: Data, signature: String, etag newEtag: String?, now: Date) {
         let trust: PolicyTrust
         do {
             let text = try String(contentsOfFile: configuration.signers, encoding: .utf8)
@@ -59,12 +63,12 @@ extension UpdateDriver {
         }
     }
 
-    private func noteFetch(_ outcome: FleetStatus.FetchOutcome, _ message: String, at now: Date) {
+    func noteFetch(_ outcome: FleetStatus.FetchOutcome, _ message: String, at now: Date) {
         lastFetch = .init(at: now, outcome: outcome, message: message, count: fetches)
         fetchOutcomes[outcome, default: 0] += 1
     }
 
-    private func reject(kind: String, message: String, version: Int64?, now: Date) {
+    func reject(kind: String, message: String, version: Int64?, now: Date) {
         logger.warning("fleet policy refused", metadata: ["kind": "\(kind)", "reason": "\(message)"])
         try? journal.recordRejection(PolicyRejectionRecord(at: now, kind: kind, message: message, version: version))
     }

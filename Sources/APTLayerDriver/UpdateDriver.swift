@@ -21,7 +21,8 @@ public actor UpdateDriver {
     let engineOptions: Engine.Options
     let logger: Logger
     let http: HTTPClient
-    let fetcher: PolicyFetcher
+    /// nil on an offline host (bundles only).
+    let fetcher: PolicyFetcher?
     let health: HealthChecker
     /// This host's fleet identity (from the machine-id, which never leaves the host).
     public nonisolated let hostID: String
@@ -36,6 +37,8 @@ public actor UpdateDriver {
     /// The record `GET /v1/policy` shows: the snapshot's, or why there is none.
     var record: DriverRecord { snapshot?.record ?? unreadable }
     var policy: AcceptedPolicy?
+    /// Bundles already read (path, size, modification time).
+    var seenBundles: Set<String> = []
     var policyAcceptedAt: Date?
     var etag: String?
     var lastFetch: FleetStatus.LastFetch?
@@ -86,9 +89,11 @@ public actor UpdateDriver {
         do { tls = try configuration.tlsFiles.configuration() } catch { throw DriverFailure("fleet TLS files: \(error)") }
         var http = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60)))
         http.redirectConfiguration = .follow(max: 5, allowCycles: false)
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
-        fetcher = PolicyFetcher(
-            client: self.http, policyURL: configuration.policyURL, signatureURL: configuration.resolvedSignatureURL, userAgent: userAgent)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
+        self.http = client
+        fetcher = configuration.policyURL.map {
+            PolicyFetcher(client: client, policyURL: $0, signatureURL: configuration.resolvedSignatureURL ?? $0 + ".sig", userAgent: userAgent)
+        }
         health = HealthChecker(client: self.http)
         (snapshot, unreadable) = Self.load(journal)
         if let stored = try? journal.acceptedPolicy(), let decoded = try? FleetPolicy.decode(stored.bytes) {

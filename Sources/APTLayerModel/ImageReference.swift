@@ -62,9 +62,6 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         if verification == .signed, !rest.hasPrefix("docker://") {
             throw EngineError(.invalidArgument, "ostree-image-signed: needs a docker:// image (signatures live with a registry)")
         }
-        if digest != nil, !rest.hasPrefix("docker://") {
-            throw EngineError(.invalidArgument, "a pinned @sha256: digest is for registry images; \(rest) names a local layout")
-        }
         self.verification = verification
         self.image = rest
         self.digest = digest
@@ -92,7 +89,8 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The image skopeo reads: by digest when one is pinned (`docker://r/n@sha256:…`, the tag
-    /// dropped, as a registry resolves a digest without it).
+    /// dropped, as a registry resolves a digest without it). A layout or archive is read by its
+    /// name, and the manifest it holds is compared with a pinned digest after reading.
     public func source(digest pinned: String? = nil) -> String {
         guard let pinned = pinned ?? digest, image.hasPrefix("docker://") else { return image }
         let name = String(image.dropFirst("docker://".count))

@@ -8,52 +8,6 @@ import Testing
 /// clear error. docs/images.md.
 @Suite("OCI images through a registry", .asRoot, .offPool)
 struct ImageTests {
-    /// A registry started for one test, stopped (and its CA removed from certs.d) at the end.
-    final class Registry {
-        let dir: String
-        let port: String
-        let process = Process()
-        var host: String { "127.0.0.1:\(port)" }
-        var log: String { "\(dir)/registry.log" }
-
-        init(_ bed: TestBed) throws {
-            dir = "\(bed.fixtures)/registry"
-            port = try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            try Shell.run("\(Paths.fixtures)/registry/start-registry.sh \(dir) \(port) && : > \(dir)/registry.log")
-            // A Process, not a shell: a server left running would hold the shell runner's pipe open.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-            process.arguments = ["serve", "\(dir)/config.yml"]
-            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            for _ in 0..<200 where try Shell.status("curl -sf --cacert \(dir)/ca.crt https://\(host)/v2/ -o /dev/null").0 != 0 {
-                usleep(50_000)
-            }
-        }
-
-        /// Stops the registry (SIGKILL: children of the test process start with SIGTERM blocked).
-        func stop() {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
-            _ = try? Shell.run("\(Paths.fixtures)/registry/stop-registry.sh \(dir) \(port)")
-        }
-        deinit { stop() }
-
-        /// Layer blobs fetched (GET …/blobs/ answered 200) since the log was last cleared.
-        func fetchedBlobs() throws -> [String] {
-            try Shell.run(
-                "grep -a -o '\"GET /v2/[^ ]*/blobs/sha256:[0-9a-f]* HTTP/1.1\" 200' \(log) | sed 's/.*sha256:\\([0-9a-f]*\\).*/\\1/' || true"
-            )
-            .split(separator: "\n").map(String.init)
-        }
-
-        func clearLog() throws { try Shell.run(": > \(log)") }
-    }
-
     static let cli = Paths.cli
 
     /// `compose oci` of `ref` in the bed's repository to `destination`; returns the manifest digest.
@@ -72,7 +26,7 @@ struct ImageTests {
 
     static func status(_ host: String) throws -> String { try Shell.run("\(cli) status --sysroot \(host)") }
 
-    static func layers(ofManifest digest: String, in registry: Registry) throws -> [String] {
+    static func layers(ofManifest digest: String, in registry: TestRegistry) throws -> [String] {
         let json = try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(digest)")
         let manifest = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         return (manifest?["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
@@ -83,7 +37,7 @@ struct ImageTests {
     /// and the exact commit each time.
     @Test func aHostFollowsAnImageTagFetchingOnlyChangedLayers() throws {
         let bed = try TestBed()
-        let registry = try Registry(bed)
+        let registry = try TestRegistry(bed)
         defer { registry.stop() }
         let tag = "docker://\(registry.host)/base:stable"
         let d1 = try Self.compose(bed, tag)
@@ -163,7 +117,7 @@ struct ImageTests {
     /// work directory left.
     @Test func badImagesLeaveTheHostUnchanged() throws {
         let bed = try TestBed()
-        let registry = try Registry(bed)
+        let registry = try TestRegistry(bed)
         defer { registry.stop() }
         let layout = "\(bed.fixtures)/layout"
         let n1 = try bed.composeBase(version: "2.0", note: "two")
