@@ -230,7 +230,7 @@ struct Compose: ParsableCommand {
         @Option(name: .long, help: "Repository holding the base (default: the sysroot's ostree/repo).") var repo: String?
         @Option(name: .long, help: "The base's ref or commit.") var ref: String
         @Option(name: .long, help: "An earlier image of this base: packages keep the layers they had there.") var previous: String?
-        @Option(name: .long, help: "At most this many layers (11 to 127).") var maxLayers = 64
+        @Option(name: .long, help: "At most this many layers (12 to 127).") var maxLayers = 64
         @Argument(help: "Where to write the image.") var destination: String
         func run() throws {
             let token = CancellationToken()

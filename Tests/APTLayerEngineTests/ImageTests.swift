@@ -78,6 +78,17 @@ struct ImageTests {
         #expect(fetched == Set(changed.map { String($0.dropFirst("sha256:".count)) }), "only the changed layers: \(fetched) vs \(changed)")
         #expect(try Shell.run("cat \(host)/ostree/deploy/debian/deploy/*.origin").contains("container-image-digest=\(d2)"))
         #expect(try Shell.run("\(Self.cli) upgrade --check --sysroot \(host)").contains("No change"))
+
+        // The cache holds both images while the rollback deployment uses release N; removing it
+        // drops N's image and the layers only it used.
+        func cached() throws -> Set<String> {
+            Set(try Shell.run("ls \(host)/ostree/apt-layer/images/blobs/sha256").split(separator: "\n").map { "sha256:\($0)" })
+        }
+        #expect(try cached().isSuperset(of: l1 + l2))
+        try Shell.run("\(Self.cli) cleanup -q -r --sysroot \(host)")
+        let kept = try cached()
+        #expect(kept.isSuperset(of: l2) && kept.isDisjoint(with: Set(l1).subtracting(l2)), "\(kept)")
+        #expect(kept.contains(d2) && !kept.contains(d1), "the manifests follow: \(kept)")
     }
 
     /// On a booted host (the booted-container harness, host tools in /usr): a rebase onto an
@@ -111,6 +122,79 @@ struct ImageTests {
         let booted = third.split(separator: "\n").prefix { !$0.hasPrefix("  [1]") && !$0.contains("[1] ") }.joined(separator: "\n")
         #expect(booted.contains("BaseCommit: \(n1)"), "the upgrade booted: \(third)")
         #expect(third.contains("two") && third.contains("fixture-app 1.0"), "\(third)")
+    }
+
+    /// A registry that dies in the middle of a layer, and a disk that fills during the pull: each
+    /// fails with one line, the host and its image cache unchanged (every cached blob still its
+    /// digest), and the next pull works.
+    @Test func aTransferCutMidLayerAndAFullDiskChangeNothing() throws {
+        let bed = try TestBed()
+        let registry = try TestRegistry(bed)
+        defer { registry.stop() }
+        let tag = "docker://\(registry.host)/base:stable"
+        let d1 = try Self.compose(bed, tag)
+        // The host on its own small filesystem, so it can be filled.
+        let host = "\(bed.fixtures)/host"
+        try Shell.run("mkdir -p \(host) && mount -t tmpfs -o size=48M tmpfs \(host)")
+        defer { _ = try? Shell.run("umount -l \(host)") }
+        try Shell.run("\(Self.cli) init -q --sysroot \(host) --os debian")
+        try Shell.run("\(Self.cli) rebase -q --sysroot \(host) ostree-unverified-registry:\(registry.host)/base:stable")
+        let n1 = try bed.composeBase(version: "2.0", note: "two")
+        let d2 = try Self.compose(bed, tag, previous: tag)
+        let changed = Set(try Self.layers(ofManifest: d2, in: registry)).subtracting(try Self.layers(ofManifest: d1, in: registry))
+        let before = try Self.status(host)
+        let cache = "\(host)/ostree/apt-layer/images/blobs/sha256"
+
+        func unchanged(_ what: String, _ out: (Int32, String), _ expected: String) throws {
+            #expect(out.0 != 0, "\(what): \(out.1)")
+            let errors = out.1.split(separator: "\n").filter { $0.hasPrefix("error:") }
+            #expect(errors.count == 1 && errors[0].contains(expected), "\(what): \(out.1)")
+            #expect(try Self.status(host) == before, "\(what) changed the host")
+            // Nothing half-written in the cache: every blob there is what its name says.
+            let bad = try Shell.run(
+                "cd \(cache) && for b in *; do [ \"$(sha256sum < $b | cut -c1-64)\" = \"$b\" ] || echo $b; done; ls -A .. | grep -v '^sha256$' || true"
+            )
+            #expect(bad.isEmpty, "\(what) left in the cache: \(bad)")
+            #expect(
+                try Shell.run("ls \(host)/ostree/repo/tmp | grep -c apt-layer-image || true").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        }
+
+        // A proxy in front of the registry that cuts the biggest changed layer in half.
+        let cut = try #require(
+            try changed.max { a, b in
+                (try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(d2)").components(separatedBy: a).count, a)
+                    < (try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(d2)").components(separatedBy: b).count, b)
+            })
+        let proxyPort = try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try Shell.run(
+            "mkdir -p /etc/containers/certs.d/127.0.0.1:\(proxyPort) && cp \(registry.dir)/ca.crt /etc/containers/certs.d/127.0.0.1:\(proxyPort)/")
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        proxy.arguments = ["\(Paths.fixtures)/registry/cutting-proxy.py", proxyPort, registry.port, registry.dir, String(cut.dropFirst(7))]
+        proxy.standardOutput = FileHandle.nullDevice
+        proxy.standardError = FileHandle.nullDevice
+        try proxy.run()
+        defer {
+            kill(proxy.processIdentifier, SIGKILL)
+            proxy.waitUntilExit()
+            _ = try? Shell.run("rm -rf /etc/containers/certs.d/127.0.0.1:\(proxyPort)")
+        }
+        for _ in 0..<200 where try Shell.status("curl -sf --cacert \(registry.dir)/ca.crt https://127.0.0.1:\(proxyPort)/v2/ -o /dev/null").0 != 0 {
+            usleep(50_000)
+        }
+        try unchanged(
+            "cut mid-layer",
+            try Shell.status("\(Self.cli) rebase -q --sysroot \(host) ostree-unverified-registry:127.0.0.1:\(proxyPort)/base:stable"),
+            "copy docker://127.0.0.1:\(proxyPort)/base@\(d2)")
+
+        // The disk full but for 256 KiB: room for the journal, not for the changed layers.
+        let available = try #require(Int(try Shell.run("df --output=avail -B1 \(host) | tail -1").trimmingCharacters(in: .whitespacesAndNewlines)))
+        try Shell.run("head -c \(available - 262_144) /dev/zero > \(host)/filler")
+        try unchanged("full disk", try Shell.status("\(Self.cli) upgrade -q --sysroot \(host)"), "space")
+        try Shell.run("rm \(host)/filler")
+        try Shell.run("\(Self.cli) upgrade -q --sysroot \(host)")
+        #expect(try Self.status(host).contains("Commit: \(n1)"))
     }
 
     /// Each bad image is refused with one line and changes nothing: no deployment, no commit, no

@@ -49,12 +49,13 @@ struct ImageUnitTests {
         var sizes: [String: Int] = [:]
         for i in 0..<100 { sizes["pkg\(i)"] = 1000 + i }
         let plan = ImageLayers.plan(sizes: sizes, maxLayers: 20)
-        #expect(plan.groups.count <= 18, "20 layers less the commit and unpackaged ones")
+        #expect(plan.groups.count <= 17, "20 layers less the commit, unpackaged and dpkg status ones")
         #expect(Set(plan.groups.flatMap { $0 }) == Set(sizes.keys), "every package in exactly one group")
         #expect(plan.groups.flatMap { $0 }.count == sizes.count)
-        // The ten largest have a layer of their own.
-        for i in 90..<100 { #expect(plan.groups.contains(["pkg\(i)"])) }
-        // A size change of a small package (not into the largest ten) does not move anything.
+        // The nine largest (17 groups less the 8 buckets) have a layer of their own.
+        for i in 91..<100 { #expect(plan.groups.contains(["pkg\(i)"])) }
+        #expect(!plan.groups.contains(["pkg90"]))
+        // A size change of a small package (not into the largest nine) does not move anything.
         var changed = sizes
         changed["pkg3"] = 1050
         #expect(ImageLayers.plan(sizes: changed, maxLayers: 20) == plan)
@@ -68,6 +69,13 @@ struct ImageUnitTests {
         #expect(plan.groups == [["a", "b"], ["c"], ["d"]])
         // A package gone from the base leaves its group; an emptied group goes.
         #expect(ImageLayers.plan(sizes: ["a": 5], previous: previous, maxLayers: 64).groups == [["a"]])
+    }
+
+    @Test func theDpkgStatusFilesAreTheirOwnLayer() {
+        #expect(ImageLayers.isDpkgState("usr/share/dpkg/database/status"))
+        #expect(ImageLayers.isDpkgState("var/lib/dpkg/status-old"))
+        #expect(!ImageLayers.isDpkgState("usr/share/dpkg/database/info/libssl3:amd64.list"))
+        #expect(!ImageLayers.isDpkgState("usr/share/dpkg/database/"))
     }
 
     @Test func dpkgPathsMapToWhereTheBaseHoldsThem() {

@@ -71,6 +71,7 @@ extension Engine {
                 throw EngineError.wrap(error, "clean up")
             }
             pruneLocalPackages(sysroot)
+            collectImages(sysroot)
             return ChangeResult(
                 changed: removed > 0, summary: removed > 0 ? "Removed \(removed) deployment(s)." : "No deployment removed; repository pruned.")
         }

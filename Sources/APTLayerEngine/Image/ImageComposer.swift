@@ -6,8 +6,8 @@ import OSTree
 /// `compose oci`: encapsulates a base commit as an OCI image.
 ///
 /// The first layer carries the commit object (at `sysroot/ostree/repo/objects/XX/….commit`, where
-/// ostree-ext carries it), the second every directory and the files no package owns, then one
-/// layer per package group (``ImageLayers``). Layers are deterministic PAX tars (sorted, numeric
+/// ostree-ext carries it), the second every directory and the files no package owns, the third
+/// the dpkg database's status files, then one layer per package group (``ImageLayers``). Layers are deterministic PAX tars (sorted, numeric
 /// owners, mtime 0, xattrs kept, hardlinks between files of one layer that share an object) and
 /// `gzip -n`, so an unchanged package group makes a byte-identical layer. The configuration carries
 /// ostree-ext's labels (`ostree.commit`, `ostree.bootable`, `ostree.final-diffid`). The image is
@@ -66,6 +66,7 @@ struct ImageComposer {
         let owners = ImageLayers.owners(tree: tree)
         var byPackage: [String: [String]] = [:]
         var unpackaged: [String] = []
+        var dpkgState: [String] = []
         var directories: Set<String> = []
         var sizes: [String: Int] = [:]
         for path in FileTree.walk(tree) {
@@ -73,6 +74,8 @@ struct ImageComposer {
             if (info.st_mode & S_IFMT) == S_IFDIR {
                 directories.insert(path)
                 unpackaged.append(path)
+            } else if ImageLayers.isDpkgState(path) {
+                dpkgState.append(path)
             } else if let owner = owners[path] {
                 byPackage[owner, default: []].append(path)
                 sizes[owner, default: 0] += Int(info.st_size)
@@ -116,9 +119,10 @@ struct ImageComposer {
         try FileTree.makeDirectory("\(commitRoot)/\(objectDir)")
         let objectPath = "\(objectDir)/\(checksum.dropFirst(2)).commit"
         try FileTree.replaceDurably("\(commitRoot)/\(objectPath)", commit.serialized)
-        progress.phase("Writing \(plan.groups.count + 2) layers")
+        progress.phase("Writing \(plan.groups.count + ImageLayers.fixedLayers) layers")
         try addLayer([objectPath], in: commitRoot, annotations: [OCI.contentAnnotation: "ostree-commit"], withRoot: false)
         try addLayer(unpackaged, in: tree, annotations: [OCI.contentAnnotation: "unpackaged"], withRoot: true)
+        try addLayer(dpkgState, in: tree, annotations: [OCI.contentAnnotation: "dpkg-status"], withRoot: true)
         for group in plan.groups {
             let paths = group.flatMap { byPackage[$0] ?? [] }
             try addLayer(

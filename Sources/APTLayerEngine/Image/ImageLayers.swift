@@ -1,26 +1,43 @@
 import Foundation
 
 /// How `compose oci` splits a base into layers: by dpkg package ownership, so an update to one
-/// package changes the layer(s) holding that package and nothing else.
+/// package changes the layer holding that package, the small dpkg `status` layer and the commit
+/// object's layer, and nothing else.
 ///
 /// The big packages get a layer each; when there are more packages than layers, the rest share
 /// a fixed number of buckets chosen by a hash of the package name (stable from one release to
 /// the next, whatever the sizes). Given the previous image's grouping, packages keep the groups
-/// they had. Files no package owns (the dpkg database, /usr/etc's generated files) and every
-/// directory go to one `unpackaged` layer.
+/// they had. A package's files in the dpkg database (`info/NAME.*`) go with it; the database's
+/// `status` files have a layer of their own; files no package owns (/usr/etc's generated files)
+/// and every directory go to one `unpackaged` layer.
 struct ImageLayers: Equatable {
     /// Package groups, one layer each, in layer order (sorted by their first package).
     var groups: [[String]]
 
     /// Buckets for the packages without a layer of their own.
     static let buckets = 8
-    /// The fewest layers a plan may have: the commit, the unpackaged files, buckets and one more.
-    static let minimumLayers = buckets + 3
+    /// The fewest layers a plan may have: the commit, the unpackaged files, the dpkg status,
+    /// buckets and one more.
+    static let minimumLayers = buckets + 4
+
+    /// Layers every image has besides the package groups: the commit object, the unpackaged
+    /// files, the dpkg status.
+    static let fixedLayers = 3
+
+    /// Whether a path is one of the dpkg database's status files (`status`, `status-old`,
+    /// `available`, `diversions`…: what changes with every package change), given the tree.
+    static func isDpkgState(_ path: String) -> Bool {
+        for base in ["usr/share/dpkg/database/", "var/lib/dpkg/"] where path.hasPrefix(base) {
+            let rest = path.dropFirst(base.count)
+            return !rest.contains("/") && !rest.isEmpty
+        }
+        return false
+    }
 
     /// Plans the groups for packages of `sizes` (bytes each) in at most `maxLayers` layers in all
-    /// (two are the commit object and the unpackaged files), keeping `previous` groups.
+    /// (``fixedLayers`` of them are not package groups), keeping `previous` groups.
     static func plan(sizes: [String: Int], previous: [[String]] = [], maxLayers: Int) -> ImageLayers {
-        let budget = max(maxLayers, minimumLayers) - 2
+        let budget = max(maxLayers, minimumLayers) - fixedLayers
         var groups: [[String]] = []
         var placed = Set<String>()
         for group in previous {
@@ -66,6 +83,13 @@ struct ImageLayers: Equatable {
         let info = ["usr/share/dpkg/database/info", "var/lib/dpkg/info"].map { "\(tree)/\($0)" }.first(where: FileTree.isDirectory)
         guard let info, let names = try? FileManager.default.contentsOfDirectory(atPath: info) else { return [:] }
         var owners: [String: String] = [:]
+        // A package's own database files (info/NAME[:ARCH].list, .md5sums, maintainer scripts)
+        // travel with it: an update to one package then leaves the other layers alone.
+        let relativeInfo = String(info.dropFirst(tree.count + 1))
+        for file in names.sorted() {
+            guard let dot = file.firstIndex(of: "."), let package = file[..<dot].split(separator: ":").first, !package.isEmpty else { continue }
+            owners["\(relativeInfo)/\(file)"] = String(package)
+        }
         for file in names.filter({ $0.hasSuffix(".list") }).sorted() {
             let package = String(file.dropLast(".list".count).split(separator: ":").first ?? "")
             guard !package.isEmpty, let text = FileTree.read("\(info)/\(file)") else { continue }
