@@ -4,8 +4,12 @@
 # the package a different build), on a bookworm minbase with libssl3 published in an archive-mode
 # OSTree repository over HTTP. Compares, in the same run: the full base; N → N+1 by objects (what
 # hosts pulled before static deltas); N → N+1 through a static delta (`ostree static-delta
-# generate` + `ostree summary -u`, the publish flow in docs/fleet.md); and apt-layer's own upgrade
-# of a deployment of N, which pulls through libostree and takes the delta. Prints a table.
+# generate` + `ostree summary -u`, the publish flow in docs/fleet.md); apt-layer's own upgrade
+# of a deployment of N, which pulls through libostree and takes the delta; and both releases as OCI
+# images (`apt-layer compose oci`, N+1 with --previous N): the full image and the layer blobs of
+# N+1 that N does not have, computed from the OCI layout, and the same measured through a
+# docker-registry on loopback (TLS, Tests/Fixtures/registry) with apt-layer rebase and upgrade
+# (skipped without docker-registry). Prints a table.
 # Run as root:  bench/transport.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +19,16 @@ bin="$here/.build/release/apt-layer"
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 work=$(mktemp -d /tmp/apt-layer-transport.XXXXXX)
 mount -t tmpfs -o size=6G tmpfs "$work"
-server=
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; umount -l "$work"; rmdir "$work"' EXIT
+server= registry= rport=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  if [ -n "$registry" ]; then
+    kill "$registry" 2>/dev/null || true; wait "$registry" 2>/dev/null || true
+    sh "$here/Tests/Fixtures/registry/stop-registry.sh" "$work/registry" "$rport" || true
+  fi
+  umount -l "$work"; rmdir "$work"
+}
+trap cleanup EXIT
 old=3.0.20-1~deb12u2 new=3.0.22-1~deb12u2
 port=$((20000 + RANDOM % 20000))
 
@@ -113,6 +125,73 @@ H=$work/host
 reset; "$bin" upgrade -q --sysroot "$H" >/dev/null
 ours=$(bytes) oursk=$(kinds) oursreq=$(wc -l < "$work/http.log")
 
+# Both releases as OCI images in one layout, N+1 grouped as N was (--previous), so every package
+# group that did not change makes a byte-identical layer. From the layout: the full image N
+# (manifest + configuration + layers) and what a host holding N fetches for N+1 (its manifest,
+# configuration and the layers N does not have: skopeo skips blobs already in the host's cache).
+layout=$work/www/oci
+"$bin" compose oci -q --repo "$R" --ref "$N" "oci:$layout:n" > "$work/oci.txt"
+"$bin" compose oci -q --repo "$R" --ref "$N1" --previous "oci:$layout:n" "oci:$layout:n1" >> "$work/oci.txt"
+eval "$(python3 - "$layout" <<'PY'
+import json, shlex, sys
+d = sys.argv[1]
+index = json.load(open(f"{d}/index.json"))
+def image(tag):
+    m = next(x for x in index["manifests"] if x["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    return m, json.load(open(f"{d}/blobs/sha256/{m['digest'][7:]}"))
+(mn, n), (mn1, n1) = image("n"), image("n1")
+def row(manifest, image, layers):
+    size = sum(l["size"] for l in layers)
+    other = manifest["size"] + image["config"]["size"]
+    return f"{size + other} | – | – | {size} | {other} | {len(layers) + 2}", size + other
+have = {l["digest"] for l in n["layers"]}
+new = [l for l in n1["layers"] if l["digest"] not in have]
+full, fullsize = row(mn, n, n["layers"])
+update, updatesize = row(mn1, n1, new)
+def name(l):
+    a = l.get("annotations") or {}
+    return a.get("org.debian.apt-layer.packages") or a.get("org.debian.apt-layer.content", "?")
+changed = "; ".join(f"{name(l)} {l['size']}" for l in new)
+for k, v in dict(ocifull=full, ocifullb=fullsize, ociupd=update, ociupdb=updatesize, ocilayers=len(n["layers"]),
+                 ocinew=len(new), ocichanged=changed, ocicfgs=f"{n['config']['digest']} {n1['config']['digest']}").items():
+    print(f"{k}={shlex.quote(str(v))}")
+PY
+)"
+
+# The same through a registry (docker-registry with TLS on loopback, its CA in certs.d, as in
+# ImageTests): a new host rebases onto the tag holding N, N+1 is pushed to the tag, the host
+# upgrades. Bytes are the response bodies in the registry's access log (no headers, no TLS).
+regfull= regupd=
+if command -v docker-registry >/dev/null; then
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sh "$here/Tests/Fixtures/registry/start-registry.sh" "$work/registry" "$rport"
+  docker-registry serve "$work/registry/config.yml" > "$work/registry.log" 2>&1 &
+  registry=$!
+  for _ in $(seq 100); do curl -sf --cacert "$work/registry/ca.crt" "https://127.0.0.1:$rport/v2/" -o /dev/null && break; sleep 0.1; done
+  tag=127.0.0.1:$rport/base:stable
+  # Bytes | – | – | layer blobs | manifests, configurations, /v2/ | requests, of what the log holds.
+  reglog() {
+    grep -a '^127\.0\.0\.1 .* "[A-Z]* /v2/' "$work/registry.log" | awk -v cfgs="$ocicfgs" '
+      BEGIN { split(cfgs, c, " "); for (i in c) cfg[c[i]] = 1 }
+      { n++; b = $10 + 0; t += b; d = $7; sub(/.*\/blobs\//, "", d)
+        if ($7 ~ /\/blobs\/sha256:/ && !(d in cfg)) l += b; else o += b }
+      END { printf "%d | – | – | %d | %d | %d", t, l, o, n }'
+  }
+  skopeo copy --insecure-policy --quiet --preserve-digests "oci:$layout:n" "docker://$tag"
+  IH=$work/image-host
+  "$bin" init -q --sysroot "$IH" --os debian
+  : > "$work/registry.log"
+  "$bin" rebase -q --sysroot "$IH" "ostree-unverified-registry:$tag" >/dev/null
+  regfull=$(reglog)
+  skopeo copy --insecure-policy --quiet --preserve-digests "oci:$layout:n1" "docker://$tag"
+  : > "$work/registry.log"
+  "$bin" upgrade -q --sysroot "$IH" >/dev/null
+  regupd=$(reglog)
+  "$bin" status --sysroot "$IH" | grep "Commit: $N1" >/dev/null || { echo "the image host is not on N+1" >&2; exit 1; }
+  kill "$registry"; wait "$registry" 2>/dev/null || true
+  sh "$here/Tests/Fixtures/registry/stop-registry.sh" "$work/registry" "$rport"; registry=
+fi
+
 pct() { python3 -c "print(f'{100 * $1 / $2:.1f} %')"; }
 echo
 echo "Release N → N+1: libssl3 $old → $new ($changed paths differ); bookworm minbase + libssl3."
@@ -125,8 +204,20 @@ echo "| N → N+1 through the static delta (ostree pull) | $delta | $deltak | $d
 echo "| N → N+1 through the delta made with --min-fallback-size=64 (ostree pull) | $tuned | $tunedk | $tunedreq | $(pct "$tuned" "$full") |"
 echo "| N → N+1, the same delta fetched and applied offline, then ostree pull | $offline | $offlinek | $offlinereq | $(pct "$offline" "$full") |"
 echo "| N → N+1, apt-layer upgrade (the engine's pull, the same delta) | $ours | $oursk | $oursreq | $(pct "$ours" "$full") |"
+echo "| full OCI image N ($ocilayers layers, from the layout) | $ocifull | $(pct "$ocifullb" "$full") |"
+echo "| N → N+1 by OCI layers (N+1's blobs not in N: $ocinew layers + configuration + manifest) | $ociupd | $(pct "$ociupdb" "$full") |"
+if [ -n "$regfull" ]; then
+  echo "| full OCI image N, apt-layer rebase from a registry (access log) | $regfull | $(pct "${regfull%% *}" "$full") |"
+  echo "| N → N+1, apt-layer upgrade from the registry (access log) | $regupd | $(pct "${regupd%% *}" "$full") |"
+fi
+echo
+echo "OCI rows: objects = layer blobs, other = manifests, configurations (and the registry's /v2/ checks);"
+echo "the registry rows count response bodies from docker-registry's access log (headers and TLS not included)."
 echo
 echo "Requests of the delta pull:"; sed 's/^/    /' "$work/delta.log"
 echo "The delta (ostree static-delta show):"; sed 's/^/    /' "$work/delta-show.txt"
 echo
-echo "static delta on the server: $delta_size bytes (default), $tuned_size bytes (--min-fallback-size=64); OCI layers: not measured (apt-layer does not build OCI images yet)"
+echo "The OCI images (apt-layer compose oci):"; sed 's/^/    /' "$work/oci.txt"
+echo "Layers of N+1 not in N (group, bytes): $ocichanged"
+echo
+echo "static delta on the server: $delta_size bytes (default), $tuned_size bytes (--min-fallback-size=64); OCI layout on the server (both images): $(du -sb "$layout" | cut -f1) bytes"

@@ -197,6 +197,53 @@ struct ImageTests {
         #expect(try Self.status(host).contains("Commit: \(n1)"))
     }
 
+    /// `ostree-image-signed:` with skopeo enforcing a `signedBy` policy (GPG simple signing, the
+    /// signatures in a lookaside store named by registries.d): an unsigned image is refused, a
+    /// signed one is taken, and a policy that accepts anything makes the signed reference refuse
+    /// rather than pretend. /etc/containers/policy.json is restored at the end.
+    @Test func aSignedReferenceTakesOnlyImagesWithAValidSignature() throws {
+        let bed = try TestBed()
+        let registry = try TestRegistry(bed)
+        defer { registry.stop() }
+        let layout = "\(bed.fixtures)/layout"
+        let n1 = try bed.composeBase(version: "2.0", note: "two")
+        _ = try Self.compose(bed, "oci:\(layout):n", ref: bed.baseChecksum)
+        _ = try Self.compose(bed, "oci:\(layout):n1", ref: n1)
+        let gnupg = "\(bed.fixtures)/gnupg"
+        let env = "GNUPGHOME=\(gnupg)"
+        try Shell.run("mkdir -m 700 \(gnupg) && \(env) gpg --batch --passphrase '' --quick-gen-key 'image signer <signer@acme>' ed25519 sign never")
+        let fingerprint = try Shell.run("\(env) gpg --list-keys --with-colons 2>/dev/null | awk -F: '/^fpr/{print $10; exit}'")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try Shell.run("\(env) gpg --export > \(bed.fixtures)/signer.gpg")
+        let registriesD = "/etc/containers/registries.d/apt-layer-test-\(registry.port).yaml"
+        try Shell.run(
+            "mkdir -p /etc/containers/registries.d && printf 'docker:\\n  \(registry.host):\\n    sigstore: file://\(bed.fixtures)/sigstore\\n    sigstore-staging: file://\(bed.fixtures)/sigstore\\n' > \(registriesD)"
+        )
+        try Shell.run("cp /etc/containers/policy.json \(bed.fixtures)/policy.json.saved")
+        defer { _ = try? Shell.run("cp \(bed.fixtures)/policy.json.saved /etc/containers/policy.json; rm -f \(registriesD)") }
+        try Shell.run("\(env) skopeo copy -q --insecure-policy --sign-by \(fingerprint) oci:\(layout):n docker://\(registry.host)/base:signed")
+        try Shell.run("skopeo copy -q --insecure-policy oci:\(layout):n1 docker://\(registry.host)/base:unsigned")
+        try """
+        {"default": [{"type": "reject"}], "transports": {"docker": {"\(registry.host)": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "\(bed.fixtures)/signer.gpg"}]}}}
+        """.write(toFile: "/etc/containers/policy.json", atomically: true, encoding: .utf8)
+
+        let host = try Self.newHost(bed, "host")
+        let unsigned = try Shell.status("\(Self.cli) rebase -q --sysroot \(host) ostree-image-signed:docker://\(registry.host)/base:unsigned")
+        #expect(unsigned.0 != 0 && unsigned.1.contains("error: ") && unsigned.1.contains("signature"), "\(unsigned.1)")
+        #expect(try Self.status(host).contains("Deployments: none"), "nothing deployed")
+        try Shell.run("\(Self.cli) rebase -q --sysroot \(host) ostree-image-signed:docker://\(registry.host)/base:signed")
+        let status = try Self.status(host)
+        #expect(
+            status.contains("Commit: \(bed.baseChecksum)") && status.contains("ostree-image-signed:docker://\(registry.host)/base:signed"),
+            "\(status)")
+
+        // Debian's default policy (insecureAcceptAnything): the signed reference refuses.
+        try Shell.run("cp \(bed.fixtures)/policy.json.saved /etc/containers/policy.json")
+        let open = try Shell.status("\(Self.cli) upgrade -q --sysroot \(host)")
+        #expect(open.0 != 0 && open.1.contains("without a signature (insecureAcceptAnything)"), "\(open.1)")
+        #expect(try Self.status(host) == status)
+    }
+
     /// Each bad image is refused with one line and changes nothing: no deployment, no commit, no
     /// work directory left.
     @Test func badImagesLeaveTheHostUnchanged() throws {

@@ -28,7 +28,11 @@ struct Skopeo {
         let digestFile = "\(work)/skopeo-digest"
         FileTree.remove(digestFile)
         try run(
-            policyArguments + ["copy", "--quiet", "--preserve-digests", "--digestfile", digestFile, "--", source, destination],
+            // Signatures are checked on the source by the policy (signed images); an OCI layout
+            // cannot store them, and nothing after the copy needs them.
+            policyArguments + [
+                "copy", "--quiet", "--preserve-digests", "--remove-signatures", "--digestfile", digestFile, "--", source, destination,
+            ],
             what: "copy \(source) to \(destination)")
         guard let digest = FileTree.read(digestFile)?.trimmingCharacters(in: .whitespacesAndNewlines), digest.hasPrefix("sha256:") else {
             throw EngineError(.system, "skopeo copied \(source) but wrote no digest")
