@@ -15,7 +15,7 @@ struct Bundle: ParsableCommand {
     /// `apt-layer bundle create --policy P --signature S OUTPUT`.
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a bundle: the images the policy's releases pin (image: docker://…@sha256:…), the policy and its signature.",
+            abstract: "Write a bundle: the images the policy's releases pin (image: docker://...@sha256:...), the policy and its signature.",
             discussion:
                 "The file is an OCI archive (skopeo and apt-layer read it as oci-archive:FILE:DIGEST-HEX) with apt-layer/policy.yaml and its .sig beside the layout."
         )
@@ -88,8 +88,10 @@ struct Bundle: ParsableCommand {
                 let partial = "\(directory)/.\(name).partial"
                 try? FileManager.default.removeItem(atPath: partial)
                 try FileManager.default.copyItem(atPath: file, toPath: partial)
-                try? FileManager.default.removeItem(atPath: target)
-                try FileManager.default.moveItem(atPath: partial, toPath: target)
+                // rename(2) replaces an earlier bundle of the same name at once.
+                guard rename(partial, target) == 0 else {
+                    throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(errno))])
+                }
             } catch {
                 throw fail("cannot queue \(file) in \(directory): \(oneLine(error))")
             }

@@ -1,20 +1,12 @@
+import APTLayerEngine
 import APTLayerFleet
 import APTLayerModel
 import Foundation
 
 extension UpdateDriver {
     /// Where accepted bundles are kept (a USB stick may be removed before the release is staged):
-    /// `ostree/apt-layer/bundles` of the sysroot.
-    var bundleStore: String {
-        let root = engineOptions.sysroot == "/" ? "" : engineOptions.sysroot
-        return "\(root)/\(Layout.stateDirectory)/bundles"
-    }
-
-    /// The stored bundle of the accepted policy `version`, if it came in one.
-    func storedBundle(version: Int64) -> String? {
-        let path = "\(bundleStore)/policy-\(version)\(PolicyBundle.suffix)"
-        return FileManager.default.fileExists(atPath: path) ? path : nil
-    }
+    /// the engine's bundle directory, where it looks for pinned images.
+    var bundleStore: String { Engine(options: engineOptions).bundleDirectory }
 
     /// Reads each new `*.bundle` in the bundles directory (by name): its signed policy goes through
     /// the same trust checks as a fetched one (signers, threshold, fleet, version, expiry). An
@@ -41,6 +33,12 @@ extension UpdateDriver {
                 noteFetch(.unchanged, "bundle \(name): unchanged (version \(policy.policy.version))", at: now)
                 continue
             }
+            // Judged before anything is copied: a bundle the trust checks refuse is journaled as a
+            // refusal (by accept) and never stored.
+            guard verifies(contents.policy, signature: contents.signature, now: now) else {
+                accept(bytes: contents.policy, signature: contents.signature, etag: nil, now: now)
+                continue
+            }
             // Kept under a temporary name until the policy is accepted.
             let version = (try? FleetPolicy.decode(contents.policy))?.version ?? 0
             let stored = "\(bundleStore)/policy-\(version)\(PolicyBundle.suffix)"
@@ -60,9 +58,10 @@ extension UpdateDriver {
                 try? manager.removeItem(atPath: partial)
                 continue
             }
-            try? manager.removeItem(atPath: stored)
-            do { try manager.moveItem(atPath: partial, toPath: stored) } catch {
-                logger.error("fleet bundle not stored", metadata: ["bundle": "\(name)", "error": "\(error)"])
+            guard rename(partial, stored) == 0 else {
+                // Read again at the next poll (the policy is accepted; the bundle is what is missing).
+                seenBundles.remove(key)
+                logger.error("fleet bundle not stored", metadata: ["bundle": "\(name)", "errno": "\(errno)"])
                 continue
             }
             for old in (try? manager.contentsOfDirectory(atPath: bundleStore)) ?? [] where "\(bundleStore)/\(old)" != stored {
@@ -72,13 +71,20 @@ extension UpdateDriver {
         }
     }
 
-    /// The refspec a release's image is pulled from: the stored bundle of the accepted policy
-    /// when it came in one, else the registry, by digest either way.
-    func imageRefspec(_ image: String, policyVersion: Int64) -> String {
-        let digest = image.split(separator: "@", maxSplits: 1).last.map(String.init) ?? ""
-        if let bundle = storedBundle(version: policyVersion) {
-            return "ostree-unverified-image:oci-archive:\(bundle):\(digest.dropFirst("sha256:".count))@\(digest)"
+    /// The refspec a release's image is pulled from: the registry reference, by digest. The engine
+    /// reads a pinned image from its cache or from a stored bundle holding it before asking the
+    /// registry, so an offline host needs no route to it; the origin keeps the registry reference.
+    func imageRefspec(_ image: String) -> String { "ostree-unverified-registry:\(image.dropFirst("docker://".count))" }
+}
+
+extension UpdateDriver {
+    /// Whether `bytes` would be accepted now (signers, threshold, fleet, version, expiry), without
+    /// journaling anything.
+    func verifies(_ bytes: Data, signature: String, now: Date) -> Bool {
+        guard let text = try? String(contentsOfFile: configuration.signers, encoding: .utf8), let signers = try? AllowedSigners(text) else {
+            return false
         }
-        return "ostree-unverified-registry:\(image.dropFirst("docker://".count))"
+        let trust = PolicyTrust(signers: signers, threshold: configuration.threshold, fleet: configuration.name)
+        return (try? trust.accept(bytes, signature: signature, last: policy, now: now)) != nil
     }
 }

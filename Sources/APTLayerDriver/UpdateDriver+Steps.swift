@@ -47,9 +47,9 @@ extension UpdateDriver: DriverRunning {
         var denylisted: Bool?
         var attempts: Int?
         if let accepted, let stream, let pinned = stream.release {
-            // A release published as an image is pulled by its digest (from a bundle when the
-            // policy came in one), not from the remote.
-            let image = pinned.image.map { imageRefspec($0, policyVersion: accepted.version) }
+            // A release published as an image is pulled by its digest (from a stored bundle when
+            // one holds it), not from the remote.
+            let image = pinned.image.map(imageRefspec)
             let refspec = image ?? accepted.remote.map { "\($0.name):\(stream.ref)" } ?? stream.ref
             release = ReleaseOrder(
                 id: pinned.id, commit: pinned.commit, refspec: refspec, remote: image == nil ? accepted.remote : nil,

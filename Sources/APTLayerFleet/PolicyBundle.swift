@@ -15,6 +15,7 @@ public enum PolicyBundle {
 
     /// Why a bundle could not be read.
     public struct ReadError: Error, CustomStringConvertible, Equatable {
+        /// One line naming the bundle and what is wrong with it.
         public let description: String
     }
 

@@ -67,13 +67,6 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         self.digest = digest
     }
 
-    /// The reference with the digest dropped: what `upgrade` follows.
-    public var following: ImageReference {
-        var copy = self
-        copy.digest = nil
-        return copy
-    }
-
     /// The reference as written (`ostree-unverified-registry:r/n:t@sha256:…`).
     public var description: String {
         let prefix: String

@@ -294,11 +294,9 @@ static inline gconstpointer aptl_variant_data(GVariant *v, gsize *out_size) {
     return g_variant_get_data(v);
 }
 
-/* Imports the tar archives `paths` (any compression libarchive reads) in order into one tree,
- * writes it (first transaction), checks that its root is the tree the serialized commit
- * `commit_data` names, then writes that commit object verbatim, checked against
- * `expected_checksum`, and points `ref` at it (second transaction): the commit is the image's
- * exact commit or nothing but unreferenced objects is written. */
+/* The first half of aptl_import_layers: imports the tar archives `paths` in order into one tree,
+ * writes it in its own transaction, and checks that its root is the tree `commit` (a validated
+ * commit variant) names. */
 static inline gboolean aptl_import_layers_tree(OstreeRepo *repo, const char *const *paths, int n_paths, GVariant *commit,
                                                GCancellable *cancellable, GError **error) {
     if (!ostree_repo_prepare_transaction(repo, NULL, cancellable, error)) return FALSE;
@@ -359,8 +357,13 @@ static inline gboolean aptl_import_layers(OstreeRepo *repo, const char *const *p
     GVariant *commit = g_variant_ref_sink(g_variant_new_from_bytes(OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
     g_bytes_unref(bytes);
     gboolean ok = TRUE;
+    /* Normal form, then libostree's own structure check (32-byte checksums, a valid parent…):
+     * the tree checksums below are read out of it. */
     if (!g_variant_is_normal_form(commit)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the image's commit object is not a valid OSTree commit");
+        ok = FALSE;
+    } else if (!ostree_validate_structureof_commit(commit, error)) {
+        g_prefix_error(error, "the image's commit object is not a valid OSTree commit: ");
         ok = FALSE;
     }
     ok = ok && aptl_import_layers_tree(repo, paths, n_paths, commit, cancellable, error);

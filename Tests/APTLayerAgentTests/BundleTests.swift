@@ -96,9 +96,14 @@ struct BundleTests {
         let policyState = try agent.request("GET", "/v1/policy", as: "reader").json
         #expect((policyState["policy"] as? [String: Any])?["version"] as? Int == 1, "\(policyState)\n\(agent.logText)")
         #expect(status.contains("Commit: \(n1)"), "the release deployed from the bundle: \(status)\n\(agent.logText)")
+        // The origin names the registry image by digest; it was read from the stored bundle.
         let origins = try Shell.run("cat \(bed.sysroot)/ostree/deploy/debian/deploy/*.origin")
-        #expect(origins.contains("oci-archive:\(bed.sysroot)/ostree/apt-layer/bundles/policy-1.bundle"), "\(origins)")
+        #expect(origins.contains("container-image-reference=ostree-unverified-registry:\(registry.host)/acme/base@\(digest)"), "\(origins)")
         #expect(origins.contains("container-image-digest=\(digest)"), "\(origins)")
+        #expect(FileManager.default.fileExists(atPath: "\(bed.sysroot)/ostree/apt-layer/bundles/policy-1.bundle"))
+        // Offline afterwards too: the pinned image is in the host's cache.
+        let check = try Shell.run("\(Paths.cli) upgrade --check --sysroot \(bed.sysroot)")
+        #expect(check.contains("No change: ostree-unverified-registry:\(registry.host)/acme/base@\(digest) is still \(digest)"), "\(check)")
 
         // A forged bundle dropped in the directory (a USB stick) is refused; version 1 stays.
         let refused = try Shell.status("\(Paths.cli) bundle apply \(bed.fixtures)/forged.bundle --directory \(queue) --signers \(keys.signers)")

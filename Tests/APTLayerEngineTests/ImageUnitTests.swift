@@ -18,12 +18,21 @@ struct ImageUnitTests {
         let pinned = try ImageReference(parsing: "ostree-unverified-registry:registry.example:5000/debian/base:stable@sha256:\(hex)")
         #expect(pinned.digest == "sha256:\(hex)")
         #expect(pinned.source() == "docker://registry.example:5000/debian/base@sha256:\(hex)", "the tag dropped, the port kept")
-        #expect(pinned.following == tagged)
+        #expect(pinned.description == "ostree-unverified-registry:registry.example:5000/debian/base:stable@sha256:\(hex)")
         let archive = try ImageReference(parsing: "ostree-unverified-image:oci-archive:/media/usb/base.ociarchive")
         #expect(archive.image == "oci-archive:/media/usb/base.ociarchive" && archive.source() == archive.image)
         let signed = try ImageReference(parsing: "ostree-image-signed:docker://registry.example/base:1")
         #expect(signed.verification == .signed && signed.description == "ostree-image-signed:docker://registry.example/base:1")
         #expect(try Operand.checkRefspec("ostree-unverified-registry:r.example/b:1") == ())
+    }
+
+    @Test func signaturePolicyScopesGoFromTheImageToTheTransportDefault() {
+        #expect(
+            Engine.policyScopes(for: "registry.example.com:5000/acme/base:stable") == [
+                "registry.example.com:5000/acme/base:stable", "registry.example.com:5000/acme/base", "registry.example.com:5000/acme",
+                "registry.example.com:5000", "*.example.com", "*.com", "",
+            ])
+        #expect(Engine.policyScopes(for: "127.0.0.1:5000/base") == ["127.0.0.1:5000/base", "127.0.0.1:5000", ""])
     }
 
     @Test(arguments: [

@@ -255,7 +255,8 @@ extension Engine {
     }
 
     /// `rebase` onto an OCI image: pulled (by the pinned digest when there is one), its commit
-    /// rebuilt exactly, the layering re-applied; the origin follows the tag and records the digest.
+    /// rebuilt exactly, the layering re-applied; the origin records the reference as given (a tag
+    /// to follow, or a pinned digest to keep) and the digest deployed.
     func rebase(
         image: ImageReference, revision: String?, remoteURL: String?, flags: LayeringFlags, token: CancellationToken
     ) throws -> ChangeResult {
@@ -269,16 +270,14 @@ extension Engine {
         var pulled: ImageImporter.Pulled?
         return try relayer(.rebase, detail: image.description, flags: flags, token: token, allowEmpty: true) { origin in
             var next = origin
-            next.baseRefspec = image.following.description
+            // A pinned digest stays in the origin: `upgrade` then keeps that image (and refreshes
+            // the layered packages) instead of following the tag, as rpm-ostree does.
+            next.baseRefspec = image.description
             next.overrideCommit = nil
             next.imageDigest = nil
             return next
         } base: { sysroot, _ in
-            let found = try pullImage(sysroot, image, token: token)
-            if let revision, found.commit != revision {
-                throw EngineError(
-                    .invalidArgument, "\(image) carries commit \(found.commit.prefix(12)), not the required \(revision.prefix(12)); nothing changed")
-            }
+            let found = try pullImage(sysroot, image, required: revision, token: token)
             pulled = found
             return found.commit
         } adjust: { origin, _ in

@@ -22,16 +22,32 @@ extension Engine {
         guard maxLayers >= ImageLayers.minimumLayers, maxLayers <= 127 else {
             throw EngineError(.invalidArgument, "--max-layers must be between \(ImageLayers.minimumLayers) and 127")
         }
-        let composer = ImageComposer(repo: try composeRepo(repo), progress: progress, token: token)
-        let made = try composer.compose(.init(ref: ref, destination: destination, previous: previous, maxLayers: maxLayers))
-        return ComposedImage(digest: made.digest, commit: made.commit, layers: made.layers)
+        let options = ImageComposer.Options(ref: ref, destination: destination, previous: previous, maxLayers: maxLayers)
+        func compose(_ target: Repo) throws -> ComposedImage {
+            let made = try ImageComposer(repo: target, progress: progress, token: token).compose(options)
+            return ComposedImage(digest: made.digest, commit: made.commit, layers: made.layers)
+        }
+        // The sysroot's repository under the lock: every locked operation sweeps its tmp/.
+        guard repo == nil else { return try compose(try composeRepo(repo)) }
+        return try locked("compose oci") { sysroot in try compose(try sysroot.repo()) }
     }
 
     /// The cache of pulled images: an OCI layout whose blobs later pulls reuse.
     var imageCache: OCILayout { OCILayout(path: "\(stateDirectory)/images") }
 
+    /// Where the fleet driver keeps accepted offline bundles; a pinned image is read from one
+    /// that holds it before its registry is asked.
+    public var bundleDirectory: String { "\(stateDirectory)/bundles" }
+
+    func importer(repo: Repo, work: String, token: CancellationToken) -> ImageImporter {
+        ImageImporter(repo: repo, cache: imageCache, bundles: bundleDirectory, work: work, progress: progress, token: token)
+    }
+
     /// Pulls `image` into the repository under the caller's lock; returns its digest and commit.
-    func pullImage(_ sysroot: Sysroot, _ image: ImageReference, token: CancellationToken) throws -> ImageImporter.Pulled {
+    /// With `required`, an image carrying another commit is refused before any layer is fetched.
+    func pullImage(_ sysroot: Sysroot, _ image: ImageReference, required: String? = nil, token: CancellationToken) throws
+        -> ImageImporter.Pulled
+    {
         if image.verification == .signed { try Self.checkSignaturePolicy(for: image) }
         let repo = try sysroot.repo()
         let work: String
@@ -39,25 +55,34 @@ extension Engine {
             throw EngineError.wrap(error, "create a work directory")
         }
         defer { FileTree.remove(work) }
-        let importer = ImageImporter(repo: repo, cache: imageCache, work: work, progress: progress, token: token)
-        return try importer.pull(image)
+        let cached = Set(((try? imageCache.index())?.manifests ?? []).map(\.digest))
+        do {
+            return try importer(repo: repo, work: work, token: token).pull(image, required: required)
+        } catch {
+            // A refused or failed pull leaves the cache as it was: what it added goes again
+            // (whatever commit its label claims).
+            pruneImageCache { digest, _ in cached.contains(digest) }
+            throw error
+        }
     }
 
-    /// `upgrade --check` for an image base: reads the manifest and configuration the tag points at
-    /// now (no layer) and compares the digest with the deployed one.
+    /// `upgrade --check` for an image base: reads the manifest and configuration the reference
+    /// points at now (no layer; a pinned digest from the cache) and compares the digest with the
+    /// deployed one.
     func checkImageUpgrade(_ image: ImageReference, deployed: String?, token: CancellationToken) throws -> ChangeResult {
         if image.verification == .signed { try Self.checkSignaturePolicy(for: image) }
-        let work = try FileTree.temporaryDirectory(in: "\(stateDirectory)/tmp", prefix: "image-check.")
+        let work: String
+        do { work = try FileTree.temporaryDirectory(in: "\(stateDirectory)/tmp", prefix: "image-check.") } catch {
+            throw EngineError.wrap(error, "create a work directory")
+        }
         defer { FileTree.remove(work) }
-        let importer = ImageImporter(
-            repo: try openSysroot().repo(), cache: imageCache, work: work, progress: progress, token: token)
-        let (found, _) = try importer.inspect(image.following)
+        let found = try importer(repo: try openSysroot().repo(), work: work, token: token).inspect(image).pulled
         if found.digest == deployed {
-            return ChangeResult(changed: false, summary: "No change: \(image.following) is still \(found.digest).")
+            return ChangeResult(changed: false, summary: "No change: \(image) is still \(found.digest).")
         }
         let version = found.version.map { ", version \($0)" } ?? ""
         return ChangeResult(
-            changed: true, summary: "Would deploy \(image.following) \(found.digest) (commit \(found.commit.prefix(12))\(version)).",
+            changed: true, summary: "Would deploy \(image) \(found.digest) (commit \(found.commit.prefix(12))\(version)).",
             checksum: found.commit)
     }
 
@@ -70,30 +95,36 @@ extension Engine {
     /// Drops cached images whose commit no deployment or ref uses any more, and blobs no remaining
     /// image needs: layers go with the deployments that used them.
     func collectImages(_ sysroot: Sysroot) {
+        guard let referenced = try? referencedCommits(sysroot) else { return }
+        pruneImageCache { _, commit in commit.map(referenced.contains) ?? false }
+    }
+
+    /// Keeps the cached images `keep` accepts (given the manifest digest and the commit its label
+    /// names), removes the others from the index, then every blob no kept image needs and anything
+    /// else in the layout's root (a blob a killed copy left half-written).
+    func pruneImageCache(keep: (_ manifest: String, _ commit: String?) -> Bool) {
         let cache = imageCache
-        guard FileTree.exists("\(cache.path)/index.json"), var index = try? cache.index(),
-            let referenced = try? referencedCommits(sysroot)
-        else { return }
-        var keep: Set<String> = []
+        guard FileTree.exists("\(cache.path)/index.json"), var index = try? cache.index() else { return }
+        var needed: Set<String> = []
         index.manifests.removeAll { entry in
-            guard let bytes = try? cache.readBlob(entry.digest, what: "manifest"),
-                let manifest = try? OCI.decode(OCI.Manifest.self, bytes, what: "manifest"),
-                let configBytes = try? cache.readBlob(manifest.config.digest, what: "configuration"),
-                let configuration = try? OCI.decode(OCI.Configuration.self, configBytes, what: "configuration"),
-                let commit = configuration.config?.Labels?[OCI.commitLabel], referenced.contains(commit)
-            else { return true }
-            keep.formUnion([entry.digest, manifest.config.digest] + manifest.layers.map(\.digest))
+            let manifest = (try? cache.readBlob(entry.digest, what: "manifest")).flatMap { try? OCI.decode(OCI.Manifest.self, $0, what: "manifest") }
+            let configuration = manifest.flatMap { try? cache.readBlob($0.config.digest, what: "configuration") }
+                .flatMap { try? OCI.decode(OCI.Configuration.self, $0, what: "configuration") }
+            guard let manifest, keep(entry.digest, configuration?.config?.Labels?[OCI.commitLabel]) else { return true }
+            needed.formUnion([entry.digest, manifest.config.digest] + manifest.layers.map(\.digest))
             return false
         }
         do { try cache.writeIndex(index) } catch { return }
         let blobs = (try? FileManager.default.contentsOfDirectory(atPath: "\(cache.path)/blobs/sha256")) ?? []
-        for blob in blobs where !keep.contains("sha256:\(blob)") { FileTree.remove("\(cache.path)/blobs/sha256/\(blob)") }
+        for blob in blobs where !needed.contains("sha256:\(blob)") { FileTree.remove("\(cache.path)/blobs/sha256/\(blob)") }
+        let root = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
+        for name in root where !["oci-layout", "index.json", "blobs"].contains(name) { FileTree.remove("\(cache.path)/\(name)") }
     }
 
     /// `ostree-image-signed:` is refused when containers-policy.json would accept the image
     /// without a signature (its requirement for the image's scope is `insecureAcceptAnything`):
     /// "signed" must mean a signature was checked.
-    static func checkSignaturePolicy(for image: ImageReference, path: String = "/etc/containers/policy.json") throws {
+    static func checkSignaturePolicy(for image: ImageReference, path: String = Skopeo.policyPath) throws {
         struct Requirement: Decodable { var type: String }
         struct Policy: Decodable {
             var `default`: [Requirement]?
@@ -104,22 +135,45 @@ extension Engine {
         }
         let policy: Policy
         do { policy = try JSONDecoder().decode(Policy.self, from: data) } catch {
-            throw EngineError(.refused, "ostree-image-signed: \(path) does not parse: \(error)")
-        }
-        let name = String(image.image.dropFirst("docker://".count))
-        var scopes: [String] = [name]
-        var cut = name
-        while let end = cut.lastIndex(where: { $0 == "/" || $0 == ":" }) {
-            cut = String(cut[..<end])
-            scopes.append(cut)
+            throw EngineError(.refused, "ostree-image-signed: \(path) does not parse: \(error)", underlying: error)
         }
         let docker = policy.transports?["docker"] ?? [:]
-        let requirements = scopes.lazy.compactMap { docker[$0] }.first ?? docker[""] ?? policy.default ?? []
+        let requirements =
+            Self.policyScopes(for: String(image.image.dropFirst("docker://".count))).lazy.compactMap { docker[$0] }.first
+            ?? policy.default ?? []
+        let name = String(image.image.dropFirst("docker://".count))
         if requirements.isEmpty || requirements.allSatisfy({ $0.type == "insecureAcceptAnything" }) {
             throw EngineError(
                 .refused,
                 "ostree-image-signed: \(path) accepts \(name) without a signature (insecureAcceptAnything); add a signedBy requirement for it, or use ostree-unverified-registry:"
             )
         }
+    }
+
+    /// The scopes containers-policy.json(5) looks a docker image up under, most specific first:
+    /// the reference as named (with its tag or digest), the repository, each enclosing namespace,
+    /// the registry host[:port], then wildcard domains (`*.example.com`, `*.com`), then the
+    /// transport's default (`""`).
+    static func policyScopes(for name: String) -> [String] {
+        var scopes = [name]
+        var repository = name
+        if let at = repository.firstIndex(of: "@") { repository = String(repository[..<at]) }
+        if let slash = repository.lastIndex(of: "/"), let colon = repository[slash...].lastIndex(of: ":") {
+            repository = String(repository[..<colon])
+        }
+        if repository != name { scopes.append(repository) }
+        var namespace = repository
+        while let slash = namespace.lastIndex(of: "/") {
+            namespace = String(namespace[..<slash])
+            scopes.append(namespace)
+        }
+        // Wildcards apply to a host name (not an address), without its port.
+        let host = namespace.split(separator: ":").first.map(String.init) ?? namespace
+        var labels = host.split(separator: ".").map(String.init)
+        while labels.count > 1, !host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            labels.removeFirst()
+            scopes.append("*." + labels.joined(separator: "."))
+        }
+        return scopes + [""]
     }
 }

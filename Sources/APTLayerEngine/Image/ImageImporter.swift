@@ -6,10 +6,13 @@ import OSTree
 ///
 /// skopeo reads the manifest (by digest once resolved, so a tag that moves during the pull cannot
 /// mix two images) and copies the image into a cache that is itself an OCI layout
-/// (`/var/lib/apt-layer/images`): layers already there are not fetched again. Every blob is
-/// checked against its digest, the commit object in the first layer against the `ostree.commit`
-/// label, and the tree the other layers make against the tree that commit names; only then is the
-/// commit object written. Nothing else in the repository or on the host changes before that.
+/// (`/ostree/apt-layer/images`): layers already there are not fetched again. An image pinned by
+/// digest is read from the cache when it is there, else from a stored offline bundle that holds
+/// it (`/ostree/apt-layer/bundles`), else from its own transport; the digest is checked whichever
+/// answers. Every blob is checked against its digest, the commit object in the first layer against
+/// the `ostree.commit` label, and the tree the other layers make against the tree that commit
+/// names; only then is the commit object written. Nothing else in the repository or on the host
+/// changes before that.
 struct ImageImporter {
     /// What a pull found.
     struct Pulled: Equatable {
@@ -21,40 +24,85 @@ struct ImageImporter {
         var version: String?
     }
 
+    /// An image's manifest as read, and where it was read from (a skopeo source).
+    struct Inspected {
+        var pulled: Pulled
+        var manifest: OCI.Manifest
+        var source: String
+        /// The source is the cache itself: every blob is already there.
+        var fromCache: Bool
+    }
+
+    /// The largest commit object accepted (libostree's limit for metadata objects).
+    static let maxCommitBytes = 10 << 20
+
     let repo: Repo
     let cache: OCILayout
+    /// Where stored offline bundles are (`*.bundle`, OCI archives).
+    let bundles: String
     let work: String
     let progress: any ProgressSink
     let token: CancellationToken
 
-    var skopeo: Skopeo { Skopeo(token: token, work: work) }
+    func skopeo(for image: ImageReference) -> Skopeo {
+        Skopeo(token: token, work: work, enforcePolicy: image.verification == .signed)
+    }
+
+    /// Where a pinned image can be read without its transport: the cache, or a stored bundle.
+    private func localSource(_ image: ImageReference, pinned: String, skopeo: Skopeo) -> (String, [UInt8], Bool)? {
+        let hex = String(pinned.dropFirst("sha256:".count))
+        if (try? cache.index())?.manifests.contains(where: { $0.digest == pinned }) == true, let bytes = try? cache.readBlob(pinned, what: "manifest")
+        {
+            return ("oci:\(cache.path):\(hex)", bytes, true)
+        }
+        // Newest bundle first (policy-N.bundle, the highest N).
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: bundles)) ?? []).filter { $0.hasSuffix(".bundle") }
+        let ordered = names.sorted { $0.count != $1.count ? $0.count > $1.count : $0 > $1 }
+        for name in ordered {
+            let source = "oci-archive:\(bundles)/\(name):\(hex)"
+            if let bytes = try? skopeo.manifest(source), OCI.digest(bytes) == pinned { return (source, bytes, false) }
+        }
+        return nil
+    }
 
     /// Resolves `image` to a manifest digest and the commit it carries, reading the manifest and
     /// the configuration only (no layer): what `upgrade --check` needs.
-    func inspect(_ image: ImageReference) throws -> (Pulled, manifest: OCI.Manifest) {
-        var skopeo = skopeo
-        skopeo.enforcePolicy = image.verification == .signed
-        var bytes = try skopeo.manifest(image.source())
+    func inspect(_ image: ImageReference) throws -> Inspected {
+        let skopeo = skopeo(for: image)
+        var source = image.source()
+        var fromCache = false
+        var bytes: [UInt8]
+        if let pinned = image.digest, let (local, found, cached) = localSource(image, pinned: pinned, skopeo: skopeo) {
+            (source, bytes, fromCache) = (local, found, cached)
+        } else {
+            bytes = try skopeo.manifest(source)
+        }
+        // A pin names the bytes first served, index or manifest.
+        if let pinned = image.digest, OCI.digest(bytes) != pinned {
+            throw EngineError(.invalidArgument, "\(image.image) has manifest digest \(OCI.digest(bytes)), not the pinned \(pinned); nothing changed")
+        }
         var digest = OCI.digest(bytes)
         let type = OCI.mediaType(of: bytes)
         if type == OCI.indexType || type == OCI.dockerListType {
             let index = try OCI.decode(OCI.Index.self, bytes, what: "index")
-            guard image.image.hasPrefix("docker://"),
+            guard source.hasPrefix("docker://"),
                 let entry = index.manifests.first(where: { $0.platform == OCI.Platform(architecture: "amd64", os: "linux") })
             else {
                 throw EngineError(.invalidArgument, "\(image) is a multi-platform index with no linux/amd64 image apt-layer can use")
             }
-            bytes = try skopeo.manifest(image.source(digest: entry.digest))
+            try OCI.checkDigest(entry.digest)
+            source = image.source(digest: entry.digest)
+            bytes = try skopeo.manifest(source)
             guard OCI.digest(bytes) == entry.digest else {
                 throw EngineError(.invalidArgument, "the manifest \(image) served is not the digest its index names (\(entry.digest))")
             }
             digest = entry.digest
-        }
-        if let pinned = image.digest, pinned != digest, type != OCI.indexType, type != OCI.dockerListType {
-            throw EngineError(.invalidArgument, "\(image.image) has manifest digest \(digest), not the pinned \(pinned); nothing changed")
+        } else if source.hasPrefix("docker://") {
+            source = image.source(digest: digest)
         }
         let manifest = try OCI.decode(OCI.Manifest.self, bytes, what: "manifest")
-        let configBytes = try skopeo.configuration(image.source(digest: image.image.hasPrefix("docker://") ? digest : nil))
+        for descriptor in [manifest.config] + manifest.layers { try OCI.checkDigest(descriptor.digest) }
+        let configBytes = fromCache ? try cache.readBlob(manifest.config.digest, what: "configuration") : try skopeo.configuration(source)
         guard OCI.digest(configBytes) == manifest.config.digest else {
             throw EngineError(.invalidArgument, "the configuration of \(image) does not match its digest \(manifest.config.digest)")
         }
@@ -75,24 +123,30 @@ struct ImageImporter {
                 "\(image.image) carries no commit object layer (not made by apt-layer compose oci); cannot rebuild commit \(commit.prefix(12)) exactly"
             )
         }
-        return (Pulled(digest: digest, commit: commit, version: labels["org.opencontainers.image.version"]), manifest)
+        let pulled = Pulled(digest: digest, commit: commit, version: labels["org.opencontainers.image.version"])
+        return Inspected(pulled: pulled, manifest: manifest, source: source, fromCache: fromCache)
     }
 
     /// Pulls `image` into the cache (blobs already there are not fetched again), checks it, and
-    /// imports its commit unless that is already in the repository; returns what it holds.
-    func pull(_ image: ImageReference) throws -> Pulled {
+    /// imports its commit unless that is already in the repository; returns what it holds. With
+    /// `required`, an image carrying another commit is refused before any layer is fetched.
+    func pull(_ image: ImageReference, required: String? = nil) throws -> Pulled {
         progress.phase("Reading \(image)")
-        let (pulled, manifest) = try inspect(image)
+        let found = try inspect(image)
+        let (pulled, manifest) = (found.pulled, found.manifest)
+        if let required, pulled.commit != required {
+            throw EngineError(
+                .invalidArgument, "\(image) carries commit \(pulled.commit.prefix(12)), not the required \(required.prefix(12)); nothing changed")
+        }
 
         try cache.create()
-        var skopeo = skopeo
-        skopeo.enforcePolicy = image.verification == .signed
         let name = String(pulled.digest.dropFirst("sha256:".count))
-        progress.phase("Fetching \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19)))")
-        let source = image.image.hasPrefix("docker://") ? image.source(digest: pulled.digest) : image.image
-        let written = try skopeo.copy(source, to: "oci:\(cache.path):\(name)")
-        guard written == pulled.digest else {
-            throw EngineError(.invalidArgument, "\(image.image) changed during the pull (\(written), not \(pulled.digest)); nothing changed")
+        if !found.fromCache {
+            progress.phase("Fetching \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19)))")
+            let written = try skopeo(for: image).copy(found.source, to: "oci:\(cache.path):\(name)")
+            guard written == pulled.digest else {
+                throw EngineError(.invalidArgument, "\(image.image) changed during the pull (\(written), not \(pulled.digest)); nothing changed")
+            }
         }
         try token.check()
         for (n, layer) in manifest.layers.enumerated() { try cache.verifyBlob(layer.digest, what: "layer \(n + 1)") }
@@ -102,9 +156,12 @@ struct ImageImporter {
         let objectFile = "\(work)/commit"
         let copied = try Subprocess.run(
             ["sh", "-c", #"exec tar -xzOf "$0" "$1" > "$2""#, cache.blobPath(manifest.layers[0].digest), objectPath, objectFile], token: token)
-        guard copied.succeeded, let data = FileManager.default.contents(atPath: objectFile) else {
+        guard copied.succeeded, let size = FileTree.lstatInfo(objectFile)?.st_size, size > 0 else {
             throw EngineError(
                 .invalidArgument, "the image's first layer holds no commit object for its \(OCI.commitLabel) label \(pulled.commit.prefix(12))")
+        }
+        guard size <= Self.maxCommitBytes, let data = FileManager.default.contents(atPath: objectFile) else {
+            throw EngineError(.invalidArgument, "the image's commit object is \(size) bytes, more than the \(Self.maxCommitBytes) allowed")
         }
         let bytes = Array(data)
         guard SHA256.hex(bytes) == pulled.commit else {

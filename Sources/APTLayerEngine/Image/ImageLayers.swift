@@ -87,7 +87,8 @@ struct ImageLayers: Equatable {
         // travel with it: an update to one package then leaves the other layers alone.
         let relativeInfo = String(info.dropFirst(tree.count + 1))
         for file in names.sorted() {
-            guard let dot = file.firstIndex(of: "."), let package = file[..<dot].split(separator: ":").first, !package.isEmpty else { continue }
+            // The suffix after the last dot (names may hold dots: libglib2.0-0:amd64.list).
+            guard let dot = file.lastIndex(of: "."), let package = file[..<dot].split(separator: ":").first, !package.isEmpty else { continue }
             owners["\(relativeInfo)/\(file)"] = String(package)
         }
         for file in names.filter({ $0.hasSuffix(".list") }).sorted() {

@@ -74,6 +74,15 @@ enum OCI {
         }
     }
 
+    /// Refuses a descriptor digest that is not `sha256:` and 64 lowercase hex digits (it becomes a
+    /// path in the cache).
+    static func checkDigest(_ digest: String) throws {
+        let hex = digest.dropFirst("sha256:".count)
+        guard digest.hasPrefix("sha256:"), hex.count == 64, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw EngineError(.invalidArgument, "the image names a blob by \(digest.prefix(80).debugDescription), not a sha256 digest")
+        }
+    }
+
     /// `sha256:HEX` of `bytes`.
     static func digest(_ bytes: [UInt8]) -> String { "sha256:\(SHA256.hex(bytes))" }
 

@@ -12,7 +12,15 @@ struct Skopeo {
     /// commit checksum the image carries is what apt-layer checks.
     var enforcePolicy = false
 
-    private var policyArguments: [String] { enforcePolicy ? [] : ["--insecure-policy"] }
+    /// The policy the signature check reads (``Engine/checkSignaturePolicy(for:path:)``); named
+    /// explicitly, so skopeo enforces the same file whatever its per-user lookup would find.
+    static let policyPath = "/etc/containers/policy.json"
+
+    /// Global options: the policy, and temporary files (blobs in transit, unpacked archives) in
+    /// `work`, which the caller removes whatever happens.
+    private var globalArguments: [String] {
+        (enforcePolicy ? ["--policy", Self.policyPath] : ["--insecure-policy"]) + ["--tmpdir", work]
+    }
 
     /// The raw manifest (or index) of `image`, as the source serves it.
     func manifest(_ image: String) throws -> [UInt8] { try output(["inspect", "--raw", "--", image], what: "read the manifest of \(image)") }
@@ -30,7 +38,7 @@ struct Skopeo {
         try run(
             // Signatures are checked on the source by the policy (signed images); an OCI layout
             // cannot store them, and nothing after the copy needs them.
-            policyArguments + [
+            globalArguments + [
                 "copy", "--quiet", "--preserve-digests", "--remove-signatures", "--digestfile", digestFile, "--", source, destination,
             ],
             what: "copy \(source) to \(destination)")
@@ -45,7 +53,7 @@ struct Skopeo {
         let file = "\(work)/skopeo-output"
         defer { FileTree.remove(file) }
         // stdout to a file (the engine's runner merges the two streams), errors on stderr.
-        try run(["sh", "-c", #"exec skopeo "$@" > "$0""#, file] + policyArguments + arguments, what: what, viaShell: true)
+        try run(["sh", "-c", #"exec skopeo "$@" > "$0""#, file] + globalArguments + arguments, what: what, viaShell: true)
         guard let data = FileManager.default.contents(atPath: file) else { throw EngineError(.system, "\(what): no output") }
         return Array(data)
     }
