@@ -375,7 +375,7 @@ components:
         allowKernel: { type: boolean }
         check: { type: boolean }
         target: { type: string, description: "deploy, rebase: a version or checksum of the (new) base ref; rebase pins to it" }
-        ref: { type: string, description: "rebase: REF or REMOTE:REF" }
+        ref: { type: string, description: "rebase: REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)" }
         remoteUrl:
           type: string
           maxLength: 2048
@@ -614,7 +614,7 @@ components:
       additionalProperties: false
       required: [ref]
       properties:
-        ref: { type: string, minLength: 1, description: "REF or REMOTE:REF" }
+        ref: { type: string, minLength: 1, description: "REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)" }
         target: { type: string, minLength: 1, maxLength: 256, description: "pins the new base to this version or checksum of the ref" }
         remoteUrl:
           type: string

@@ -240,7 +240,7 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/target`.
             public var target: Swift.String?
-            /// rebase: REF or REMOTE:REF
+            /// rebase: REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)
             ///
             /// - Remark: Generated from `#/components/schemas/TransactionArguments/ref`.
             public var ref: Swift.String?
@@ -298,7 +298,7 @@ extension Components {
             ///   - allowKernel:
             ///   - check:
             ///   - target: deploy, rebase: a version or checksum of the (new) base ref; rebase pins to it
-            ///   - ref: rebase: REF or REMOTE:REF
+            ///   - ref: rebase: REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)
             ///   - remoteUrl: rebase with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
             ///   - pending:
             ///   - rollback:
@@ -1799,7 +1799,7 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/RebaseArguments`.
         public struct RebaseArguments: Codable, Hashable, Sendable {
-            /// REF or REMOTE:REF
+            /// REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)
             ///
             /// - Remark: Generated from `#/components/schemas/RebaseArguments/ref`.
             public var ref: Swift.String
@@ -1834,7 +1834,7 @@ extension Components {
             /// Creates a new `RebaseArguments`.
             ///
             /// - Parameters:
-            ///   - ref: REF or REMOTE:REF
+            ///   - ref: REF, REMOTE:REF, or an OCI image (ostree-unverified-registry:REGISTRY/NAME:TAG[@sha256:DIGEST], ostree-unverified-image:TRANSPORT:REF, ostree-image-signed:docker://...; docs/images.md)
             ///   - target: pins the new base to this version or checksum of the ref
             ///   - remoteUrl: with REMOTE:REF: adds REMOTE (or re-points it) to this http, https or file URL, without GPG verification, in the same transaction
             ///   - idempotent: tolerate names already requested or absent
