@@ -13,7 +13,7 @@ extension UpdateDriver {
     /// accepted bundle is copied to ``bundleStore`` first, and the releases' images are staged from
     /// that copy; older stored bundles are removed. A bundle already seen (same path, size and
     /// modification time) is not read again.
-    func pollBundles(now: Date) {
+    func pollBundles(now: Date) async {
         guard let directory = configuration.bundles else { return }
         let manager = FileManager.default
         let names = ((try? manager.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(PolicyBundle.suffix) }.sorted()
@@ -44,9 +44,9 @@ extension UpdateDriver {
             let stored = "\(bundleStore)/policy-\(version)\(PolicyBundle.suffix)"
             let partial = stored + ".partial"
             do {
-                try manager.createDirectory(atPath: bundleStore, withIntermediateDirectories: true)
-                try? manager.removeItem(atPath: partial)
-                try manager.copyItem(atPath: path, toPath: partial)
+                // Off the actor: a bundle is hundreds of megabytes, and the API reads fleet status
+                // from this actor meanwhile.
+                try await Self.copy(path, to: partial, directory: bundleStore)
             } catch {
                 let message = "bundle \(name) cannot be stored in \(bundleStore): \(error)"
                 noteFetch(.error, message, at: now)
@@ -86,5 +86,18 @@ extension UpdateDriver {
         }
         let trust = PolicyTrust(signers: signers, threshold: configuration.threshold, fleet: configuration.name)
         return (try? trust.accept(bytes, signature: signature, last: policy, now: now)) != nil
+    }
+}
+
+extension UpdateDriver {
+    /// Copies `source` to `destination` (replacing a leftover) on a thread of its own, off the
+    /// cooperative pool (`Engine.run`), as every blocking step of the agent.
+    nonisolated static func copy(_ source: String, to destination: String, directory: String) async throws {
+        try await Engine.run { _ in
+            let manager = FileManager.default
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try? manager.removeItem(atPath: destination)
+            try manager.copyItem(atPath: source, toPath: destination)
+        }
     }
 }

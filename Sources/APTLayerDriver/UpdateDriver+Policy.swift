@@ -26,7 +26,7 @@ extension UpdateDriver {
                 reject(kind: "fetch", message: error.message, version: nil, now: now)
             }
         }
-        pollBundles(now: now)
+        await pollBundles(now: now)
         await advance(.polled)
     }
 
