@@ -29,32 +29,40 @@ extension UpdateDriver {
                 reject(kind: "bundle", message: error.description, version: nil, now: now)
                 continue
             }
-            if let policy, policy.bytes == contents.policy {
-                noteFetch(.unchanged, "bundle \(name): unchanged (version \(policy.policy.version))", at: now)
+            let version = (try? FleetPolicy.decode(contents.policy))?.version ?? 0
+            let stored = "\(bundleStore)/policy-\(version)\(PolicyBundle.suffix)"
+            let accepted = policy?.bytes == contents.policy
+            if accepted && manager.fileExists(atPath: stored) {
+                noteFetch(.unchanged, "bundle \(name): unchanged (version \(version))", at: now)
                 continue
             }
             // Judged before anything is copied: a bundle the trust checks refuse is journaled as a
             // refusal (by accept) and never stored.
-            guard verifies(contents.policy, signature: contents.signature, now: now) else {
+            // (A policy already accepted, fetched from policy-url or stored before a failed
+            // rename, only needs its bundle stored.)
+            guard accepted || verifies(contents.policy, signature: contents.signature, now: now) else {
                 accept(bytes: contents.policy, signature: contents.signature, etag: nil, now: now)
                 continue
             }
             // Kept under a temporary name until the policy is accepted.
-            let version = (try? FleetPolicy.decode(contents.policy))?.version ?? 0
-            let stored = "\(bundleStore)/policy-\(version)\(PolicyBundle.suffix)"
             let partial = stored + ".partial"
             do {
                 // Off the actor: a bundle is hundreds of megabytes, and the API reads fleet status
                 // from this actor meanwhile.
                 try await Self.copy(path, to: partial, directory: bundleStore)
             } catch {
+                // Read again at the next poll (a full disk may have room by then).
+                seenBundles.remove(key)
+                try? manager.removeItem(atPath: partial)
                 let message = "bundle \(name) cannot be stored in \(bundleStore): \(error)"
                 noteFetch(.error, message, at: now)
                 reject(kind: "bundle", message: message, version: version, now: now)
                 continue
             }
-            accept(bytes: contents.policy, signature: contents.signature, etag: nil, now: now)
+            if !accepted { accept(bytes: contents.policy, signature: contents.signature, etag: nil, now: now) }
             guard policy?.bytes == contents.policy else {
+                // It verified a moment ago: the journal failed. Read again at the next poll.
+                seenBundles.remove(key)
                 try? manager.removeItem(atPath: partial)
                 continue
             }
@@ -62,6 +70,7 @@ extension UpdateDriver {
                 // Read again at the next poll (the policy is accepted; the bundle is what is missing).
                 seenBundles.remove(key)
                 logger.error("fleet bundle not stored", metadata: ["bundle": "\(name)", "errno": "\(errno)"])
+                try? manager.removeItem(atPath: partial)
                 continue
             }
             for old in (try? manager.contentsOfDirectory(atPath: bundleStore)) ?? [] where "\(bundleStore)/\(old)" != stored {

@@ -98,6 +98,12 @@ struct ImageTests {
         #expect(try Self.status(pinnedHost).contains("Commit: \(bed.baseChecksum)"))
         #expect(try Shell.run("cat \(pinnedHost)/ostree/deploy/debian/deploy/*.origin").contains("container-image-reference=\(pinned)"))
         #expect(try Shell.run("\(Self.cli) upgrade --check --sysroot \(pinnedHost)").contains("No change: \(pinned) is still \(d1)"))
+        // A cached layer damaged on disk: the pull notices, forgets the entry, fetches it again.
+        let damaged = "\(pinnedHost)/ostree/apt-layer/images/blobs/sha256/\(l1[1].dropFirst(7))"
+        try Shell.run("printf x >> \(damaged)")
+        let healed = try Shell.run("\(Self.cli) upgrade --sysroot \(pinnedHost) 2>&1")
+        #expect(healed.contains("is damaged") && healed.contains("No change"), "\(healed)")
+        #expect(try Shell.run("sha256sum < \(damaged)").hasPrefix(String(l1[1].dropFirst(7))), "the layer fetched again")
         registry.stop()
         #expect(try Shell.run("\(Self.cli) upgrade --sysroot \(pinnedHost)").contains("No change"))
         #expect(try Self.status(pinnedHost).contains("Commit: \(bed.baseChecksum)"))

@@ -29,7 +29,7 @@ struct ImageUnitTests {
     @Test func signaturePolicyScopesGoFromTheImageToTheTransportDefault() {
         #expect(
             Engine.policyScopes(for: "registry.example.com:5000/acme/base:stable") == [
-                "registry.example.com:5000/acme/base:stable", "registry.example.com:5000/acme/base", "registry.example.com:5000/acme",
+                "registry.example.com:5000/acme/base", "registry.example.com:5000/acme",
                 "registry.example.com:5000", "*.example.com", "*.com", "",
             ])
         #expect(Engine.policyScopes(for: "127.0.0.1:5000/base") == ["127.0.0.1:5000/base", "127.0.0.1:5000", ""])
@@ -117,5 +117,10 @@ struct ImageUnitTests {
                 #"{"default":[{"type":"reject"}],"transports":{"docker":{"registry.example":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/k.gpg"}],"registry.example/debian/base":[{"type":"insecureAcceptAnything"}]}}}"#
             )?.contains("insecureAcceptAnything") == true)
         #expect(check("not json")?.contains("does not parse") == true)
+        // A tag's own scope does not count: the image is copied by digest, under the repository's.
+        #expect(
+            check(
+                #"{"default":[{"type":"reject"}],"transports":{"docker":{"registry.example/debian/base:1":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/k.gpg"}],"registry.example/debian/base":[{"type":"insecureAcceptAnything"}]}}}"#
+            )?.contains("insecureAcceptAnything") == true)
     }
 }

@@ -28,7 +28,13 @@ extension Engine {
             return ComposedImage(digest: made.digest, commit: made.commit, layers: made.layers)
         }
         // The sysroot's repository under the lock: every locked operation sweeps its tmp/.
-        guard repo == nil else { return try compose(try composeRepo(repo)) }
+        let own = "\(self.options.sysroot == "/" ? "" : self.options.sysroot)/ostree/repo"
+        func resolved(_ path: String) -> String? {
+            guard let real = realpath(path, nil) else { return nil }
+            defer { free(real) }
+            return String(cString: real)
+        }
+        if let repo, resolved(repo) == nil || resolved(repo) != resolved(own) { return try compose(try composeRepo(repo)) }
         return try locked("compose oci") { sysroot in try compose(try sysroot.repo()) }
     }
 
@@ -137,6 +143,12 @@ extension Engine {
         do { policy = try JSONDecoder().decode(Policy.self, from: data) } catch {
             throw EngineError(.refused, "ostree-image-signed: \(path) does not parse: \(error)", underlying: error)
         }
+        // A name without a registry host would be normalised by skopeo (docker.io/library/…),
+        // under scopes this check would not look at.
+        let first = image.image.dropFirst("docker://".count).split(separator: "/").first ?? ""
+        guard first.contains(".") || first.contains(":") || first == "localhost" else {
+            throw EngineError(.refused, "ostree-image-signed: name the registry host in \(image.image) (REGISTRY/NAME)")
+        }
         let docker = policy.transports?["docker"] ?? [:]
         let requirements =
             Self.policyScopes(for: String(image.image.dropFirst("docker://".count))).lazy.compactMap { docker[$0] }.first
@@ -150,18 +162,18 @@ extension Engine {
         }
     }
 
-    /// The scopes containers-policy.json(5) looks a docker image up under, most specific first:
-    /// the reference as named (with its tag or digest), the repository, each enclosing namespace,
+    /// The scopes containers-policy.json(5) looks a docker image copied by digest up under, most
+    /// specific first: the repository, each enclosing namespace,
     /// the registry host[:port], then wildcard domains (`*.example.com`, `*.com`), then the
     /// transport's default (`""`).
     static func policyScopes(for name: String) -> [String] {
-        var scopes = [name]
+        // Images are copied by digest, so skopeo never looks the tag's scope up: the repository first.
         var repository = name
         if let at = repository.firstIndex(of: "@") { repository = String(repository[..<at]) }
         if let slash = repository.lastIndex(of: "/"), let colon = repository[slash...].lastIndex(of: ":") {
             repository = String(repository[..<colon])
         }
-        if repository != name { scopes.append(repository) }
+        var scopes = [repository]
         var namespace = repository
         while let slash = namespace.lastIndex(of: "/") {
             namespace = String(namespace[..<slash])

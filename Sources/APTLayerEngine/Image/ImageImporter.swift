@@ -48,10 +48,18 @@ struct ImageImporter {
         Skopeo(token: token, work: work, enforcePolicy: image.verification == .signed)
     }
 
-    /// Where a pinned image can be read without its transport: the cache, or a stored bundle.
-    private func localSource(_ image: ImageReference, pinned: String, skopeo: Skopeo) -> (String, [UInt8], Bool)? {
+    /// Where a pinned image can be read without its transport: the cache (when the manifest, the
+    /// configuration and every layer are there), or a stored bundle. Never for a signed reference:
+    /// its signature is checked by skopeo's copy from the registry.
+    private func localSource(_ image: ImageReference, pinned: String, skopeo: Skopeo, useCache: Bool) -> (String, [UInt8], Bool)? {
+        guard image.verification == .unverified else { return nil }
         let hex = String(pinned.dropFirst("sha256:".count))
-        if (try? cache.index())?.manifests.contains(where: { $0.digest == pinned }) == true, let bytes = try? cache.readBlob(pinned, what: "manifest")
+        if useCache, (try? cache.index())?.manifests.contains(where: { $0.digest == pinned }) == true,
+            let bytes = try? cache.readBlob(pinned, what: "manifest"),
+            let manifest = try? OCI.decode(OCI.Manifest.self, bytes, what: "manifest"),
+            ([manifest.config] + manifest.layers).allSatisfy({
+                (try? OCI.checkDigest($0.digest)) != nil && FileTree.exists(cache.blobPath($0.digest))
+            })
         {
             return ("oci:\(cache.path):\(hex)", bytes, true)
         }
@@ -67,12 +75,12 @@ struct ImageImporter {
 
     /// Resolves `image` to a manifest digest and the commit it carries, reading the manifest and
     /// the configuration only (no layer): what `upgrade --check` needs.
-    func inspect(_ image: ImageReference) throws -> Inspected {
+    func inspect(_ image: ImageReference, useCache: Bool = true) throws -> Inspected {
         let skopeo = skopeo(for: image)
         var source = image.source()
         var fromCache = false
         var bytes: [UInt8]
-        if let pinned = image.digest, let (local, found, cached) = localSource(image, pinned: pinned, skopeo: skopeo) {
+        if let pinned = image.digest, let (local, found, cached) = localSource(image, pinned: pinned, skopeo: skopeo, useCache: useCache) {
             (source, bytes, fromCache) = (local, found, cached)
         } else {
             bytes = try skopeo.manifest(source)
@@ -132,7 +140,20 @@ struct ImageImporter {
     /// `required`, an image carrying another commit is refused before any layer is fetched.
     func pull(_ image: ImageReference, required: String? = nil) throws -> Pulled {
         progress.phase("Reading \(image)")
-        let found = try inspect(image)
+        var found: Inspected
+        do {
+            found = try inspect(image)
+            // A cached image read back whole (a blob changed on disk is deleted by verifyBlob).
+            if found.fromCache { for layer in found.manifest.layers { try cache.verifyBlob(layer.digest, what: "cached layer") } }
+        } catch  where image.digest != nil && (try? cache.index())?.manifests.contains(where: { $0.digest == image.digest }) == true {
+            // A damaged cache entry: forget it and read the image from a bundle or its registry.
+            progress.message("warning: the cached \(image.digest!.prefix(19)) is damaged (\(error)); fetching it again")
+            if var index = try? cache.index() {
+                index.manifests.removeAll { $0.digest == image.digest }
+                try? cache.writeIndex(index)
+            }
+            found = try inspect(image, useCache: false)
+        }
         let (pulled, manifest) = (found.pulled, found.manifest)
         if let required, pulled.commit != required {
             throw EngineError(
@@ -154,15 +175,21 @@ struct ImageImporter {
         // The commit object, exactly as the image carries it.
         let objectPath = "sysroot/ostree/repo/objects/\(pulled.commit.prefix(2))/\(pulled.commit.dropFirst(2)).commit"
         let objectFile = "\(work)/commit"
+        // At most one byte more than the cap is written: a layer that inflates without end cannot
+        // fill the disk. A missing member leaves the file empty.
         let copied = try Subprocess.run(
-            ["sh", "-c", #"exec tar -xzOf "$0" "$1" > "$2""#, cache.blobPath(manifest.layers[0].digest), objectPath, objectFile], token: token)
+            [
+                "sh", "-c", #"tar -xzOf "$0" "$1" | head -c "$3" > "$2""#, cache.blobPath(manifest.layers[0].digest), objectPath, objectFile,
+                "\(Self.maxCommitBytes + 1)",
+            ], token: token)
         guard copied.succeeded, let size = FileTree.lstatInfo(objectFile)?.st_size, size > 0 else {
             throw EngineError(
                 .invalidArgument, "the image's first layer holds no commit object for its \(OCI.commitLabel) label \(pulled.commit.prefix(12))")
         }
-        guard size <= Self.maxCommitBytes, let data = FileManager.default.contents(atPath: objectFile) else {
-            throw EngineError(.invalidArgument, "the image's commit object is \(size) bytes, more than the \(Self.maxCommitBytes) allowed")
+        guard size <= Self.maxCommitBytes else {
+            throw EngineError(.invalidArgument, "the image's commit object is more than the \(Self.maxCommitBytes) bytes allowed")
         }
+        guard let data = FileManager.default.contents(atPath: objectFile) else { throw FileTree.posixError("read \(objectFile)") }
         let bytes = Array(data)
         guard SHA256.hex(bytes) == pulled.commit else {
             throw EngineError(
