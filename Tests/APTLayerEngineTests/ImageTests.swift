@@ -183,8 +183,7 @@ struct ImageTests {
                 (try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(d2)").components(separatedBy: a).count, a)
                     < (try Shell.run("skopeo inspect --raw docker://\(registry.host)/base@\(d2)").components(separatedBy: b).count, b)
             })
-        let proxyPort = try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let proxyPort = try TestRegistry.freePort()
         try Shell.run(
             "mkdir -p /etc/containers/certs.d/127.0.0.1:\(proxyPort) && cp \(registry.dir)/ca.crt /etc/containers/certs.d/127.0.0.1:\(proxyPort)/")
         let proxy = Process()
@@ -304,15 +303,16 @@ struct ImageTests {
             try Shell.run("python3 \(bed.fixtures)/forge.py \(layout)")
         }
 
-        let cacheBefore = try Shell.run(
-            "cd \(host)/ostree/apt-layer/images && ls -AR && python3 -c 'import json; print(sorted(m[\"digest\"] for m in json.load(open(\"index.json\"))[\"manifests\"]))'"
-        )
+        /// The cache's files and the manifests its index names.
+        func cacheState() throws -> String {
+            try Shell.run(
+                "cd \(host)/ostree/apt-layer/images && ls -AR && python3 -c 'import json; print(sorted(m[\"digest\"] for m in json.load(open(\"index.json\"))[\"manifests\"]))'"
+            )
+        }
+        let cacheBefore = try cacheState()
         func refused(_ reference: String, _ expected: String, verb: String = "rebase") throws {
             let (rc, out) = try Shell.status("\(Self.cli) \(verb) -q --sysroot \(host) \(reference)")
-            #expect(
-                try Shell.run(
-                    "cd \(host)/ostree/apt-layer/images && ls -AR && python3 -c 'import json; print(sorted(m[\"digest\"] for m in json.load(open(\"index.json\"))[\"manifests\"]))'"
-                ) == cacheBefore, "\(reference) changed the cache")
+            #expect(try cacheState() == cacheBefore, "\(reference) changed the cache")
             #expect(rc != 0, "\(reference): \(out)")
             let errors = out.split(separator: "\n").filter { $0.hasPrefix("error:") }
             #expect(errors.count == 1 && errors[0].contains(expected), "\(reference): \(out)")

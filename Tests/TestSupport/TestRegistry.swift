@@ -12,8 +12,7 @@ public final class TestRegistry: @unchecked Sendable {
 
     public init(_ bed: TestBed) throws {
         dir = "\(bed.fixtures)/registry"
-        port = try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        port = try Self.freePort()
         try Shell.run("\(Paths.fixtures)/registry/start-registry.sh \(dir) \(port) && : > \(dir)/registry.log")
         // A Process, not a shell: a server left running would hold the shell runner's pipe open.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
@@ -46,4 +45,10 @@ public final class TestRegistry: @unchecked Sendable {
     }
 
     public func clearLog() throws { try Shell.run(": > \(log)") }
+
+    /// A loopback TCP port nobody listens on now (the kernel picks it).
+    public static func freePort() throws -> String {
+        try Shell.run(#"python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'"#)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 }

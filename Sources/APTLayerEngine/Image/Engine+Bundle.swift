@@ -33,12 +33,11 @@ extension Engine {
         }
         progress.phase("Writing \(output)")
         let partial = "\(work)/bundle"
-        let tar = try Subprocess.run(
+        try Subprocess.check(
             [
                 "tar", "--create", "--file", partial, "--directory", layout, "--sort=name", "--mtime=@0", "--owner=0", "--group=0",
                 "--numeric-owner", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", ".",
             ], token: token)
-        guard tar.succeeded else { throw EngineError(.system, "write the bundle: \(tar.output.split(separator: "\n").last ?? "")") }
         guard rename(partial, output) == 0 else { throw FileTree.posixError("move the bundle to \(output)") }
     }
 }

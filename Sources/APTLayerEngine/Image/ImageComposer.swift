@@ -100,14 +100,14 @@ struct ImageComposer {
             let listFile = "\(work)/layer\(n).list"
             try FileTree.replaceDurably(listFile, Array(list.joined(separator: "\0").utf8) + [0])
             let tar = "\(work)/layer\(n).tar"
-            try run(
+            try Subprocess.check(
                 [
                     "tar", "--create", "--file", tar, "--directory", root, "--null", "--no-recursion", "--files-from", listFile,
                     "--numeric-owner", "--format=posix", "--mtime=@0", "--xattrs", "--xattrs-include=*",
                     "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
-                ], what: "write layer \(n + 1)")
+                ], token: token)
             diffIDs.append("sha256:\(try SHA256.hex(fileAt: tar))")
-            try run(["gzip", "-n", "-6", tar], what: "compress layer \(n + 1)")
+            try Subprocess.check(["gzip", "-n", "-6", tar], token: token)
             let digest = "sha256:\(try SHA256.hex(fileAt: "\(tar).gz"))"
             layers.append(try layout.adoptBlob("\(tar).gz", digest: digest, mediaType: OCI.layerType, annotations: annotations))
             try token.check()
@@ -157,12 +157,5 @@ struct ImageComposer {
         let bytes = try skopeo.manifest(source)
         let manifest = try OCI.decode(OCI.Manifest.self, bytes, what: "manifest of \(image)")
         return manifest.layers.compactMap { $0.annotations?[OCI.packagesAnnotation]?.split(separator: " ").map(String.init) }
-    }
-
-    private func run(_ argv: [String], what: String) throws {
-        let result = try Subprocess.run(argv, token: token)
-        guard result.succeeded else {
-            throw EngineError(.system, "\(what): \(result.output.split(separator: "\n").last.map(String.init) ?? "exit status \(result.status)")")
-        }
     }
 }
