@@ -37,6 +37,10 @@ public final class Repo: @unchecked Sendable {
         return repo
     }
 
+    /// Whether objects are stored compressed for serving over HTTP (`archive`, the mode a publishing
+    /// repository has): such a repository cannot be checked out with hardlinks.
+    public var isArchive: Bool { ostree_repo_get_mode(raw) == OSTREE_REPO_MODE_ARCHIVE }
+
     /// Resolves a ref, remote:ref or checksum to a commit checksum; nil when `allowMissing` and absent.
     public func resolve(_ refspec: String, allowMissing: Bool = false) throws -> String? {
         var out: UnsafeMutablePointer<CChar>?

@@ -43,6 +43,16 @@ struct ImageTests {
         let d1 = try Self.compose(bed, tag)
         let again = try Self.compose(bed, "oci:\(bed.fixtures)/layout:n")
         #expect(again == d1, "the same commit makes the same image, byte for byte")
+        // A publisher's archive-mode repository (objects compressed, no hardlink checkout) makes
+        // the same image too, hardlinks between files sharing an object included.
+        let archive = "\(bed.fixtures)/archive-repo"
+        try Shell.run("ostree init --repo=\(archive) --mode=archive && ostree --repo=\(archive) pull-local \(bed.sysroot)/ostree/repo test/base")
+        let fromArchive = try Shell.run("\(Self.cli) compose oci -q --repo \(archive) --ref test/base oci:\(bed.fixtures)/layout:a")
+        #expect(fromArchive.hasPrefix("oci:\(bed.fixtures)/layout:a => \(d1) "), "\(fromArchive)")
+        #expect(try Shell.run("ls -A \(archive)/tmp | grep -v '^cache$' || true").isEmpty, "no work directory left")
+        let links = try Shell.run(
+            "cd \(bed.fixtures)/layout/blobs/sha256 && for b in *; do tar tvzf $b 2>/dev/null; done | grep -c ' link to ' || true")
+        #expect((Int(links.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0, "files sharing an object are hardlinks")
 
         let host = try Self.newHost(bed, "host")
         let reference = "ostree-unverified-registry:\(registry.host)/base:stable"

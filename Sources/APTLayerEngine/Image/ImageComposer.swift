@@ -56,7 +56,19 @@ struct ImageComposer {
 
         progress.phase("Checking out \(checksum.prefix(12))")
         let tree = "\(work)/tree"
-        do { try repo.checkoutHardlinks(checksum, to: tree, cache: nil, cancellable: token.cancellable) } catch {
+        do {
+            // A publishing repository (archive mode) stores objects compressed and cannot be checked
+            // out with hardlinks: the commit goes through a bare repository in the work directory
+            // first, so files sharing an object share an inode as from a bare repository, and the
+            // image (its hardlinks included) is the same whatever the mode of the repository.
+            var source = repo
+            if repo.isArchive {
+                source = try Repo.create(path: "\(work)/bare")
+                let path = repo.path.hasPrefix("/") ? repo.path : FileManager.default.currentDirectoryPath + "/" + repo.path
+                try source.pull(remote: "file://\(path)", ref: checksum, cancellable: token.cancellable)
+            }
+            try source.checkoutHardlinks(checksum, to: tree, cache: nil, cancellable: token.cancellable)
+        } catch {
             throw EngineError.wrap(error, "check out \(checksum)")
         }
         let layout = OCILayout(path: "\(work)/layout")
