@@ -112,7 +112,7 @@ let package = Package(
         // signers, threshold), host identity and buckets, waves, maintenance windows.
         .target(
             name: "APTLayerFleet",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["APTLayerModel", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // The fleet update driver: fetches and trusts the signed policy, stages the release, waits for

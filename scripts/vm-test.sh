@@ -58,8 +58,9 @@ image() {
   echo "== $1 base composed in $(( $(date +%s) - t0 )) s"
   t0=$(date +%s)
   # Serial console only, quiet: under TCG every line on a framebuffer console costs boot time.
+  # 2.5 GiB free: the fleet mission's offline release keeps its bundle and image cache (~2 x 0.3 GB).
   .build/debug/apt-layer compose image -q --repo "$w/repo" --ref "$2" --etc "$w/etc" -o "$w/$1.raw" \
-    --karg console=ttyS0,115200n8 --karg quiet
+    --karg console=ttyS0,115200n8 --karg quiet --free-mib 2560
   echo "== $1 image written in $(( $(date +%s) - t0 )) s"
 }
 

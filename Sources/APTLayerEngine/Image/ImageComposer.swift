@@ -152,7 +152,7 @@ struct ImageComposer {
         let manifestBytes = try OCI.encode(OCI.Manifest(config: config, layers: layers))
         let manifest = try layout.writeBlob(manifestBytes, mediaType: OCI.manifestType)
         var entry = manifest
-        entry.annotations = ["org.opencontainers.image.ref.name": "apt-layer"]
+        entry.annotations = [OCI.refNameAnnotation: "apt-layer"]
         try layout.writeIndex(OCI.Index(manifests: [entry]))
 
         progress.phase("Copying the image to \(destination)")

@@ -28,13 +28,25 @@ struct ImageImporter {
     struct Inspected {
         var pulled: Pulled
         var manifest: OCI.Manifest
+        /// The manifest exactly as served.
+        var manifestBytes: [UInt8]
         var source: String
         /// The source is the cache itself: every blob is already there.
         var fromCache: Bool
+        /// The stored offline bundle the image is read from (straight from its members), if any.
+        var bundle: TarArchive?
+    }
+
+    /// Where a pinned image was found without its transport.
+    private enum Local {
+        case cache
+        case bundle(TarArchive)
     }
 
     /// The largest commit object accepted (libostree's limit for metadata objects).
     static let maxCommitBytes = 10 << 20
+    /// The largest manifest or configuration read from a bundle.
+    static let maxDocumentBytes = 4 << 20
 
     let repo: Repo
     let cache: OCILayout
@@ -51,7 +63,7 @@ struct ImageImporter {
     /// Where a pinned image can be read without its transport: the cache (when the manifest, the
     /// configuration and every layer are there), or a stored bundle. Never for a signed reference:
     /// its signature is checked by skopeo's copy from the registry.
-    private func localSource(_ image: ImageReference, pinned: String, skopeo: Skopeo, useCache: Bool) -> (String, [UInt8], Bool)? {
+    private func localSource(_ image: ImageReference, pinned: String, useCache: Bool) -> (source: String, bytes: [UInt8], local: Local)? {
         guard image.verification == .unverified else { return nil }
         let hex = String(pinned.dropFirst("sha256:".count))
         if useCache, (try? cache.index())?.manifests.contains(where: { $0.digest == pinned }) == true,
@@ -61,16 +73,49 @@ struct ImageImporter {
                 (try? OCI.checkDigest($0.digest)) != nil && FileTree.exists(cache.blobPath($0.digest))
             })
         {
-            return ("oci:\(cache.path):\(hex)", bytes, true)
+            return ("oci:\(cache.path):\(hex)", bytes, .cache)
         }
-        // Newest bundle first (policy-N.bundle, the highest N).
+        // Newest bundle first (policy-N.bundle, the highest N). A bundle is an OCI archive: its
+        // members are read in place (its tar headers walked), never extracted.
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: bundles)) ?? []).filter { $0.hasSuffix(".bundle") }
         let ordered = names.sorted { $0.count != $1.count ? $0.count > $1.count : $0 > $1 }
         for name in ordered {
-            let source = "oci-archive:\(bundles)/\(name):\(hex)"
-            if let bytes = try? skopeo.manifest(source), OCI.digest(bytes) == pinned { return (source, bytes, false) }
+            let path = "\(bundles)/\(name)"
+            guard let archive = try? TarArchive(path: path), let data = try? archive.read(Self.member(pinned), limit: Self.maxDocumentBytes),
+                OCI.digest(Array(data)) == pinned
+            else { continue }
+            return ("oci-archive:\(path):\(hex)", Array(data), .bundle(archive))
         }
         return nil
+    }
+
+    /// A blob's member name in an OCI archive.
+    static func member(_ digest: String) -> String { "blobs/sha256/\(digest.dropFirst("sha256:".count))" }
+
+    /// Copies the blobs of `manifest` the cache lacks out of `bundle`, then the manifest and its
+    /// index entry (named by the digest's hex, as skopeo names it): what `skopeo copy` from the
+    /// archive would do, without extracting the whole archive first. Digests are checked after.
+    private func copy(_ manifest: OCI.Manifest, bytes: [UInt8], from bundle: TarArchive) throws {
+        for blob in [manifest.config] + manifest.layers where !FileTree.exists(cache.blobPath(blob.digest)) {
+            try token.check()
+            // Half-written files in the layout's root are removed by the next collection.
+            let partial = "\(cache.path)/partial-\(blob.digest.dropFirst("sha256:".count))"
+            do { try bundle.copy(Self.member(blob.digest), to: partial) } catch {
+                FileTree.remove(partial)
+                throw EngineError(.invalidArgument, "the stored bundle is damaged: \(error)")
+            }
+            guard rename(partial, cache.blobPath(blob.digest)) == 0 else { throw FileTree.posixError("move \(partial) into the cache") }
+        }
+        let digest = OCI.digest(bytes)
+        try FileTree.replaceDurably(cache.blobPath(digest), bytes)
+        var index = try cache.index()
+        let name = String(digest.dropFirst("sha256:".count))
+        index.manifests.removeAll { $0.annotations?[OCI.refNameAnnotation] == name }
+        index.manifests.append(
+            OCI.Descriptor(
+                mediaType: OCI.mediaType(of: bytes) ?? OCI.manifestType, digest: digest, size: Int64(bytes.count),
+                annotations: [OCI.refNameAnnotation: name]))
+        try cache.writeIndex(index)
     }
 
     /// Resolves `image` to a manifest digest and the commit it carries, reading the manifest and
@@ -79,9 +124,14 @@ struct ImageImporter {
         let skopeo = skopeo(for: image)
         var source = image.source()
         var fromCache = false
+        var bundle: TarArchive?
         var bytes: [UInt8]
-        if let pinned = image.digest, let (local, found, cached) = localSource(image, pinned: pinned, skopeo: skopeo, useCache: useCache) {
-            (source, bytes, fromCache) = (local, found, cached)
+        if let pinned = image.digest, let found = localSource(image, pinned: pinned, useCache: useCache) {
+            (source, bytes) = (found.source, found.bytes)
+            switch found.local {
+            case .cache: fromCache = true
+            case .bundle(let archive): bundle = archive
+            }
         } else {
             bytes = try skopeo.manifest(source)
         }
@@ -110,7 +160,16 @@ struct ImageImporter {
         }
         let manifest = try OCI.decode(OCI.Manifest.self, bytes, what: "manifest")
         for descriptor in [manifest.config] + manifest.layers { try OCI.checkDigest(descriptor.digest) }
-        let configBytes = fromCache ? try cache.readBlob(manifest.config.digest, what: "configuration") : try skopeo.configuration(source)
+        let configBytes: [UInt8]
+        if fromCache {
+            configBytes = try cache.readBlob(manifest.config.digest, what: "configuration")
+        } else if let bundle {
+            do { configBytes = Array(try bundle.read(Self.member(manifest.config.digest), limit: Self.maxDocumentBytes)) } catch {
+                throw EngineError(.invalidArgument, "the stored bundle is damaged: \(error)")
+            }
+        } else {
+            configBytes = try skopeo.configuration(source)
+        }
         guard OCI.digest(configBytes) == manifest.config.digest else {
             throw EngineError(.invalidArgument, "the configuration of \(image) does not match its digest \(manifest.config.digest)")
         }
@@ -132,7 +191,7 @@ struct ImageImporter {
             )
         }
         let pulled = Pulled(digest: digest, commit: commit, version: labels["org.opencontainers.image.version"])
-        return Inspected(pulled: pulled, manifest: manifest, source: source, fromCache: fromCache)
+        return Inspected(pulled: pulled, manifest: manifest, manifestBytes: bytes, source: source, fromCache: fromCache, bundle: bundle)
     }
 
     /// Pulls `image` into the cache (blobs already there are not fetched again), checks it, and
@@ -162,7 +221,10 @@ struct ImageImporter {
 
         try cache.create()
         let name = String(pulled.digest.dropFirst("sha256:".count))
-        if !found.fromCache {
+        if let bundle = found.bundle {
+            progress.phase("Copying \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19))) from \(bundle.path)")
+            try copy(manifest, bytes: found.manifestBytes, from: bundle)
+        } else if !found.fromCache {
             progress.phase("Fetching \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19)))")
             let written = try skopeo(for: image).copy(found.source, to: "oci:\(cache.path):\(name)")
             guard written == pulled.digest else {

@@ -19,6 +19,8 @@ enum OCI {
     static let contentAnnotation = "org.debian.apt-layer.content"
     /// Layer annotation: the dpkg packages whose files the layer holds, space-separated.
     static let packagesAnnotation = "org.debian.apt-layer.packages"
+    /// Index annotation: the name (tag) of an image in a layout.
+    static let refNameAnnotation = "org.opencontainers.image.ref.name"
 
     struct Platform: Codable, Hashable {
         var architecture: String

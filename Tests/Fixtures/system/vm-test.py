@@ -163,7 +163,9 @@ class VM:
                 # A hardware watchdog (Intel 6300ESB; qemu resets the machine when it expires):
                 # the image's systemd drives it (RuntimeWatchdogSec=, compose image).
                 "-device", "i6300esb",
-                # QMP, for the one platform reset wait_boot may make (below).
+                # A USB controller, where the fleet mission plugs its "USB stick" (an offline bundle).
+                "-device", "qemu-xhci,id=xhci",
+                # QMP, for the one platform reset wait_boot may make (below) and that stick.
                 "-qmp", f"unix:{self.work}/qmp.sock,server=on,wait=off",
                 "-display", "none", "-serial", f"file:{self.serial}"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{self.work}/qemu.log", "a"), stderr=subprocess.STDOUT)
@@ -171,15 +173,15 @@ class VM:
     def serial_text(self):
         return open(self.serial, "rb").read().decode(errors="replace")
 
-    def qmp(self, command):
+    def qmp(self, command, arguments=None):
         """Runs one QMP command (after the capabilities handshake); returns its answer."""
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(10)
             s.connect(f"{self.work}/qmp.sock")
             f = s.makefile("rwb")
             f.readline()
-            for execute in ("qmp_capabilities", command):
-                f.write(json.dumps({"execute": execute}).encode() + b"\n")
+            for execute, given in (("qmp_capabilities", None), (command, arguments)):
+                f.write(json.dumps({"execute": execute, **({"arguments": given} if given else {})}).encode() + b"\n")
                 f.flush()
                 while True:
                     answer = json.loads(f.readline())

@@ -12,9 +12,15 @@ host's loopback as 10.0.2.2):
 The driver must configure the policy's remote from inside the unit's sandbox, stage release 2 with
 the operator's layered packages (and whatever else was pending) re-applied, take the slot, reboot
 by `systemctl reboot`, pass the health checks, give the slot back and report; then stage release
-3, reboot into it, fail its health check, roll back, reboot, and denylist it.
+3, reboot into it, fail its health check, roll back, reboot, and denylist it; release 4 panics and
+the bootloader falls back. Release 5 goes the offline way (issue 23): composed as an OCI image
+(`apt-layer compose oci` from the archive repository), pushed to a TLS docker-registry on the
+host's loopback, pinned by digest in a signed policy packed with it by `apt-layer bundle create`
+onto an ext4 "USB stick"; the registry stops, the stick is plugged into the VM's USB controller
+(QMP) and mounted on the agent's `fleet.bundles` directory, the agent (reconfigured with no policy
+URL) stages the image release from the bundle and reboots into it.
 """
-import base64, json, os, re, shutil, ssl, subprocess, threading, time, urllib.request
+import base64, json, os, re, shutil, socket, ssl, subprocess, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.dirname(HERE)
@@ -71,6 +77,13 @@ class FleetMission:
         sh(f"ostree --repo={repo} commit -b {ref} --tree=ref={self.commits['2026.12.2']} --tree=dir={junk} --bootable {keep} "
            f"--add-metadata-string=version=2026.12.4 -s 'release 2026.12.4' --owner-uid=0 --owner-gid=0")
         self.commits["2026.12.4"] = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
+        # Release 5 (the offline one): release 2 with its own marker.
+        tree = f"{w}/tree-2026.12.5/usr/share/acme"
+        os.makedirs(tree)
+        open(f"{tree}/release", "w").write("2026.12.5\n")
+        sh(f"ostree --repo={repo} commit -b {ref} --tree=ref={self.commits['2026.12.2']} --tree=dir={w}/tree-2026.12.5 --bootable {keep} "
+           f"--add-metadata-string=version=2026.12.5 -s 'release 2026.12.5' --owner-uid=0 --owner-gid=0")
+        self.commits["2026.12.5"] = sh(f"ostree --repo={repo} rev-parse {ref}").strip()
         sh(f"ostree --repo={repo} summary -u")
         self.https, self.http, self.lock = self.free_port(), self.free_port(), self.free_port()
         open(f"{w}/nginx.conf", "w").write(f"""daemon off; user root; worker_processes 1; pid {w}/nginx/pid; error_log {w}/nginx/error.log;
@@ -94,6 +107,40 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
                 break
             time.sleep(0.05)
         self.otlp = int(ports["LISTENING"])
+        self.make_stick()
+
+    def make_stick(self):
+        """Release 5 as an OCI image in a registry, then an offline bundle (policy version 4 pinning
+        the image) on an ext4 image: the USB stick. The registry is stopped afterwards."""
+        w, cli = self.w, f"{ROOT}/.build/debug/apt-layer"
+        reg, port = f"{w}/registry", self.free_port()
+        sh(f"sh {FIXTURES}/registry/start-registry.sh {reg} {port}")
+        registry = subprocess.Popen(["docker-registry", "serve", f"{reg}/config.yml"], stdout=subprocess.DEVNULL,
+                                    stderr=open(f"{reg}/registry.log", "w"))
+        try:
+            for _ in range(200):
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            t0 = time.time()
+            out = sh(f"{cli} compose oci -q --repo {w}/www/repo --ref {self.commits['2026.12.5']} docker://127.0.0.1:{port}/acme/base:2026.12.5")
+            digest = re.search(r"=> (sha256:[0-9a-f]{64}) ", out).group(1)
+            self.image = f"docker://127.0.0.1:{port}/acme/base@{digest}"
+            self.image_seconds = time.time() - t0
+            os.makedirs(f"{w}/offline")
+            self.sign(f"{w}/offline/policy.yaml", self.policy(4, "2026.12.5", self.commits["2026.12.5"], image=self.image))
+            os.makedirs(f"{w}/stick")
+            sh(f"{cli} bundle create -q --policy {w}/offline/policy.yaml --signature {w}/offline/policy.yaml.sig "
+               f"{w}/stick/acme-2026.12.5.bundle")
+        finally:
+            registry.terminate()
+            registry.wait(10)
+            sh(f"sh {FIXTURES}/registry/stop-registry.sh {reg} {port}")
+        size = os.path.getsize(f"{w}/stick/acme-2026.12.5.bundle")
+        self.bundle_size = size
+        sh(f"mke2fs -q -t ext4 -L APTLSTICK -d {w}/stick {w}/stick.img {(size * 11 // 10 + (64 << 20)) >> 10}k")
+        shutil.rmtree(f"{w}/stick")
 
     def spawn(self, argv, stdout=subprocess.DEVNULL):
         self.procs.append(subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL))
@@ -107,9 +154,9 @@ http {{ access_log {w}/nginx/access.log; default_type application/octet-stream;
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    def publish(self, version, release, commit):
-        w = self.w
-        policy = f"""apiVersion: apt-layer/v1
+    def policy(self, version, release, commit, image=None):
+        """Policy `version` of fleet acme: stream stable at `release` (`commit`, and `image` when given)."""
+        return f"""apiVersion: apt-layer/v1
 kind: FleetPolicy
 fleet: acme
 version: {version}
@@ -120,7 +167,7 @@ streams:
     ref: {self.args.ref}
     release:
       id: "{release}"
-      commit: {commit}
+      commit: {commit}{f"{chr(10)}      image: {image}" if image else ""}
       published: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 60))}
       open-through-wave: 0
       waves:
@@ -134,8 +181,15 @@ health:
     - {{command: [/bin/sh, -c, "test ! -e /usr/share/acme/bad"], timeout: 10s}}
     - {{unit: systemd-journald.service}}
 """
-        open(f"{w}/keys/policy.yaml", "w").write(policy)
-        sh(f"rm -f {w}/keys/policy.yaml.sig && ssh-keygen -q -Y sign -f {w}/keys/ops -n apt-layer-policy {w}/keys/policy.yaml")
+
+    def sign(self, path, policy):
+        """Writes `policy` to `path` and its ssh signature to `path`.sig."""
+        open(path, "w").write(policy)
+        sh(f"rm -f {path}.sig && ssh-keygen -q -Y sign -f {self.w}/keys/ops -n apt-layer-policy {path}")
+
+    def publish(self, version, release, commit):
+        w = self.w
+        self.sign(f"{w}/keys/policy.yaml", self.policy(version, release, commit))
         for f in ["policy.yaml.sig", "policy.yaml"]:
             shutil.copy(f"{w}/keys/{f}", f"{w}/www/{f}.new")
             os.rename(f"{w}/www/{f}.new", f"{w}/www/{f}")
@@ -156,17 +210,23 @@ health:
         if code != 0:
             raise RuntimeError(f"writing {path} in the VM: {out}")
 
-    def configure_agent(self):
+    def configure_agent(self, offline=False):
+        """Adds the fleet section to the image's agent.yaml and restarts the agent; `offline`: no
+        policy URL, only the bundle directory /run/media/stick (a site with no route to the
+        policy server or the registry)."""
         w = self.w
         self.put("/etc/apt-layer/fleet/allowed_signers", open(f"{w}/keys/allowed_signers").read())
         self.put("/etc/apt-layer/fleet/client.crt", open(f"{w}/client.crt").read())
         self.put("/etc/apt-layer/fleet/client.key", open(f"{w}/client.key").read(), "0600")
-        code, config = self.vm.qga.sh("cat /etc/apt-layer/agent.yaml")
-        config = config.rstrip("\n") + f"""
+        if not hasattr(self, "agent_config"):
+            self.agent_config = self.vm.qga.sh("cat /etc/apt-layer/agent.yaml")[1]
+        source = "bundles: /run/media/stick" if offline else f"policy-url: https://{GUEST_HOST}:{self.https}/policy.yaml"
+        self.vm.qga.sh("mkdir -p /run/media/stick")
+        config = self.agent_config.rstrip("\n") + f"""
 fleet:
   name: acme
   stream: stable
-  policy-url: https://{GUEST_HOST}:{self.https}/policy.yaml
+  {source}
   signers: /etc/apt-layer/fleet/allowed_signers
   ca: /etc/apt-layer/tls/ca.crt
   certificate: /etc/apt-layer/fleet/client.crt
@@ -282,6 +342,17 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         access = open(f"{self.w}/nginx/access.log").read()
         check("fleet: countme reached the policy server", "countme=" in access, f"{access.count('policy.yaml')} policy requests")
 
+        # APT_LAYER_VM_FLEET=image (a development aid): release 2, then straight to release 5.
+        if os.environ.get("APT_LAYER_VM_FLEET") != "image":
+            boot_id = self.failing_releases(boot_id)
+            if boot_id is None:
+                return None
+        return self.offline_release(boot_id)
+
+    def failing_releases(self, boot_id):
+        """Releases 3 (fails its health check) and 4 (panics at boot); None when a step failed."""
+        vm, check = self.vm, self.check
+        r2 = self.commits["2026.12.2"]
         # Release 3 fails its health check: reboot into it, roll back, reboot, denylist.
         r3 = self.commits["2026.12.3"]
         t_publish = time.time()
@@ -289,7 +360,7 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True)
         if not check("fleet: the driver stages release 2026.12.3 and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
                      json.dumps(doc.get("driver"))[:400]):
-            return boot_id
+            return None
         boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
         booted_bad = vm.qga.sh("cat /usr/share/acme/release")[1].strip()
         boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=600)
@@ -315,7 +386,7 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         doc = self.wait_driver({"rebooting", "verifying", "failed"}, 900, going_down=True, commit=r4)
         if not check("fleet: the driver stages release 2026.12.4 (it panics) and reboots into it", (doc.get("driver") or {}).get("state") != "failed",
                      json.dumps(doc.get("driver"))[:400]):
-            return boot_id
+            return None
         boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
         vm.wait_api()
         doc = self.wait_driver({"failed", "up-to-date"}, 300, commit=r4)
@@ -335,4 +406,56 @@ telemetry: {{countme-delay: 5s, countme-endpoints: ["http://{GUEST_HOST}:{self.h
         state = self.lock_state()
         check("fleet: the slot was given back after the fall-back", state.get("grants") == 3 and not any(state.get("holders", {}).values()),
               json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
+        return boot_id
+
+    def offline_release(self, boot_id):
+        """Release 5 from a USB stick: the agent, reconfigured with no policy URL, finds the bundle
+        on the stick mounted on its `fleet.bundles` directory, verifies the policy, keeps the
+        bundle, stages the image release it pins from it (the registry is gone), takes the slot,
+        reboots into it and passes the health checks."""
+        vm, check = self.vm, self.check
+        r5 = self.commits["2026.12.5"]
+        check("fleet: release 2026.12.5 composed as an OCI image from the archive repository, pushed to a TLS registry, bundled with "
+              "its signed policy onto a USB stick; the registry stopped", getattr(self, "bundle_size", 0) > 0,
+              f"{getattr(self, 'image', None)}, composed and pushed in {getattr(self, 'image_seconds', 0):.0f} s, "
+              f"bundle {getattr(self, 'bundle_size', 0) / 1e6:.0f} MB")
+        grants = self.lock_state().get("grants", 0)
+        if not check("fleet: apt-layerd restarted offline (bundles: /run/media/stick, no policy-url)", self.configure_agent(offline=True)):
+            return boot_id
+        t_publish = time.time()
+        answers = [vm.qmp("blockdev-add", {"node-name": "stick", "driver": "raw", "read-only": True,
+                                           "file": {"driver": "file", "filename": f"{self.w}/stick.img", "read-only": True}}),
+                   vm.qmp("device_add", {"driver": "usb-storage", "bus": "xhci.0", "drive": "stick", "id": "stick"})]
+        code, out = vm.qga.sh("for i in $(seq 120); do [ -e /dev/disk/by-label/APTLSTICK ] && break; sleep 1; done; "
+                              "mount -o ro /dev/disk/by-label/APTLSTICK /run/media/stick && ls /run/media/stick")
+        if not check("fleet: the USB stick plugged in (QMP) and mounted on the agent's bundle directory", code == 0 and ".bundle" in out,
+                     f"{out.strip()[:300]} {json.dumps(answers)[:300]}"):
+            return boot_id
+        doc = self.wait_driver({"rebooting", "verifying", "failed"}, 1800, going_down=True, commit=r5)
+        if not check("fleet: the driver stages release 2026.12.5 from the bundle (the image it pins) and reboots into it",
+                     (doc.get("driver") or {}).get("state") != "failed", json.dumps(doc.get("driver"))[:400]):
+            return boot_id
+        boot_id, _ = vm.wait_boot(previous_boot_id=boot_id, timeout=900)
+        vm.wait_api()
+        doc = self.wait_driver({"healthy", "up-to-date", "failed"}, 300, commit=r5)
+        vm.boots.append(("fleet: USB stick plugged → booted and healthy on image release 5 (import and staging included)", time.time() - t_publish))
+        driver = doc.get("driver") or {}
+        check("fleet: image release 5 booted and healthy, its exact commit",
+              self.booted_base() == r5 and driver.get("state") in ("healthy", "up-to-date")
+              and vm.qga.sh("cat /usr/share/acme/release")[1].strip() == "2026.12.5",
+              f"booted {str(self.booted_base())[:12]}, driver {json.dumps(driver)[:300]}")
+        origin = vm.qga.sh("cat \"$(readlink -f \"$(sed -n 's/.*ostree=\\([^ ]*\\).*/\\1/p' /proc/cmdline)\")\".origin")[1]
+        digest = self.image.split("@")[1]
+        check("fleet: the booted origin names the image by its digest; the layered packages came along",
+              f"container-image-reference=ostree-unverified-registry:{self.image[len('docker://'):]}" in origin
+              and vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0", origin.strip()[:400])
+        code, out = vm.qga.sh("ls /ostree/apt-layer/bundles; du -sm /ostree/apt-layer/bundles /ostree/apt-layer/images | cut -f1")
+        check("fleet: the agent kept the accepted bundle (the stick may leave)", out.startswith("policy-4.bundle\n"), out.strip())
+        vm.qga.sh("umount /run/media/stick")
+        vm.qmp("device_del", {"id": "stick"})
+        state = self.lock_state()
+        check("fleet: the slot was taken and given back for the offline release",
+              state.get("grants") == grants + 1 and not any(state.get("holders", {}).values()),
+              json.dumps({k: state.get(k) for k in ("grants", "releases", "holders")}))
+        print(f"note: the image release's digest {digest}; stored bundle and image cache in the guest (MB): {' '.join(out.split()[1:])}")
         return boot_id
