@@ -12,14 +12,9 @@ if ! "$ST/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   /usr/bin/python3 -m venv "$ST"
   "$ST/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
-# The telemetry tiers' Python tools (PyPI, pinned): the official OTLP protobuf definitions for the
-# receiver that parses the agent's reports, and mirrors-countme for deploy/countme.
+# The telemetry tiers' Python tools (PyPI, pinned): OTLP protobuf definitions, mirrors-countme.
 PT=.build/pytools
-if ! "$PT/bin/python" -c 'import opentelemetry.proto, mirrors_countme' 2>/dev/null; then
-  rm -rf "$PT"
-  /usr/bin/python3 -m venv "$PT"
-  "$PT/bin/pip" install -q "opentelemetry-proto==1.45.2" "mirrors-countme==0.1.5"
-fi
+sh scripts/pytools.sh
 # deploy/: promtool check config / check rules / test rules, the Grafana dashboard against Grafana's
 # JSON schemas and every query through promtool, the collector example's structure.
 bash Tests/Fixtures/system/check-deploy.sh

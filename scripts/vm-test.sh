@@ -16,6 +16,7 @@ set -eu
 cd "$(dirname "$0")/.."
 here=$(pwd)
 sh scripts/deps.sh
+sh scripts/pytools.sh   # the fleet mission's OTLP receiver
 keep=${1:-}
 [ "$keep" = --keep ] && shift
 w=$(mktemp -d /tmp/apt-layer-vm.XXXXXX)
