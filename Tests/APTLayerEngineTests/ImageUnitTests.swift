@@ -9,6 +9,27 @@ import Testing
 /// signature policy check (docs/images.md).
 @Suite("OCI image logic", .tags(.fast))
 struct ImageUnitTests {
+    /// PAX records: only the `SCHILY.xattr.*` ones move, within their own slots, in reverse name
+    /// order (libarchive hands them to libostree reversed); values with newlines and `=` survive.
+    @Test func xattrRecordsAreReversedInTheirSlots() throws {
+        func record(_ key: String, _ value: [UInt8]) -> [UInt8] {
+            let body = Array(" \(key)=".utf8) + value + [0x0A]
+            var length = body.count + 1
+            if String(length).count + body.count != length { length = String(length + 1).count + body.count }
+            return Array(String(length).utf8) + body
+        }
+        let path = record("path", Array("usr/share/a".utf8))
+        let access = record("SCHILY.xattr.system.posix_acl_access", [2, 0, 0x0A, 0x3D, 0xFF])
+        let defaults = record("SCHILY.xattr.system.posix_acl_default", [2, 0, 1, 0])
+        let mtime = record("mtime", Array("0".utf8))
+        let capability = record("SCHILY.xattr.security.capability", [1, 0x0A, 2])
+        let given = path + access + mtime + defaults + capability
+        let reordered = try #require(ImageLayers.reversingXattrs(given))
+        #expect(reordered == path + defaults + mtime + access + capability)
+        #expect(ImageLayers.reversingXattrs(path + access) == path + access, "one xattr stays")
+        #expect(ImageLayers.reversingXattrs(Array("99 path=x\n".utf8)) == nil, "a length past the end does not parse")
+    }
+
     @Test func referencesParseAsRpmOstreeWritesThem() throws {
         let tagged = try ImageReference(parsing: "ostree-unverified-registry:registry.example:5000/debian/base:stable")
         #expect(tagged.image == "docker://registry.example:5000/debian/base:stable")

@@ -118,6 +118,7 @@ struct ImageComposer {
                     "--numeric-owner", "--format=posix", "--mtime=@0", "--xattrs", "--xattrs-include=*",
                     "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
                 ], token: token)
+            try ImageLayers.orderXattrsForImport(tar: tar)
             diffIDs.append("sha256:\(try SHA256.hex(fileAt: tar))")
             try Subprocess.check(["gzip", "-n", "-6", tar], token: token)
             let digest = "sha256:\(try SHA256.hex(fileAt: "\(tar).gz"))"
