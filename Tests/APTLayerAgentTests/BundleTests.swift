@@ -101,6 +101,14 @@ struct BundleTests {
         #expect(origins.contains("container-image-reference=ostree-unverified-registry:\(registry.host)/acme/base@\(digest)"), "\(origins)")
         #expect(origins.contains("container-image-digest=\(digest)"), "\(origins)")
         #expect(FileManager.default.fileExists(atPath: "\(bed.sysroot)/ostree/apt-layer/bundles/policy-1.bundle"))
+        // The pull's progress reaches the event stream: the layers copied out of the stored bundle
+        // (the commit itself is this bed's own, so nothing is imported).
+        let history = try agent.request("GET", "/v1/transactions?limit=20", as: "reader").json["transactions"] as? [[String: Any]] ?? []
+        let rebase = try #require(history.first { $0["operation"] as? String == "rebase" }?["id"] as? String, "\(history)")
+        let events = try agent.request("GET", "/v1/transactions/\(rebase)/events", as: "reader", extra: "--max-time 10").body
+        #expect(
+            events.contains("layers of docker://\(registry.host)/acme/base")
+                && events.contains(" from \(bed.sysroot)/ostree/apt-layer/bundles/policy-1.bundle"), "\(events)")
         // Offline afterwards too: the pinned image is in the host's cache.
         let check = try Shell.run("\(Paths.cli) upgrade --check --sysroot \(bed.sysroot)")
         #expect(check.contains("No change: ostree-unverified-registry:\(registry.host)/acme/base@\(digest) is still \(digest)"), "\(check)")
