@@ -28,12 +28,15 @@ public struct TarArchive: Sendable {
     public let path: String
     /// Members by name (`./` dropped; the last of two with one name wins, as tar extracts).
     public let members: [String: Member]
+    /// The PAX extended headers (type `x`: the records of the entry that follows), in order.
+    public let extendedHeaders: [Member]
 
     /// Indexes the archive at `path`; stops early once every name in `until` is found.
     public init(path: String, until: Set<String> = []) throws(ReadError) {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw ReadError(description: "cannot open \(path)") }
         defer { try? handle.close() }
         var members: [String: Member] = [:]
+        var extendedHeaders: [Member] = []
         var offset: UInt64 = 0
         var longName: String?
         while until.isEmpty || !until.isSubset(of: members.keys) {
@@ -46,6 +49,7 @@ public struct TarArchive: Sendable {
             var name = longName ?? Self.text(bytes[345..<500]).map { $0.isEmpty ? "" : $0 + "/" }.map { $0 + (Self.text(bytes[0..<100]) ?? "") } ?? ""
             longName = nil
             if name.hasPrefix("./") { name.removeFirst(2) }
+            if type == UInt8(ascii: "x") { extendedHeaders.append(Member(offset: body, size: size, type: type)) }
             if type == UInt8(ascii: "x") || type == UInt8(ascii: "L") {
                 // A PAX or GNU long-name header: the next entry's name may be in it.
                 if size <= 65536, (try? handle.seek(toOffset: body)) != nil, let data = try? handle.read(upToCount: Int(size)) {
@@ -58,6 +62,7 @@ public struct TarArchive: Sendable {
         }
         self.path = path
         self.members = members
+        self.extendedHeaders = extendedHeaders
     }
 
     /// The content of the regular file `name`, refused when it is larger than `limit` bytes or the
@@ -102,7 +107,7 @@ public struct TarArchive: Sendable {
     }
 
     private static func octal(_ field: ArraySlice<UInt8>) -> UInt64? {
-        let digits = field.prefix { $0 != 0 && $0 != 0x20 }.drop { $0 == 0x20 }
+        let digits = field.drop { $0 == 0x20 }.prefix { $0 != 0 && $0 != 0x20 }
         guard !digits.isEmpty, digits.allSatisfy({ (0x30...0x37).contains($0) }) else { return digits.isEmpty ? 0 : nil }
         return digits.reduce(0) { $0 * 8 + UInt64($1 - 0x30) }
     }

@@ -34,7 +34,10 @@ extension Engine {
             defer { free(real) }
             return String(cString: real)
         }
-        if let repo, resolved(repo) == nil || resolved(repo) != resolved(own) { return try compose(try composeRepo(repo)) }
+        if let repo {
+            let given = resolved(repo)
+            if given == nil || given != resolved(own) { return try compose(try composeRepo(repo)) }
+        }
         return try locked("compose oci") { sysroot in try compose(try sysroot.repo()) }
     }
 
@@ -145,15 +148,13 @@ extension Engine {
         }
         // A name without a registry host would be normalised by skopeo (docker.io/library/…),
         // under scopes this check would not look at.
-        let first = image.image.dropFirst("docker://".count).split(separator: "/").first ?? ""
+        let name = String(image.image.dropFirst("docker://".count))
+        let first = name.split(separator: "/").first ?? ""
         guard first.contains(".") || first.contains(":") || first == "localhost" else {
             throw EngineError(.refused, "ostree-image-signed: name the registry host in \(image.image) (REGISTRY/NAME)")
         }
         let docker = policy.transports?["docker"] ?? [:]
-        let requirements =
-            Self.policyScopes(for: String(image.image.dropFirst("docker://".count))).lazy.compactMap { docker[$0] }.first
-            ?? policy.default ?? []
-        let name = String(image.image.dropFirst("docker://".count))
+        let requirements = Self.policyScopes(for: name).lazy.compactMap { docker[$0] }.first ?? policy.default ?? []
         if requirements.isEmpty || requirements.allSatisfy({ $0.type == "insecureAcceptAnything" }) {
             throw EngineError(
                 .refused,

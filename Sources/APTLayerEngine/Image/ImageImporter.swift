@@ -30,17 +30,21 @@ struct ImageImporter {
         var manifest: OCI.Manifest
         /// The manifest exactly as served.
         var manifestBytes: [UInt8]
+        /// The skopeo name of where it was read (for messages, and the copy from a transport).
         var source: String
-        /// The source is the cache itself: every blob is already there.
-        var fromCache: Bool
-        /// The stored offline bundle the image is read from (straight from its members), if any.
-        var bundle: TarArchive?
+        var origin: Origin
     }
 
-    /// Where a pinned image was found without its transport.
-    private enum Local {
+    /// Where an image is read from.
+    enum Origin {
+        /// Its transport (a registry, a layout, an archive), through skopeo.
+        case transport
+        /// The cache itself: every blob is already there.
         case cache
+        /// A stored offline bundle, read straight from its members.
         case bundle(TarArchive)
+
+        var isCache: Bool { if case .cache = self { true } else { false } }
     }
 
     /// The largest commit object accepted (libostree's limit for metadata objects).
@@ -63,7 +67,7 @@ struct ImageImporter {
     /// Where a pinned image can be read without its transport: the cache (when the manifest, the
     /// configuration and every layer are there), or a stored bundle. Never for a signed reference:
     /// its signature is checked by skopeo's copy from the registry.
-    private func localSource(_ image: ImageReference, pinned: String, useCache: Bool) -> (source: String, bytes: [UInt8], local: Local)? {
+    private func localSource(_ image: ImageReference, pinned: String, useCache: Bool) -> (source: String, bytes: [UInt8], origin: Origin)? {
         guard image.verification == .unverified else { return nil }
         let hex = String(pinned.dropFirst("sha256:".count))
         if useCache, (try? cache.index())?.manifests.contains(where: { $0.digest == pinned }) == true,
@@ -123,15 +127,10 @@ struct ImageImporter {
     func inspect(_ image: ImageReference, useCache: Bool = true) throws -> Inspected {
         let skopeo = skopeo(for: image)
         var source = image.source()
-        var fromCache = false
-        var bundle: TarArchive?
+        var origin = Origin.transport
         var bytes: [UInt8]
         if let pinned = image.digest, let found = localSource(image, pinned: pinned, useCache: useCache) {
-            (source, bytes) = (found.source, found.bytes)
-            switch found.local {
-            case .cache: fromCache = true
-            case .bundle(let archive): bundle = archive
-            }
+            (source, bytes, origin) = (found.source, found.bytes, found.origin)
         } else {
             bytes = try skopeo.manifest(source)
         }
@@ -161,14 +160,13 @@ struct ImageImporter {
         let manifest = try OCI.decode(OCI.Manifest.self, bytes, what: "manifest")
         for descriptor in [manifest.config] + manifest.layers { try OCI.checkDigest(descriptor.digest) }
         let configBytes: [UInt8]
-        if fromCache {
-            configBytes = try cache.readBlob(manifest.config.digest, what: "configuration")
-        } else if let bundle {
+        switch origin {
+        case .cache: configBytes = try cache.readBlob(manifest.config.digest, what: "configuration")
+        case .bundle(let bundle):
             do { configBytes = Array(try bundle.read(Self.member(manifest.config.digest), limit: Self.maxDocumentBytes)) } catch {
                 throw EngineError(.invalidArgument, "the stored bundle is damaged: \(error)")
             }
-        } else {
-            configBytes = try skopeo.configuration(source)
+        case .transport: configBytes = try skopeo.configuration(source)
         }
         guard OCI.digest(configBytes) == manifest.config.digest else {
             throw EngineError(.invalidArgument, "the configuration of \(image) does not match its digest \(manifest.config.digest)")
@@ -191,7 +189,7 @@ struct ImageImporter {
             )
         }
         let pulled = Pulled(digest: digest, commit: commit, version: labels["org.opencontainers.image.version"])
-        return Inspected(pulled: pulled, manifest: manifest, manifestBytes: bytes, source: source, fromCache: fromCache, bundle: bundle)
+        return Inspected(pulled: pulled, manifest: manifest, manifestBytes: bytes, source: source, origin: origin)
     }
 
     /// Pulls `image` into the cache (blobs already there are not fetched again), checks it, and
@@ -203,7 +201,7 @@ struct ImageImporter {
         do {
             found = try inspect(image)
             // A cached image read back whole (a blob changed on disk is deleted by verifyBlob).
-            if found.fromCache { for layer in found.manifest.layers { try cache.verifyBlob(layer.digest, what: "cached layer") } }
+            if found.origin.isCache { for layer in found.manifest.layers { try cache.verifyBlob(layer.digest, what: "cached layer") } }
         } catch  where image.digest != nil && (try? cache.index())?.manifests.contains(where: { $0.digest == image.digest }) == true {
             // A damaged cache entry: forget it and read the image from a bundle or its registry.
             progress.message("warning: the cached \(image.digest!.prefix(19)) is damaged (\(error)); fetching it again")
@@ -221,18 +219,22 @@ struct ImageImporter {
 
         try cache.create()
         let name = String(pulled.digest.dropFirst("sha256:".count))
-        if let bundle = found.bundle {
+        switch found.origin {
+        case .bundle(let bundle):
             progress.phase("Copying \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19))) from \(bundle.path)")
             try copy(manifest, bytes: found.manifestBytes, from: bundle)
-        } else if !found.fromCache {
+        case .transport:
             progress.phase("Fetching \(manifest.layers.count) layers of \(image.image) (\(pulled.digest.prefix(19)))")
             let written = try skopeo(for: image).copy(found.source, to: "oci:\(cache.path):\(name)")
             guard written == pulled.digest else {
                 throw EngineError(.invalidArgument, "\(image.image) changed during the pull (\(written), not \(pulled.digest)); nothing changed")
             }
+        case .cache: break  // every layer was re-hashed above
         }
         try token.check()
-        for (n, layer) in manifest.layers.enumerated() { try cache.verifyBlob(layer.digest, what: "layer \(n + 1)") }
+        if !found.origin.isCache {
+            for (n, layer) in manifest.layers.enumerated() { try cache.verifyBlob(layer.digest, what: "layer \(n + 1)") }
+        }
 
         // The commit object, exactly as the image carries it.
         let objectPath = "sysroot/ostree/repo/objects/\(pulled.commit.prefix(2))/\(pulled.commit.dropFirst(2)).commit"

@@ -14,30 +14,20 @@ extension ImageLayers {
     /// sorted; other xattrs were seen to arrive sorted either way (ImageTests checks both kinds).
     /// Only the records' order changes, so every length and offset stays.
     static func orderXattrsForImport(tar path: String) throws {
+        let archive: TarArchive
+        do { archive = try TarArchive(path: path) } catch { throw EngineError(.system, "read layer \(path): \(error)") }
         guard let handle = FileHandle(forUpdatingAtPath: path) else { throw FileTree.posixError("open \(path)") }
         defer { try? handle.close() }
-        var offset: UInt64 = 0
-        while true {
-            try handle.seek(toOffset: offset)
-            guard let header = try handle.read(upToCount: 512), header.count == 512 else { return }
-            let bytes = [UInt8](header)
-            if bytes.allSatisfy({ $0 == 0 }) { return }
-            guard let size = octal(bytes[124..<136]) else {
-                throw EngineError(.system, "\(path): a header at \(offset) is not tar's")
+        for header in archive.extendedHeaders where header.size > 0 {
+            try handle.seek(toOffset: header.offset)
+            guard let data = try handle.read(upToCount: Int(header.size)), data.count == Int(header.size) else {
+                throw EngineError(.system, "\(path): a PAX header at \(header.offset) is truncated")
             }
-            let body = offset + 512
-            if bytes[156] == UInt8(ascii: "x"), size > 0 {
-                try handle.seek(toOffset: body)
-                guard let data = try handle.read(upToCount: Int(size)), data.count == Int(size) else {
-                    throw EngineError(.system, "\(path): a PAX header at \(offset) is truncated")
-                }
-                let records = [UInt8](data)
-                if let reordered = reversingXattrs(records), reordered != records {
-                    try handle.seek(toOffset: body)
-                    try handle.write(contentsOf: reordered)
-                }
+            let records = [UInt8](data)
+            if let reordered = reversingXattrs(records), reordered != records {
+                try handle.seek(toOffset: header.offset)
+                try handle.write(contentsOf: reordered)
             }
-            offset = body + (size + 511) / 512 * 512
         }
     }
 
@@ -63,11 +53,5 @@ extension ImageLayers {
         let xattrs = slots.map { records[$0] }.sorted { key($0).lexicographicallyPrecedes(key($1)) }.reversed()
         for (slot, record) in zip(slots, xattrs) { records[slot] = record }
         return records.flatMap { $0 }
-    }
-
-    private static func octal(_ field: ArraySlice<UInt8>) -> UInt64? {
-        let digits = field.prefix { $0 != 0 && $0 != 0x20 }
-        guard digits.allSatisfy({ (0x30...0x37).contains($0) }) else { return nil }
-        return digits.reduce(0) { $0 * 8 + UInt64($1 - 0x30) }
     }
 }

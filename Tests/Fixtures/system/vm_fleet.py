@@ -221,7 +221,8 @@ health:
         if not hasattr(self, "agent_config"):
             self.agent_config = self.vm.qga.sh("cat /etc/apt-layer/agent.yaml")[1]
         source = "bundles: /run/media/stick" if offline else f"policy-url: https://{GUEST_HOST}:{self.https}/policy.yaml"
-        self.vm.qga.sh("mkdir -p /run/media/stick")
+        if offline:
+            self.vm.qga.sh("mkdir -p /run/media/stick")
         config = self.agent_config.rstrip("\n") + f"""
 fleet:
   name: acme
