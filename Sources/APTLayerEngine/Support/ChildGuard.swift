@@ -41,11 +41,15 @@ final class ChildGuard {
             let deadline = Date().addingTimeInterval(killTimeout)
             var holders: [pid_t] = []
             while !locked && Date() < deadline {
-                // Holders in this process's own group are forks of it without exec (libostree's
-                // fsfreeze watchdog inherits every descriptor, the guard of whichever run was
-                // active then): waited for, never killed. Every child the engine spawns leads a
-                // group of its own.
-                let found = Self.holders(device: file.st_dev, inode: file.st_ino).filter { getpgid($0) != getpgrp() }
+                // Only processes of a dead run are killed. This process's own children are not:
+                // a child forked by another thread holds a copy of every descriptor, this run's
+                // guard included, until it closes them before exec (our spawn leads its own group
+                // by then), and libostree's fsfreeze watchdog is a fork without exec that keeps
+                // them. They are waited for. A run of this process waits for its children before
+                // it releases the guard, so a holder a run left behind is never our child.
+                let found = Self.holders(device: file.st_dev, inode: file.st_ino).filter {
+                    getpgid($0) != getpgrp() && Self.parent(of: $0) != getpid()
+                }
                 if holders.isEmpty, !found.isEmpty { report(found) }
                 holders = found.isEmpty ? holders : found
                 for pid in found {
@@ -72,6 +76,16 @@ final class ChildGuard {
     func release() {
         Self.inherited = -1
         close(fd)
+    }
+
+    /// The parent of `pid` as `/proc/PID/stat` gives it (the field after the state, which follows
+    /// the last `)` since a command name may hold one); nil when the process is gone.
+    static func parent(of pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
     }
 
     /// Processes other than this one with an open descriptor on the file `device`/`inode`.
