@@ -30,16 +30,23 @@ public final class TestBed: @unchecked Sendable {
         try Shell.run(
             "mkdir -p \(fixtures) \(sysroot) && mount -t tmpfs -o size=512M tmpfs \(fixtures) && mount -t tmpfs -o size=\(sysrootSize) tmpfs \(sysroot)"
         )
-        // The fixture .debs, repository and base tree, built once per test process and copied.
-        // The fixture .debs, repository and base tree, built once per test process and copied;
-        // the base's apt source then names this bed's repository (make-rootfs.sh writes the line).
-        try Shell.run(
-            "cp -a \(try Self.builtFixtures.get())/. \(fixtures)/ && echo 'deb [trusted=yes] file:\(fixtures)/fx/repo ./' > \(fixtures)/rootfs/etc/apt/sources.list.d/fixture.list"
-        )
-        let engine = Engine(options: .init(sysroot: sysroot))
-        try engine.initialize(osname: "debian")
-        baseChecksum = try engine.composeRootfs("\(fixtures)/rootfs", repo: nil, options: .init(ref: "test/base", version: "1.0", stubKernel: true))
-        if deploy { _ = try engine.rebase("test/base") }
+        // A bed that fails here is never released (deinit does not run for an initializer that
+        // throws before every property is set): its mounts go before the error does.
+        do {
+            // The fixture .debs, repository and base tree, built once per test process and copied;
+            // the base's apt source then names this bed's repository (make-rootfs.sh writes the line).
+            try Shell.run(
+                "cp -a \(try Self.builtFixtures.get())/. \(fixtures)/ && echo 'deb [trusted=yes] file:\(fixtures)/fx/repo ./' > \(fixtures)/rootfs/etc/apt/sources.list.d/fixture.list"
+            )
+            let engine = Engine(options: .init(sysroot: sysroot))
+            try engine.initialize(osname: "debian")
+            baseChecksum = try engine.composeRootfs(
+                "\(fixtures)/rootfs", repo: nil, options: .init(ref: "test/base", version: "1.0", stubKernel: true))
+            if deploy { _ = try engine.rebase("test/base") }
+        } catch {
+            _ = try? Shell.run("umount -l \(sysroot); umount -l \(fixtures); rm -rf \(root)")
+            throw error
+        }
     }
 
     /// `fx/` (debs, repository, bad packages) and `rootfs/` as the builders make them, in a
