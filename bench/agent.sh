@@ -7,7 +7,12 @@
 #    server req/s, p50, p99, CPU µs per request (utime+stime over requests) and syscalls per request
 #    (perf stat raw_syscalls:sys_enter over the same run); the median round is reported;
 #  - agent memory idle and at peak during a layering transaction (RSS and anonymous RSS);
-#  - time from exec to READY=1 (sd_notify).
+#  - time from exec to READY=1 (sd_notify);
+#  - footprint: RSS, anonymous RSS and PSS of the packaged agent (the binaries as the release .deb
+#    installs them: APT_LAYER_BENCH_DEB=FILE, else scripts/build-deb.sh builds it) idle, after the
+#    wrk run and at peak during a transaction, beside the development build (.build/release);
+#    binary, package and installed sizes.
+# Everything else runs the packaged binaries too; the minimal server is the development build's.
 # wrk cannot present a client certificate; bench/support/wrk-client-cert.c is LD_PRELOADed into it
 # (for every server) to load one. Run as root:  bench/agent.sh [SECONDS] [ROUNDS]
 set -euo pipefail
@@ -15,6 +20,8 @@ DURATION=${1:-10}
 ROUNDS=${2:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 for product in apt-layerd apt-layer apt-layer-bench-server; do (cd "$here" && swift build -c release --product $product >/dev/null); done
+deb=${APT_LAYER_BENCH_DEB:-$(cd "$here" && sh scripts/build-deb.sh)}
+case $deb in /*) ;; *) deb=$here/$deb ;; esac
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -qq wrk nginx-light >/dev/null
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
@@ -27,7 +34,9 @@ cleanup() {
   sleep 0.3; umount -l "$work"; rmdir "$work"
 }
 trap cleanup EXIT
-bin=$here/.build/release
+dev=$here/.build/release
+dpkg-deb -x "$deb" "$work/pkg"
+bin=$work/pkg/usr/bin
 S=$work/sysroot
 gcc -shared -fPIC -O2 -o "$work/wrk-client-cert.so" "$here/bench/support/wrk-client-cert.c" -ldl
 "$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
@@ -56,12 +65,23 @@ for i in 1 2 3 4 5; do
   if [ "$i" -lt 5 ]; then kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; fi
 done
 ready_ms=$(printf '%s\n' "${ready[@]}" | sort -n | sed -n 3p)
+# "RSS anonymous PSS" in kB.
+mem() { awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {p=$2} END {print r, a, p}' "/proc/$1/smaps_rollup"; }
+C0="curl -sS --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key"
+# The development build beside it, idle after one request, on a copy of the same state.
+kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done
+dev_ready=$(python3 "$here/bench/support/ready.py" "$work/dev.pid" -- "$dev/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none")
+$C0 https://127.0.0.1:17443/v1/status >/dev/null; sleep 1
+read -r dev_rss dev_anon dev_pss <<<"$(mem "$(cat "$work/dev.pid")")"
+kill "$(cat "$work/dev.pid")"; while kill -0 "$(cat "$work/dev.pid")" 2>/dev/null; do sleep 0.05; done
+python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$bin/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none" >/dev/null
+agent=$(cat "$work/agent.pid")
 
 C="curl -sS --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key"
 $C https://127.0.0.1:17443/v1/status > "$work/status.json"
 sleep 1
 rss() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
-idle_rss=$(rss "$agent" VmRSS); idle_anon=$(rss "$agent" RssAnon)
+read -r idle_rss idle_anon idle_pss <<<"$(mem "$agent")"
 
 # nginx: the same JSON bytes, same certificate, same client-certificate verification.
 mkdir -p "$work/www/v1" "$work/nginx"
@@ -87,7 +107,7 @@ NGINX
 nginx -c "$work/nginx.conf"
 sleep 0.5
 
-"$bin/apt-layer-bench-server" 127.0.0.1:19443 "$work/pki/server.crt" "$work/pki/server.key" "$work/pki/ca.crt" "$work/status.json" &
+"$dev/apt-layer-bench-server" 127.0.0.1:19443 "$work/pki/server.crt" "$work/pki/server.key" "$work/pki/ca.crt" "$work/status.json" &
 minimal=$!
 sleep 0.5
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
@@ -126,17 +146,17 @@ read -r agent_rps agent_p50 agent_p99 agent_cpu agent_sys agent_err <<<"$(awk '$
 read -r nginx_rps nginx_p50 nginx_p99 nginx_cpu nginx_sys nginx_err <<<"$(awk '$1=="nginx"' "$work/rounds" | sort -k2 -n | awk -v r="$ROUNDS" 'NR==int((r+1)/2) {$1=""; print}')"
 read -r min_rps min_p50 min_p99 min_cpu min_sys min_err <<<"$(awk '$1=="minimal"' "$work/rounds" | sort -k2 -n | awk -v r="$ROUNDS" 'NR==int((r+1)/2) {$1=""; print}')"
 ratios=$(paste -d' ' <(awk '$1=="agent" {print $2}' "$work/rounds") <(awk '$1=="nginx" {print $2}' "$work/rounds") | awk '{printf "%.2f ", $1/$2}')
-after_load_rss=$(rss "$agent" VmRSS); after_load_anon=$(rss "$agent" RssAnon)
+read -r after_load_rss after_load_anon after_load_pss <<<"$(mem "$agent")"
 
 
 # Peak memory during a layering transaction (sampled every 20 ms).
-peak_rss=0; peak_anon=0
+peak_rss=0; peak_anon=0; peak_pss=0
 id=$($C --cert "$work/pki/operator.crt" --key "$work/pki/operator.key" -H 'content-type: application/json' \
   -d '{"operation":"install","arguments":{"packages":["fixture-app","fixture-user","fixture-vardir","fixture-conf"]}}' \
   https://127.0.0.1:17443/v1/transactions | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 while :; do
-  r=$(rss "$agent" VmRSS); a=$(rss "$agent" RssAnon)
-  [ "$r" -gt "$peak_rss" ] && peak_rss=$r; [ "$a" -gt "$peak_anon" ] && peak_anon=$a
+  read -r r a p <<<"$(mem "$agent")"
+  [ "$r" -gt "$peak_rss" ] && peak_rss=$r; [ "$a" -gt "$peak_anon" ] && peak_anon=$a; [ "$p" -gt "$peak_pss" ] && peak_pss=$p
   state=$($C "https://127.0.0.1:17443/v1/transactions/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
   case $state in succeeded|failed|cancelled) break ;; esac
   sleep 0.02
@@ -217,13 +237,17 @@ printf '| apt-layerd | %s | %s ms | %s ms | %s | %s |\n' "$agent_rps" "$agent_p5
 printf '\napt-layerd / nginx req/s per round: %s(ratio of the medians %s); minimal / nginx (medians): %s; errors: agent %s, nginx %s, minimal %s\n' "$ratios" \
   "$(awk -v a="$agent_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$(awk -v a="$min_rps" -v n="$nginx_rps" 'BEGIN {printf "%.2f", a/n}')" "$agent_err" "$nginx_err" "$min_err"
 printf '\n| apt-layerd measurement | value |\n|---|---|\n'
-printf '| idle RSS / anonymous RSS | %s / %s |\n' "$(mb "$idle_rss")" "$(mb "$idle_anon")"
-printf '| after the wrk run RSS / anonymous RSS | %s / %s |\n' "$(mb "$after_load_rss")" "$(mb "$after_load_anon")"
+printf '| packaged (%s), idle: RSS / anonymous RSS / PSS | %s / %s / %s |\n' "$(basename "$deb")" "$(mb "$idle_rss")" "$(mb "$idle_anon")" "$(mb "$idle_pss")"
+printf '| development build (.build/release), idle: RSS / anonymous RSS / PSS | %s / %s / %s |\n' "$(mb "$dev_rss")" "$(mb "$dev_anon")" "$(mb "$dev_pss")"
+printf '| packaged, after the wrk run: RSS / anonymous RSS / PSS | %s / %s / %s |\n' "$(mb "$after_load_rss")" "$(mb "$after_load_anon")" "$(mb "$after_load_pss")"
 printf '| 200 readers (wrk, %ss) + 100 SSE clients on a running transaction | %s req/s, p99 %s %s|\n' "$DURATION" "$r_rps" "$r_p99" "$r_err"
 printf '| anonymous RSS then: before / peak / 2 s after / 15 s after | %s / %s / %s / %s |\n' "$(mb "$r_before")" "$(mb "$r_peak")" "$(mb "$r_after2")" "$(mb "$r_after15")"
 printf '| the same with trim-memory: false | %s / %s / %s / %s |\n' "$(mb "$n_before")" "$(mb "$n_peak")" "$(mb "$n_after2")" "$(mb "$n_after15")"
-printf '| peak during a layering transaction (%s) RSS / anonymous RSS | %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")"
-printf '| exec to READY=1 (median of 5) | %s ms |\n' "$ready_ms"
+printf '| packaged, peak during a layering transaction (%s): RSS / anonymous RSS / PSS | %s / %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")" "$(mb "$peak_pss")"
+printf '| binaries packaged: apt-layerd / apt-layer | %s / %s |\n' "$(mb $(( $(stat -c %s "$bin/apt-layerd") / 1024 )))" "$(mb $(( $(stat -c %s "$bin/apt-layer") / 1024 )))"
+printf '| binaries of the development build: apt-layerd / apt-layer | %s / %s |\n' "$(mb $(( $(stat -c %s "$dev/apt-layerd") / 1024 )))" "$(mb $(( $(stat -c %s "$dev/apt-layer") / 1024 )))"
+printf '| .deb / installed size | %s / %s |\n' "$(mb $(( $(stat -c %s "$deb") / 1024 )))" "$(mb "$(dpkg-deb -f "$deb" Installed-Size)")"
+printf '| exec to READY=1, packaged (median of 5) / development build (one) | %s ms / %s ms |\n' "$ready_ms" "$dev_ready"
 printf '| rollback through the API, POST to its finished event (%s deployments, median of 7) | %s ms |\n' "$deployments" "$api_rollback"
 printf '| rollback with the CLI, local, process included (median of 7) | %s ms |\n' "$(ms_median "${cli_rollback[@]}")"
 printf '| the CLI process alone: apt-layer --version (median of 7) | %s ms |\n' "$(ms_median "${cli_start[@]}")"

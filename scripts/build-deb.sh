@@ -1,10 +1,14 @@
 #!/bin/sh
 # Builds apt-layer_VERSION_amd64.deb from the tree with Debian's tooling (dpkg-shlibdeps,
-# dpkg-gencontrol, dpkg-deb; packaging files in deploy/debian/): both binaries with the Swift
-# runtime linked in statically (the package needs no toolchain), the systemd unit and tmpfiles,
+# dpkg-gencontrol, dpkg-deb; packaging files in deploy/debian/): one program with the Swift runtime
+# linked in statically (the package needs no toolchain), installed as /usr/bin/apt-layer and, by a
+# symlink, /usr/bin/apt-layerd (started by that name it is the agent), the systemd unit and tmpfiles,
 # the example configuration, man pages and shell completions generated from the argument parser,
-# and the docs.
+# and the docs. Binaries are stripped; in release mode their debug information goes, as Debian's
+# dh_strip does, into apt-layer-dbgsym_VERSION_amd64.ddeb beside the .deb
+# (/usr/lib/debug/.build-id/XX/REST.debug, found by gdb and systemd-coredump through the build ID).
 #   scripts/build-deb.sh [OUTDIR]          (default .build/deb; APT_LAYER_DEB_CONFIG=debug|release)
+# Prints the .deb's path.
 set -eu
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -13,7 +17,6 @@ config=${APT_LAYER_DEB_CONFIG:-release}
 scratch=.build/static   # its own build directory: the test build is not static
 version=$(sh scripts/version.sh)
 swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer >&2
-swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layerd >&2
 bin=$(swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)
 
 w=$(mktemp -d)
@@ -22,10 +25,20 @@ r=$w/root
 install -d "$r/usr/bin" "$r/lib/systemd/system" "$r/usr/lib/tmpfiles.d" "$r/usr/share/man/man1" "$r/usr/share/man/man8" \
   "$r/usr/share/bash-completion/completions" "$r/usr/share/zsh/vendor-completions" "$r/usr/share/fish/vendor_completions.d" \
   "$r/usr/share/doc/apt-layer/docs" "$r/usr/share/doc/apt-layer/examples" "$r/DEBIAN" "$w/debian"
-for b in apt-layer apt-layerd; do
-  install -m 0755 "$bin/$b" "$r/usr/bin/$b"
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$r/usr/bin/$b"
-done
+dbg=$w/dbgsym
+build_ids=""
+install -m 0755 "$bin/apt-layer" "$r/usr/bin/apt-layer"
+if [ "$config" = release ]; then
+  id=$(readelf -n "$bin/apt-layer" | awk '/Build ID:/ {print $3}')
+  [ -n "$id" ] || { echo "build-deb.sh: apt-layer has no build ID" >&2; exit 1; }
+  rest=${id#??}
+  install -d "$dbg/usr/lib/debug/.build-id/${id%"$rest"}"
+  objcopy --only-keep-debug --compress-debug-sections=zlib "$bin/apt-layer" "$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug"
+  chmod 0644 "$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug"
+  build_ids=" $id"
+fi
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$r/usr/bin/apt-layer"
+ln -s apt-layer "$r/usr/bin/apt-layerd"
 install -m 0644 systemd/apt-layerd.service "$r/lib/systemd/system/apt-layerd.service"
 install -m 0644 systemd/apt-layerd.tmpfiles.conf "$r/usr/lib/tmpfiles.d/apt-layer.conf"
 
@@ -57,7 +70,7 @@ cp deploy/debian/control "$w/debian/control"
 for s in postinst prerm postrm; do install -m 0755 "deploy/debian/$s" "$r/DEBIAN/$s"; done
 
 cd "$w"
-dpkg-shlibdeps -Tdebian/substvars root/usr/bin/apt-layer root/usr/bin/apt-layerd
+dpkg-shlibdeps -Tdebian/substvars root/usr/bin/apt-layer
 echo "misc:Depends=" >> debian/substvars
 dpkg-gencontrol -papt-layer -Proot -Tdebian/substvars
 (cd root && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums)
@@ -66,4 +79,24 @@ cd "$here"
 mkdir -p "$out"
 deb="$out/apt-layer_${version}_amd64.deb"
 dpkg-deb --root-owner-group -Zxz --build "$w/root" "$deb" >&2
+if [ -n "$build_ids" ]; then
+  install -d "$dbg/DEBIAN" "$dbg/usr/share/doc"
+  ln -s apt-layer "$dbg/usr/share/doc/apt-layer-dbgsym"
+  cat > "$dbg/DEBIAN/control" <<CONTROL
+Package: apt-layer-dbgsym
+Source: apt-layer
+Version: $version
+Auto-Built-Package: debug-symbols
+Architecture: amd64
+Maintainer: $(awk -F': ' '/^Maintainer:/ {print $2}' deploy/debian/control)
+Installed-Size: $(du -sk --exclude=DEBIAN "$dbg" | cut -f1)
+Depends: apt-layer (= $version)
+Section: debug
+Priority: optional
+Description: debug symbols for apt-layer
+Build-Ids:$build_ids
+CONTROL
+  # The sections are compressed already: xz at its fastest level.
+  dpkg-deb --root-owner-group -Zxz -z1 --build "$dbg" "$out/apt-layer-dbgsym_${version}_amd64.ddeb" >&2
+fi
 echo "$deb"

@@ -1,7 +1,11 @@
+import APTLayerAgent
 import APTLayerCLI
 import APTLayerEngine
 import Glibc
 import OSTree
+
+// One program, two names: started as `apt-layerd` (the package's symlink) it is the agent.
+if AgentCommand.isInvokedAsAgent { AgentCommand.runAsProgram() }
 
 // The apply-live helper (LiveHelper): a hidden entry point, run by the engine, never parsed as a verb.
 if let status = LiveHelper.runIfRequested(Array(CommandLine.arguments.dropFirst())) { exit(status) }

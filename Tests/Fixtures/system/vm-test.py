@@ -146,6 +146,25 @@ class VM:
         self.serial = f"{self.work}/serial.log"
         self.proc = None
         self.boots = []
+        self.footprint = []  # (what, value) rows the report prints
+
+    def measure_footprint(self, label):
+        """The packaged agent's memory under its unit (RSS, anonymous, PSS from smaps_rollup, and
+        the unit's cgroup), the installed binaries and package: a report, not a check."""
+        out = self.qga.sh(
+            "p=$(systemctl show -p MainPID --value apt-layerd); "
+            "awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {q=$2} END {print r, a, q}' /proc/$p/smaps_rollup; "
+            "systemctl show -p MemoryCurrent --value apt-layerd; "
+            "stat -c %s /usr/bin/apt-layerd /usr/bin/apt-layer; dpkg-query -W -f '${Installed-Size}\\n' apt-layer 2>/dev/null || echo 0")[1].split()
+        if len(out) < 7 or not all(w.isdigit() for w in out[:7]):
+            self.footprint.append((label, f"not measured: {' '.join(out)[:120]}"))
+            return
+        rss, anon, pss, cgroup, daemon, cli, installed = (int(w) for w in out[:7])
+        self.footprint.append((f"{label}: RSS / anonymous / PSS / the unit's cgroup",
+                               f"{rss / 1024:.1f} / {anon / 1024:.1f} / {pss / 1024:.1f} / {cgroup / 1048576:.1f} MB"))
+        if not any(row[0].startswith("installed:") for row in self.footprint):
+            self.footprint.append(("installed: apt-layerd / apt-layer / the package",
+                                   f"{daemon / 1048576:.1f} / {cli / 1048576:.1f} / {installed / 1024:.1f} MB"))
 
     def start(self):
         open(self.serial, "w").close()
@@ -402,6 +421,10 @@ def report(args, vm, boots):
     print("\n| boot (TCG, 2 vCPUs) | seconds |\n|---|---|")
     for label, seconds in boots:
         print(f"| {label} | {seconds:.0f} |")
+    if vm.footprint:
+        print("\n| the packaged agent (as the .deb installs it, under its unit) | value |\n|---|---|")
+        for label, value in vm.footprint:
+            print(f"| {label} | {value} |")
     if not args.keep and not args.work:
         subprocess.run(["rm", "-rf", vm.work])
     failed = [r for r in RESULTS if not r[1]]
@@ -449,6 +472,8 @@ def scenario(vm, args):
         if not check("the API answers over the forwarded port with mTLS", doc is not None):
             raise Abort()
         first = booted(doc)
+        time.sleep(2)
+        vm.measure_footprint("idle after boot and one status request")
         check("/proc/cmdline's ostree= names the booted deployment", first.get("checksum", "-") in cmdline_deployment(vm),
               cmdline_deployment(vm))
         # A release that cannot boot must reboot by itself (issue 21): a panic after 10 s, dracut's
@@ -475,6 +500,7 @@ def scenario(vm, args):
                      f"{t.get('error')}; the helper's unit: " + vm.qga.sh("journalctl -b --no-pager -o cat -u 'apt-layer-live-*' | tail -n 15")[1]):
             raise Abort()
         check("applied live: the program runs before any reboot", vm.qga.sh("fixture-app")[1].strip() == "fixture-app 1.0")
+        vm.measure_footprint("after a layering transaction (install --apply-live)")
         live = vm.qga.sh("findmnt -n -o FSTYPE,OPTIONS /usr | tail -n1; touch /usr/apt-layer-probe 2>&1; "
                          "ostree admin status | grep -i unlocked; getent passwd fixtured >/dev/null && echo account")[1]
         check("/usr is a read-only transient overlay (ostree: Unlocked: transient), the script's account exists",

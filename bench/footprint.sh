@@ -1,0 +1,118 @@
+#!/bin/bash
+# Benchmark (not a test) of the footprint levers of issue 24, in one run on this machine: the one
+# program the .deb installs (apt-layer, and apt-layerd as a symlink to it) linked again from the
+# same release objects (scripts/build-deb.sh's .build/static) each way, and the development build:
+#  - on disk: the stripped program(s);
+#  - the agent idle after one GET /v1/status: RSS, anonymous RSS and PSS (smaps_rollup);
+#  - its working set: RSS after the kernel paged out the program's mappings (MADV_PAGEOUT through
+#    process_madvise, bench/support/pageout.py) and 10 more requests were served — what it touches,
+#    without the neighbours fault-around maps in;
+#  - exec to READY=1 (median of 5) and `apt-layer --version` (median of 21), process included;
+#  - the package: .deb, installed size, the -dbgsym package.
+# Run as root:  bench/footprint.sh     (APT_LAYER_BENCH_DEB=FILE: a release .deb already built)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+deb=${APT_LAYER_BENCH_DEB:-$(cd "$here" && sh scripts/build-deb.sh)}
+case $deb in /*) ;; *) deb=$here/$deb ;; esac
+ddeb=$(dirname "$deb")/$(basename "$deb" | sed 's/^apt-layer_/apt-layer-dbgsym_/; s/\.deb$/.ddeb/')
+# The development build (dynamic Swift runtime) and, for the two-program row, the agent as a
+# program of its own from the same static objects.
+(cd "$here" && swift build -c release --product apt-layer >/dev/null && swift build -c release --product apt-layerd >/dev/null)
+(cd "$here" && swift build -c release --static-swift-stdlib --scratch-path .build/static --product apt-layerd >/dev/null)
+export OSTREE_SYSROOT_DEBUG=mutable-deployments
+work=$(mktemp -d /tmp/apt-layer-footprint.XXXXXX)
+mount -t tmpfs -o size=3G tmpfs "$work"
+agent=""
+cleanup() {
+  [ -n "$agent" ] && kill "$agent" 2>/dev/null; wait 2>/dev/null || true
+  sleep 0.3; umount -l "$work"; rmdir "$work"
+}
+trap cleanup EXIT
+
+# The variants, each a directory holding apt-layer and apt-layerd.
+relink() { python3 "$here/bench/support/relink.py" "$here/.build/static/release.yaml" "$@"; }
+strip_it() { strip --strip-unneeded --remove-section=.comment --remove-section=.note "$1"; }
+mkdir -p "$work/defaults" "$work/noexport" "$work/two" "$work/pkg"
+relink apt-layer "$work/defaults/apt-layer" --toolchain-defaults
+relink apt-layer "$work/noexport/apt-layer" --toolchain-defaults -Xlinker --no-export-dynamic
+relink apt-layer "$work/two/apt-layer" --toolchain-defaults
+relink apt-layerd "$work/two/apt-layerd" --toolchain-defaults
+for f in defaults/apt-layer noexport/apt-layer two/apt-layer two/apt-layerd; do strip_it "$work/$f"; done
+ln -s apt-layer "$work/defaults/apt-layerd"; ln -s apt-layer "$work/noexport/apt-layerd"
+dpkg-deb -x "$deb" "$work/pkg"
+variants=(two defaults noexport pkg/usr/bin dev)
+declare -A label=(
+  [two]="two programs, toolchain defaults (gold, -export-dynamic): as packaged before"
+  [defaults]="one program, toolchain defaults"
+  [noexport]="one program, gold, --no-export-dynamic"
+  [pkg/usr/bin]="one program, lld, --no-export-dynamic, DT_RELR: as packaged now"
+  [dev]="development build (.build/release, Swift runtime shared, not stripped)")
+mkdir -p "$work/dev"
+ln -s "$here/.build/release/apt-layer" "$work/dev/apt-layer"; ln -s "$here/.build/release/apt-layerd" "$work/dev/apt-layerd"
+
+# A sysroot with one layered package, and the agent's configuration.
+bin=$work/pkg/usr/bin
+S=$work/sysroot
+"$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
+"$here/Tests/Fixtures/builders/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench >/dev/null
+"$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
+"$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
+"$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null
+"$bin/apt-layer" install -q --sysroot "$S" fixture-lib >/dev/null
+"$here/scripts/make-test-pki.sh" "$work/pki" >/dev/null
+cat > "$work/agent.yaml" <<YAML
+listen: "127.0.0.1:17443"
+metrics-listen: "127.0.0.1:17478"
+tls: { certificate: $work/pki/server.crt, key: $work/pki/server.key, client-ca: $work/pki/ca.crt }
+roles: { reader: reader, operator: operator }
+sysroot: $S
+os: debian
+state-directory: $work/state
+socket: ""
+YAML
+C="curl -sS -o /dev/null --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key https://127.0.0.1:17443/v1/status"
+# "RSS anonymous PSS" in kB.
+mem() { awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {p=$2} END {print r, a, p}' "/proc/$1/smaps_rollup"; }
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
+stop() { kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; agent=""; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '\n| variant | on disk (MB) | agent idle RSS / anon / PSS (MB) | working set: RSS after page-out + 10 requests (MB) | READY (ms) | apt-layer --version (ms) |\n|---|---|---|---|---|---|\n'
+for v in "${variants[@]}"; do
+  d=$work/$v
+  size=$(( $(stat -L -c %s "$d/apt-layer") + $( [ -L "$d/apt-layerd" ] && [ "$v" != dev ] && echo 0 || stat -L -c %s "$d/apt-layerd") ))
+  ready=()
+  for i in 1 2 3 4 5; do
+    rm -rf "$work/state"
+    ready+=("$(python3 "$here/bench/support/ready.py" "$work/agent.pid" -- "$d/apt-layerd" --config "$work/agent.yaml" --drop-in "$work/none")")
+    agent=$(cat "$work/agent.pid")
+    if [ "$i" -lt 5 ]; then stop; fi
+  done
+  $C; sleep 1
+  read -r rss anon pss <<<"$(mem "$agent")"
+  # Whose code is resident, for the packaged program (.build/static holds it unstripped).
+  [ "$v" = pkg/usr/bin ] && python3 "$here/bench/support/modules.py" "$agent" "$d/apt-layer" "$here/.build/static/release/apt-layer" 30 > "$work/modules.md"
+  python3 "$here/bench/support/pageout.py" "$agent" "$d/apt-layerd"
+  for i in $(seq 10); do $C; done; sleep 1
+  read -r ws _ _ <<<"$(mem "$agent")"
+  stop
+  version=$(python3 - "$d/apt-layer" <<'PY'
+import statistics, subprocess, sys, time
+times = []
+for _ in range(21):
+    t0 = time.perf_counter(); subprocess.run([sys.argv[1], "--version"], stdout=subprocess.DEVNULL, check=True)
+    times.append((time.perf_counter() - t0) * 1000)
+print(f"{statistics.median(times):.1f}")
+PY
+)
+  printf '| %s | %s | %s / %s / %s | %s | %s | %s |\n' "${label[$v]}" "$(mb $((size / 1024)))" "$(mb "$rss")" "$(mb "$anon")" "$(mb "$pss")" \
+    "$(mb "$ws")" "$(printf '%s\n' "${ready[@]}" | median)" "$version"
+done
+printf '\nThe packaged agent idle, its code by module (every page of code attributed to the module filling most of it):\n'
+cat "$work/modules.md"
+printf '\n| package | MB |\n|---|---|\n'
+printf '| %s | %s |\n' "$(basename "$deb")" "$(mb $(( $(stat -c %s "$deb") / 1024 )))"
+printf '| installed size (Installed-Size) | %s |\n' "$(mb "$(dpkg-deb -f "$deb" Installed-Size)")"
+[ -f "$ddeb" ] && printf '| %s (debug information, %s installed) | %s |\n' "$(basename "$ddeb")" "$(mb "$(dpkg-deb -f "$ddeb" Installed-Size)") MB" \
+  "$(mb $(( $(stat -c %s "$ddeb") / 1024 )))"
+true
