@@ -22,6 +22,22 @@ struct MultiCallTests {
         #expect(output.hasPrefix("apt-layerd: "), "\(output)")
         #expect(output.split(separator: "\n").count == 1, "\(output)")
 
+        // The command runs (its async `run`, not the help a synchronous entry would print): through
+        // the symlink and as the development build's own `apt-layerd` program alike.
+        let pki = RouterBed.pki
+        try """
+        listen: "127.0.0.1:1"
+        tls: { certificate: \(pki)/server.crt, key: \(pki)/server.key, client-ca: \(pki)/ca.crt }
+        sysroot: \(directory)
+        state-directory: \(directory)/state
+        """.write(toFile: "\(directory)/agent.yaml", atomically: true, encoding: .utf8)
+        for program in ["\(directory)/apt-layerd", AgentBed.binary] {
+            let (checked, effective) = try Shell.status("\(program) --check-config --config \(directory)/agent.yaml --drop-in \(directory)/none 2>&1")
+            #expect(checked == 0, "\(program): \(effective)")
+            #expect(
+                effective.contains("listen: 127.0.0.1:1") && effective.contains("state-directory: \(directory)/state"), "\(program): \(effective)")
+        }
+
         let (cliStatus, cliHelp) = try Shell.status("\(Paths.cli) --help")
         #expect(cliStatus == 0)
         #expect(cliHelp.contains("USAGE: apt-layer ") && !cliHelp.contains("--check-config"), "\(cliHelp)")

@@ -6,6 +6,7 @@ usage: relink.py BUILD.yaml PRODUCT OUTPUT [--toolchain-defaults] [SWIFTC-ARGS..
   --toolchain-defaults  drop Package.swift's shippedLinkerSettings first (gold, -export-dynamic)
 """
 import json
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ SHIPPED = [["-use-ld=lld"], ["-Xlinker", "--no-export-dynamic"], ["-Xlinker", "-
 
 def link_args(yaml_path, product):
     lines = open(yaml_path).read().split("\n")
-    key = next(l for l in lines if l.startswith(f'  "C.{product}-') and l.rstrip().endswith('.exe":'))
+    pattern = re.compile(r'^  "C\.' + re.escape(product) + r'-[a-z0-9_]+-unknown-linux-gnu-\w+\.exe":$')
+    key = next(l for l in lines if pattern.match(l))
     i = lines.index(key)
     while not lines[i].strip().startswith("args:"):
         i += 1
