@@ -55,6 +55,8 @@ sysroot: $S
 os: debian
 state-directory: $work/state
 socket: ""
+# wrk's 64 and the readers' 300 connections come from one address (the default limit is 32).
+max-connections-per-peer: 1024
 YAML
 
 ready=()
@@ -244,7 +246,11 @@ printf '| 200 readers (wrk, %ss) + 100 SSE clients on a running transaction | %s
 printf '| anonymous RSS then: before / peak / 2 s after / 15 s after | %s / %s / %s / %s |\n' "$(mb "$r_before")" "$(mb "$r_peak")" "$(mb "$r_after2")" "$(mb "$r_after15")"
 printf '| the same with trim-memory: false | %s / %s / %s / %s |\n' "$(mb "$n_before")" "$(mb "$n_peak")" "$(mb "$n_after2")" "$(mb "$n_after15")"
 printf '| packaged, peak during a layering transaction (%s): RSS / anonymous RSS / PSS | %s / %s / %s |\n' "$state" "$(mb "$peak_rss")" "$(mb "$peak_anon")" "$(mb "$peak_pss")"
-printf '| binaries packaged: apt-layerd / apt-layer | %s / %s |\n' "$(mb $(( $(stat -c %s "$bin/apt-layerd") / 1024 )))" "$(mb $(( $(stat -c %s "$bin/apt-layer") / 1024 )))"
+if [ -L "$bin/apt-layerd" ]; then
+  printf '| program packaged: apt-layer (apt-layerd a symlink to it) | %s |\n' "$(mb $(( $(stat -c %s "$bin/apt-layer") / 1024 )))"
+else
+  printf '| programs packaged: apt-layerd / apt-layer | %s / %s |\n' "$(mb $(( $(stat -c %s "$bin/apt-layerd") / 1024 )))" "$(mb $(( $(stat -c %s "$bin/apt-layer") / 1024 )))"
+fi
 printf '| binaries of the development build: apt-layerd / apt-layer | %s / %s |\n' "$(mb $(( $(stat -c %s "$dev/apt-layerd") / 1024 )))" "$(mb $(( $(stat -c %s "$dev/apt-layer") / 1024 )))"
 printf '| .deb / installed size | %s / %s |\n' "$(mb $(( $(stat -c %s "$deb") / 1024 )))" "$(mb "$(dpkg-deb -f "$deb" Installed-Size)")"
 printf '| exec to READY=1, packaged (median of 5) / development build (one) | %s ms / %s ms |\n' "$ready_ms" "$dev_ready"

@@ -17,9 +17,11 @@ import sys
 
 def module(symbol):
     swift = re.match(r"^\$s(\d+)([A-Za-z_]\w*)", symbol)
-    if swift:
+    if swift and int(swift.group(1)) > 0:
         return swift.group(2)[: int(swift.group(1))]
-    if "BoringSSL" in symbol:
+    if symbol.startswith("$s"):
+        return "Swift standard library"  # $ss…, $sS…: the module `Swift` has a one-letter mangling
+    if "BoringSSL" in symbol or symbol.startswith("_ZN4bssl"):
         return symbol.split("_")[0]
     if symbol.startswith("_ZN6icu") or re.search(r"_7\d$", symbol) or "icu" in symbol:
         return "ICU (C++)"
