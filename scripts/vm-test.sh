@@ -28,7 +28,7 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 t0=$(date +%s)
 deb=${APT_LAYER_DEB:-}
 if [ -z "$deb" ]; then
-  deb=$(APT_LAYER_DEB_CONFIG=debug sh scripts/build-deb.sh "$w/deb")
+  deb=$(sh scripts/build-deb.sh "$w/deb")
   echo "== $(basename "$deb") built in $(( $(date +%s) - t0 )) s; lintian:"
   lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v 'root privileges' || true
 fi
