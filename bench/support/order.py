@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Turns bench/support/touch.c's record of executed code pages into an lld symbol ordering file:
+every function of the unstripped build that overlaps a touched page, in address order. Link with
+`-Xlinker --symbol-ordering-file=FILE -Xlinker --no-warn-symbol-ordering`; it moves functions only
+when they were compiled into sections of their own (`-function-sections`).
+
+usage: order.py TOUCHED-FILE UNSTRIPPED-PROGRAM OUTPUT
+"""
+import bisect
+import subprocess
+import sys
+
+
+def main():
+    touched_path, program, output = sys.argv[1:]
+    lines = open(touched_path).read().split()
+    base = int(lines[1], 16)  # "base HEX", then one page per line
+    pages = sorted(int(x, 16) for x in lines[2:])
+    symbols = []
+    for line in subprocess.run(["nm", "-S", "--defined-only", program], capture_output=True, text=True).stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[2] in "tTwW":
+            symbols.append((int(fields[0], 16), int(fields[1], 16), fields[3]))
+    symbols.sort()
+    starts = [s[0] for s in symbols]
+    ordered, seen = [], set()
+    for page in pages:
+        low, high = page - base, page - base + 4096
+        i = max(bisect.bisect_right(starts, low) - 1, 0)
+        while i < len(symbols) and symbols[i][0] < high:
+            address, size, name = symbols[i]
+            if address + size > low and name not in seen:
+                seen.add(name)
+                ordered.append(name)
+            i += 1
+    with open(output, "w") as f:
+        f.write("\n".join(ordered) + "\n")
+    print(f"{len(pages)} pages, {len(ordered)} symbols")
+
+
+if __name__ == "__main__":
+    main()
