@@ -155,16 +155,17 @@ class VM:
             "p=$(systemctl show -p MainPID --value apt-layerd); "
             "awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {q=$2} END {print r, a, q}' /proc/$p/smaps_rollup; "
             "systemctl show -p MemoryCurrent --value apt-layerd; "
-            "stat -c %s /usr/bin/apt-layerd /usr/bin/apt-layer; dpkg-query -W -f '${Installed-Size}\\n' apt-layer 2>/dev/null || echo 0")[1].split()
-        if len(out) < 7 or not all(w.isdigit() for w in out[:7]):
+            "stat -c %s /usr/bin/apt-layer; dpkg-query -W -f '${Installed-Size}\\n' apt-layer 2>/dev/null || echo 0; "
+            "readlink /usr/bin/apt-layerd || echo a-program-of-its-own")[1].split()
+        if len(out) < 7 or not all(w.isdigit() for w in out[:6]):
             self.footprint.append((label, f"not measured: {' '.join(out)[:120]}"))
             return
-        rss, anon, pss, cgroup, daemon, cli, installed = (int(w) for w in out[:7])
+        rss, anon, pss, cgroup, program, installed = (int(w) for w in out[:6])
         self.footprint.append((f"{label}: RSS / anonymous / PSS / the unit's cgroup",
                                f"{rss / 1024:.1f} / {anon / 1024:.1f} / {pss / 1024:.1f} / {cgroup / 1048576:.1f} MB"))
         if not any(row[0].startswith("installed:") for row in self.footprint):
-            self.footprint.append(("installed: apt-layerd / apt-layer / the package",
-                                   f"{daemon / 1048576:.1f} / {cli / 1048576:.1f} / {installed / 1024:.1f} MB"))
+            self.footprint.append((f"installed: /usr/bin/apt-layer (apt-layerd: {out[6]}) / the package",
+                                   f"{program / 1048576:.1f} / {installed / 1024:.1f} MB"))
 
     def start(self):
         open(self.serial, "w").close()
