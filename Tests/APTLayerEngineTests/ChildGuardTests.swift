@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import OSTree
 import Synchronization
 import Testing
 
@@ -38,7 +39,7 @@ struct ChildGuardTests {
             if child == nil { usleep(10_000) }
         }
         let pid = try #require(child)
-        #expect(ChildGuard.parent(of: pid) == getpid())
+        #expect(ProcessStat(pid: pid)?.parent == getpid())
         close(lock)
 
         // The child ends on its own a second later; the guard must wait for it.

@@ -1,6 +1,7 @@
 import APTLayerModel
 import Foundation
 import Glibc
+import OSTree
 
 /// Keeps a sysroot busy until every process an engine run started is gone, even when the run
 /// itself was killed.
@@ -48,7 +49,8 @@ final class ChildGuard {
                 // them. They are waited for. A run of this process waits for its children before
                 // it releases the guard, so a holder a run left behind is never our child.
                 let found = Self.holders(device: file.st_dev, inode: file.st_ino).filter {
-                    getpgid($0) != getpgrp() && Self.parent(of: $0) != getpid()
+                    guard let holder = ProcessStat(pid: $0) else { return false }  // gone already
+                    return holder.group != getpgrp() && holder.parent != getpid()
                 }
                 if holders.isEmpty, !found.isEmpty { report(found) }
                 holders = found.isEmpty ? holders : found
@@ -76,16 +78,6 @@ final class ChildGuard {
     func release() {
         Self.inherited = -1
         close(fd)
-    }
-
-    /// The parent of `pid` as `/proc/PID/stat` gives it (the field after the state, which follows
-    /// the last `)` since a command name may hold one); nil when the process is gone.
-    static func parent(of pid: pid_t) -> pid_t? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 1 ? pid_t(fields[1]) : nil
     }
 
     /// Processes other than this one with an open descriptor on the file `device`/`inode`.
