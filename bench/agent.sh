@@ -39,25 +39,9 @@ dpkg-deb -x "$deb" "$work/pkg"
 bin=$work/pkg/usr/bin
 S=$work/sysroot
 gcc -shared -fPIC -O2 -o "$work/wrk-client-cert.so" "$here/bench/support/wrk-client-cert.c" -ldl
-"$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
-"$here/Tests/Fixtures/builders/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench
-"$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
-"$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
-"$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null
-"$bin/apt-layer" install -q --sysroot "$S" fixture-lib >/dev/null
-"$here/scripts/make-test-pki.sh" "$work/pki"
-cat > "$work/agent.yaml" <<YAML
-listen: "127.0.0.1:17443"
-metrics-listen: "127.0.0.1:17478"
-tls: { certificate: $work/pki/server.crt, key: $work/pki/server.key, client-ca: $work/pki/ca.crt }
-roles: { reader: reader, operator: operator }
-sysroot: $S
-os: debian
-state-directory: $work/state
-socket: ""
+. "$here/bench/support/agent-bed.sh"
 # wrk's 64 and the readers' 300 connections come from one address (the default limit is 32).
-max-connections-per-peer: 1024
-YAML
+agent_bed "$work" "$bin" "max-connections-per-peer: 1024"
 
 ready=()
 for i in 1 2 3 4 5; do
@@ -67,8 +51,6 @@ for i in 1 2 3 4 5; do
   if [ "$i" -lt 5 ]; then kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; fi
 done
 ready_ms=$(printf '%s\n' "${ready[@]}" | sort -n | sed -n 3p)
-# "RSS anonymous PSS" in kB.
-mem() { awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {p=$2} END {print r, a, p}' "/proc/$1/smaps_rollup"; }
 C0="curl -sS --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key"
 # The development build beside it, idle after one request, on a copy of the same state.
 kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done

@@ -52,27 +52,9 @@ ln -s "$here/.build/release/apt-layer" "$work/dev/apt-layer"; ln -s "$here/.buil
 
 # A sysroot with one layered package, and the agent's configuration.
 bin=$work/pkg/usr/bin
-S=$work/sysroot
-"$here/Tests/Fixtures/builders/make-debs.sh" "$work/fx" >/dev/null
-"$here/Tests/Fixtures/builders/make-rootfs.sh" "$work/rootfs" "$work/fx/debs" "$work/fx/repo" bench >/dev/null
-"$bin/apt-layer" init -q --sysroot "$S" --os debian >/dev/null
-"$bin/apt-layer" compose rootfs -q --sysroot "$S" --ref bench/base --version 1 --stub-kernel "$work/rootfs" >/dev/null
-"$bin/apt-layer" rebase -q --sysroot "$S" bench/base >/dev/null
-"$bin/apt-layer" install -q --sysroot "$S" fixture-lib >/dev/null
-"$here/scripts/make-test-pki.sh" "$work/pki" >/dev/null
-cat > "$work/agent.yaml" <<YAML
-listen: "127.0.0.1:17443"
-metrics-listen: "127.0.0.1:17478"
-tls: { certificate: $work/pki/server.crt, key: $work/pki/server.key, client-ca: $work/pki/ca.crt }
-roles: { reader: reader, operator: operator }
-sysroot: $S
-os: debian
-state-directory: $work/state
-socket: ""
-YAML
+. "$here/bench/support/agent-bed.sh"
+agent_bed "$work" "$bin"
 C="curl -sS -o /dev/null --cacert $work/pki/ca.crt --cert $work/pki/reader.crt --key $work/pki/reader.key https://127.0.0.1:17443/v1/status"
-# "RSS anonymous PSS" in kB.
-mem() { awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} /^Pss:/ {p=$2} END {print r, a, p}' "/proc/$1/smaps_rollup"; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
 stop() { kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; agent=""; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

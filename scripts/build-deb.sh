@@ -32,9 +32,10 @@ if [ "$config" = release ]; then
   id=$(readelf -n "$bin/apt-layer" | awk '/Build ID:/ {print $3}')
   [ -n "$id" ] || { echo "build-deb.sh: apt-layer has no build ID" >&2; exit 1; }
   rest=${id#??}
-  install -d "$dbg/usr/lib/debug/.build-id/${id%"$rest"}"
-  objcopy --only-keep-debug --compress-debug-sections=zlib "$bin/apt-layer" "$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug"
-  chmod 0644 "$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug"
+  debug=$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug
+  install -d "$(dirname "$debug")"
+  objcopy --only-keep-debug --compress-debug-sections=zlib "$bin/apt-layer" "$debug"
+  chmod 0644 "$debug"
   build_ids=" $id"
 fi
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$r/usr/bin/apt-layer"
