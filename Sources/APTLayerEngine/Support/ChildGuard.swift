@@ -42,12 +42,15 @@ final class ChildGuard {
             let deadline = Date().addingTimeInterval(killTimeout)
             var holders: [pid_t] = []
             while !locked && Date() < deadline {
-                // Only processes of a dead run are killed. This process's own children are not:
-                // a child forked by another thread holds a copy of every descriptor, this run's
-                // guard included, until it closes them before exec (our spawn leads its own group
-                // by then), and libostree's fsfreeze watchdog is a fork without exec that keeps
-                // them. They are waited for. A run of this process waits for its children before
-                // it releases the guard, so a holder a run left behind is never our child.
+                // Only processes of a dead run are killed. This process's own children and
+                // forks in its group are not: a child forked by another thread holds a copy of
+                // every descriptor, this run's guard included, until it closes them before exec
+                // (our spawn leads its own group by then). They are waited for. A run of this
+                // process waits for its children before it releases the guard, so a holder a run
+                // left behind is never our child. libostree's fsfreeze watchdog is a fork that
+                // keeps every descriptor but calls daemon(3) (reparented, a session of its own):
+                // it counts as foreign; it only matters while /boot is frozen, which the run that
+                // froze it ends before it releases the guard.
                 let found = Self.holders(device: file.st_dev, inode: file.st_ino).filter {
                     guard let holder = ProcessStat(pid: $0) else { return false }  // gone already
                     return holder.group != getpgrp() && holder.parent != getpid()
