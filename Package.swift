@@ -1,10 +1,22 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// Settings shared by every hand-written target.
-let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny")
+/// Where libostree's and GLib's headers are (`pkg-config --cflags ostree-1`), for every module that
+/// sees `COSTree`, directly or through `OSTree`. Not through `pkgConfig:`, which would also link the
+/// libraries: the programs load them on first use instead (Sources/COSTreeLoader).
+let ostreeHeaders: [SwiftSetting] = [
+    .unsafeFlags(
+        [
+            "/usr/include/ostree-1", "/usr/include/gio-unix-2.0", "/usr/include/glib-2.0",
+            "/usr/lib/x86_64-linux-gnu/glib-2.0/include", "/usr/include/libmount", "/usr/include/blkid",
+        ].flatMap { ["-Xcc", "-I\($0)"] })
 ]
+
+/// Settings shared by every hand-written target.
+let swiftSettings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny")
+    ] + ostreeHeaders
 
 /// How the programs are linked (bench/footprint.sh measures each lever): with the toolchain's lld;
 /// `--no-export-dynamic` undoes the static Swift runtime's `-export-dynamic`, which put every Swift
@@ -38,16 +50,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
-        // libostree's C API. Only the `OSTree` wrapper module may import it.
-        .systemLibrary(
-            name: "COSTree",
-            pkgConfig: "ostree-1",
-            providers: [.apt(["libostree-dev", "libarchive-dev"])]
-        ),
+        // libostree's C API (headers only: libostree-dev, libarchive-dev). Only the `OSTree` wrapper
+        // module may import it.
+        .systemLibrary(name: "COSTree"),
+        // libostree loaded on first use: a trampoline for each function `OSTree` calls, resolved by
+        // dlopen at the first call (`apt-layer --version` or an idle agent never loads it).
+        .target(name: "COSTreeLoader"),
         // The one module that owns every GLib pointer.
         .target(
             name: "OSTree",
-            dependencies: ["COSTree"],
+            dependencies: ["COSTree", "COSTreeLoader"],
             swiftSettings: swiftSettings
         ),
         // fork/exec with the parent-death signal armed before exec (posix_spawn cannot) and pidfd_open.
@@ -109,7 +121,8 @@ let package = Package(
             dependencies: [
                 "APTLayerEngine", "APTLayerModel", "APTLayerJournal",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-            ]
+            ],
+            swiftSettings: ostreeHeaders
         ),
         // Client TLS from PEM files: the one type behind the CLI's, the driver's and telemetry's clients.
         .target(

@@ -1,8 +1,16 @@
 import APTLayerAgent
 import APTLayerCLI
 import APTLayerEngine
+import APTLayerModel
 import Glibc
 import OSTree
+
+// `apt-layer --version` answers before the argument parser, whose first `String(describing:)`
+// makes the Swift runtime scan every protocol conformance in the program (40 % of its start-up).
+if CommandLine.arguments.dropFirst() == ["--version"] {
+    _ = "\(APTLayerVersion.current)\n".withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+    exit(0)
+}
 
 // One program, two names: started as `apt-layerd` (the package's symlink) it is the agent.
 if AgentCommand.isInvokedAsAgent { AgentCommand.runAsProgram() }

@@ -9,21 +9,32 @@ public final class CancellationToken: Sendable {
     private struct State {
         var cancelled = false
         var processGroups: Set<pid_t> = []
+        var cancellable: Cancellable?
     }
     private let state = Mutex(State())
-    /// Handed to libostree calls.
-    public let cancellable = Cancellable()
+
+    /// Handed to libostree calls. Made on first use (a `GCancellable` loads libostree, which an
+    /// operation that never calls it must not pay for) and already cancelled when the token is.
+    public var cancellable: Cancellable {
+        state.withLock { s in
+            if let existing = s.cancellable { return existing }
+            let made = Cancellable()
+            if s.cancelled { made.cancel() }
+            s.cancellable = made
+            return made
+        }
+    }
 
     /// Creates an uncancelled token.
     public init() {}
 
     /// Cancels: stops running subprocess groups at once and makes the next safe point throw.
     public func cancel() {
-        let groups = state.withLock { s -> Set<pid_t> in
+        let (groups, cancellable) = state.withLock { s -> (Set<pid_t>, Cancellable?) in
             s.cancelled = true
-            return s.processGroups
+            return (s.processGroups, s.cancellable)
         }
-        cancellable.cancel()
+        cancellable?.cancel()
         for group in groups { kill(-group, SIGKILL) }
     }
 
