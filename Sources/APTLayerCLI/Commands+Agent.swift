@@ -14,6 +14,7 @@ func printJSON<T: Encodable>(_ value: T) {
 
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "history",
         abstract: "Every transaction, newest first: the agent's journal, or with --sysroot/--local the sysroot's (the same file).")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this state.") var state: TransactionState?
@@ -40,7 +41,7 @@ struct TransactionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "transaction", abstract: "Inspect transactions.", subcommands: [Show.self])
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One transaction, as JSON.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "One transaction, as JSON.")
         @OptionGroup var global: GlobalOptions
         @Argument var id: String
         func run() throws {
@@ -54,7 +55,7 @@ struct TransactionCommand: ParsableCommand {
 }
 
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel an agent transaction (default: the running one).")
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel an agent transaction (default: the running one).")
     @OptionGroup var global: GlobalOptions
     @Argument var id: String?
     func run() throws {

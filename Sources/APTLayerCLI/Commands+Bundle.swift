@@ -8,6 +8,7 @@ import Foundation
 /// pin, for sites without a route to the registry (docs/images.md).
 struct Bundle: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bundle",
         abstract: "Carry a signed fleet policy and its release images to an offline site in one file.",
         subcommands: [Create.self, Apply.self]
     )
@@ -15,6 +16,7 @@ struct Bundle: ParsableCommand {
     /// `apt-layer bundle create --policy P --signature S OUTPUT`.
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Write a bundle: the images the policy's releases pin (image: docker://...@sha256:...), the policy and its signature.",
             discussion:
                 "The file is an OCI archive (skopeo and apt-layer read it as oci-archive:FILE:DIGEST-HEX) with apt-layer/policy.yaml and its .sig beside the layout."
@@ -62,6 +64,7 @@ struct Bundle: ParsableCommand {
     /// queues it for the agent, which stages the release as its waves, windows and health checks allow.
     struct Apply: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "apply",
             abstract: "Verify a bundle against this host's policy signers and hand it to the agent (fleet.bundles).",
             discussion:
                 "The agent accepts the bundle's policy as it would a fetched one and stages the release from the bundle, honouring waves, windows, FleetLock and health checks. A USB stick can instead be mounted on the fleet.bundles directory."

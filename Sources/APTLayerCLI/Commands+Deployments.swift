@@ -5,13 +5,13 @@ import ArgumentParser
 import Foundation
 
 struct Rollback: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Make the previous deployment the default (again to undo).")
+    static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Make the previous deployment the default (again to undo).")
     @OptionGroup var global: GlobalOptions
     func operation() -> HostOperation { .rollback }
 }
 
 struct Cleanup: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove pending/rollback deployments and prune the repository.")
+    static let configuration = CommandConfiguration(commandName: "cleanup", abstract: "Remove pending/rollback deployments and prune the repository.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Remove the pending deployment.") var pending = false
     @Flag(name: .shortAndLong, help: "Remove rollback deployments.") var rollback = false
@@ -19,21 +19,21 @@ struct Cleanup: OperationCommand {
 }
 
 struct Pin: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Keep a deployment from being garbage collected.")
+    static let configuration = CommandConfiguration(commandName: "pin", abstract: "Keep a deployment from being garbage collected.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Deployment index, as `status` shows it.") var index: Int
     func operation() -> HostOperation { .pin(index: index) }
 }
 
 struct Unpin: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Let a pinned deployment be garbage collected again.")
+    static let configuration = CommandConfiguration(commandName: "unpin", abstract: "Let a pinned deployment be garbage collected again.")
     @OptionGroup var global: GlobalOptions
     @Argument var index: Int
     func operation() -> HostOperation { .unpin(index: index) }
 }
 
 struct Kargs: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Show or edit kernel arguments (edits make a new deployment).")
+    static let configuration = CommandConfiguration(commandName: "kargs", abstract: "Show or edit kernel arguments (edits make a new deployment).")
     @OptionGroup var global: GlobalOptions
     @Option(name: .long, help: "Append KEY=VALUE.") var append: [String] = []
     @Option(name: .long, help: "Delete KEY=VALUE (or KEY).") var delete: [String] = []
@@ -81,7 +81,8 @@ struct LiveFlags: ParsableArguments {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the state, the running transaction and the deployments in boot order.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show the state, the running transaction and the deployments in boot order.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .long, help: "Print the apt-layer.status/v2 JSON document.") var json = false
     @Flag(name: [.customShort("b"), .long], help: "Only the booted deployment.") var booted = false
@@ -107,7 +108,7 @@ struct DB: ParsableCommand {
         commandName: "db", abstract: "Query deployments' package databases.", subcommands: [List.self, Diff.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the packages of a deployment.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the packages of a deployment.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Deployment index (default: booted, else default).") var deployment: Int?
         func run() throws {
@@ -120,6 +121,7 @@ struct DB: ParsableCommand {
 
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "Packages upgraded/downgraded/removed/added between two commits.",
             discussion:
                 "FROM and TO are deployment indices (as status shows them), (prefixes, 4 or more characters, of) deployment checksums, refs or commit checksums. FROM defaults to the booted deployment (else the rollback), TO to the default (pending) one."
@@ -139,7 +141,8 @@ struct DB: ParsableCommand {
 }
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Initialise an empty sysroot with one stateroot (tests, demos, images).")
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Initialise an empty sysroot with one stateroot (tests, demos, images).")
     @OptionGroup var global: GlobalOptions
     func run() throws {
         try direct(global) { host in
@@ -152,10 +155,12 @@ struct Init: ParsableCommand {
 
 struct Compose: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "compose",
         abstract: "Build OSTree base commits and bootable disk images.", subcommands: [Rootfs.self, Tree.self, Image.self, OCI.self])
 
     struct Rootfs: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Convert a Debian rootfs (in place) into a bootable commit on REF.")
+        static let configuration = CommandConfiguration(
+            commandName: "rootfs", abstract: "Convert a Debian rootfs (in place) into a bootable commit on REF.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .long) var ref: String
         @Option(name: .long) var version: String?
@@ -172,6 +177,7 @@ struct Compose: ParsableCommand {
 
     struct Image: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "image",
             abstract:
                 "Write a bootable disk image (GPT; BIOS GRUB and/or a Secure Boot EFI partition; ext4 /boot and root) from a committed base with a kernel.",
             discussion:
@@ -244,7 +250,7 @@ struct Compose: ParsableCommand {
     }
 
     struct Tree: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Compose a base from a YAML treefile with mmdebstrap.")
+        static let configuration = CommandConfiguration(commandName: "tree", abstract: "Compose a base from a YAML treefile with mmdebstrap.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .long, help: "Repository (default: the sysroot's ostree/repo).") var repo: String?
         @Argument var treefile: String

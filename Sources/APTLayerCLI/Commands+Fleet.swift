@@ -8,6 +8,7 @@ import NIOCore
 /// `apt-layer fleet …`: the fleet as a whole, for a person at a terminal.
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "fleet",
         abstract: "Look at many agents at once.", subcommands: [FleetStatusCommand.self])
 }
 

@@ -33,7 +33,7 @@ struct LayeringOptions: ParsableArguments {
 }
 
 struct Install: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Layer packages (names or .deb files) into a new deployment.")
+    static let configuration = CommandConfiguration(commandName: "install", abstract: "Layer packages (names or .deb files) into a new deployment.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Flag(name: [.customShort("A"), .long], help: "Apply the new deployment to the running system too (apply-live).")
@@ -55,7 +55,7 @@ struct Install: OperationCommand {
 }
 
 struct Uninstall: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove layered packages into a new deployment.")
+    static let configuration = CommandConfiguration(commandName: "uninstall", abstract: "Remove layered packages into a new deployment.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Flag(name: .long, help: "Remove every layered package.") var all = false
@@ -65,10 +65,11 @@ struct Uninstall: OperationCommand {
 
 struct Override: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "override",
         abstract: "Remove or replace base packages, or undo that.", subcommands: [Remove.self, Replace.self, Reset.self])
 
     struct Remove: OperationCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove base packages in a new deployment.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove base packages in a new deployment.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var layering: LayeringOptions
         @Argument var packages: [String] = []
@@ -77,6 +78,7 @@ struct Override: ParsableCommand {
 
     struct Replace: OperationCommand {
         static let configuration = CommandConfiguration(
+            commandName: "replace",
             abstract: "Replace base packages in a new deployment: with .deb files, or with a suite's version (--from-repo).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var layering: LayeringOptions
@@ -91,7 +93,7 @@ struct Override: ParsableCommand {
     }
 
     struct Reset: OperationCommand {
-        static let configuration = CommandConfiguration(abstract: "Restore removed or replaced base packages.")
+        static let configuration = CommandConfiguration(commandName: "reset", abstract: "Restore removed or replaced base packages.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var layering: LayeringOptions
         @Flag(name: .long, help: "Reset every override.") var all = false
@@ -101,7 +103,7 @@ struct Override: ParsableCommand {
 }
 
 struct Upgrade: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Move to the newest base commit and re-apply the layering.")
+    static let configuration = CommandConfiguration(commandName: "upgrade", abstract: "Move to the newest base commit and re-apply the layering.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Flag(name: .long, help: "Only report whether anything would change (exit 77 when not).") var check = false
@@ -109,7 +111,8 @@ struct Upgrade: OperationCommand {
 }
 
 struct Deploy: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Move the base to a VERSION or CHECKSUM of its ref, keeping the layering.")
+    static let configuration = CommandConfiguration(
+        commandName: "deploy", abstract: "Move the base to a VERSION or CHECKSUM of its ref, keeping the layering.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "A version string or a (prefix of a) commit checksum.") var target: String
@@ -117,7 +120,7 @@ struct Deploy: OperationCommand {
 }
 
 struct Rebase: OperationCommand {
-    static let configuration = CommandConfiguration(abstract: "Switch the base to another ref, keeping the layering.")
+    static let configuration = CommandConfiguration(commandName: "rebase", abstract: "Switch the base to another ref, keeping the layering.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var layering: LayeringOptions
     @Argument(help: "REF or REMOTE:REF.") var ref: String

@@ -7,6 +7,7 @@ import Foundation
 /// `apt-layer policy`: check a signed fleet policy and see where a host stands in its rollout.
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "policy",
         abstract: "Verify a signed fleet policy, or explain a host's wave, start time and windows.",
         subcommands: [Verify.self, Explain.self, PolicyStatus.self]
     )
@@ -14,6 +15,7 @@ struct Policy: ParsableCommand {
     /// `apt-layer policy verify POLICY --signature SIG --signers ALLOWED_SIGNERS [--threshold N]`.
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check a policy's signatures against an allowed_signers file, its fields and its expiry.")
 
         @Argument(help: "The policy file (YAML), exactly as served.") var policy: String
@@ -43,6 +45,7 @@ struct Policy: ParsableCommand {
     /// `apt-layer policy explain POLICY --machine-id HEX32 --stream NAME [--at RFC3339] [--json]`.
     struct Explain: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "explain",
             abstract: "For a machine-id and stream: host-id, bucket, wave, when it becomes eligible, the next window and why it waits.",
             discussion: "Works offline: no network, no sysroot, no signature check (use `policy verify`).")
 
