@@ -3,7 +3,9 @@
 # program the .deb installs (apt-layer, and apt-layerd as a symlink to it) linked again from the
 # same release objects (scripts/build-deb.sh's .build/static) each way, and the development build:
 #  - on disk: the stripped program(s);
-#  - the agent idle after one GET /v1/status: RSS, anonymous RSS and PSS (smaps_rollup);
+#  - the agent's RSS at READY=1, before any request (libostree not loaded yet: Sources/COSTreeLoader);
+#  - the agent idle after one GET /v1/status (which loads libostree): RSS, anonymous RSS and PSS
+#    (smaps_rollup);
 #  - its working set: RSS after the kernel paged out the program's mappings (MADV_PAGEOUT through
 #    process_madvise, bench/support/pageout.py) and 10 more requests were served — what it touches,
 #    without the neighbours fault-around maps in;
@@ -30,22 +32,29 @@ cleanup() {
 trap cleanup EXIT
 
 # The variants, each a directory holding apt-layer and apt-layerd.
-relink() { python3 "$here/bench/support/relink.py" "$here/.build/static/release.yaml" "$@"; }
+relink() { python3 "$here/scripts/linkorder/relink.py" "$here/.build/static/release.yaml" "$@"; }
 strip_it() { strip --strip-unneeded --remove-section=.comment --remove-section=.note "$1"; }
-mkdir -p "$work/defaults" "$work/noexport" "$work/two" "$work/pkg"
+mkdir -p "$work/defaults" "$work/noexport" "$work/two" "$work/eager" "$work/unordered" "$work/pkg"
 relink apt-layer "$work/defaults/apt-layer" --toolchain-defaults
 relink apt-layer "$work/noexport/apt-layer" --toolchain-defaults -Xlinker --no-export-dynamic
 relink apt-layer "$work/two/apt-layer" --toolchain-defaults
 relink apt-layerd "$work/two/apt-layerd" --toolchain-defaults
-for f in defaults/apt-layer noexport/apt-layer two/apt-layer two/apt-layerd; do strip_it "$work/$f"; done
-ln -s apt-layer "$work/defaults/apt-layerd"; ln -s apt-layer "$work/noexport/apt-layerd"
+# As packaged, but with libostree, GIO, GObject, GLib and libarchive needed at exec (as before
+# COSTreeLoader): the dynamic loader maps their ~50 libraries before main.
+relink apt-layer "$work/eager/apt-layer" -Xlinker --no-as-needed -lostree-1 -lgio-2.0 -lgobject-2.0 -lglib-2.0 -larchive
+# As packaged, without scripts/link-order.sh's ordering file: what the release build links first.
+relink apt-layer "$work/unordered/apt-layer"
+for f in defaults/apt-layer noexport/apt-layer two/apt-layer two/apt-layerd eager/apt-layer unordered/apt-layer; do strip_it "$work/$f"; done
+for v in defaults noexport eager unordered; do ln -s apt-layer "$work/$v/apt-layerd"; done
 dpkg-deb -x "$deb" "$work/pkg"
-variants=(two defaults noexport pkg/usr/bin dev)
+variants=(two defaults noexport eager unordered pkg/usr/bin dev)
 declare -A label=(
-  [two]="two programs, toolchain defaults (gold, -export-dynamic): as packaged before"
+  [two]="two programs, toolchain defaults (gold, -export-dynamic)"
   [defaults]="one program, toolchain defaults"
   [noexport]="one program, gold, --no-export-dynamic"
-  [pkg/usr/bin]="one program, lld, --no-export-dynamic, DT_RELR: as packaged now"
+  [eager]="one program, lld, --no-export-dynamic, DT_RELR, libostree needed at exec, no ordering file"
+  [unordered]="one program, lld, --no-export-dynamic, DT_RELR, libostree on first use, no ordering file"
+  [pkg/usr/bin]="the same with the ordering file of scripts/link-order.sh: as packaged"
   [dev]="development build (.build/release, Swift runtime shared, not stripped)")
 mkdir -p "$work/dev"
 ln -s "$here/.build/release/apt-layer" "$work/dev/apt-layer"; ln -s "$here/.build/release/apt-layerd" "$work/dev/apt-layerd"
@@ -59,7 +68,8 @@ mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
 stop() { kill "$agent"; while kill -0 "$agent" 2>/dev/null; do sleep 0.05; done; agent=""; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '\n| variant | on disk (MB) | agent idle RSS / anon / PSS (MB) | working set: RSS after page-out + 10 requests (MB) | READY (ms) | apt-layer --version (ms) |\n|---|---|---|---|---|---|\n'
+printf '\nEvery variant is linked from the same objects (so all have the --version fast path of main.swift).\n'
+printf '\n| variant | on disk (MB) | agent at READY, RSS (MB) | agent idle after a status, RSS / anon / PSS (MB) | working set: RSS after page-out + 10 requests (MB) | READY (ms) | apt-layer --version (ms) |\n|---|---|---|---|---|---|---|\n'
 for v in "${variants[@]}"; do
   d=$work/$v
   size=$(( $(stat -L -c %s "$d/apt-layer") + $( [ -L "$d/apt-layerd" ] && [ "$v" != dev ] && echo 0 || stat -L -c %s "$d/apt-layerd") ))
@@ -70,6 +80,8 @@ for v in "${variants[@]}"; do
     agent=$(cat "$work/agent.pid")
     if [ "$i" -lt 5 ]; then stop; fi
   done
+  sleep 1
+  read -r atready _ _ <<<"$(mem "$agent")"
   $C; sleep 1
   read -r rss anon pss <<<"$(mem "$agent")"
   # Whose code is resident, for the packaged program (.build/static holds it unstripped).
@@ -87,7 +99,7 @@ for _ in range(21):
 print(f"{statistics.median(times):.1f}")
 PY
 )
-  printf '| %s | %s | %s / %s / %s | %s | %s | %s |\n' "${label[$v]}" "$(mb $((size / 1024)))" "$(mb "$rss")" "$(mb "$anon")" "$(mb "$pss")" \
+  printf '| %s | %s | %s | %s / %s / %s | %s | %s | %s |\n' "${label[$v]}" "$(mb $((size / 1024)))" "$(mb "$atready")" "$(mb "$rss")" "$(mb "$anon")" "$(mb "$pss")" \
     "$(mb "$ws")" "$(printf '%s\n' "${ready[@]}" | median)" "$version"
 done
 printf '\nThe packaged agent idle, its code by module (every page of code attributed to the module filling most of it):\n'

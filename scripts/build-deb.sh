@@ -16,25 +16,41 @@ out=${1:-.build/deb}
 config=${APT_LAYER_DEB_CONFIG:-release}
 scratch=.build/static   # its own build directory: the test build is not static
 version=$(sh scripts/version.sh)
-swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer >&2
-bin=$(swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)
+# Release: every function in a section of its own (this tree and every dependency), so that the
+# link can put the ones start-up and requests run next to each other (scripts/link-order.sh).
+sections=""
+[ "$config" = release ] && sections="-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcxx -ffunction-sections"
+# shellcheck disable=SC2086
+swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer $sections >&2
+# shellcheck disable=SC2086
+bin=$(swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path $sections)
 
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
+program=$bin/apt-layer
+if [ "$config" = release ]; then
+  # Linked again with the functions a profile run executed first (bench/footprint.sh: idle RSS).
+  sh scripts/link-order.sh "$bin/apt-layer" "$w/order.txt"
+  # A profile that recorded (almost) nothing would link the program unordered without a word.
+  [ "$(wc -l < "$w/order.txt")" -gt 10000 ] || { echo "build-deb.sh: the link-order profile recorded too little" >&2; exit 1; }
+  python3 scripts/linkorder/relink.py "$scratch/release.yaml" apt-layer "$w/apt-layer" \
+    -Xlinker --symbol-ordering-file="$w/order.txt" -Xlinker --no-warn-symbol-ordering >&2
+  program=$w/apt-layer
+fi
 r=$w/root
 install -d "$r/usr/bin" "$r/lib/systemd/system" "$r/usr/lib/tmpfiles.d" "$r/usr/share/man/man1" "$r/usr/share/man/man8" \
   "$r/usr/share/bash-completion/completions" "$r/usr/share/zsh/vendor-completions" "$r/usr/share/fish/vendor_completions.d" \
   "$r/usr/share/doc/apt-layer/docs" "$r/usr/share/doc/apt-layer/examples" "$r/DEBIAN" "$w/debian"
 dbg=$w/dbgsym
 build_ids=""
-install -m 0755 "$bin/apt-layer" "$r/usr/bin/apt-layer"
+install -m 0755 "$program" "$r/usr/bin/apt-layer"
 if [ "$config" = release ]; then
-  id=$(readelf -n "$bin/apt-layer" | awk '/Build ID:/ {print $3}')
+  id=$(readelf -n "$program" | awk '/Build ID:/ {print $3}')
   [ -n "$id" ] || { echo "build-deb.sh: apt-layer has no build ID" >&2; exit 1; }
   rest=${id#??}
   debug=$dbg/usr/lib/debug/.build-id/${id%"$rest"}/$rest.debug
   install -d "$(dirname "$debug")"
-  objcopy --only-keep-debug --compress-debug-sections=zlib "$bin/apt-layer" "$debug"
+  objcopy --only-keep-debug --compress-debug-sections=zlib "$program" "$debug"
   chmod 0644 "$debug"
   build_ids=" $id"
 fi

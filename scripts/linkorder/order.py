@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Turns bench/support/touch.c's record of executed code pages into an lld symbol ordering file:
-every function of the unstripped build that overlaps a touched page, in address order. Link with
+"""Turns touch.c's records of executed code pages (one file per process, each with its own load
+address) into an lld symbol ordering file: every function of the unstripped build that overlaps a
+page any of them touched, in address order. Link with
 `-Xlinker --symbol-ordering-file=FILE -Xlinker --no-warn-symbol-ordering`; it moves functions only
 when they were compiled into sections of their own (`-function-sections`).
 
-usage: order.py TOUCHED-FILE UNSTRIPPED-PROGRAM OUTPUT
+usage: order.py UNSTRIPPED-PROGRAM OUTPUT TOUCHED-FILE...
 """
 import bisect
 import subprocess
@@ -12,10 +13,16 @@ import sys
 
 
 def main():
-    touched_path, program, output = sys.argv[1:]
-    lines = open(touched_path).read().split()
-    base = int(lines[1], 16)  # "base HEX", then one page per line
-    pages = sorted(int(x, 16) for x in lines[2:])
+    program, output, *touched = sys.argv[1:]
+    offsets = set()
+    for path in touched:
+        lines = open(path).read().split()
+        if len(lines) < 2:
+            continue
+        base = int(lines[1], 16)  # "base HEX", then one page per line
+        offsets.update(int(x, 16) - base for x in lines[2:])
+    pages = sorted(offsets)
+    base = 0
     symbols = []
     for line in subprocess.run(["nm", "-S", "--defined-only", program], capture_output=True, text=True).stdout.splitlines():
         fields = line.split()

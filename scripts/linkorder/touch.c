@@ -1,11 +1,11 @@
 /* Records which 4 KiB pages of a program's code it executes, exactly (no fault-around): loaded
  * with LD_PRELOAD, it makes the program's executable mapping PROT_NONE and, on each first fault in
- * it, notes the page and makes it executable again. SIGUSR2 writes "base HEX" (where the program is
- * loaded) and one page address per line to /tmp/apt-layer-touched.PID. Build and use:
- *   gcc -shared -fPIC -O2 -o touch.so bench/support/touch.c
- *   SWIFT_BACKTRACE=enable=no LD_PRELOAD=$PWD/touch.so PROGRAM ...; kill -USR2 PID
- * bench/support/order.py turns the pages into an lld --symbol-ordering-file (bench/README.md,
- * bench/footprint.sh section). An experiment's tool, not used by any test or build. */
+ * it, notes the page and makes it executable again. On SIGUSR2 and at exit it writes "base HEX"
+ * (where the program is loaded) and one page address per line to DIR/touched.PID, DIR being
+ * $APT_LAYER_TOUCHED_DIR (default /tmp). scripts/link-order.sh builds and uses it:
+ *   clang -shared -fPIC -O2 -o touch.so scripts/linkorder/touch.c
+ *   SWIFT_BACKTRACE=enable=no LD_PRELOAD=$PWD/touch.so PROGRAM ...
+ * and order.py turns the pages into an lld --symbol-ordering-file. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -31,14 +31,19 @@ static void on_fault(int sig, siginfo_t *info, void *context) {
 
 static void dump(int sig) {
     (void)sig;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/apt-layer-touched.%d", getpid());
+    char path[4200];
+    const char *dir = getenv("APT_LAYER_TOUCHED_DIR");
+    snprintf(path, sizeof path, "%s/touched.%d", dir ? dir : "/tmp", getpid());
     FILE *f = fopen(path, "w");
-    if (!f) return;
+    if (!f || !seen) { if (f) fclose(f); return; }
     fprintf(f, "base %lx\n", base);
     for (unsigned long i = 0; i < (hi - lo) >> 12; i++)
         if (seen[i]) fprintf(f, "%lx\n", lo + (i << 12));
     fclose(f);
+}
+
+__attribute__((destructor)) static void at_exit(void) {
+    if (seen) dump(0);
 }
 
 __attribute__((constructor)) static void setup(void) {
