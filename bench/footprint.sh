@@ -20,7 +20,8 @@ ddeb=$(dirname "$deb")/$(basename "$deb" | sed 's/^apt-layer_/apt-layer-dbgsym_/
 # The development build (dynamic Swift runtime) and, for the two-program row, the agent as a
 # program of its own from the same static objects.
 (cd "$here" && swift build -c release --product apt-layer >/dev/null && swift build -c release --product apt-layerd >/dev/null)
-(cd "$here" && swift build -c release --static-swift-stdlib --scratch-path .build/static --product apt-layerd >/dev/null)
+# shellcheck disable=SC2046  # (build-deb.sh's flags: the same objects, not a rebuild)
+(cd "$here" && swift build -c release --static-swift-stdlib --scratch-path .build/static --product apt-layerd $(cat scripts/linkorder/swift-flags) >/dev/null)
 export OSTREE_SYSROOT_DEBUG=mutable-deployments
 work=$(mktemp -d /tmp/apt-layer-footprint.XXXXXX)
 mount -t tmpfs -o size=3G tmpfs "$work"

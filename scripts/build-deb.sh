@@ -19,7 +19,7 @@ version=$(sh scripts/version.sh)
 # Release: every function in a section of its own (this tree and every dependency), so that the
 # link can put the ones start-up and requests run next to each other (scripts/link-order.sh).
 sections=""
-[ "$config" = release ] && sections="-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcxx -ffunction-sections"
+[ "$config" = release ] && sections=$(cat scripts/linkorder/swift-flags)
 # shellcheck disable=SC2086
 swift build -c "$config" --static-swift-stdlib --scratch-path "$scratch" --product apt-layer $sections >&2
 # shellcheck disable=SC2086
