@@ -67,8 +67,6 @@ const char *aptl_libostree_load(void) {
     return atomic_load(&loaded) ? NULL : failure;
 }
 
-int aptl_libostree_is_loaded(void) { return atomic_load(&loaded); }
-
 /* Called by stubs.S's slow path with every argument register saved. */
 __attribute__((visibility("hidden"))) void aptl_ostree_load_or_exit(void) {
     const char *reason = aptl_libostree_load();

@@ -13,7 +13,4 @@
  * Returns NULL when loaded, else a one-line reason (a library or a function missing). */
 const char *aptl_libostree_load(void);
 
-/* 1 once the libraries are loaded and every function resolved, else 0. */
-int aptl_libostree_is_loaded(void);
-
 #endif
