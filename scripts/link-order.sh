@@ -1,7 +1,7 @@
 #!/bin/sh
 # Writes an lld --symbol-ordering-file for the release program: the functions it runs while the CLI
 # starts, reads a sysroot and fails the usual ways, and while the agent starts and serves status,
-# metrics and its OpenAPI document, in address order. Linked first, those functions share pages,
+# transactions and metrics, in address order. Linked first, those functions share pages,
 # so the pages a process touches (and the 64 KB the kernel maps around each fault) hold code it
 # uses: bench/footprint.sh measures the effect. The program must be unstripped and compiled with
 # function sections (scripts/build-deb.sh does both), or the order can only move whole modules.
@@ -27,7 +27,8 @@ ln -s "$program" "$w/bin/apt-layer"
 ln -s apt-layer "$w/bin/apt-layerd"
 sh "$here/scripts/make-test-pki.sh" "$w/pki" >/dev/null 2>&1
 S=$w/sysroot
-traced() { SWIFT_BACKTRACE=enable=no APT_LAYER_TOUCHED_DIR=$w/touched LD_PRELOAD=$w/touch.so "$@"; }
+export SWIFT_BACKTRACE=enable=no APT_LAYER_TOUCHED_DIR="$w/touched" APT_LAYER_TOUCHED_PROGRAM="$program"
+traced() { LD_PRELOAD=$w/touch.so "$@"; }
 
 # The CLI: help, its usual refusals, and a sysroot read through libostree.
 traced "$w/bin/apt-layer" --help >/dev/null
@@ -51,8 +52,8 @@ state-directory: $w/state
 socket: $w/agent.sock
 metrics-listen: "127.0.0.1:0"
 YAML
-SWIFT_BACKTRACE=enable=no APT_LAYER_TOUCHED_DIR=$w/touched LD_PRELOAD=$w/touch.so \
-  "$w/bin/apt-layerd" --config "$w/agent.yaml" --drop-in "$w/empty" >"$w/agent.log" 2>&1 &
+# Not through `traced`: a function run with & is a subshell, and $! would be its pid, not the agent's.
+LD_PRELOAD=$w/touch.so "$w/bin/apt-layerd" --config "$w/agent.yaml" --drop-in "$w/empty" >"$w/agent.log" 2>&1 &
 agent=$!
 i=0
 while [ ! -S "$w/agent.sock" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
@@ -64,10 +65,9 @@ for _ in 1 2 3 4 5; do
   [ -n "$mport" ] && curl -sS -o /dev/null "http://127.0.0.1:$mport/metrics"
   curl -sS -o /dev/null --unix-socket "$w/agent.sock" http://localhost/v1/status || true
 done
-kill -USR2 "$agent"   # touch.c writes its record (the agent's exit is not a plain exit())
+kill -USR2 "$agent"   # touch.c writes its record now (and renames it into place when complete)
 i=0
-while ! ls "$w/touched/touched.$agent" >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 0.2
+while [ ! -e "$w/touched/touched.$agent" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 kill "$agent"
 wait "$agent" 2>/dev/null || true
 agent=""

@@ -22,7 +22,6 @@ def main():
         base = int(lines[1], 16)  # "base HEX", then one page per line
         offsets.update(int(x, 16) - base for x in lines[2:])
     pages = sorted(offsets)
-    base = 0
     symbols = []
     for line in subprocess.run(["nm", "-S", "--defined-only", program], capture_output=True, text=True).stdout.splitlines():
         fields = line.split()
@@ -32,7 +31,7 @@ def main():
     starts = [s[0] for s in symbols]
     ordered, seen = [], set()
     for page in pages:
-        low, high = page - base, page - base + 4096
+        low, high = page, page + 4096
         i = max(bisect.bisect_right(starts, low) - 1, 0)
         while i < len(symbols) and symbols[i][0] < high:
             address, size, name = symbols[i]

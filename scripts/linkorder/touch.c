@@ -2,11 +2,16 @@
  * with LD_PRELOAD, it makes the program's executable mapping PROT_NONE and, on each first fault in
  * it, notes the page and makes it executable again. On SIGUSR2 and at exit it writes "base HEX"
  * (where the program is loaded) and one page address per line to DIR/touched.PID, DIR being
- * $APT_LAYER_TOUCHED_DIR (default /tmp). scripts/link-order.sh builds and uses it:
+ * $APT_LAYER_TOUCHED_DIR (default /tmp): written to DIR/.touched.PID and renamed, so a file that
+ * exists is complete, and with write(2) only (async-signal-safe: the signal may come while another
+ * thread holds malloc's lock). Only the program $APT_LAYER_TOUCHED_PROGRAM (its resolved path) is
+ * traced; other programs it runs inherit LD_PRELOAD and are left alone.
+ * scripts/link-order.sh builds and uses it:
  *   clang -shared -fPIC -O2 -o touch.so scripts/linkorder/touch.c
- *   SWIFT_BACKTRACE=enable=no LD_PRELOAD=$PWD/touch.so PROGRAM ...
+ *   SWIFT_BACKTRACE=enable=no APT_LAYER_TOUCHED_PROGRAM=PATH LD_PRELOAD=$PWD/touch.so PATH ...
  * and order.py turns the pages into an lld --symbol-ordering-file. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,8 @@
 
 static unsigned long lo, hi, base;
 static unsigned char *seen;
+static char final_path[4200], temporary_path[4200];
+static pid_t traced_pid; /* a fork of it (libostree's fsfreeze watchdog) writes nothing */
 
 static void on_fault(int sig, siginfo_t *info, void *context) {
     (void)context;
@@ -29,28 +36,51 @@ static void on_fault(int sig, siginfo_t *info, void *context) {
     raise(sig);
 }
 
-static void dump(int sig) {
-    (void)sig;
-    char path[4200];
-    const char *dir = getenv("APT_LAYER_TOUCHED_DIR");
-    snprintf(path, sizeof path, "%s/touched.%d", dir ? dir : "/tmp", getpid());
-    FILE *f = fopen(path, "w");
-    if (!f || !seen) { if (f) fclose(f); return; }
-    fprintf(f, "base %lx\n", base);
-    for (unsigned long i = 0; i < (hi - lo) >> 12; i++)
-        if (seen[i]) fprintf(f, "%lx\n", lo + (i << 12));
-    fclose(f);
+/* Appends "PREFIX HEX\n" to buffer at *used, flushing to fd when it fills. */
+static void put(int fd, char *buffer, size_t *used, const char *prefix, unsigned long value) {
+    if (*used > 4000) {
+        (void)!write(fd, buffer, *used);
+        *used = 0;
+    }
+    while (*prefix) buffer[(*used)++] = *prefix++;
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[value & 15];
+        value >>= 4;
+    } while (value);
+    while (n) buffer[(*used)++] = digits[--n];
+    buffer[(*used)++] = '\n';
 }
 
-__attribute__((destructor)) static void at_exit(void) {
-    if (seen) dump(0);
+static void dump(int sig) {
+    (void)sig;
+    if (!seen || getpid() != traced_pid) return;
+    int fd = open(temporary_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char buffer[4096];
+    size_t used = 0;
+    put(fd, buffer, &used, "base ", base);
+    for (unsigned long i = 0; i < (hi - lo) >> 12; i++)
+        if (seen[i]) put(fd, buffer, &used, "", lo + (i << 12));
+    (void)!write(fd, buffer, used);
+    close(fd);
+    rename(temporary_path, final_path);
 }
+
+__attribute__((destructor)) static void at_exit(void) { dump(0); }
 
 __attribute__((constructor)) static void setup(void) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return;
     exe[n] = 0;
+    const char *traced = getenv("APT_LAYER_TOUCHED_PROGRAM");
+    if (!traced || strcmp(traced, exe) != 0) return;
+    traced_pid = getpid();
+    const char *dir = getenv("APT_LAYER_TOUCHED_DIR");
+    snprintf(final_path, sizeof final_path, "%s/touched.%d", dir ? dir : "/tmp", getpid());
+    snprintf(temporary_path, sizeof temporary_path, "%s/.touched.%d", dir ? dir : "/tmp", getpid());
     FILE *maps = fopen("/proc/self/maps", "r");
     if (!maps) return;
     char line[8192];
