@@ -59,12 +59,10 @@ final class AgentBed: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static var binary: String { URL(fileURLWithPath: Paths.cli).deletingLastPathComponent().appendingPathComponent("apt-layerd").path }
-
     /// Starts the agent and waits until its health endpoint answers.
     func start(environment: [String: String] = [:]) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: Paths.agent)
         p.arguments = ["--config", configPath, "--drop-in", "\(bed.fixtures)/agent.d"]
         var env = ProcessInfo.processInfo.environment
         env["OSTREE_SYSROOT_DEBUG"] = "mutable-deployments"

@@ -40,7 +40,7 @@ struct AgentLifecycleTests {
     @Test func secondAgentOnTheSameStateDirectoryRefuses() throws {
         let agent = try AgentBed()
         let (code, output) = try Shell.status(
-            "\(AgentBed.binary) --config \(agent.configPath) --listen 127.0.0.1:\(agent.port + 1) --metrics-listen 127.0.0.1:\(agent.metricsPort + 1)",
+            "\(Paths.agent) --config \(agent.configPath) --listen 127.0.0.1:\(agent.port + 1) --metrics-listen 127.0.0.1:\(agent.metricsPort + 1)",
             environment: TestBed.environment)
         #expect(code == 1)
         #expect(output.contains("another apt-layerd"))
@@ -78,13 +78,13 @@ struct AgentLifecycleTests {
         #expect(noSocket.maxUploadBytes == 4096)
 
         let (code, output) = try Shell.status(
-            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert /nonexistent"
+            "\(Paths.agent) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert /nonexistent"
         )
         #expect(code == 1 && output.contains("TLS files"))
         let pki = "\(dir)/pki"
         try Shell.run("\(Paths.packageRoot)/scripts/make-test-pki.sh \(pki)")
         let checked = try Shell.run(
-            "\(AgentBed.binary) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert \(pki)/server.crt --tls-key \(pki)/server.key --client-ca \(pki)/ca.crt"
+            "\(Paths.agent) --config \(dir)/main.yaml --drop-in \(dir)/usr.d --drop-in \(dir)/etc.d --queue-length 9 --check-config --tls-cert \(pki)/server.crt --tls-key \(pki)/server.key --client-ca \(pki)/ca.crt"
         )
         #expect(checked.contains("queue-length: 9"))
         #expect(checked.contains("127.0.0.1:2000"))

@@ -47,7 +47,7 @@ struct CLIHabitsTests {
         let status = try Shell.run("\(Paths.cli) status --agent unix:\(agent.socket)")
         #expect(status.hasPrefix("State: idle\nDeployments:\n"), "\(status)")
         #expect(status.contains("Diff: ") == false || status.contains("                Diff: "), "\(status)")
-        for binary in [Paths.cli, AgentBed.binary] {
+        for binary in [Paths.cli, Paths.agent] {
             #expect(try Shell.run("\(binary) --version").range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil)
         }
     }

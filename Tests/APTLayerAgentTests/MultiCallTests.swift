@@ -31,7 +31,7 @@ struct MultiCallTests {
         sysroot: \(directory)
         state-directory: \(directory)/state
         """.write(toFile: "\(directory)/agent.yaml", atomically: true, encoding: .utf8)
-        for program in ["\(directory)/apt-layerd", AgentBed.binary] {
+        for program in ["\(directory)/apt-layerd", Paths.agent] {
             let (checked, effective) = try Shell.status("\(program) --check-config --config \(directory)/agent.yaml --drop-in \(directory)/none 2>&1")
             #expect(checked == 0, "\(program): \(effective)")
             #expect(

@@ -14,7 +14,7 @@ struct ReliabilitySmallerTests {
         try Shell.run("mkdir -p \(journal)")
         try "journal: \(journal)\n".write(toFile: "\(agent.bed.fixtures)/journal.yaml", atomically: true, encoding: .utf8)
         let (code, output) = try Shell.status(
-            "cat \(agent.configPath) \(agent.bed.fixtures)/journal.yaml > \(agent.bed.fixtures)/dir.yaml && \(AgentBed.binary) --config \(agent.bed.fixtures)/dir.yaml --drop-in /nonexistent 2>&1",
+            "cat \(agent.configPath) \(agent.bed.fixtures)/journal.yaml > \(agent.bed.fixtures)/dir.yaml && \(Paths.agent) --config \(agent.bed.fixtures)/dir.yaml --drop-in /nonexistent 2>&1",
             environment: TestBed.environment)
         #expect(code == 78, "\(output)")
         #expect(output.contains("is a directory"), "\(output)")

@@ -32,7 +32,7 @@ struct SystemdTests {
             """
         try script.write(toFile: "\(agent.bed.fixtures)/notify.py", atomically: true, encoding: .utf8)
         let output = try Shell.run(
-            "python3 \(agent.bed.fixtures)/notify.py \(agent.bed.fixtures)/notify.sock \(AgentBed.binary) --config \(agent.configPath) --drop-in /nonexistent --metrics-listen=127.0.0.1:\(agent.metricsPort)",
+            "python3 \(agent.bed.fixtures)/notify.py \(agent.bed.fixtures)/notify.sock \(Paths.agent) --config \(agent.configPath) --drop-in /nonexistent --metrics-listen=127.0.0.1:\(agent.metricsPort)",
             environment: TestBed.environment)
         #expect(output.contains("healthz-at-ready 200"))
         #expect(output.contains("msg READY=1"))

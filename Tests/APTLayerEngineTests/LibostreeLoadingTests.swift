@@ -10,7 +10,7 @@ struct LibostreeLoadingTests {
 
     /// Neither program names them as needed libraries: the dynamic loader does not map them at exec.
     @Test func theProgramsDoNotNeedLibostreeAtExec() throws {
-        for program in [Paths.cli, AgentProgram.path] {
+        for program in [Paths.cli, Paths.agent] {
             let needed = try Shell.run("readelf -d \(program)").split(separator: "\n").filter { $0.contains("(NEEDED)") }
             #expect(needed.contains { $0.contains("libc.so.6") }, "\(program): \(needed)")
             for library in Self.lazy {
@@ -22,9 +22,8 @@ struct LibostreeLoadingTests {
     /// `--version` never loads them; a command that reads a repository loads them, and its result
     /// is libostree's own (so every trampoline it crossed passed its arguments through).
     @Test func onlyACommandThatUsesLibostreeLoadsIt() throws {
-        let directory = try Shell.run("mktemp -d /tmp/apt-layer-lazy.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        let directory = try bareRepository()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createDirectory(atPath: "\(directory)/ostree/repo", withIntermediateDirectories: true)
 
         let (versionStatus, version) = try Shell.status("LD_DEBUG=files \(Paths.cli) --version 2>&1")
         #expect(versionStatus == 0)
@@ -42,9 +41,8 @@ struct LibostreeLoadingTests {
 @Suite("libostree missing at run time")
 struct LibostreeMissingTests {
     @Test func aCommandThatNeedsItSaysSoInOneLine() throws {
-        let directory = try Shell.run("mktemp -d /tmp/apt-layer-lazy.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+        let directory = try bareRepository()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createDirectory(atPath: "\(directory)/ostree/repo", withIntermediateDirectories: true)
         // The library's file replaced by an empty one in a private mount namespace.
         let library = try Shell.run("readlink -f /usr/lib/x86_64-linux-gnu/libostree-1.so.1").trimmingCharacters(in: .whitespacesAndNewlines)
         let hidden = "bwrap --dev-bind / / --ro-bind /dev/null \(library)"
@@ -61,7 +59,9 @@ struct LibostreeMissingTests {
     }
 }
 
-/// The development build's agent program, beside the CLI.
-enum AgentProgram {
-    static var path: String { (Paths.cli as NSString).deletingLastPathComponent + "/apt-layerd" }
+/// A temporary directory holding an empty `ostree/repo` (libostree refuses it: no `objects`).
+func bareRepository() throws -> String {
+    let directory = try Shell.run("mktemp -d /tmp/apt-layer-lazy.XXXXXX").trimmingCharacters(in: .whitespacesAndNewlines)
+    try FileManager.default.createDirectory(atPath: "\(directory)/ostree/repo", withIntermediateDirectories: true)
+    return directory
 }

@@ -63,4 +63,7 @@ public enum Paths {
         if dir.lastPathComponent == "MacOS" || dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }
         return dir.appendingPathComponent("apt-layer").path
     }
+
+    /// The development build's `apt-layerd` program, beside ``cli``.
+    public static var agent: String { URL(fileURLWithPath: cli).deletingLastPathComponent().appendingPathComponent("apt-layerd").path }
 }
