@@ -31,7 +31,8 @@ export OSTREE_SYSROOT_DEBUG=mutable-deployments
 swift build --build-tests
 # Man pages and shell completions generated from the argument parser, as the .deb ships them.
 bash Tests/Fixtures/system/test_cli_docs.sh .build/debug
-# apt-layer's .deb, built once and in release mode, as users get it (6.5 min cold on 2 cores): the
+# apt-layer's .deb, built once and in release mode, as users get it (about 6 min cold on 2 cores, with the
+# link-order profile): the
 # realistic tier resolves it against Debian 12, Debian 13 and Ubuntu 24.04, the VM tier installs it
 # into each image it boots.
 t0=$(date +%s)
