@@ -41,7 +41,7 @@ S=$work/sysroot
 gcc -shared -fPIC -O2 -o "$work/wrk-client-cert.so" "$here/bench/support/wrk-client-cert.c" -ldl
 . "$here/bench/support/agent-bed.sh"
 # wrk's 64 and the readers' 300 connections come from one address (the default limit is 32).
-agent_bed "$work" "$bin" "max-connections-per-peer: 1024"
+AGENT_BED_SOCKET=$work/agent.sock agent_bed "$work" "$bin" "max-connections-per-peer: 1024"
 
 ready=()
 for i in 1 2 3 4 5; do
@@ -174,9 +174,12 @@ for _ in range(7):
 print(f"{statistics.median(times):.1f}")
 PY
 )
-cli_rollback=(); cli_start=()
+# The CLI through the agent's local socket is what `apt-layer rollback` and `status` do on a host.
+cli_rollback=(); cli_start=(); sock_rollback=(); sock_status=()
 for i in 1 2 3 4 5 6 7; do
   t0=$(date +%s%N); "$bin/apt-layer" rollback -q --local --sysroot "$S" >/dev/null; t1=$(date +%s%N); cli_rollback+=("$(( (t1 - t0) / 1000 ))")
+  t0=$(date +%s%N); "$bin/apt-layer" rollback -q --agent "unix:$work/agent.sock" >/dev/null; t1=$(date +%s%N); sock_rollback+=("$(( (t1 - t0) / 1000 ))")
+  t0=$(date +%s%N); "$bin/apt-layer" status --agent "unix:$work/agent.sock" >/dev/null; t1=$(date +%s%N); sock_status+=("$(( (t1 - t0) / 1000 ))")
   t0=$(date +%s%N); "$bin/apt-layer" --version >/dev/null; t1=$(date +%s%N); cli_start+=("$(( (t1 - t0) / 1000 ))")
 done
 ms_median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'; }
@@ -238,4 +241,6 @@ printf '| .deb / installed size | %s / %s |\n' "$(mb $(( $(stat -c %s "$deb") / 
 printf '| exec to READY=1, packaged (median of 5) / development build (one) | %s ms / %s ms |\n' "$ready_ms" "$dev_ready"
 printf '| rollback through the API, POST to its finished event (%s deployments, median of 7) | %s ms |\n' "$deployments" "$api_rollback"
 printf '| rollback with the CLI, local, process included (median of 7) | %s ms |\n' "$(ms_median "${cli_rollback[@]}")"
+printf '| rollback with the CLI through the agent'"'"'s socket, as on a host, process included (median of 7) | %s ms |\n' "$(ms_median "${sock_rollback[@]}")"
+printf '| status with the CLI through the agent'"'"'s socket (median of 7) | %s ms |\n' "$(ms_median "${sock_status[@]}")"
 printf '| the CLI process alone: apt-layer --version (median of 7) | %s ms |\n' "$(ms_median "${cli_start[@]}")"

@@ -139,7 +139,7 @@ extension Agent {
         // Compact JSON (the runtime's default pretty-prints every response) with sorted keys: the
         // same document is the same bytes on every path (StatusBytes splices into that order).
         try core.handler.registerHandlers(
-            on: router, configuration: .init(dateTranscoder: RFC3339Transcoder(), jsonEncodingOptions: [.sortedKeys]))
+            on: router, configuration: .aptLayer)
         return router
     }
 

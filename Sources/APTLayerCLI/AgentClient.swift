@@ -38,43 +38,38 @@ struct AgentClient: Sendable {
 
     /// Opens a client, runs `body` with it and shuts it down.
     static func with<T: Sendable>(_ endpoint: Endpoint, _ body: @Sendable (AgentClient) async throws -> T) async throws -> T {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(10))
-        let serverURL: URL
         if endpoint.address.hasPrefix("unix:") {
-            // `http+unix://` with the socket path, percent-encoded, as the host; no path of its own.
             let socket = String(endpoint.address.dropFirst(5))
             var info = stat()
             guard stat(socket, &info) == 0 else {
                 throw Failure(
                     message: "no agent socket at \(socket): is apt-layerd running? (systemctl status apt-layerd; or --local to run the engine here)")
             }
-            guard let url = URL(httpURLWithSocketPath: socket, uri: "/"), let base = URL(string: String(url.absoluteString.dropLast())) else {
-                throw Failure(message: "invalid socket path \(socket)")
-            }
-            serverURL = base
-        } else {
-            guard let url = URL(string: endpoint.address.trimmingCharacters(in: CharacterSet(charactersIn: "/"))), url.scheme == "https",
-                url.host != nil
-            else {
-                throw Failure(message: "--agent must be https://HOST:PORT or unix:PATH, not \(endpoint.address)")
-            }
-            serverURL = url
-            if let ca = endpoint.tls.ca, !FileManager.default.isReadableFile(atPath: ca) {
-                throw Failure(message: "--ca \(ca): no such readable file")
-            }
-            do { configuration.tlsConfiguration = try endpoint.tls.configuration() } catch {
-                switch error.file {
-                case .ca: throw Failure(message: "--ca \(error.path): not a readable PEM CA bundle")
-                case .certificate: throw Failure(message: "--cert \(error.path): not a readable PEM certificate")
-                case .key: throw Failure(message: "--key \(error.path): not a readable PEM private key")
-                }
+            // The socket's own transport: no event loops, no pool (UnixSocketTransport).
+            let api = Client(serverURL: URL(string: "http://localhost")!, configuration: .aptLayer, transport: UnixSocketTransport(path: socket))
+            return try await body(AgentClient(endpoint: endpoint, api: api))
+        }
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10))
+        guard let serverURL = URL(string: endpoint.address.trimmingCharacters(in: CharacterSet(charactersIn: "/"))), serverURL.scheme == "https",
+            serverURL.host != nil
+        else {
+            throw Failure(message: "--agent must be https://HOST:PORT or unix:PATH, not \(endpoint.address)")
+        }
+        if let ca = endpoint.tls.ca, !FileManager.default.isReadableFile(atPath: ca) {
+            throw Failure(message: "--ca \(ca): no such readable file")
+        }
+        do { configuration.tlsConfiguration = try endpoint.tls.configuration() } catch {
+            switch error.file {
+            case .ca: throw Failure(message: "--ca \(error.path): not a readable PEM CA bundle")
+            case .certificate: throw Failure(message: "--cert \(error.path): not a readable PEM certificate")
+            case .key: throw Failure(message: "--key \(error.path): not a readable PEM private key")
             }
         }
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         // A transaction's event stream lasts as long as the transaction.
         let transport = AsyncHTTPClientTransport(configuration: .init(client: http, timeout: .hours(24)))
-        let client = AgentClient(endpoint: endpoint, api: Client(serverURL: serverURL, transport: transport))
+        let client = AgentClient(endpoint: endpoint, api: Client(serverURL: serverURL, configuration: .aptLayer, transport: transport))
         let result: Result<T, any Error>
         do { result = .success(try await body(client)) } catch { result = .failure(error) }
         try? await http.shutdown()
@@ -101,6 +96,7 @@ struct AgentClient: Sendable {
 
     /// One line for a failure below HTTP.
     static func transportMessage(_ error: any Error, address: String) -> String {
+        if let socket = error as? UnixSocketTransport.Failure { return socket.message(address: address) }
         let text = String(describing: error)
         let first = text.split(separator: "\n").first.map(String.init) ?? text
         if text.contains("ECONNREFUSED") || text.contains("Connection refused") || text.contains("connectionRefused") {
@@ -217,6 +213,8 @@ struct AgentClient: Sendable {
                         if let data = event.data { continuation.yield(data.model) }
                     }
                     continuation.finish()
+                } catch let failure as UnixSocketTransport.Failure {
+                    continuation.finish(throwing: Failure(message: failure.message(address: endpoint.address)))
                 } catch { continuation.finish(throwing: error) }
             }
             continuation.onTermination = { _ in pump.cancel() }

@@ -2,7 +2,8 @@
 #   agent_bed WORK BIN [YAML-LINE...]
 # The fixture sysroot WORK/sysroot (the fixture base deployed, fixture-lib layered) made with
 # BIN/apt-layer, a test PKI in WORK/pki, and WORK/agent.yaml for an agent on 127.0.0.1:17443
-# (metrics :17478, roles reader and operator, state in WORK/state) with the YAML-LINEs appended.
+# (metrics :17478, roles reader and operator, state in WORK/state, its local socket at
+# $AGENT_BED_SOCKET if set, else none) with the YAML-LINEs appended.
 # Also: mem PID, which prints "RSS anonymous PSS" in kB (smaps_rollup).
 agent_bed() {
   local work=$1 bin=$2 S=$1/sysroot
@@ -22,7 +23,7 @@ roles: { reader: reader, operator: operator }
 sysroot: $S
 os: debian
 state-directory: $work/state
-socket: ""
+socket: "${AGENT_BED_SOCKET:-}"
 YAML
   local line
   for line in "$@"; do echo "$line" >> "$work/agent.yaml"; done
