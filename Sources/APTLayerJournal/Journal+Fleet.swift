@@ -6,6 +6,9 @@ import GRDB
 /// Table `fleet_policy`; the newest row is the policy in force. Rows outlive OS rollbacks (the
 /// journal lives under `/var`).
 public struct PolicyRecord: Sendable, Equatable, Codable, FetchableRecord, MutablePersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "fleet_policy"
     public var seq: Int64?
     public var fleet: String
@@ -34,6 +37,9 @@ public struct PolicyRecord: Sendable, Equatable, Codable, FetchableRecord, Mutab
 /// A policy fetch that did not produce a new accepted policy because something was wrong with it
 /// (not because it was unchanged). Table `fleet_policy_rejection`.
 public struct PolicyRejectionRecord: Sendable, Equatable, Codable, FetchableRecord, MutablePersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "fleet_policy_rejection"
     public var seq: Int64?
     public var at: Date
@@ -59,6 +65,9 @@ public struct PolicyRejectionRecord: Sendable, Equatable, Codable, FetchableReco
 /// every transition (with a row in `fleet_transition`), so that a restart, a kill -9 or a reboot
 /// resumes where it was.
 public struct DriverRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "fleet_driver"
     public var id = 1
     public var state: UpdateState
@@ -92,6 +101,9 @@ public struct DriverRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
 
 /// One journaled move of the update driver. Table `fleet_transition`.
 public struct DriverTransitionRecord: Sendable, Equatable, Codable, FetchableRecord, MutablePersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "fleet_transition"
     public var seq: Int64?
     public var at: Date
@@ -106,6 +118,9 @@ public struct DriverTransitionRecord: Sendable, Equatable, Codable, FetchableRec
 /// A release that failed its health checks on this host. Table `fleet_denylist`; retried only when
 /// a signed policy gives the release a `retry-epoch` above `retryEpoch`.
 public struct DenylistRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "fleet_denylist"
     public var releaseId: String
     public var commit: String

@@ -29,6 +29,9 @@ public protocol JournalObserver: Sendable {
 /// One status report waiting to be sent. Table `telemetry_outbox`; `seq` is strictly increasing
 /// (AUTOINCREMENT), so receivers can tell duplicates (delivery is at least once).
 public struct OutboxRecord: Sendable, Equatable, Codable, FetchableRecord, MutablePersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "telemetry_outbox"
     public var seq: Int64?
     public var createdAt: Date
@@ -46,6 +49,9 @@ public struct OutboxRecord: Sendable, Equatable, Codable, FetchableRecord, Mutab
 /// A report the collector refused for good (a 4xx other than 408/413/429). Table
 /// `telemetry_dead_letter`, the newest 1000 kept, for an operator to look at.
 public struct DeadLetterRecord: Sendable, Equatable, Codable, FetchableRecord, MutablePersistableRecord {
+    /// Dates as GRDB stores them, made without ICU (``Foundation/Date/journalText``).
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .journal }
+
     public static let databaseTableName = "telemetry_dead_letter"
     public var seq: Int64?
     public var reportSeq: Int64
@@ -184,7 +190,7 @@ extension Journal {
             sql: """
                 INSERT INTO telemetry_state (id, lastHash, lastReportAt) VALUES (1, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET lastHash = excluded.lastHash, lastReportAt = excluded.lastReportAt
-                """, arguments: [hash, at])
+                """, arguments: [hash, at.journalText])
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM telemetry_outbox") ?? 0
         if count > maxRows {
             let excess = count - maxRows

@@ -240,7 +240,7 @@ public final class Journal: Sendable {
             var request = TransactionRecord.order(Column("seq").desc)
             if let state { request = request.filter(Column("state") == state.rawValue) }
             if let operation { request = request.filter(Column("operation") == operation.rawValue) }
-            if let since { request = request.filter(Column("createdAt") >= since) }
+            if let since { request = request.filter(Column("createdAt") >= since.journalText) }
             if let before { request = request.filter(Column("seq") < before) }
             return try request.limit(limit).fetchAll(db)
         }
@@ -332,8 +332,10 @@ public final class Journal: Sendable {
     public func applyRetention(maxAge: TimeInterval, maxCount: Int, now: Date = Date()) throws -> Int {
         try writer.write { db in
             let finished = TransactionState.allCases.filter(\.isFinished).map(\.rawValue)
-            var deleted = try TransactionRecord.filter(finished.contains(Column("state")) && Column("createdAt") < now.addingTimeInterval(-maxAge))
-                .deleteAll(db)
+            var deleted = try TransactionRecord.filter(
+                finished.contains(Column("state")) && Column("createdAt") < now.addingTimeInterval(-maxAge).journalText
+            )
+            .deleteAll(db)
             // Only the positions: decoding whole rows would fail on a row of a newer format.
             let keep = try Int64.fetchAll(db, sql: "SELECT seq FROM txn ORDER BY seq DESC LIMIT ?", arguments: [maxCount])
             if let oldestKept = keep.last, keep.count == maxCount {

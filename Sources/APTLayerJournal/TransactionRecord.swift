@@ -121,9 +121,9 @@ public struct TransactionRecord: Sendable, Equatable, FetchableRecord, MutablePe
         container[Columns.requester] = requester
         container[Columns.role] = role
         container[Columns.idempotencyKey] = idempotencyKey
-        container[Columns.createdAt] = createdAt
-        container[Columns.startedAt] = startedAt
-        container[Columns.finishedAt] = finishedAt
+        container[Columns.createdAt] = createdAt.journalText
+        container[Columns.startedAt] = startedAt?.journalText
+        container[Columns.finishedAt] = finishedAt?.journalText
         container[Columns.changed] = changed
         container[Columns.summary] = summary
         container[Columns.resultChecksum] = resultChecksum
@@ -173,7 +173,7 @@ public struct EventRecord: Sendable, Equatable, FetchableRecord, PersistableReco
         container["number"] = number
         container["kind"] = event.kind.rawValue
         container["data"] = event.json
-        container["at"] = at
+        container["at"] = at.journalText
     }
 }
 
