@@ -214,7 +214,7 @@ extension AgentConfiguration {
                 throw ConfigurationError(message: "cannot read \(file)")
             }
             let node: Any?
-            do { node = try Yams.load(yaml: text) } catch { throw ConfigurationError(message: "\(file): invalid YAML: \(error)") }
+            do { node = try YAMLValues.load(text) } catch { throw ConfigurationError(message: "\(file): invalid YAML: \(error)") }
             guard let mapping = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
                 throw ConfigurationError(message: "\(file): the top level must be a mapping")
             }
