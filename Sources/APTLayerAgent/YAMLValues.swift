@@ -7,7 +7,8 @@ import Yams
 /// regular-expression engine: the larger part of what the agent ran of ICU before READY. The same
 /// rules, written out: `YAMLValuesTests` checks them against Yams' resolver for every kind.
 /// Differences: a timestamp stays a string (Yams made a `Date`, which the configuration's JSON
-/// step refused); mapping keys are always strings.
+/// step refused); mapping keys are always strings; `!!str` on a plain scalar is not seen (see
+/// ``scalar(_:)``).
 enum YAMLValues {
     /// The document's value; nil for an empty document.
     static func load(_ text: String) throws -> Any? {
@@ -17,20 +18,40 @@ enum YAMLValues {
 
     static func value(_ node: Node) -> Any {
         switch node {
-        case .scalar(let scalar): return scalar.style == .plain || scalar.style == .any ? plain(scalar.string) : scalar.string
+        case .scalar(let scalar): return self.scalar(scalar)
         case .sequence(let sequence): return sequence.map(value)
         case .mapping(let mapping):
-            var result: [String: Any] = [:]
-            // `<<` merges (YAML 1.1): its mappings are defaults the mapping's own keys override.
-            for (key, merged) in mapping where key.scalar?.style == .plain && key.string == "<<" {
-                for source in merged.sequence.map(Array.init) ?? [merged] {
-                    for (k, v) in source.mapping ?? [:] where result[k.string ?? ""] == nil { result[k.string ?? ""] = value(v) }
+            // As Yams' `flatten`: the `<<` merges' pairs first (each source merged itself; of a
+            // sequence of sources the earlier wins), then the mapping's own; the last pair wins.
+            var merged: [(String, Any)] = []
+            var own: [(String, Any)] = []
+            for (key, item) in mapping {
+                guard key.scalar.map({ $0.style == .plain && $0.string == "<<" }) == true else {
+                    own.append((key.string ?? "\(key)", value(item)))
+                    continue
                 }
+                let sources = item.sequence.map { Array($0).reversed() } ?? [item]
+                for source in sources { merged += (value(source) as? [String: Any] ?? [:]).map { ($0.key, $0.value) } }
             }
-            for (key, item) in mapping where !(key.scalar?.style == .plain && key.string == "<<") {
-                result[key.string ?? "\(key)"] = value(item)
-            }
-            return result
+            return Dictionary(merged + own, uniquingKeysWith: { $1 })
+        }
+    }
+
+    /// A scalar's value: a plain one by YAML 1.1's implicit types, a quoted one as its string, one
+    /// with an explicit tag (`!!int "12"`, `!!bool "yes"`) as that tag says. The basic resolver
+    /// tags every untagged scalar `str`, so `!!str` on a plain scalar cannot be told from no tag
+    /// and reads as untagged (Yams keeps the string): quote it instead.
+    static func scalar(_ scalar: Node.Scalar) -> Any {
+        let text = scalar.string
+        let isPlain = scalar.style == .plain || scalar.style == .any
+        // As Yams constructs them: a number only from a plain scalar, null only from a null word.
+        switch Tag.Name(rawValue: scalar.tag.description) {
+        case .int: return isPlain ? integer(text) ?? text : text
+        case .float: return isPlain ? float(text) ?? integer(text).map(Double.init) ?? text : text
+        case .bool: return (plain(text) as? Bool) ?? text
+        case .null: return plain(text) is NSNull ? NSNull() : text
+        case .str, .implicit: return isPlain ? plain(text) : text
+        default: return text  // tags the configuration has no use for
         }
     }
 

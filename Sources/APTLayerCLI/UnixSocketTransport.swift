@@ -35,6 +35,7 @@ struct UnixSocketTransport: ClientTransport {
                 "cannot connect to the agent at \(address): connection refused (is apt-layerd running and listening there?)"
             case .call(_, ENOENT): "cannot connect to the agent at \(address): no such socket"
             case .call(_, EACCES): "cannot connect to the agent at \(address): permission denied (run as root or a user with a role)"
+            case .call(_, EAGAIN), .call(_, ETIMEDOUT): "cannot connect to the agent at \(address): timed out (is apt-layerd stuck?)"
             case .closed, .call(_, ECONNRESET), .call(_, EPIPE): "the agent at \(address) closed the connection (did it restart?)"
             default: "cannot reach the agent at \(address): \(description)"
             }
@@ -78,6 +79,10 @@ final class SocketConnection: Sendable {
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .call("socket", errno: errno) }
+        // An agent whose accept queue is full would block connect(2) for ever; a Unix socket's
+        // connect (and a write the agent does not drain) gives up after the send time-out.
+        var limit = timeval(tv_sec: 10, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -155,6 +160,10 @@ final class SocketConnection: Sendable {
         }
         let code = response.status.code
         let length = response.headerFields[.contentLength].flatMap { Int($0) }
+        if let length, length < 0 {
+            head.resume(throwing: UnixSocketTransport.Failure.malformed("Content-Length \(length)"))
+            return
+        }
         let chunked = response.headerFields[.transferEncoding]?.lowercased().contains("chunked") ?? false
         if isHead || (100..<200).contains(code) || code == 204 || code == 304 {
             head.resume(returning: (response, nil))
@@ -223,6 +232,15 @@ struct SocketInput {
 
     /// The status line and the header fields, up to the empty line.
     mutating func readHead() throws(UnixSocketTransport.Failure) -> HTTPResponse {
+        while true {
+            let response = try readOneHead()
+            // An interim answer (100 Continue, 103 Early Hints) comes before the real one.
+            if !(100..<200).contains(response.status.code) || response.status.code == 101 { return response }
+        }
+    }
+
+    /// One status line and its header fields.
+    private mutating func readOneHead() throws(UnixSocketTransport.Failure) -> HTTPResponse {
         let status = try line()
         let parts = status.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]), (100...599).contains(code) else {

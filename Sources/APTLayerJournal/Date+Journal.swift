@@ -11,8 +11,10 @@ extension Date {
     public var journalText: String {
         // Milliseconds since 1970 rounded half up, as GRDB's text has them (tested against it).
         let milliseconds = ((timeIntervalSinceReferenceDate + 978_307_200) * 1000 + 0.5).rounded(.down)
-        // Out of any calendar a journal meets: GRDB's own text.
-        guard milliseconds.isFinite, abs(milliseconds) < 1e15 else { return String.fromDatabaseValue(databaseValue) ?? "" }
+        // Before 1583 ICU's calendar is Julian, after 1e15 ms far out: GRDB's own text there.
+        guard milliseconds.isFinite, milliseconds >= -12_212_553_600_000, milliseconds < 1e15 else {
+            return String.fromDatabaseValue(databaseValue) ?? ""
+        }
         let total = Int64(milliseconds)
         var days = total / 86_400_000
         var inDay = total % 86_400_000

@@ -64,11 +64,22 @@ struct YAMLValuesTests {
             merged:
               <<: *base
               b: 3
+            mid: &mid {<<: *base, c: 4}
+            leaf: {<<: *mid, d: 5}
+            tagged: [!!int 12, !!bool yes, !!float 1, !!null x, "0644", !!int "12", !!bool "true", !!float "1.5"]
             """
         let value = try #require(try YAMLValues.load(document) as? [String: Any])
         #expect((value["quoted"] as? [Any]).map { $0.map(Self.describe) } == ["string yes", "string 1", "string ~", "int 1"])
         let merged = try #require(value["merged"] as? [String: Any])
         #expect(Self.describe(merged["a"]) == "int 1" && Self.describe(merged["b"]) == "int 3" && merged.count == 2)
+        // Chained merges flatten as Yams flattens them; explicit tags win over the implicit rules.
+        let theirs = try #require(try Yams.load(yaml: document) as? [String: Any])
+        for key in ["merged", "mid", "leaf"] {
+            let (a, b) = (theirs[key] as? [String: Any] ?? [:], value[key] as? [String: Any] ?? [:])
+            #expect(a.mapValues(Self.describe) == b.mapValues(Self.describe), "\(key)")
+        }
+        #expect((value["leaf"] as? [String: Any])?.count == 4)
+        #expect((value["tagged"] as? [Any]).map { $0.map(Self.describe) } == ((theirs["tagged"] as? [Any]).map { $0.map(Self.describe) }))
     }
 }
 

@@ -14,7 +14,8 @@ import Testing
         var dates: [Date] = [
             Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -0.0005), Date(timeIntervalSince1970: -1),
             Date(timeIntervalSince1970: 951_782_400),  // 2000-02-29
-            Date(timeIntervalSince1970: 4_107_542_399.9999),  // 2100-02-28 23:59:59.999
+            Date(timeIntervalSince1970: 4_107_542_399.9999),  // rounds up to 2100-03-01 00:00:00.000
+            Date(timeIntervalSince1970: -12_212_553_600.001), Date(timeIntervalSince1970: -12_219_292_800),  // 1582, GRDB's path
             Date(timeIntervalSince1970: 1_798_761_599.999), Date(timeIntervalSince1970: 1_798_761_600),  // new year 2027
             Date(timeIntervalSince1970: 1_796_663_440.123_456), Date(),
         ]

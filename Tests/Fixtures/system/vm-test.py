@@ -322,7 +322,9 @@ class VM:
         console for each. Under TCG a guest has been reset once more between GRUB and the agent (a
         staged reboot of 90 s instead of 44, "0 tries left"; the serial log was gone). Then GRUB
         counted right, twice, and the note quotes the console before the second boot, the reason."""
-        serial = self.serial_text()[getattr(self, "reboot_mark", 0):]
+        if not hasattr(self, "reboot_mark"):
+            raise RuntimeError("trial_count before any reboot()")
+        serial = self.serial_text()[self.reboot_mark:]
         starts = [m.start() for m in re.finditer(r"Booting `[^']*'", serial)]
         note = ""
         if len(starts) > 1:
