@@ -46,9 +46,15 @@ enum YAMLValues {
         let isPlain = scalar.style == .plain || scalar.style == .any
         // As Yams constructs them: a number only from a plain scalar, null only from a null word.
         switch Tag.Name(rawValue: scalar.tag.description) {
-        case .int: return isPlain ? integer(text) ?? text : text
-        case .float: return isPlain ? float(text) ?? integer(text).map(Double.init) ?? text : text
-        case .bool: return (plain(text) as? Bool) ?? text
+        case .int:
+            if isPlain, let value = integer(text) { return value }
+            return text
+        case .float:
+            if isPlain, let value = float(text) ?? integer(text).map(Double.init) { return value }
+            return text
+        case .bool:
+            if let value = plain(text) as? Bool { return value }
+            return text
         case .null: return plain(text) is NSNull ? NSNull() : text
         case .str, .implicit: return isPlain ? plain(text) : text
         default: return text  // tags the configuration has no use for

@@ -80,6 +80,9 @@ struct YAMLValuesTests {
         }
         #expect((value["leaf"] as? [String: Any])?.count == 4)
         #expect((value["tagged"] as? [Any]).map { $0.map(Self.describe) } == ((theirs["tagged"] as? [Any]).map { $0.map(Self.describe) }))
+        // Plain values only (an Optional boxed in Any would be refused by the configuration's JSON step).
+        #expect(JSONSerialization.isValidJSONObject(value.filter { $0.key != "tagged" }))
+        #expect(try JSONSerialization.data(withJSONObject: value["tagged"] as? [Any] ?? []).count > 0)
     }
 }
 
