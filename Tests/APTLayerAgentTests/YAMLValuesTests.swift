@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Yams
 
@@ -34,7 +35,7 @@ struct YAMLValuesTests {
 
     @Test func sameValuesAsYamsDefaultResolver() throws {
         // Seeded, so a run is repeatable (five unseeded runs of 20,000 agreed before it was).
-        var generator = SplitMix64(seed: 24)
+        var generator = SeededGenerator(seed: 24)
         let alphabet = Array("0123456789_+-.:eExXoObBinfINFaN")
         var scalars = Self.cases
         for _ in 0..<20000 {
@@ -83,18 +84,5 @@ struct YAMLValuesTests {
         // Plain values only (an Optional boxed in Any would be refused by the configuration's JSON step).
         #expect(JSONSerialization.isValidJSONObject(value.filter { $0.key != "tagged" }))
         #expect(try JSONSerialization.data(withJSONObject: value["tagged"] as? [Any] ?? []).count > 0)
-    }
-}
-
-/// Sebastiano Vigna's SplitMix64: a seeded generator for repeatable random cases.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

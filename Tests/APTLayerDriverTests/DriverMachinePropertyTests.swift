@@ -7,19 +7,6 @@ import Testing
 
 @testable import APTLayerDriver
 
-/// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A simulated host for the machine: a journal that sometimes refuses writes, a denylist, a
 /// deployment list that follows the effects, reboots that sometimes happen, and facts that are
 /// random where the world is (policy, waves, windows, FleetLock answers, health) and sometimes
